@@ -1,0 +1,110 @@
+"""The bundle on disk.
+
+    BUNDLE/
+      index.json          every artifact and every file (path, size, sha256); written last
+      index.json.sig      detached cosign-format signature over the exact bytes of index.json
+      index.sigstore.json optional keyless Sigstore bundle over index.json
+      manifest.yaml       the input manifest, as given
+      lock.yaml           resolved digests
+      oci/                one OCI image layout (image-spec 1.1) for all images and their signatures
+      charts/ files/ models/<name>/ sbom/ os/<release>/ tools/ bootstrap.py
+      .tmp/               partial downloads; never part of a finished bundle
+
+Anything on disk that index.json does not list is an error at verify time.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.errors import BundleError
+
+INDEX = "index.json"
+INDEX_SIG = "index.json.sig"
+INDEX_SIGSTORE = "index.sigstore.json"
+# Files that live beside index.json but cannot be listed in it (they sign it, or they are reports about it).
+UNINDEXED = {INDEX, INDEX_SIG, INDEX_SIGSTORE}
+UNINDEXED_DIRS = {"reports"}
+
+
+@dataclass(frozen=True)
+class BundleLayout:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path) -> "BundleLayout":
+        return cls(Path(root).resolve())
+
+    @property
+    def index(self) -> Path:
+        return self.root / INDEX
+
+    @property
+    def index_sig(self) -> Path:
+        return self.root / INDEX_SIG
+
+    @property
+    def index_sigstore(self) -> Path:
+        return self.root / INDEX_SIGSTORE
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.yaml"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "lock.yaml"
+
+    @property
+    def oci(self) -> Path:
+        return self.root / "oci"
+
+    @property
+    def charts(self) -> Path:
+        return self.root / "charts"
+
+    @property
+    def files(self) -> Path:
+        return self.root / "files"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def sbom(self) -> Path:
+        return self.root / "sbom"
+
+    @property
+    def os(self) -> Path:
+        return self.root / "os"
+
+    @property
+    def tools(self) -> Path:
+        return self.root / "tools"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def tmp(self) -> Path:
+        """Partial downloads live here, on the same filesystem, so a checked file is renamed into place atomically."""
+        return self.root / ".tmp"
+
+    def rel(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root).as_posix()
+
+    def read_index(self) -> dict:
+        if not self.root.is_dir():
+            raise BundleError(f"{self.root}: bundle directory not found")
+        if not self.index.is_file():
+            raise BundleError(f"{self.index}: missing: not a finished bundle (an interrupted or failed build leaves no index)")
+        try:
+            data = json.loads(self.index.read_bytes())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BundleError(f"{self.index}: not valid JSON: {e}") from None
+        if not isinstance(data, dict) or data.get("kind") != "BundleIndex" or not isinstance(data.get("files"), list):
+            raise BundleError(f"{self.index}: not a medai bundle index (kind BundleIndex with a files list)")
+        return data

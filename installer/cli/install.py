@@ -1,0 +1,8 @@
+"""medai install"""
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

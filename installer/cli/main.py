@@ -1,0 +1,52 @@
+"""`medai`: the one command the operator types. Each sub-command lives in its own module."""
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from installer.errors import MedaiError
+
+app = typer.Typer(
+    name="medai",
+    help=(
+        "Air-gapped installer for a private medical-AI platform.\n\n"
+        "Connected side:  medai bundle build bundles/platform.yaml --out /media/usb/bundle --sign-key site.key\n\n"
+        "Behind the gap:  medai install --inventory site.yml --bundle /media/usb/bundle --key site.pub\n\n"
+        "Prove it:        medai verify --inventory site.yml --out evidence/"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+err_console = Console(stderr=True)
+
+
+def _register() -> None:
+    from installer.cli import bundle, install, inventory, keys, lab, verify
+
+    app.add_typer(bundle.app, name="bundle", help="Build, verify, inspect and push offline bundles.")
+    app.add_typer(keys.app, name="keys", help="Signing keys (cosign-compatible).")
+    app.add_typer(inventory.app, name="inventory", help="Check a site inventory before anything runs.")
+    app.add_typer(lab.app, name="lab", help="A laptop-sized air-gapped lab: podman nodes on an internal network.")
+    install.register(app)
+    verify.register(app)
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except MedaiError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]: rerun the same command to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

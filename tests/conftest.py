@@ -1,0 +1,38 @@
+"""Shared fixtures: real servers on loopback. Area-specific fixtures live beside their tests."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import run_file_server, run_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / ".tools"
+
+# Host tools installed by .ci/setup-host.sh (cosign, helm) and the project's containers.conf.
+os.environ["PATH"] = f"{TOOLS / 'bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"
+os.environ.setdefault("CONTAINERS_CONF", str(TOOLS / "containers.conf"))
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """Anonymous Debian docker-registry on 127.0.0.1 (plain HTTP, as allowed for loopback)."""
+    with run_registry(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory):
+    """docker-registry with htpasswd basic auth (user medai / password from the fixture)."""
+    with run_registry(tmp_path_factory.mktemp("auth-registry"), "medai", "s3cret-registry-pass") as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
+def file_server(tmp_path_factory):
+    """HTTP server with Range support over a directory the test fills (FileServer.root)."""
+    root = tmp_path_factory.mktemp("www")
+    with run_file_server(root) as srv:
+        yield srv
