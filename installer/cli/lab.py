@@ -1,6 +1,103 @@
-"""medai lab …"""
+"""medai lab …: a laptop-sized air-gapped site made of podman nodes (see docs/lab.md)."""
 from __future__ import annotations
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from installer.errors import LabError
+from installer.lab import image as lab_image
+from installer.lab import nodes as lab_nodes
+from installer.lab.inventory import write_inventory
+from installer.lab.state import lab_dir, lab_inventory_file, lab_state_file
 
 app = typer.Typer(no_args_is_help=True)
+console = Console()
+
+
+@app.command("image")
+def image(rebuild: bool = typer.Option(False, "--rebuild", help="build again even if the image exists")) -> None:
+    """Build the lab node image (Debian 12 via mmdebstrap from Debian's archive) if it is missing."""
+    name = lab_image.build_image(rebuild=rebuild)
+    console.print(f"[green]ok[/] image {name}", highlight=False)
+
+
+def lab_up(servers: int, agents: int, gpu_agents: int) -> lab_nodes.Lab:
+    """Start a lab (or keep the running one) and write its inventory. Used by `up` and `demo`."""
+    if servers < 1 or servers % 2 == 0:
+        raise LabError(f"--servers {servers}: embedded etcd needs 1 or an odd number >= 3 of servers")
+    state = lab_state_file()
+    if state.exists():
+        lab = lab_nodes.Lab.load(state)
+        states = lab_nodes.container_states(lab)
+        if all(states.get(n.name) == "running" for n in lab.nodes):
+            shape = (len(lab.servers), len(lab.agents) - len(lab.gpu), len(lab.gpu))
+            if shape != (servers, agents, gpu_agents):
+                raise LabError(f"{state}: lab {lab.lab_id} is up with servers/agents/gpu-agents={shape}; "
+                               "run `medai lab down` first")
+            console.print(f"lab {lab.lab_id} is already up", highlight=False)
+            write_inventory(lab, lab_inventory_file())
+            return lab
+        raise LabError(f"{state}: lab {lab.lab_id} is not fully running; run `medai lab down` first")
+    lab_image.build_image()
+    with console.status(f"starting {servers + agents + gpu_agents} node(s)…"):
+        lab = lab_nodes.create_lab(servers=servers, agents=agents, gpu_agents=gpu_agents, key_dir=lab_dir())
+    lab.save(state)
+    write_inventory(lab, lab_inventory_file())
+    return lab
+
+
+@app.command("up")
+def up(
+    servers: int = typer.Option(1, "--servers", min=1, help="K3s servers (1 or an odd number >= 3)"),
+    agents: int = typer.Option(2, "--agents", min=0, help="K3s agents"),
+    gpu_agents: int = typer.Option(0, "--gpu-agents", min=0, help="agents placed in the gpu group (the lab has no GPUs)"),
+) -> None:
+    """Start lab nodes on a podman --internal network and write .medai/lab/site.yml."""
+    lab = lab_up(servers, agents, gpu_agents)
+    _print_lab(lab, ssh_check=False)
+    console.print(f"inventory {lab_inventory_file()}", highlight=False)
+
+
+@app.command("down")
+def down() -> None:
+    """Remove the lab's containers, network and host firewall rules, and its inventory."""
+    state = lab_state_file()
+    if not state.exists():
+        console.print("no lab is up", highlight=False)
+        return
+    lab = lab_nodes.Lab.load(state)
+    lab_nodes.destroy_lab(lab)
+    lab_inventory_file().unlink(missing_ok=True)
+    state.unlink()
+    console.print(f"[green]ok[/] lab {lab.lab_id} removed", highlight=False)
+
+
+@app.command("status")
+def status() -> None:
+    """Show the lab's nodes: container state, address, SSH from this host, default route."""
+    state = lab_state_file()
+    if not state.exists():
+        console.print("no lab is up (run `medai lab up`)", highlight=False)
+        raise typer.Exit(1)
+    lab = lab_nodes.Lab.load(state)
+    if not _print_lab(lab, ssh_check=True):
+        raise typer.Exit(1)
+
+
+def _print_lab(lab: lab_nodes.Lab, *, ssh_check: bool) -> bool:
+    states = lab_nodes.container_states(lab)
+    table = Table(title=f"lab {lab.lab_id} on {lab.network} ({lab.subnet}, no route out)", show_edge=False)
+    for col in ("host", "groups", "address", "container", *(["ssh"] if ssh_check else [])):
+        table.add_column(col)
+    healthy = True
+    for n in lab.nodes:
+        row = [n.hostname, ",".join(n.groups), n.ip, states.get(n.name, "missing")]
+        healthy &= row[-1] == "running"
+        if ssh_check:
+            ok = row[-1] == "running" and lab_nodes.ssh(n, "true", check=False, timeout=15).returncode == 0
+            healthy &= ok
+            row.append("ok" if ok else "[red]unreachable[/]")
+        table.add_row(*row)
+    console.print(table)
+    return healthy

@@ -27,6 +27,7 @@ err_console = Console(stderr=True)
 
 def _register() -> None:
     from installer.cli import bundle, install, inventory, keys, lab, verify
+    from installer.cli import bundle_trust  # noqa: F401  (adds `bundle verify` and `bundle push`)
 
     app.add_typer(bundle.app, name="bundle", help="Build, verify, inspect and push offline bundles.")
     app.add_typer(keys.app, name="keys", help="Signing keys (cosign-compatible).")

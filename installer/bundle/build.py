@@ -1,0 +1,452 @@
+"""`medai bundle build`: manifest in, finished bundle out.
+
+Order (index.json is the "finished" mark, so it is removed first and written last):
+  manifest -> charts (fetch, render, discover images) -> images (listed + discovered + extraImages) -> files
+  -> models -> OS packages -> tools/wheelhouse -> lock.yaml + manifest.yaml -> SBOMs -> image signatures
+  -> prune what this manifest no longer names -> index.json -> index signature(s) -> lock file beside the manifest.
+
+Anything failing raises a one-line MedaiError; index.json is then absent, so the half-built directory never
+passes for a bundle, and a rerun reuses every checked artifact (blobs, charts, files, model files).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from installer.bundle.discover import discover_images, normalize_ref, render_chart
+from installer.bundle.index import Artifact, write_index
+from installer.bundle.layout import BundleLayout
+from installer.bundle.lock import Lock, chart_key, check_file_pin, default_lock_path
+from installer.bundle.manifest import BundleManifest, Spec, load_manifest
+from installer.bundle.progress import Progress
+from installer.bundle.sources.charts import ChartResult, fetch_chart
+from installer.bundle.sources.files import FileResult, fetch_file
+from installer.bundle.sources.models import ModelResult, fetch_model
+from installer.errors import BundleError, LockDriftError, ManifestError, MedaiError, SourceError, TrustError
+from installer.hashing import digest_hex, sha256_bytes
+
+# What a rebuild may find in a bundle directory; anything else means --out points at the wrong place.
+_BUNDLE_ENTRIES = {"index.json", "index.json.sig", "index.sigstore.json", "manifest.yaml", "lock.yaml", "oci", "charts",
+                   "files", "models", "sbom", "os", "tools", "bootstrap.py", "sigstore", "reports", ".tmp",
+                   "index.json.tmp"}
+
+
+@dataclass
+class BuildOptions:
+    manifest: Path
+    out: Path
+    lock: Path | None = None  # default: <manifest stem>.lock.yaml beside the manifest
+    locked: bool = False
+    sign_key: Path | None = None
+    sigstore: bool = False
+    platforms: list[str] | None = None  # overrides spec.platforms
+    with_tools: bool = True
+    registry_client: Any = None  # an installer.bundle.sources.oci.RegistryClient (tests pass their own)
+    os_cache_dir: Path | None = None
+    progress: Progress | None = None
+
+
+@dataclass
+class BuildSummary:
+    bundle: str
+    name: str
+    version: str
+    lock: str
+    counts: dict[str, int]
+    total_bytes: int
+    fetched_bytes: int
+    reused_bytes: int
+    seconds: float
+    index_sha256: str
+    signed: bool
+    sigstore: bool
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+# ------------------------------------------------------------------------------------------------ optional parts
+
+
+def _optional(module: str, attr: str, feature: str) -> Callable:
+    """A function from a module that may not be part of this medai build: a clear error if the feature is asked for."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise MedaiError(f"{feature} was requested but {module}.{attr} is not available in this medai ({e})") from None
+
+
+def _maybe(module: str, attr: str) -> Callable | None:
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ steps
+
+
+def prepare_out(layout: BundleLayout) -> None:
+    """Create the bundle directory or, for a rebuild, take away its 'finished' mark before anything changes."""
+    root = layout.root
+    if root.exists() and not root.is_dir():
+        raise BundleError(f"{root}: exists and is not a directory")
+    if root.is_dir():
+        entries = set(os.listdir(root))
+        foreign = sorted(entries - _BUNDLE_ENTRIES)
+        if entries and (foreign or not entries & {"manifest.yaml", "oci", ".tmp", "index.json", "charts", "files"}):
+            raise BundleError(f"{root}: not empty and not a medai bundle (found {', '.join(foreign[:3]) or 'other files'}); "
+                              "choose an empty or new --out directory")
+    root.mkdir(parents=True, exist_ok=True)
+    for p in (layout.index, layout.index_sig, layout.index_sigstore):
+        p.unlink(missing_ok=True)
+    layout.tmp.mkdir(exist_ok=True)
+
+
+def check_lock_preflight(spec: Spec, lock: Lock) -> None:
+    """--locked: the cheap checks first, before anything is fetched."""
+    for f in spec.files:
+        check_file_pin(lock, f.name, f.sha256)
+    for c in spec.charts:
+        if chart_key(c.name, c.version) not in lock.charts:
+            raise LockDriftError(f"chart {c.name} {c.version}: not in the lock file (rebuild without --locked to add it)")
+    for m in spec.models:
+        if m.name not in lock.models:
+            raise LockDriftError(f"model {m.name}: not in the lock file (rebuild without --locked to add it)")
+        if lock.models[m.name].get("source") != m.source:
+            raise LockDriftError(f"model {m.name}: source {m.source} differs from the lock's {lock.models[m.name].get('source')}")
+
+
+def plan_images(spec: Spec, discovered: dict[str, list[str]]) -> dict[str, list[str]]:
+    """{normalised ref: charts needing it}; listed images need no chart (empty list). Order: listed, then charts'."""
+    out: dict[str, set[str]] = {}
+    for i, im in enumerate(spec.images):
+        try:
+            out.setdefault(normalize_ref(im.ref), set())
+        except ValueError as e:
+            raise ManifestError(f"spec.images[{i}].ref: {e}") from None
+    for ref, charts in discovered.items():
+        out.setdefault(ref, set()).update(charts)
+    for c in spec.charts:
+        for ref in c.extraImages:
+            out.setdefault(normalize_ref(ref), set()).add(c.name)
+    return {ref: sorted(names) for ref, names in out.items()}
+
+
+def _model_sha256(files: dict[str, str]) -> str:
+    """One digest for a whole model: sha256 over its sorted 'sha256  path' lines (sha256sum's format)."""
+    return sha256_bytes("".join(f"{sha}  {path}\n" for path, sha in sorted(files.items())).encode())
+
+
+def _prune_dir(directory: Path, keep: set[Path]) -> None:
+    """Remove files under directory that this build did not produce (an entry dropped from the manifest)."""
+    if not directory.is_dir():
+        return
+    for dirpath, _dirs, names in os.walk(directory, topdown=False):
+        for n in names:
+            p = Path(dirpath) / n
+            if p not in keep:
+                p.unlink()
+        if Path(dirpath) != directory and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+
+
+def prune_oci(oci, image_names: set[str], image_digests: set[str]) -> None:
+    """Drop layout references this build did not collect (and their signatures), then unreachable blobs."""
+    from installer.bundle.images import is_signature_ref
+
+    stale = []
+    for name, entry in oci.refs().items():
+        if name in image_names:
+            continue
+        if is_signature_ref(name):
+            tag = name.rsplit(":", 1)[-1]
+            if any(tag.startswith(f"sha256-{digest_hex(d)}") for d in image_digests):
+                continue
+        stale.append(name)
+    if stale:
+        oci.remove_refs(stale)
+    reachable: set[str] = set()
+
+    def walk(digest: str) -> None:
+        if digest in reachable or not oci.has_blob(digest):
+            return  # an index's children may be absent on purpose (platforms left out)
+        reachable.add(digest)
+        try:
+            doc = json.loads(oci.read_blob(digest))
+        except ValueError:
+            return
+        for d in doc.get("manifests") or []:
+            walk(d["digest"])
+        for d in [doc.get("config")] + list(doc.get("layers") or []):
+            if isinstance(d, dict) and d.get("digest"):
+                reachable.add(d["digest"])
+
+    for entry in oci.refs().values():
+        walk(entry.digest)
+    for digest in oci.blobs():
+        if digest not in reachable:
+            oci.blob_path(digest).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------ the build
+
+
+def build_bundle(opts: BuildOptions) -> BuildSummary:
+    started = time.monotonic()
+    progress = opts.progress or Progress()
+    manifest_path = Path(opts.manifest).resolve()
+    manifest: BundleManifest = load_manifest(manifest_path)
+    spec = manifest.spec
+    base = manifest_path.parent
+    platforms = opts.platforms or spec.platforms
+    if opts.platforms:
+        try:
+            Spec(platforms=opts.platforms)
+        except Exception as e:
+            raise ManifestError(f"--platform: {str(e).splitlines()[-1].strip()}") from None
+    lock_path = Path(opts.lock) if opts.lock else default_lock_path(manifest_path)
+    if opts.locked and not lock_path.is_file():
+        raise LockDriftError(f"{lock_path}: --locked needs the lock file, and there is none")
+    old_lock = Lock.load(lock_path)
+    if opts.locked:
+        check_lock_preflight(spec, old_lock)
+    if opts.sign_key is not None and not Path(opts.sign_key).is_file():
+        raise TrustError(f"{opts.sign_key}: signing key not found")
+
+    layout = BundleLayout.at(opts.out)
+    prepare_out(layout)
+    new_lock = Lock()
+    artifacts: list[Artifact] = []
+    known: dict[str, str] = {}  # bundle-relative path -> sha256 already computed while writing
+    keep: set[Path] = set()
+    notes: list[str] = []
+
+    # --- charts: fetch, render, discover
+    rendered: dict[str, list[dict]] = {}
+    chart_results: dict[str, ChartResult] = {}
+    for c in spec.charts:
+        key = chart_key(c.name, c.version)
+        res = fetch_chart(c, layout.charts, layout.tmp, old_lock.charts.get(key), enforce_lock=opts.locked)
+        (progress.counters.fetched if res.fetched else progress.counters.reused)(res.size)
+        chart_results[c.name] = res
+        new_lock.charts[key] = res.sha256
+        rendered[c.name] = render_chart(c, res.path)
+        keep.add(res.path)
+        known[layout.rel(res.path)] = res.sha256
+    discovered = discover_images(rendered)
+    needed_by = plan_images(spec, discovered)
+
+    # --- images
+    images_out = []
+    if needed_by:
+        from installer.bundle.images import collect_images
+        from installer.bundle.oci_layout import OCILayout
+        from installer.bundle.sources.oci import RegistryClient
+
+        oci = OCILayout(layout.oci, layout.tmp)
+        client = opts.registry_client or RegistryClient()
+        expected = old_lock.images if opts.locked else None
+        if opts.locked:
+            for ref in needed_by:
+                if ref not in old_lock.images:
+                    raise LockDriftError(f"image {ref}: not in the lock file (rebuild without --locked to add it)")
+        try:
+            with progress.task(f"images ({len(needed_by)})") as advance:
+                collected = collect_images(client, oci, list(needed_by), platforms, expected, advance)
+        except MedaiError as e:
+            charts = [n for n in needed_by.get(_which_ref(str(e), needed_by), [])]
+            if charts:
+                raise type(e)(f"{e} (needed by chart {', '.join(charts)})") from None
+            raise
+        upstream: dict[str, list] = {}
+        keyed = {normalize_ref(im.ref): im.key for im in spec.images if im.key}
+        for im in collected:
+            progress.counters.fetched(im.fetched_bytes)
+            progress.counters.reused(im.reused_bytes)
+            new_lock.images[im.ref] = im.digest
+            if im.ref in keyed:
+                verify_upstream = _optional("installer.trust.cosign", "verify_upstream", f"image {im.ref}: upstream key check")
+                key_path = Path(keyed[im.ref])
+                key_path = key_path if key_path.is_absolute() else base / key_path
+                upstream[im.digest] = verify_upstream(client, im.ref, im.digest, key_path)
+        images_out = collected
+        if upstream and opts.sign_key is None:
+            from installer.trust.signing import store_signature
+
+            for im in collected:
+                if im.digest in upstream:
+                    store_signature(oci, im.ref, im.digest, upstream[im.digest])
+    else:
+        oci = None
+        upstream = {}
+
+    # --- files
+    for f in spec.files:
+        res: FileResult = fetch_file(f, layout.files, layout.tmp, progress, base)
+        new_lock.files[f.name] = res.sha256
+        rel = layout.rel(res.path)
+        known[rel] = res.sha256
+        keep.add(res.path)
+        artifacts.append(Artifact("file", f.name, rel, res.size, res.sha256, ref=f.url,
+                                  meta={"hosts": list(f.hosts)} | ({"sigstore": f.sigstore.model_dump()} if f.sigstore else {})))
+
+    # --- models
+    for m in spec.models:
+        mres: ModelResult = fetch_model(m, layout.models, layout.tmp, progress, base,
+                                        old_lock.models.get(m.name), enforce_lock=opts.locked)
+        files = {mf.path: mf.sha256 for mf in mres.files}
+        new_lock.models[m.name] = {"source": m.source, "revision": mres.revision, "files": files}
+        paths = []
+        for mf in mres.files:
+            p = mres.dir / mf.path
+            rel = layout.rel(p)
+            known[rel] = mf.sha256
+            keep.add(p.resolve())
+            paths.append(rel)
+        artifacts.append(Artifact("model", m.name, f"models/{m.name}", mres.size, _model_sha256(files), ref=m.source,
+                                  paths=sorted(paths), meta={"revision": mres.revision, "files": files}))
+
+    # --- chart artifacts (after images, so neededBy is known both ways)
+    for c in spec.charts:
+        res = chart_results[c.name]
+        imgs = sorted(ref for ref, charts in needed_by.items() if c.name in charts)
+        artifacts.append(Artifact("chart", c.name, layout.rel(res.path), res.size, res.sha256,
+                                  ref=f"{c.repo}/{c.name}:{c.version}",
+                                  meta={"version": c.version, "repo": c.repo, "images": imgs,
+                                        "namespace": c.namespace, "releaseName": c.releaseName or c.name}))
+
+    # --- OS packages
+    if spec.osPackages:
+        collect_all = _optional("installer.bundle.sources.ospkgs", "collect_all_os_packages", "spec.osPackages")
+        os_arts, os_files = collect_all(layout, spec.osPackages, cache_dir=opts.os_cache_dir, log=progress.note)
+        artifacts += os_arts
+        known.update(os_files)
+    else:
+        _clear(layout.os)
+
+    # --- tools / wheelhouse / bootstrap
+    if opts.with_tools:
+        stage_tools = _optional("installer.bundle.tools", "stage_tools", "--with-tools (the installer wheelhouse)")
+        out = stage_tools(layout, progress=progress)
+        tool_arts, tool_files = out if isinstance(out, tuple) else (out, {})
+        artifacts += list(tool_arts or [])
+        known.update(tool_files or {})
+    else:
+        _clear(layout.tools)
+        (layout.root / "bootstrap.py").unlink(missing_ok=True)
+
+    # --- the manifest as given and the lock as resolved
+    manifest_bytes = manifest_path.read_bytes()
+    layout.manifest.write_bytes(manifest_bytes)
+    layout.lock.write_text(new_lock.dumps())
+    for p, kind in ((layout.manifest, "manifest"), (layout.lock, "lock")):
+        sha = sha256_bytes(p.read_bytes())
+        known[layout.rel(p)] = sha
+        artifacts.append(Artifact("meta", kind, layout.rel(p), p.stat().st_size, sha))
+
+    # --- prune what the manifest no longer names, before anything that lists the bundle's content
+    _prune_dir(layout.charts, keep)
+    _prune_dir(layout.files, keep)
+    _prune_dir(layout.models, {k.resolve() for k in keep})
+    for d in list(layout.models.iterdir()) if layout.models.is_dir() else []:
+        if d.name not in {m.name for m in spec.models}:
+            shutil.rmtree(d) if d.is_dir() else d.unlink()
+    if oci is not None:
+        prune_oci(oci, {im.ref for im in images_out}, {im.digest for im in images_out})
+    elif layout.oci.exists():
+        shutil.rmtree(layout.oci)
+
+    # --- image artifacts
+    for im in images_out:
+        sizes = {d: (oci.blob_path(d).stat().st_size) for d in im.blobs}
+        artifacts.append(Artifact("image", im.ref, f"oci/blobs/sha256/{digest_hex(im.digest)}", sum(sizes.values()),
+                                  digest_hex(im.digest), ref=im.ref, digest=im.digest,
+                                  paths=[f"oci/blobs/sha256/{digest_hex(d)}" for d in im.blobs],
+                                  neededBy=needed_by.get(im.ref, []),
+                                  meta={"platforms": im.platforms, "mediaType": im.media_type, "source": im.source}))
+
+    # --- SBOMs (per image + bundle level)
+    write_sboms = _maybe("installer.trust.sbom", "write_sboms")
+    if write_sboms is not None:
+        out = write_sboms(layout, images_out, artifacts)
+        sbom_arts, sbom_files = out if isinstance(out, tuple) else (out, {})
+        artifacts += list(sbom_arts or [])
+        known.update(sbom_files or {})
+    else:
+        notes.append("SBOMs not generated: installer.trust.sbom.write_sboms is not available in this medai")
+
+    # --- image signatures
+    if opts.sign_key is not None and images_out:
+        sign_build = _optional("installer.trust.signing", "sign_build", "--sign-key (image signatures)")
+        sign_build(layout, [(im.ref, im.digest) for im in images_out], opts.sign_key, upstream=upstream or None)
+
+    # --- .tmp must be empty: partial downloads never belong to a finished bundle
+    shutil.rmtree(layout.tmp, ignore_errors=True)
+
+    try:
+        index_bytes = write_index(layout, {
+            "name": manifest.metadata.name,
+            "version": manifest.metadata.version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "manifestSha256": sha256_bytes(manifest_bytes),
+            "platforms": list(platforms),
+            "signed": opts.sign_key is not None,
+        }, artifacts, known)
+    except ValueError as e:  # a symlink or special file in the bundle
+        raise BundleError(f"{layout.root}: {e}") from None
+
+    try:
+        if opts.sign_key is not None:
+            sign_index = _optional("installer.trust.signing", "sign_index", "--sign-key (index signature)")
+            sign_index(layout, index_bytes, opts.sign_key)
+        if opts.sigstore:
+            sign_keyless = _optional("installer.trust.sigstore", "sign_index_keyless", "--sigstore")
+            sign_keyless(layout.root, index_bytes)
+    except BaseException:
+        layout.index.unlink(missing_ok=True)  # a requested signature is part of "finished"
+        raise
+
+    if not opts.locked:
+        new_lock.write(lock_path)
+
+    counts: dict[str, int] = {}
+    for a in artifacts:
+        counts[a.kind] = counts.get(a.kind, 0) + 1
+    index_doc = json.loads(index_bytes)
+    return BuildSummary(
+        bundle=str(layout.root), name=manifest.metadata.name, version=manifest.metadata.version,
+        lock=str(lock_path), counts=dict(sorted(counts.items())),
+        total_bytes=sum(f["size"] for f in index_doc["files"]),
+        fetched_bytes=progress.counters.fetched_bytes, reused_bytes=progress.counters.reused_bytes,
+        seconds=round(time.monotonic() - started, 3), index_sha256=sha256_bytes(index_bytes),
+        signed=opts.sign_key is not None, sigstore=opts.sigstore, notes=notes,
+    )
+
+
+def _clear(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+
+
+def _which_ref(message: str, refs: dict[str, list[str]]) -> str:
+    """The image ref an error message names (longest match), to add which chart needed it."""
+    hits = [r for r in refs if r in message]
+    if not hits:
+        from installer.bundle.sources.oci import parse_ref
+
+        for r in refs:
+            p = parse_ref(r)
+            if p.repo_name in message or f"{p.repository}" in message:
+                hits.append(r)
+    return max(hits, key=len) if hits else ""

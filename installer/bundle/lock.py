@@ -1,0 +1,101 @@
+"""The lockfile: what every source resolved to when the bundle was built.
+
+    apiVersion: medai/v1
+    kind: Lock
+    images:  {normalised image ref: manifest digest}
+    charts:  {name@version: archive sha256}
+    files:   {name: sha256}
+    models:  {name: {source, revision, files: {path: sha256}}}
+
+Written beside the manifest as <manifest stem>.lock.yaml (or --lock PATH) and copied into the bundle as
+lock.yaml. `medai bundle build --locked` refuses any source that resolves differently (LockDriftError).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from installer.errors import LockDriftError, ManifestError
+
+
+def default_lock_path(manifest: str | Path) -> Path:
+    p = Path(manifest)
+    stem = p.name
+    for suffix in (".yaml", ".yml"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return p.with_name(f"{stem}.lock.yaml")
+
+
+@dataclass
+class Lock:
+    images: dict[str, str] = field(default_factory=dict)
+    charts: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    models: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Lock":
+        """The lock at path; an empty lock when there is none yet."""
+        p = Path(path)
+        if not p.exists():
+            return cls()
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ManifestError(f"{p}: cannot read lock file: {e}") from None
+        if not isinstance(data, dict) or data.get("apiVersion") != "medai/v1" or data.get("kind") != "Lock":
+            raise ManifestError(f"{p}: not a medai lock file (apiVersion medai/v1, kind Lock)")
+        lock = cls()
+        for section in ("images", "charts", "files", "models"):
+            value = data.get(section) or {}
+            if not isinstance(value, dict):
+                raise ManifestError(f"{p}: {section}: must be a mapping")
+            setattr(lock, section, dict(value))
+        return lock
+
+    def to_doc(self) -> dict:
+        return {
+            "apiVersion": "medai/v1",
+            "kind": "Lock",
+            "images": dict(sorted(self.images.items())),
+            "charts": dict(sorted(self.charts.items())),
+            "files": dict(sorted(self.files.items())),
+            "models": {k: {"source": v["source"], "revision": v["revision"], "files": dict(sorted(v["files"].items()))}
+                       for k, v in sorted(self.models.items())},
+        }
+
+    def dumps(self) -> str:
+        return ("# Written by `medai bundle build`; `--locked` builds refuse any drift from it.\n"
+                + yaml.safe_dump(self.to_doc(), sort_keys=False, default_flow_style=False))
+
+    def write(self, path: str | Path) -> None:
+        p = Path(path)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(self.dumps())
+        os.replace(tmp, p)
+
+
+def chart_key(name: str, version: str) -> str:
+    return f"{name}@{version}"
+
+
+def check_file_pin(lock: Lock, name: str, sha256: str) -> None:
+    """--locked: the manifest's pin must be the locked one (a re-pinned file is drift too)."""
+    locked = lock.files.get(name)
+    if locked is None:
+        raise LockDriftError(f"file {name}: not in the lock file (rebuild without --locked to add it)")
+    if locked != sha256:
+        raise LockDriftError(f"file {name}: manifest pins sha256 {sha256}, the lock has {locked}")
+
+
+def check_image_digest(lock: Lock, ref: str, digest: str) -> None:
+    locked = lock.images.get(ref)
+    if locked is None:
+        raise LockDriftError(f"image {ref}: not in the lock file (rebuild without --locked to add it)")
+    if locked != digest:
+        raise LockDriftError(f"image {ref}: resolves to {digest}, the lock has {locked}")

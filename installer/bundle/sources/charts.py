@@ -1,0 +1,124 @@
+"""Fetch Helm chart archives (HTTP Helm repositories and oci:// charts) into the bundle's charts/ folder.
+
+Helm itself does the fetching (`helm pull`, through pyhelm3's command runner), so repository indexes, OCI
+registries and helm's own credentials behave exactly as they do for the operator. The archive lands in the
+bundle's .tmp/ first and is renamed to charts/<name>-<version>.tgz only after it was hashed (and, with a
+lock, matched the locked sha256).
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from installer.bundle.manifest import Chart
+from installer.errors import LockDriftError, SourceError
+from installer.hashing import fsync_rename, sha256_file
+
+
+# pyhelm3 logs every failed helm command as a warning; medai reports the failure itself, on one line.
+logging.getLogger("pyhelm3").setLevel(logging.ERROR)
+
+
+@dataclass
+class ChartResult:
+    name: str
+    version: str
+    path: Path  # charts/<name>-<version>.tgz inside the bundle
+    sha256: str
+    size: int
+    fetched: bool  # False when an archive already present (and matching the lock) was reused
+
+
+def helm_executable() -> str:
+    """helm on PATH, else the project's .tools/bin/helm."""
+    found = shutil.which("helm")
+    if found:
+        return found
+    local = Path(__file__).resolve().parents[3] / ".tools" / "bin" / "helm"
+    if local.is_file():
+        return str(local)
+    raise SourceError("helm not found: install helm 3 (PATH or .tools/bin/helm); it fetches and renders charts")
+
+
+def _helm_command():
+    from pyhelm3 import Command
+
+    return Command(executable=helm_executable())
+
+
+def run_helm(args: list[str]) -> bytes:
+    """Run one helm command; pyhelm3 raises its Error (with helm's stderr) on failure."""
+    return asyncio.run(_helm_command().run(args))
+
+
+def is_loopback_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0].strip("[]") if host.count(":") <= 1 or host.startswith("[") else host
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def archive_name(chart: Chart) -> str:
+    return f"{chart.name}-{chart.version}.tgz"
+
+
+def _pull_args(chart: Chart, dest: Path) -> list[str]:
+    if chart.repo.startswith("oci://"):
+        # oci://host/path is the repository; the chart is oci://host/path/<name>
+        ref = f"{chart.repo}/{chart.name}"
+        args = ["pull", ref, "--version", chart.version, "--destination", str(dest)]
+        if is_loopback_host(urlparse(chart.repo).netloc):
+            args.append("--plain-http")  # as docker and containerd allow for loopback registries
+        return args
+    return ["pull", chart.name, "--repo", chart.repo, "--version", chart.version, "--destination", str(dest)]
+
+
+def _one_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else "helm failed").removeprefix("Error: ")
+
+
+def fetch_chart(chart: Chart, charts_dir: Path, tmp_dir: Path, locked_sha256: str | None = None,
+                enforce_lock: bool = False) -> ChartResult:
+    """Make charts/<name>-<version>.tgz present and checked; fetch it only when missing or not as locked.
+
+    enforce_lock: the archive must hash to locked_sha256 (``--locked``), otherwise LockDriftError.
+    """
+    final = charts_dir / archive_name(chart)
+    label = f"chart {chart.name} {chart.version} from {chart.repo}"
+    if enforce_lock and not locked_sha256:
+        raise LockDriftError(f"{label}: not in the lock file (rebuild without --locked to add it)")
+
+    if final.is_file() and locked_sha256:
+        sha = sha256_file(final)
+        if sha == locked_sha256:
+            return ChartResult(chart.name, chart.version, final, sha, final.stat().st_size, fetched=False)
+
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"chart-{chart.name}-", dir=tmp_dir))
+    try:
+        try:
+            run_helm(_pull_args(chart, work))
+        except Exception as e:  # pyhelm3.errors.Error and its subclasses carry helm's stderr
+            detail = _one_line(str(e))
+            raise SourceError(f"{label}: cannot fetch: {detail}") from None
+        got = sorted(work.glob("*.tgz"))
+        if len(got) != 1:
+            raise SourceError(f"{label}: helm pull produced {len(got)} archives, expected one")
+        sha = sha256_file(got[0])
+        if enforce_lock and sha != locked_sha256:
+            raise LockDriftError(f"{label}: archive sha256 {sha} differs from the lock's {locked_sha256}")
+        size = got[0].stat().st_size
+        fsync_rename(got[0], final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ChartResult(chart.name, chart.version, final, sha, size, fetched=True)

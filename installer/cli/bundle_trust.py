@@ -1,0 +1,103 @@
+"""medai bundle verify / push: the trust side of the bundle commands (registered on installer.cli.bundle.app)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from installer.cli.bundle import app
+
+err = Console(stderr=True)
+
+
+def _progress_hook(total: int, quiet: bool):
+    """A rich bar on stderr while hashing; returns (advance, stop)."""
+    if quiet or not err.is_terminal:
+        return None, lambda: None
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    bars = Progress("hashing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True)
+    task = bars.add_task("hash", total=total)
+    bars.start()
+    return (lambda n: bars.advance(task, n)), bars.stop
+
+
+@app.command("verify")
+def verify(
+    bundle: Path = typer.Argument(..., help="The bundle directory."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Public key (PREFIX.pub) the bundle was signed with."),
+    sigstore_identity: Optional[str] = typer.Option(None, "--sigstore-identity", help="Expected signer identity (certificate SAN) of index.sigstore.json."),
+    sigstore_issuer: Optional[str] = typer.Option(None, "--sigstore-issuer", help="Expected OIDC issuer URL of that identity."),
+    sigstore_trusted_root: Optional[Path] = typer.Option(None, "--sigstore-trusted-root", help="Sigstore trusted_root.json obtained out of band (default: sigstore-python's production root)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Only re-hash this model's directory (see --path) against the index."),
+    path: Optional[Path] = typer.Option(None, "--path", help="With --model: the model directory on this node."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report here (and a .txt summary beside it) instead of BUNDLE/reports/."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+) -> None:
+    """Check the index signature, every file's sha256 and every image signature, offline; write the evidence.
+
+    Exit 0 when everything checked passed, 1 when anything failed. Without --key only hashes are checked and the
+    output says SIGNATURES NOT CHECKED.
+    """
+    from installer.trust.verify import verify_bundle, verify_model
+
+    if model or path:
+        if not (model and path):
+            raise typer.BadParameter("--model and --path go together")
+        res = verify_model(bundle, model, path, key=key)
+        doc = {"model": res.model, "path": str(res.path), "result": "passed" if res.ok else "failed", "files": res.files,
+               "bytes": res.bytes, "indexSignature": res.index_signature, "problems": res.problems}
+        if as_json:
+            typer.echo(json.dumps(doc, indent=2))
+        else:
+            typer.echo(f"model {res.model} at {res.path}: {'PASSED' if res.ok else 'FAILED'} ({res.files} files, index signature {res.index_signature})")
+            for p in res.problems:
+                typer.echo(f"problem: model {res.model}: {p}")
+        if key is None:
+            err.print(f"[bold yellow]WARNING:[/] SIGNATURES NOT CHECKED: no --key; {bundle}/index.json itself is not authenticated", highlight=False)
+        raise typer.Exit(0 if res.ok else 1)
+
+    from installer.bundle.layout import BundleLayout
+
+    total = sum(int(f.get("size", 0)) for f in BundleLayout.at(bundle).read_index()["files"])
+    advance, stop = _progress_hook(total, as_json)
+    try:
+        res = verify_bundle(bundle, key=key, sigstore_identity=sigstore_identity, sigstore_issuer=sigstore_issuer,
+                            sigstore_trusted_root=sigstore_trusted_root, progress=advance, report=report)
+    finally:
+        stop()
+    if as_json:
+        typer.echo(json.dumps({**res.to_report(), "reportPath": str(res.report_path)}, indent=2))
+    else:
+        typer.echo(res.summary(), nl=False)
+        typer.echo(f"report:      {res.report_path}")
+    for w in res.warnings:
+        err.print(f"[bold yellow]WARNING: {w}[/]", highlight=False, soft_wrap=True)
+    raise typer.Exit(0 if res.ok else 1)
+
+
+@app.command("push")
+def push(
+    bundle: Path = typer.Argument(..., help="The bundle directory."),
+    registry: str = typer.Argument(..., help="Destination HOST[:PORT][/PREFIX]; images keep their repository path below it."),
+    ca_file: Optional[Path] = typer.Option(None, "--ca-file", help="PEM CA bundle to trust for the registry's TLS certificate."),
+    insecure: bool = typer.Option(False, "--insecure", help="Plain HTTP (loopback registries always use it)."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was pushed as JSON."),
+) -> None:
+    """Copy every image of the bundle, with its cosign signature manifests, into an OCI registry.
+
+    Digests are unchanged, so `cosign verify --key PREFIX.pub REGISTRY/REPO@DIGEST` works against the copy.
+    """
+    from installer.trust.push import push_bundle
+
+    results = push_bundle(bundle, registry, ca_file=ca_file, insecure=insecure, progress=None if as_json else err)
+    if as_json:
+        typer.echo(json.dumps([{"dest": r.dest, "digest": r.digest, "uploadedBytes": r.uploaded_bytes, "signatures": r.signatures}
+                               for r in results], indent=2))
+    else:
+        for r in results:
+            sig = f" + {len(r.signatures)} signature manifest(s)" if r.signatures else " (NO signature)"
+            typer.echo(f"{r.dest}@{r.digest}{sig}")

@@ -1,0 +1,123 @@
+"""What each host needs from the bundle, worked out from index.json on the control host.
+
+The plan is handed to Ansible as extravars: ``medai_stage_files`` (one entry per file: src on the control
+host, dest under the host's stage directory, sha256, size, inventory groups, OS release where it matters) and
+the K3s facts the k3s role acts on. Whether K3s is started is decided here, from the bundle's metadata: only a
+bundle that carries a file artifact named ``k3s`` holds a K3s binary.
+"""
+from __future__ import annotations
+
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from installer.bundle.layout import BundleLayout
+from installer.errors import BundleError
+from installer.hashing import sha256_file
+
+K3S_BINARY = "k3s"
+K3S_INSTALL_SCRIPTS = ("k3s-install.sh", "install.sh")
+K3S_AIRGAP_PREFIX = "k3s-airgap-images"
+PLATFORM_IMAGES = "images/medai-platform-images.tar"
+# Artifact kinds a node needs on disk; images travel as one OCI archive, charts/SBOMs stay on the control host.
+STAGED_KINDS = {"file": ["all"], "ospkgs": ["all"], "model": ["gpu"]}
+
+
+@dataclass
+class StagePlan:
+    files: list[dict] = field(default_factory=list)
+    k3s_binary: str | None = None
+    k3s_install_script: str | None = None
+    k3s_airgap_images: list[str] = field(default_factory=list)
+    platform_images: str | None = None
+
+    @property
+    def k3s_present(self) -> bool:
+        return self.k3s_binary is not None
+
+    def extravars(self) -> dict:
+        return {
+            "medai_stage_files": self.files,
+            "medai_k3s_present": self.k3s_present,
+            "medai_k3s_binary_src": self.k3s_binary,
+            "medai_k3s_install_script_src": self.k3s_install_script,
+            "medai_k3s_airgap_images": self.k3s_airgap_images,
+            "medai_k3s_platform_images": self.platform_images,
+        }
+
+
+def _groups(artifact: dict) -> list[str]:
+    groups = artifact.get("neededBy") or (artifact.get("meta") or {}).get("hosts")
+    return list(groups) if groups else list(STAGED_KINDS[artifact["kind"]])
+
+
+def build_plan(bundle: Path, cache: Path) -> StagePlan:
+    layout = BundleLayout.at(bundle)
+    index = layout.read_index()
+    sizes = {f["path"]: f for f in index["files"]}
+    plan = StagePlan()
+    for a in index.get("artifacts", []):
+        kind = a.get("kind")
+        if kind not in STAGED_KINDS:
+            continue
+        release = (a.get("meta") or {}).get("release")
+        for rel in a.get("paths") or [a["path"]]:
+            entry = sizes.get(rel)
+            if entry is None:
+                raise BundleError(f"{layout.index}: artifact {kind} {a.get('name')}: {rel} is not in files[]")
+            plan.files.append({
+                "name": a.get("name"), "kind": kind, "src": str(layout.root / rel), "dest": rel,
+                "sha256": entry["sha256"], "size": entry["size"], "groups": _groups(a), "release": release,
+            })
+        if kind == "file":
+            name = a.get("name", "")
+            if name == K3S_BINARY:
+                plan.k3s_binary = a["path"]
+            elif name in K3S_INSTALL_SCRIPTS:
+                plan.k3s_install_script = a["path"]
+            elif name.startswith(K3S_AIRGAP_PREFIX):
+                plan.k3s_airgap_images.append(a["path"])
+    archive = platform_images_archive(layout, index, cache)
+    if archive is not None:
+        plan.platform_images = PLATFORM_IMAGES
+        plan.files.append({
+            "name": "platform-images", "kind": "images", "src": str(archive), "dest": PLATFORM_IMAGES,
+            "sha256": sha256_file(archive), "size": archive.stat().st_size, "groups": ["all"], "release": None,
+        })
+    return plan
+
+
+def platform_images_archive(layout: BundleLayout, index: dict, cache: Path) -> Path | None:
+    """The bundle's OCI layout as one uncompressed OCI archive that K3s imports from its airgap images directory.
+
+    Built once per bundle (named by the index digest), deterministically (sorted, fixed owner and mtime), and
+    streamed file by file so memory does not grow with image size.
+    """
+    oci = layout.oci
+    if not (oci / "index.json").is_file():
+        return None
+    digest = sha256_file(layout.index)[:16]
+    out = cache / f"platform-images-{digest}.tar"
+    if out.is_file():
+        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tar.partial")
+    listed = {f["path"] for f in index["files"]}
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        for dirpath, dirnames, filenames in os.walk(oci):
+            dirnames.sort()
+            for name in sorted(filenames):
+                p = Path(dirpath) / name
+                rel = p.relative_to(layout.root).as_posix()
+                if rel not in listed:  # only what the verified index vouches for
+                    continue
+                info = tar.gettarinfo(str(p), arcname=p.relative_to(oci).as_posix())
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mtime = 0
+                info.mode = 0o644
+                with open(p, "rb") as f:
+                    tar.addfile(info, f)
+    os.replace(tmp, out)
+    return out

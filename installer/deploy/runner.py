@@ -1,0 +1,189 @@
+"""Run a playbook through ansible-runner in-process: live progress per host and task, a summary, and a
+secret scan of everything the run left on disk.
+
+Secrets reach Ansible only through a 0600 vars file passed as ``-e @file`` (a path on the command line,
+never a value) that is deleted when the run ends, and every task that touches them has ``no_log: true``.
+After the run the artifacts are scanned for each secret; a hit fails the command loudly.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from rich.console import Console
+
+from installer.deploy.state import RunRecord, write_private
+from installer.errors import InstallError
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = REPO / "playbooks"
+ROLES = REPO / "roles"
+
+
+@dataclass
+class Summary:
+    hosts: int = 0
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    status: str = ""
+    rc: int | None = None
+    per_host: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class Progress:
+    """Turns ansible-runner events into one line per task and per host result."""
+
+    STYLES = {"ok": "green", "changed": "yellow", "failed": "bold red", "unreachable": "bold red", "skipped": "dim"}
+
+    def __init__(self, console: Console, summary: Summary):
+        self.console = console
+        self.summary = summary
+        self.task = ""
+
+    def __call__(self, event: dict) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if kind == "playbook_on_play_start":
+            self.console.print(f"[bold]PLAY[/] {data.get('play', '')}", highlight=False)
+        elif kind == "playbook_on_task_start":
+            self.task = data.get("task", "")
+        elif kind.startswith("runner_on_") and kind != "runner_on_start":
+            self._result(kind, data)
+        elif kind == "playbook_on_stats":
+            self._stats(data)
+        return True  # keep the event in the artifacts (they are scanned for secrets afterwards)
+
+    def _result(self, kind: str, data: dict) -> None:
+        host = data.get("host", "?")
+        res = data.get("res") or {}
+        if kind == "runner_on_ok":
+            state = "changed" if res.get("changed") else "ok"
+        elif kind == "runner_on_failed":
+            if data.get("ignore_errors"):
+                return
+            state = "failed"
+        elif kind == "runner_on_unreachable":
+            state = "unreachable"
+        elif kind == "runner_on_skipped":
+            state = "skipped"
+        else:
+            return
+        if state == "skipped":
+            return
+        line = f"  [{self.STYLES[state]}]{state:<11}[/] {host:<16} {data.get('task') or self.task}"
+        if state in ("failed", "unreachable"):
+            msg = str(res.get("msg") or res.get("stderr") or "").strip().replace("\n", " | ")
+            if msg:
+                line += f": {msg[:600]}"
+                self.summary.failures.append(f"{host}: {data.get('task') or self.task}: {msg[:600]}")
+        self.console.print(line, highlight=False, markup=True, soft_wrap=True)
+
+    def _stats(self, data: dict) -> None:
+        s = self.summary
+        hosts = set()
+        for key, attr in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"), ("dark", "unreachable"), ("skipped", "skipped")):
+            for host, n in (data.get(key) or {}).items():
+                hosts.add(host)
+                setattr(s, attr, getattr(s, attr) + n)
+                s.per_host.setdefault(host, {})[attr] = n
+        s.hosts = len(hosts | set((data.get("processed") or {}).keys()))
+
+
+def find_secrets(root: Path, secrets: Iterable[str]) -> list[str]:
+    """Files under ``root`` that contain any of ``secrets`` (streamed, with overlap across chunk borders)."""
+    needles = [s.encode() for s in secrets if s and len(s) >= 8]
+    if not needles:
+        return []
+    keep = max(len(n) for n in needles) - 1
+    hits: list[str] = []
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            if p.is_symlink() or not p.is_file():
+                continue
+            tail = b""
+            with open(p, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    buf = tail + chunk
+                    if any(n in buf for n in needles):
+                        hits.append(str(p))
+                        break
+                    tail = buf[-keep:] if keep else b""
+    return sorted(hits)
+
+
+def ansible_env(host_key_checking: bool) -> dict[str, str]:
+    return {
+        "ANSIBLE_ROLES_PATH": str(ROLES),
+        "ANSIBLE_HOST_KEY_CHECKING": "True" if host_key_checking else "False",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "False",
+        "ANSIBLE_FORKS": "10",
+        "ANSIBLE_SSH_RETRIES": "2",
+        "ANSIBLE_TIMEOUT": "20",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
+    }
+
+
+def run_playbook(
+    record: RunRecord,
+    playbook: str,
+    inventory: Path,
+    extravars: dict,
+    secret_vars: dict[str, str],
+    *,
+    console: Console,
+    limit: str | None = None,
+    tags: str | None = None,
+    check: bool = False,
+    host_key_checking: bool = True,
+) -> Summary:
+    import ansible_runner  # heavy import, only when a playbook really runs
+
+    pdd = record.runner_dir
+    pdd.mkdir(parents=True, exist_ok=True, mode=0o700)
+    secret_file = record.dir / "secret-vars.json"
+    write_private(secret_file, json.dumps(secret_vars).encode())
+    cmdline = f"-e @{secret_file}"
+    if check:
+        cmdline += " --check --diff"
+    summary = Summary()
+    progress = Progress(console, summary)
+    started = time.monotonic()
+    try:
+        r = ansible_runner.run(
+            private_data_dir=str(pdd),
+            project_dir=str(REPO),
+            playbook=str(PLAYBOOKS / playbook),
+            inventory=str(inventory),
+            extravars=extravars,
+            cmdline=cmdline,
+            limit=limit,
+            tags=tags,
+            envvars=ansible_env(host_key_checking),
+            event_handler=progress,
+            quiet=True,
+            ident="run",
+        )
+        summary.status, summary.rc = r.status, r.rc
+    finally:
+        secret_file.unlink(missing_ok=True)
+        summary.seconds = round(time.monotonic() - started, 1)
+    leaks = find_secrets(record.dir, secret_vars.values())
+    if leaks:
+        raise InstallError(f"SECRET LEAK: a generated secret was found in {', '.join(leaks)}; treat it as exposed and rotate it")
+    return summary

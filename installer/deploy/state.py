@@ -1,0 +1,112 @@
+"""The control host's state directory: run records, generated secrets, fetched kubeconfigs.
+
+    $MEDAI_HOME or ./.medai/
+      runs/<id>/run.json          who, when, command, inventory (path, sha256), bundle index digest, result, summary
+      runs/<id>/runner/           ansible-runner private_data_dir (its artifacts/ are scanned for secrets)
+      secrets/<cluster>/token     K3s cluster token, generated once (0600, directories 0700)
+      kubeconfig-<cluster>        admin kubeconfig after a successful install (0600)
+"""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import secrets
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from installer.hashing import sha256_file
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("MEDAI_HOME") or Path.cwd() / ".medai").absolute()
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create a file readable by its owner only, without a window where it is world-readable."""
+    _private_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def cluster_token(cluster: str, home: Path | None = None) -> str:
+    """The cluster's join token: generated once, then reused so reruns and new nodes join the same cluster."""
+    path = (home or state_dir()) / "secrets" / cluster / "token"
+    _private_dir(path.parent.parent)
+    if path.is_file():
+        return path.read_text().strip()
+    token = secrets.token_hex(32)
+    write_private(path, (token + "\n").encode())
+    return token
+
+
+def kubeconfig_path(cluster: str, home: Path | None = None) -> Path:
+    return (home or state_dir()) / f"kubeconfig-{cluster}"
+
+
+@dataclass
+class RunRecord:
+    dir: Path
+    data: dict = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    @property
+    def runner_dir(self) -> Path:
+        return self.dir / "runner"
+
+    def save(self) -> None:
+        tmp = self.dir / "run.json.tmp"
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, self.dir / "run.json")
+
+    def finish(self, result: str, summary: dict | None = None, error: str | None = None) -> None:
+        self.data["finished"] = _now()
+        self.data["result"] = result
+        if summary is not None:
+            self.data["summary"] = summary
+        if error:
+            self.data["error"] = error
+        self.save()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run(command: str, inventory: Path, bundle_index: Path | None = None, home: Path | None = None) -> RunRecord:
+    runs = _private_dir((home or state_dir()) / "runs")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = runs / f"{stamp}-{command}-{secrets.token_hex(3)}"
+    _private_dir(run_dir)
+    rec = RunRecord(run_dir, {
+        "id": run_dir.name,
+        "command": command,
+        "argv": sys.argv,
+        "who": getpass.getuser(),
+        "controlHost": socket.gethostname(),
+        "started": _now(),
+        "inventory": {"path": str(inventory.resolve()), "sha256": sha256_file(inventory)},
+        "bundleIndexSha256": sha256_file(bundle_index) if bundle_index else None,
+        "result": "running",
+    })
+    rec.save()
+    return rec

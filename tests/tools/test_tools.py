@@ -1,0 +1,137 @@
+"""The installer travels with the bundle (installer/bundle/tools.py): wheelhouse, collections, helm, playbooks and
+bootstrap.py, proven by bootstrapping medai with NO package index reachable.
+
+The dependency wheels (~65 MB) are resolved once and cached in ~/.cache/medai-test/wheelhouse/<pyproject key>.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from installer.bundle import tools
+from installer.bundle.layout import BundleLayout
+from installer.errors import SourceError
+from installer.hashing import sha256_file
+
+TEST_CACHE = Path(os.environ.get("MEDAI_TEST_CACHE", Path.home() / ".cache" / "medai-test"))
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def offline_env(home: Path) -> dict[str, str]:
+    """No index, no find-links, no pip config (this machine's /etc/xdg/pip and PIP_FIND_LINKS are neutralised),
+    and nothing from the project venv on PATH: the wheelhouse alone must suffice."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "VIRTUAL_ENV", "PYTHON")) and k not in ("PATH",)}
+    env.update({
+        "PIP_INDEX_URL": "http://127.0.0.1:9/simple",  # discard port: nothing listens
+        "PIP_NO_INDEX": "1",
+        "PIP_CONFIG_FILE": "/dev/null",
+        "PATH": "/usr/bin:/bin",
+        "MEDAI_HOME": str(home),
+    })
+    return env
+
+
+@pytest.fixture(scope="session")
+def tools_bundle(tmp_path_factory):
+    layout = BundleLayout.at(tmp_path_factory.mktemp("tools-bundle"))
+    files = tools.stage_tools(layout, cache_dir=TEST_CACHE / "wheelhouse", collections=["ansible.posix"])
+    return layout, files
+
+
+def test_files_are_listed_with_their_sha256(tools_bundle):
+    layout, files = tools_bundle
+    on_disk = {p.relative_to(layout.root).as_posix() for p in layout.root.rglob("*")
+               if p.is_file() and ".tmp" not in p.relative_to(layout.root).parts}
+    assert set(files) == on_disk
+    for rel in ("bootstrap.py", "tools/helm", "tools/collections/ansible_collections/ansible/posix/MANIFEST.json"):
+        assert files[rel] == sha256_file(layout.root / rel)
+    assert os.access(layout.root / "tools/helm", os.X_OK)
+    wheels = [p for p in files if p.startswith("tools/wheelhouse/")]
+    assert any(Path(p).name.startswith("medai-") for p in wheels)
+    assert any(Path(p).name.startswith("ansible_core-") for p in wheels)
+    assert any(Path(p).name.startswith("pip-") for p in wheels)
+    assert not any("/molecule/" in p for p in files), "molecule scenarios stay out of the bundle"
+    arts = {a.name: a for a in tools.tools_artifacts(files)}
+    assert set(arts) >= {"wheelhouse", "collections", "helm", "bootstrap"}
+    assert all(a.kind == "tool" for a in arts.values())
+    assert arts["helm"].sha256 == files["tools/helm"]
+
+
+@pytest.mark.skipif(not Path(SYSTEM_PYTHON).is_file(), reason="needs the system python3")
+def test_bootstrap_runs_medai_with_no_package_index(tools_bundle, tmp_path):
+    layout, _ = tools_bundle
+    check = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True)
+    if check.stdout.strip() != "3.11":
+        pytest.skip(f"{SYSTEM_PYTHON} is {check.stdout.strip()}, the wheelhouse targets 3.11")
+    home = tmp_path / "home"
+    env = offline_env(home)
+    first = subprocess.run([SYSTEM_PYTHON, str(layout.root / "bootstrap.py"), "--help"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "installing medai" in first.stderr and "install" in first.stdout and "bundle" in first.stdout
+
+    venv = home / "venv"
+    where = subprocess.run([str(venv / "bin/python"), "-c",
+                            "import installer, importlib.metadata as m; print(installer.__file__); print(m.version('medai'))"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert where.returncode == 0, where.stderr
+    assert str(venv) in where.stdout, "medai must come from the venv's wheel, not the working tree"
+
+    # idempotent: the second run reuses the venv
+    second = subprocess.run([SYSTEM_PYTHON, str(layout.root / "bootstrap.py"), "bundle", "--help"], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert "installing medai" not in second.stderr and "verify" in second.stdout
+
+    # the bundled collections are usable by the venv's ansible
+    env_c = {**env, "ANSIBLE_COLLECTIONS_PATH": str(layout.root / "tools/collections")}
+    listed = subprocess.run([str(venv / "bin/ansible-galaxy"), "collection", "list", "--format", "json"],
+                            env=env_c, cwd=tmp_path, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    found = {name for paths in json.loads(listed.stdout).values() for name in paths}
+    assert "ansible.posix" in found
+
+
+def test_bootstrap_refuses_another_python_in_one_line(tmp_path):
+    (tmp_path / "tools/wheelhouse").mkdir(parents=True)
+    (tmp_path / "bootstrap.py").write_text(tools.bootstrap_source("3.99"))
+    res = subprocess.run([sys.executable, str(tmp_path / "bootstrap.py"), "--help"], capture_output=True, text=True,
+                         env={**os.environ, "MEDAI_HOME": str(tmp_path / "h")})
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "wheelhouse is for Python 3.99" in res.stderr
+    (tmp_path / "tools/wheelhouse").rmdir()
+    res = subprocess.run([sys.executable, str(tmp_path / "bootstrap.py")], capture_output=True, text=True)
+    assert res.returncode == 2 and "tools/wheelhouse: missing" in res.stderr
+
+
+def test_collections_used_finds_fqcns_outside_molecule(tmp_path):
+    roles = tmp_path / "roles"
+    (roles / "r/tasks").mkdir(parents=True)
+    (roles / "r/molecule/default").mkdir(parents=True)
+    (roles / "r/tasks/main.yml").write_text(
+        "- name: a\n  ansible.posix.sysctl:\n    name: x\n"
+        "- name: b\n  ansible.builtin.copy: {}\n"
+        "- name: c\n  ansible.builtin.debug:\n    msg: \"{{ x | community.general.json_query('a') }}\"\n"
+        "- name: d\n  ansible.builtin.debug:\n    msg: \"{{ ansible_facts.default_ipv4.address }}\"\n")
+    (roles / "r/molecule/default/converge.yml").write_text("- containers.podman.podman_container: {}\n")
+    assert tools.collections_used([roles]) == {"ansible.posix", "community.general"}
+
+
+def test_missing_collection_and_helm_are_one_line_errors(tmp_path):
+    with pytest.raises(SourceError, match=r"tools/collections: nosuch\.thing is used by the roles/playbooks but not installed"):
+        tools.copy_collections(tmp_path / "c", {"nosuch.thing"}, lambda m: None)
+    with pytest.raises(SourceError, match="tools/helm: helm binary not found at"):
+        tools._copy_helm(tmp_path / "helm", tmp_path / "no-helm")
+
+
+def test_target_arguments_pin_python_and_platform():
+    args = tools._target_args("3.11", ("manylinux2014_x86_64", "manylinux_2_28_x86_64"))
+    assert args[:3] == ["--only-binary=:all:", "--python-version", "3.11"]
+    assert "cp311" in args and args.count("--platform") == 2
