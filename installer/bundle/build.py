@@ -27,8 +27,8 @@ from installer.bundle.progress import Progress
 from installer.bundle.sources.charts import ChartResult, fetch_chart
 from installer.bundle.sources.files import FileResult, fetch_file
 from installer.bundle.sources.models import ModelResult, fetch_model
-from installer.errors import BundleError, LockDriftError, ManifestError, MedaiError, SourceError, TrustError
-from installer.hashing import digest_hex, sha256_bytes
+from installer.errors import BundleError, LockDriftError, ManifestError, MedaiError, TrustError
+from installer.hashing import digest_hex, sha256_bytes, sha256_file
 
 # What a rebuild may find in a bundle directory; anything else means --out points at the wrong place.
 _BUNDLE_ENTRIES = {"index.json", "index.json.sig", "index.sigstore.json", "manifest.yaml", "lock.yaml", "oci", "charts",
@@ -199,6 +199,70 @@ def prune_oci(oci, image_names: set[str], image_digests: set[str]) -> None:
             oci.blob_path(digest).unlink(missing_ok=True)
 
 
+def _collect(client, oci, spec: Spec, needed_by: dict[str, list[str]], platforms: list[str], old_lock: Lock,
+             locked: bool, base: Path, progress: Progress) -> tuple[list, dict[str, list]]:
+    """Collect every image into the OCI layout; verify upstream signatures where the manifest names a key."""
+    from installer.bundle.images import collect_images
+
+    if locked:
+        for ref in needed_by:
+            if ref not in old_lock.images:
+                raise LockDriftError(f"image {ref}: not in the lock file (rebuild without --locked to add it)")
+    try:
+        with progress.task(f"images ({len(needed_by)})") as advance:
+            collected = collect_images(client, oci, list(needed_by), platforms,
+                                       old_lock.images if locked else None, advance)
+    except MedaiError as e:
+        charts = needed_by.get(_which_ref(str(e), needed_by), [])
+        if charts:  # say which chart wanted the image that could not be collected
+            raise type(e)(f"{e} (needed by chart {', '.join(charts)})") from None
+        raise
+    upstream: dict[str, list] = {}
+    keyed = {normalize_ref(im.ref): im.key for im in spec.images if im.key}
+    for im in collected:
+        progress.counters.fetched(im.fetched_bytes)
+        progress.counters.reused(im.reused_bytes)
+        if im.ref in keyed:
+            verify_upstream = _optional("installer.trust.cosign", "verify_upstream", f"image {im.ref}: upstream key check")
+            key_path = Path(keyed[im.ref])
+            upstream[im.digest] = verify_upstream(client, im.ref, im.digest,
+                                                  key_path if key_path.is_absolute() else base / key_path)
+    return collected, upstream
+
+
+def _previous_index(layout: BundleLayout) -> dict | None:
+    try:
+        return layout.read_index()
+    except MedaiError:
+        return None
+
+
+def _reusable_sboms(layout: BundleLayout, previous: dict | None, artifacts: list[Artifact]) -> dict[str, str] | None:
+    """The SBOM files of the previous build when every artifact they describe is unchanged and the files are intact.
+
+    SBOMs are a pure function of the artifacts (images by digest, charts/files/models by sha256), so an unchanged
+    set means identical SBOMs; re-cataloguing every layer of every image would dominate a no-change rebuild.
+    """
+    if not previous:
+        return None
+    old = [a for a in previous.get("artifacts", []) if a.get("kind") != "sbom"]
+    new = [a.to_json() for a in artifacts]
+    key = lambda a: (a["kind"], a["name"], a["path"])  # noqa: E731
+    if sorted(old, key=key) != sorted(new, key=key):
+        return None
+    sboms = [a for a in previous.get("artifacts", []) if a.get("kind") == "sbom"]
+    if not sboms:
+        return None
+    out: dict[str, str] = {}
+    for a in sboms:
+        p = layout.root / a["path"]
+        if not p.is_file() or p.is_symlink() or sha256_file(p) != a["sha256"]:
+            return None
+        out[a["path"]] = a["sha256"]
+    on_disk = {layout.rel(p) for p in layout.sbom.rglob("*") if p.is_file()} if layout.sbom.is_dir() else set()
+    return out if on_disk == set(out) else None
+
+
 # ------------------------------------------------------------------------------------------------ the build
 
 
@@ -225,6 +289,7 @@ def build_bundle(opts: BuildOptions) -> BuildSummary:
         raise TrustError(f"{opts.sign_key}: signing key not found")
 
     layout = BundleLayout.at(opts.out)
+    previous = _previous_index(layout)  # read before prepare_out removes it: lets a no-change rebuild reuse SBOMs
     prepare_out(layout)
     new_lock = Lock()
     artifacts: list[Artifact] = []
@@ -248,57 +313,38 @@ def build_bundle(opts: BuildOptions) -> BuildSummary:
     needed_by = plan_images(spec, discovered)
 
     # --- images
-    images_out = []
+    images_out: list = []
+    upstream: dict[str, list] = {}
+    oci = None
     if needed_by:
-        from installer.bundle.images import collect_images
         from installer.bundle.oci_layout import OCILayout
         from installer.bundle.sources.oci import RegistryClient
 
         oci = OCILayout(layout.oci, layout.tmp)
         client = opts.registry_client or RegistryClient()
-        expected = old_lock.images if opts.locked else None
-        if opts.locked:
-            for ref in needed_by:
-                if ref not in old_lock.images:
-                    raise LockDriftError(f"image {ref}: not in the lock file (rebuild without --locked to add it)")
         try:
-            with progress.task(f"images ({len(needed_by)})") as advance:
-                collected = collect_images(client, oci, list(needed_by), platforms, expected, advance)
-        except MedaiError as e:
-            charts = [n for n in needed_by.get(_which_ref(str(e), needed_by), [])]
-            if charts:
-                raise type(e)(f"{e} (needed by chart {', '.join(charts)})") from None
-            raise
-        upstream: dict[str, list] = {}
-        keyed = {normalize_ref(im.ref): im.key for im in spec.images if im.key}
-        for im in collected:
-            progress.counters.fetched(im.fetched_bytes)
-            progress.counters.reused(im.reused_bytes)
+            images_out, upstream = _collect(client, oci, spec, needed_by, platforms, old_lock, opts.locked, base, progress)
+        finally:
+            if opts.registry_client is None:
+                client.close()
+        for im in images_out:
             new_lock.images[im.ref] = im.digest
-            if im.ref in keyed:
-                verify_upstream = _optional("installer.trust.cosign", "verify_upstream", f"image {im.ref}: upstream key check")
-                key_path = Path(keyed[im.ref])
-                key_path = key_path if key_path.is_absolute() else base / key_path
-                upstream[im.digest] = verify_upstream(client, im.ref, im.digest, key_path)
-        images_out = collected
         if upstream and opts.sign_key is None:
+            # no signing key: still carry the verified upstream signatures next to the images
             from installer.trust.signing import store_signature
 
-            for im in collected:
+            for im in images_out:
                 if im.digest in upstream:
                     store_signature(oci, im.ref, im.digest, upstream[im.digest])
-    else:
-        oci = None
-        upstream = {}
 
     # --- files
     for f in spec.files:
-        res: FileResult = fetch_file(f, layout.files, layout.tmp, progress, base)
-        new_lock.files[f.name] = res.sha256
-        rel = layout.rel(res.path)
-        known[rel] = res.sha256
-        keep.add(res.path)
-        artifacts.append(Artifact("file", f.name, rel, res.size, res.sha256, ref=f.url,
+        fres: FileResult = fetch_file(f, layout.files, layout.tmp, progress, base)
+        new_lock.files[f.name] = fres.sha256
+        rel = layout.rel(fres.path)
+        known[rel] = fres.sha256
+        keep.add(fres.path)
+        artifacts.append(Artifact("file", f.name, rel, fres.size, fres.sha256, ref=f.url,
                                   meta={"hosts": list(f.hosts)} | ({"sigstore": f.sigstore.model_dump()} if f.sigstore else {})))
 
     # --- models
@@ -319,9 +365,9 @@ def build_bundle(opts: BuildOptions) -> BuildSummary:
 
     # --- chart artifacts (after images, so neededBy is known both ways)
     for c in spec.charts:
-        res = chart_results[c.name]
+        cres = chart_results[c.name]
         imgs = sorted(ref for ref, charts in needed_by.items() if c.name in charts)
-        artifacts.append(Artifact("chart", c.name, layout.rel(res.path), res.size, res.sha256,
+        artifacts.append(Artifact("chart", c.name, layout.rel(cres.path), cres.size, cres.sha256,
                                   ref=f"{c.repo}/{c.name}:{c.version}",
                                   meta={"version": c.version, "repo": c.repo, "images": imgs,
                                         "namespace": c.namespace, "releaseName": c.releaseName or c.name}))
@@ -338,10 +384,10 @@ def build_bundle(opts: BuildOptions) -> BuildSummary:
     # --- tools / wheelhouse / bootstrap
     if opts.with_tools:
         stage_tools = _optional("installer.bundle.tools", "stage_tools", "--with-tools (the installer wheelhouse)")
-        out = stage_tools(layout, progress=progress)
-        tool_arts, tool_files = out if isinstance(out, tuple) else (out, {})
-        artifacts += list(tool_arts or [])
-        known.update(tool_files or {})
+        tools_artifacts = _optional("installer.bundle.tools", "tools_artifacts", "--with-tools (the installer wheelhouse)")
+        tool_files: dict[str, str] = stage_tools(layout, log=progress.note)
+        artifacts += tools_artifacts(tool_files)
+        known.update(tool_files)
     else:
         _clear(layout.tools)
         (layout.root / "bootstrap.py").unlink(missing_ok=True)
@@ -362,6 +408,9 @@ def build_bundle(opts: BuildOptions) -> BuildSummary:
     for d in list(layout.models.iterdir()) if layout.models.is_dir() else []:
         if d.name not in {m.name for m in spec.models}:
             shutil.rmtree(d) if d.is_dir() else d.unlink()
+    for d in (layout.charts, layout.files, layout.models):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
     if oci is not None:
         prune_oci(oci, {im.ref for im in images_out}, {im.digest for im in images_out})
     elif layout.oci.exists():
@@ -379,10 +428,12 @@ def build_bundle(opts: BuildOptions) -> BuildSummary:
     # --- SBOMs (per image + bundle level)
     write_sboms = _maybe("installer.trust.sbom", "write_sboms")
     if write_sboms is not None:
-        out = write_sboms(layout, images_out, artifacts)
-        sbom_arts, sbom_files = out if isinstance(out, tuple) else (out, {})
-        artifacts += list(sbom_arts or [])
-        known.update(sbom_files or {})
+        sbom_files = _reusable_sboms(layout, previous, artifacts)
+        if sbom_files is None:
+            sbom_files = write_sboms(layout, images_out, list(artifacts))
+        known.update(sbom_files)
+        for rel, sha in sorted(sbom_files.items()):
+            artifacts.append(Artifact("sbom", rel.removeprefix("sbom/"), rel, (layout.root / rel).stat().st_size, sha))
     else:
         notes.append("SBOMs not generated: installer.trust.sbom.write_sboms is not available in this medai")
 

@@ -10,16 +10,15 @@ push_image: the reverse, plus the image's cosign signature/attestation manifests
 from __future__ import annotations
 
 import json
+import queue
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from installer.bundle.oci_layout import REF_NAME, DigestMismatch, OCILayout, RefEntry
+from installer.bundle.oci_layout import DigestMismatch, OCILayout, RefEntry
 from installer.bundle.sources.oci import (
-    DOCKER_LIST,
     DOCKER_MANIFEST,
-    INDEX_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
     BlobRestart,
@@ -105,6 +104,52 @@ def _manifest_blobs(ref: ImageRef, m: Manifest) -> dict[str, int]:
     return out
 
 
+PIPELINE_MIN = 16 * 1024 * 1024  # blobs at least this big are hashed+written on a second thread
+
+
+class _PipelinedSink:
+    """Hands chunks to a writer thread through a bounded queue: the HTTP parsing (holds the GIL) and the
+    sha256 + file write (release it) then run on both cores. At most ``depth`` chunks wait in memory."""
+
+    def __init__(self, write: Callable[[bytes], None], depth: int = 16):
+        self._write = write
+        self._q: queue.Queue = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._t = threading.Thread(target=self._run, name="medai-blob-writer", daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while (chunk := self._q.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write(chunk)
+                except BaseException as e:  # surfaced to the producer on its next write / close
+                    self._error = e
+
+    def __call__(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put(chunk)
+
+    def close(self) -> None:
+        """Wait until every queued chunk is written; re-raise a write error."""
+        self._q.put(None)
+        self._t.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _fetch(client: RegistryClient, ref: ImageRef, digest: str, w, size: int, progress, cancel) -> int:
+    if size - w.offset < PIPELINE_MIN:
+        return client.fetch_blob(ref, digest, w.write, w.offset, progress, cancel)
+    sink = _PipelinedSink(w.write)
+    try:
+        n = client.fetch_blob(ref, digest, sink, w.offset, progress, cancel)
+    finally:
+        sink.close()
+    return n
+
+
 def fetch_blob_into(
     client: RegistryClient,
     layout: OCILayout,
@@ -137,11 +182,11 @@ def fetch_blob_into(
                     continue_fetch = True
                 if continue_fetch:
                     try:
-                        fetched += client.fetch_blob(ref, digest, w.write, w.offset, progress, cancel)
+                        fetched += _fetch(client, ref, digest, w, size, progress, cancel)
                     except BlobRestart:
                         w.restart()
                         resumed = False
-                        fetched += client.fetch_blob(ref, digest, w.write, 0, progress, cancel)
+                        fetched += _fetch(client, ref, digest, w, size, progress, cancel)
             return fetched
         except DigestMismatch as e:
             if attempt == 0 and resumed:
@@ -178,8 +223,8 @@ def _resolve(
         for desc in doc.get("manifests", []):
             if desc.get("mediaType") not in (OCI_MANIFEST, DOCKER_MANIFEST, None):
                 continue  # nested indexes / artifacts are not platform images
-            if not any(platform_matches(w, desc.get("platform")) for w in platforms):
-                continue
+            if platforms and not any(platform_matches(w, desc.get("platform")) for w in platforms):
+                continue  # no platforms given: keep them all
             child = _manifest(client, layout, ref, desc["digest"])
             if child.size != int(desc.get("size", child.size)):
                 raise RegistryError(f"{ref}: manifest {desc['digest']} is {child.size} bytes, the index says {desc['size']}")
@@ -233,7 +278,8 @@ def collect_images(
     Args:
         refs: image references as written in the manifest (``REPO:TAG``, ``REPO@sha256:…``, ``REPO:TAG@sha256:…``;
             docker.io and library/ implied as docker does). Duplicates are collected once.
-        platforms: e.g. ``["linux/amd64"]``; an index is reduced to these (the index itself is kept unchanged).
+        platforms: e.g. ``["linux/amd64"]``; an index is reduced to these (the index itself is kept unchanged);
+            empty = every platform in the index. A single-platform image must be one of them.
         expected: lock pins, ``{ref: manifest digest}`` keyed by the ref as given or its normalised name; a ref
             that resolves to another digest raises LockDriftError naming the ref and both digests.
         progress: called with the byte count of every blob chunk written (for a progress bar).

@@ -244,7 +244,7 @@ class OCILayout:
 
         Every referenced manifest must already be stored (store content first, refs last).
         """
-        entries = list(entries)
+        entries = list({e.name: e for e in entries}.values())  # one descriptor per name: the last wins
         for e in entries:
             if not self.has_blob(e.digest, e.size):
                 raise BundleError(f"{e.name}: manifest {e.digest} is not in the OCI layout")

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from installer.bundle.layout import BundleLayout
-from installer.errors import BundleError
 
 app = typer.Typer(no_args_is_help=True)
 out = Console()
@@ -65,26 +64,21 @@ def build(
         out.print(f"  note: {note}", highlight=False)
 
 
-def _sbom_counts(layout: BundleLayout, index: dict) -> dict[str, int]:
-    """image ref -> number of SBOM components, from the sbom artifacts index.json lists."""
-    counts: dict[str, int] = {}
-    for a in index.get("artifacts", []):
-        if a.get("kind") != "sbom":
-            continue
-        target = (a.get("meta") or {}).get("image") or a.get("ref")
-        try:
-            doc = json.loads((layout.root / a["path"]).read_bytes())
-        except (OSError, ValueError, KeyError):
-            continue
-        if target:
-            counts[target] = len(doc.get("components") or [])
-    return counts
+def _sbom_counts(layout: BundleLayout) -> dict[str, int]:
+    """image ref -> number of components in its generated SBOM (installer.trust.sbom), when the bundle has SBOMs."""
+    if not layout.sbom.is_dir():
+        return {}
+    try:
+        from installer.trust.sbom import component_counts
+    except ImportError:
+        return {}
+    return component_counts(layout.root)
 
 
 def inspect_bundle(bundle: Path) -> dict:
     layout = BundleLayout.at(bundle)
     index = layout.read_index()
-    sboms = _sbom_counts(layout, index) if layout.sbom.is_dir() else {}
+    sboms = _sbom_counts(layout)
     by_kind: dict[str, list[dict]] = {}
     for a in index["artifacts"]:
         by_kind.setdefault(a["kind"], []).append(a)

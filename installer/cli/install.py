@@ -84,7 +84,7 @@ def install(
     fetched = fetch_dir / f"kubeconfig.fetched-{record.id}"
     extravars = {
         **plan.extravars(),
-        "medai_bundle_root": str(root),
+        "medai_bundle_dir": str(root),  # --bundle wins over the inventory's value for every role
         "medai_kubeconfig_fetch_dest": str(fetched),
     }
     try:

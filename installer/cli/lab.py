@@ -101,3 +101,24 @@ def _print_lab(lab: lab_nodes.Lab, *, ssh_check: bool) -> bool:
         table.add_row(*row)
     console.print(table)
     return healthy
+
+
+@app.command("demo")
+def demo(
+    os_packages: bool = typer.Option(True, "--os-packages/--no-os-packages",
+                                     help="resolve the OS packages from Debian's archive (connected side); without "
+                                          "them the os role has no repository and `install` stops there"),
+    down: bool = typer.Option(False, "--down", help="remove the lab at the end (default: leave it up to explore)"),
+) -> None:
+    """The whole flow on this machine: local sources → signed bundle → 1+2 node lab → install → verify."""
+    from installer.lab.demo import run_demo
+
+    run = run_demo(console, lab_up=lab_up, os_packages=os_packages, down_after=down)
+    console.print(run.summary())
+    pending = [s for s in run.steps if s.status in ("not available", "skipped")]
+    if pending:
+        console.print("not run: " + "; ".join(f"{s.name} ({s.detail})" for s in pending), highlight=False)
+    if not down and any(s.name == "lab up" and s.status == "done" for s in run.steps):
+        console.print("the lab is still up: `medai lab status`, `medai lab down`", highlight=False)
+    if not run.ok:
+        raise typer.Exit(1)

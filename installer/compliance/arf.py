@@ -5,6 +5,7 @@ content version come from the very content that judged the host, not from a copy
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,7 +108,7 @@ def _fix_text(fix, values: dict[str, str]) -> str:
         elif isinstance(child.tag, str):
             parts.append("".join(child.itertext()))
         parts.append(child.tail or "")
-    return "".join(parts).strip()
+    return re.sub(r"\n{3,}", "\n\n", "".join(parts)).strip()
 
 
 def _rule_index(benchmark, values: dict[str, str]) -> dict[str, dict]:

@@ -261,14 +261,19 @@ def sysctl_checks(root: str) -> list[dict]:
     checks = [result("k3s_4.2.6_kernel_parameters_persisted", "Kernel parameters protect-kernel-defaults needs are persisted in sysctl.d", "4.2.6", "medium",
                      not bad, "all set" if not bad else "wrong or unset: " + ", ".join(f"{k}={v}" for k, v in bad.items()),
                      f"write {want} to /etc/sysctl.d/90-kubelet.conf and run 'sysctl -p /etc/sysctl.d/90-kubelet.conf'")]
-    if in_container() and root == "/":
+    why = None
+    if root != "/":
+        why = "skipped: checking a copy of a filesystem (--root), which has no live kernel"
+    elif in_container():
+        why = "skipped: running in a container, live kernel parameters belong to the host kernel"
+    if why:
         checks.append(result("k3s_4.2.6_kernel_parameters_live", "Live kernel parameters match what protect-kernel-defaults needs", "4.2.6", "medium",
-                             False, "", "", skipped="skipped: running in a container, live kernel parameters belong to the host kernel"))
+                             False, "", "", skipped=why))
         return checks
     live, wrong = {}, {}
     for k, v in KUBELET_SYSCTLS.items():
         try:
-            with open(os.path.join(root, "proc/sys", *k.split(".")), encoding="utf-8") as f:
+            with open(os.path.join("/proc/sys", *k.split(".")), encoding="utf-8") as f:
                 live[k] = f.read().strip()
         except OSError:
             live[k] = "(unreadable)"

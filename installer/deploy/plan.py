@@ -20,8 +20,9 @@ K3S_BINARY = "k3s"
 K3S_INSTALL_SCRIPTS = ("k3s-install.sh", "install.sh")
 K3S_AIRGAP_PREFIX = "k3s-airgap-images"
 PLATFORM_IMAGES = "images/medai-platform-images.tar"
-# Artifact kinds a node needs on disk; images travel as one OCI archive, charts/SBOMs stay on the control host.
-STAGED_KINDS = {"file": ["all"], "ospkgs": ["all"], "model": ["gpu"]}
+# Artifact kinds a node needs on disk (default groups when the artifact names none). Images travel as one OCI
+# archive; charts and SBOMs stay on the control host; OS repositories (ospkgs) are copied by the os role.
+STAGED_KINDS = {"file": ["all"], "model": ["gpu"]}
 
 
 @dataclass

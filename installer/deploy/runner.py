@@ -124,6 +124,18 @@ def find_secrets(root: Path, secrets: Iterable[str]) -> list[str]:
     return sorted(hits)
 
 
+def _ansible_error(stdout: Path) -> str:
+    """Ansible's own error (bad playbook, missing role) when the run failed before any task result."""
+    try:
+        lines = stdout.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "ansible-playbook produced no output"
+    for line in lines:
+        if line.startswith("ERROR!"):
+            return line
+    return (lines[-1] if lines else "ansible-playbook produced no output")[:600]
+
+
 def ansible_env(host_key_checking: bool) -> dict[str, str]:
     return {
         "ANSIBLE_ROLES_PATH": str(ROLES),
@@ -180,6 +192,8 @@ def run_playbook(
             ident="run",
         )
         summary.status, summary.rc = r.status, r.rc
+        if r.status != "successful" and not summary.failures:
+            summary.failures.append(_ansible_error(pdd / "artifacts" / "run" / "stdout"))
     finally:
         secret_file.unlink(missing_ok=True)
         summary.seconds = round(time.monotonic() - started, 1)

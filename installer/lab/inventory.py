@@ -11,6 +11,15 @@ from installer.lab.nodes import Lab
 API_VIP_OFFSET = 100  # .100: lab API VIP (nodes sit at .10 and up)
 POOL_OFFSETS = (200, 220)  # .200-.220: MetalLB pool (the blackhole next hop is the subnet's last address)
 
+# Lab nodes are containers sharing this machine's CPUs, memory, disk and clock (no NTP source behind the gap):
+# the preflight role's production minima are lowered for the lab only.
+LAB_VARS = {
+    "medai_preflight_min_cpus": {"servers": 1, "agents": 1},
+    "medai_preflight_min_memory_mb": {"servers": 256, "agents": 256},
+    "medai_preflight_min_disk_gb": {"servers": 1, "agents": 1},
+    "medai_preflight_require_time_sync": False,
+}
+
 # Throwaway lab nodes get fresh host keys on every `lab up`: host key checking is off for the lab only.
 LAB_SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 
@@ -31,6 +40,7 @@ def render_inventory(lab: Lab, *, cluster_name: str = "medai-lab", bundle_dir: s
     }
     if bundle_dir is not None:
         site["medai_bundle_dir"] = str(bundle_dir)
+    site.update(LAB_VARS)
     site.update(extra_vars or {})
 
     def hosts(nodes) -> dict[str, Any]:

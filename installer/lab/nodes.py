@@ -2,8 +2,8 @@
 
 Air gap: podman gives an internal network no gateway and no NAT. The host gets one address on the bridge (the
 network's first address, which podman's IPAM reserves as gateway and never hands out) so the control host can SSH
-to the nodes, as it would in a data centre; iptables rules drop everything the host would otherwise forward in or
-out of that bridge, so the host is never a way out. K3s refuses to start without a default route, so each node gets
+to the nodes, as it would in a data centre; iptables rules drop everything the host would otherwise route in or
+out of that bridge (node-to-node traffic on the bridge still flows), so the host is never a way out. K3s refuses to start without a default route, so each node gets
 `default via <last address of the subnet>`: an address that nothing owns, so anything not on the lab subnet dies at
 ARP on the lab bridge. A `blackhole` default route was rejected: it has no device, and K3s and Ansible
 (ansible_default_ipv4) pick the node address from the default route's interface.
@@ -15,6 +15,7 @@ import json
 import re
 import secrets
 import socket
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,20 +153,59 @@ def create_lab(*, servers: int = 1, agents: int = 0, gpu_agents: int = 0, key_di
                                      ip=str(hosts[FIRST_NODE_OFFSET - 1 + i]), role=spec.role, gpu=spec.gpu,
                                      ssh_key=str(key)))
         add_hosts = [f"--add-host={n.hostname}:{n.ip}" for n in lab.nodes]
-        for n in lab.nodes:
-            podman("run", "-d", "--name", n.name, "--hostname", n.hostname, "--label", f"{LABEL}={lab_id}",
-                   "--network", network, "--ip", n.ip, *add_hosts, "--systemd=always", "--privileged", image,
-                   what=f"starting node {n.name}")
-        _attach_host(lab)
         pub = Path(f"{key}.pub").read_text()
         for n in lab.nodes:
-            _prepare_node(lab, n, pub)
+            podman("create", "--name", n.name, "--hostname", n.hostname, "--label", f"{LABEL}={lab_id}",
+                   "--network", network, "--ip", n.ip, *add_hosts, "--systemd=always", "--privileged", image,
+                   what=f"creating node {n.name}")
+            _seed_ssh(n, pub)
+        podman("start", *(n.name for n in lab.nodes), what=f"starting lab {lab_id}")
+        _attach_host(lab)
+        for n in lab.nodes:
+            podman("exec", n.name, "ip", "route", "replace", "default", "via", lab.blackhole_hop, "dev", "eth0",
+                   what=f"default route on {n.name}")
         for n in lab.nodes:
             wait_for_ssh(n)
+            wait_for_systemd(n)
     except BaseException:
         destroy_lab(lab)
         raise
     return lab
+
+
+def _seed_ssh(n: LabNode, pubkey: str) -> None:
+    """Before first boot: the lab key in root's authorized_keys and a host key of the node's own (sshd uses only
+    that one), so sshd starts once, at boot, already right — no restart racing systemd."""
+    with tempfile.TemporaryDirectory(prefix="medai-node-") as tmp:
+        etc = Path(tmp, "etc")
+        (etc / "sshd_config.d").mkdir(parents=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", n.hostname, "-f", str(etc / "ssh_host_ed25519_key")],
+            what="ssh-keygen (node host key)")
+        (etc / "sshd_config.d" / "10-medai-lab.conf").write_text(
+            "# medai lab: this node's own host key only (not the keys baked into the image)\n"
+            "HostKey /etc/ssh/ssh_host_ed25519_key\n")
+        dot_ssh = Path(tmp, "root-ssh")
+        dot_ssh.mkdir(mode=0o700)
+        auth = dot_ssh / "authorized_keys"
+        auth.write_text(pubkey.strip() + "\n")
+        auth.chmod(0o600)
+        podman("cp", f"{etc}/.", f"{n.name}:/etc/ssh/", what=f"seeding host key of {n.name}")
+        podman("cp", f"{dot_ssh}/.", f"{n.name}:/root/.ssh/", what=f"seeding authorized_keys of {n.name}")
+
+
+def wait_for_systemd(n: LabNode, timeout: float = BOOT_TIMEOUT_S) -> str:
+    """Wait until systemd has finished booting; return its state (running, or degraded with the failed units)."""
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        state = podman("exec", n.name, "systemctl", "is-system-running", check=False).stdout.strip()
+        if state == "running":
+            return state
+        if state == "degraded":
+            failed = podman("exec", n.name, "systemctl", "--failed", "--plain", "--no-legend", check=False).stdout
+            return f"degraded: {' '.join(line.split()[0] for line in failed.splitlines() if line.strip())}"
+        time.sleep(0.5)
+    raise LabError(f"node {n.name}: systemd did not finish booting in {timeout:.0f}s (state {state or 'unknown'})")
 
 
 def _attach_host(lab: Lab) -> None:
@@ -173,9 +213,11 @@ def _attach_host(lab: Lab) -> None:
     have = run(["ip", "-4", "-o", "addr", "show", "dev", lab.bridge], what=f"ip addr show {lab.bridge}").stdout
     if f" {lab.host_ip}/" not in have:
         run(["ip", "addr", "add", f"{lab.host_ip}/{prefix}", "dev", lab.bridge], what=f"adding {lab.host_ip} to {lab.bridge}")
-    for direction in ("-i", "-o"):
-        run(["iptables", "-w", "-I", "FORWARD", direction, lab.bridge, "-m", "comment", "--comment",
-             f"{LABEL}={lab.lab_id}", "-j", "DROP"], what="iptables (lab air gap)")
+    # Routed traffic only: with bridge netfilter on (bridge-nf-call-iptables=1), node-to-node frames on the bridge
+    # also pass FORWARD with in = out = the bridge, and those must flow.
+    for match in (["-i", lab.bridge, "!", "-o", lab.bridge], ["!", "-i", lab.bridge, "-o", lab.bridge]):
+        run(["iptables", "-w", "-I", "FORWARD", *match, "-m", "comment", "--comment", f"{LABEL}={lab.lab_id}",
+             "-j", "DROP"], what="iptables (lab air gap)")
 
 
 def _detach_host(lab: Lab) -> None:
@@ -183,19 +225,6 @@ def _detach_host(lab: Lab) -> None:
     for rule in rules:
         if f'"{LABEL}={lab.lab_id}"' in rule or f" {LABEL}={lab.lab_id} " in rule + " ":
             run(["iptables", "-w", *rule.replace("-A ", "-D ", 1).replace('"', "").split()], check=False)
-
-
-def _prepare_node(lab: Lab, n: LabNode, pubkey: str) -> None:
-    script = (
-        "set -e; "
-        "timeout %d systemctl is-system-running --wait >/dev/null || true; "
-        "install -d -m 0700 /root/.ssh; "
-        "printf '%%s\\n' '%s' > /root/.ssh/authorized_keys; chmod 0600 /root/.ssh/authorized_keys; "
-        # every node gets its own host keys, not the ones baked into the image
-        "rm -f /etc/ssh/ssh_host_*; ssh-keygen -A -q; systemctl restart ssh; "
-        "ip route replace default via %s dev eth0"
-    ) % (BOOT_TIMEOUT_S, pubkey.strip(), lab.blackhole_hop)
-    podman("exec", n.name, "sh", "-c", script, timeout=BOOT_TIMEOUT_S + 30, what=f"preparing node {n.name}")
 
 
 def ssh_argv(node: LabNode, *command: str) -> list[str]:

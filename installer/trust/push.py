@@ -35,7 +35,9 @@ def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.Path
     host = registry.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
     oci = OCILayout(layout.oci, layout.tmp)
     results: list[PushResult] = []
-    with RegistryClient(insecure=[host] if insecure else [], ca_file=Path(ca_file) if ca_file else None) as client:
+    # A CA file means TLS, even on loopback (where plain HTTP is the default, as docker allows).
+    with RegistryClient(insecure=[host] if insecure else [], https=[host] if ca_file and not insecure else [],
+                        ca_file=Path(ca_file) if ca_file else None) as client:
         for a in images:
             ref = a.get("ref") or a["name"]
             if progress is not None:

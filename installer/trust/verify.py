@@ -23,10 +23,10 @@ from installer.bundle.layout import BundleLayout
 from installer.bundle.oci_layout import OCILayout
 from installer.bundle.verify import VerifyResult, artifact_owners, verify_files
 from installer.errors import BundleError, TrustError
-from installer.hashing import sha256_file
 from installer.trust import sigstore as sigstore_mod
 from installer.trust.cosign import SignatureCheck, check_layers, parse_signature_manifest, signature_tag
 from installer.trust.keys import fingerprint, load_public_key, verify_signature
+from installer.trust.model_check import ModelIndexError, check_model_dir
 
 MAX_SMALL_BLOB = 4 * 1024 * 1024
 NOT_CHECKED = "SIGNATURES NOT CHECKED: no --key given; only file hashes were verified"
@@ -235,7 +235,8 @@ def verify_bundle(
         refs = {}
         res.problems.append(f"oci/index.json: {e}")
     sig_refs = [n for n in refs if n.endswith(".sig")]
-    res.signed = layout.index_sig.exists() or layout.index_sigstore.exists() or bool(sig_refs)
+    res.signed = (index.get("signed") is True or layout.index_sig.exists() or layout.index_sigstore.exists()
+                  or bool(sig_refs))
 
     # 1. index signature: it pins every file's hash, so it is checked first
     if pub is not None:
@@ -356,62 +357,22 @@ def verify_model(bundle: str | os.PathLike, name: str, path: str | os.PathLike, 
     ``bundle`` is a directory holding index.json (and index.json.sig): the bundle itself, or the copy the install
     puts on the node. With ``key`` the index signature is checked first. Every file the index lists for the model
     must be in ``path`` with its sha256; any other file, and any symlink, is refused (vLLM would load it).
+    The hashing is installer.trust.model_check's (stdlib only, also runnable alone with a bare python3).
     """
     layout = BundleLayout.at(bundle)
     layout.read_index()
     index_bytes = layout.index.read_bytes()
     index = json.loads(index_bytes)
-    problems: list[str] = []
     sig_state = "not checked"
     if key is not None:
         problem = _check_index_signature(layout, index_bytes, load_public_key(key))
-        sig_state = "verified" if problem is None else "failed"
         if problem:
             raise TrustError(f"model {name}: {problem}")
+        sig_state = "verified"
     elif require_signature:
         raise TrustError(f"model {name}: a public key is required to trust {layout.index}")
-    model = next((a for a in index.get("artifacts", []) if a.get("kind") == "model" and a.get("name") == name), None)
-    if model is None:
-        known = sorted(a.get("name") for a in index.get("artifacts", []) if a.get("kind") == "model")
-        raise TrustError(f"model {name}: not in {layout.index} (models there: {', '.join(known) or 'none'})")
-    prefix = (model.get("path") or f"models/{name}").rstrip("/") + "/"
-    listed = {e["path"]: e for e in index["files"]}
-    expected: dict[str, dict] = {}
-    for p in model.get("paths") or []:
-        if p not in listed:
-            raise TrustError(f"model {name}: {p} is in the artifact but not in the index's files list")
-        if not p.startswith(prefix):
-            raise TrustError(f"model {name}: {p} is not under {prefix}")
-        expected[p[len(prefix):]] = listed[p]
-    if not expected:
-        raise TrustError(f"model {name}: the index lists no files for it")
-
-    root = Path(path)
-    if not root.is_dir():
-        raise TrustError(f"model {name}: {root} is not a directory")
-    present: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for d in dirnames:
-            if (Path(dirpath) / d).is_symlink():
-                problems.append(f"unsafe: {(Path(dirpath) / d).relative_to(root)}: symlinked directory")
-        for f in filenames:
-            present.add((Path(dirpath) / f).relative_to(root).as_posix())
-    total = 0
-    for rel, entry in sorted(expected.items()):
-        p = root / rel
-        if rel not in present:
-            problems.append(f"missing: {rel}")
-            continue
-        if p.is_symlink() or not p.is_file():
-            problems.append(f"unsafe: {rel}: not a regular file")
-            continue
-        if p.stat().st_size != entry["size"]:
-            problems.append(f"altered: {rel}: size {p.stat().st_size}, index says {entry['size']}")
-            continue
-        if sha256_file(p) != entry["sha256"]:
-            problems.append(f"altered: {rel}: sha256 differs from the signed index")
-            continue
-        total += entry["size"]
-    for rel in sorted(present - set(expected)):
-        problems.append(f"extra: {rel}: not part of model {name} in the index")
-    return ModelVerification(name, root, not problems, len(expected), total, problems, sig_state)
+    try:
+        files, nbytes, problems = check_model_dir(index, name, path)
+    except ModelIndexError as e:
+        raise TrustError(f"{e} ({layout.index})") from None
+    return ModelVerification(name, Path(path), not problems, files, nbytes, problems, sig_state)

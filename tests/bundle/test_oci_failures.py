@@ -146,3 +146,23 @@ def test_sigkill_mid_blob_then_resume(registry, tmp_path):
         assert img.digest == desc["digest"]
         assert layout.verify() == []
         assert not partial.exists()
+
+
+RSS_SCRIPT = KILL_SCRIPT + """
+import resource
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_memory_does_not_grow_with_blob_size(registry, tmp_path):
+    """A 192 MiB blob streams through a bounded buffer: peak RSS stays far below the blob's size."""
+    src = tmp_path / "src"
+    write_big_image(src, "rss", [(192 * 1024 * 1024, 11)])
+    ref = f"{registry.host}/demo/rss:1.0"
+    skopeo_push(src, "rss", ref)
+    out = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(tmp_path / "bundle" / "oci"), ref], cwd=ROOT,
+                         capture_output=True, text=True, check=True, timeout=120)
+    peak_mib = int(out.stdout.split()[-1])
+    print(f"peak RSS {peak_mib} MiB")
+    assert peak_mib < 160, f"peak RSS {peak_mib} MiB while collecting a 192 MiB blob"
+    assert OCILayout(tmp_path / "bundle" / "oci").verify() == []

@@ -47,3 +47,16 @@ def install_repo(container: str, repo: Path) -> None:
            "mkdir -p /etc/apt/sources.list.d.off && mv /etc/apt/sources.list.d/* /etc/apt/sources.list.d.off/ 2>/dev/null; "
            "mv /etc/apt/sources.list /etc/apt/sources.list.off 2>/dev/null; "
            f"echo 'deb [trusted=yes] file:{NODE_REPO} ./' > /etc/apt/sources.list.d/medai-test.list && apt-get update -qq", timeout=120)
+
+
+def main() -> None:
+    """`python -m tests.compliance.debrepo DIR`: build (or reuse) the repo in DIR; used by molecule prepare."""
+    import sys
+
+    from installer.lab.image import NODE_IMAGE
+
+    print(build_repo(NODE_IMAGE, Path(sys.argv[1]).resolve()))
+
+
+if __name__ == "__main__":
+    main()

@@ -40,8 +40,9 @@ def symlink(path: str, target: str) -> Entry:
     return Entry(path, kind="symlink", target=target)
 
 
-def hardlink(path: str, target: str) -> Entry:
-    return Entry(path, kind="link", target=target)
+def hardlink(path: str, target: str, mode: int = 0o644) -> Entry:
+    """Tar records the linked file's mode on the link member too."""
+    return Entry(path, mode=mode, kind="link", target=target)
 
 
 def whiteout(path: str) -> Entry:

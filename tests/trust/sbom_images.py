@@ -199,7 +199,7 @@ def build_layout(oci: Path, work: Path) -> SbomTestImages:
         file(f"{pyd}/chardet-5.1.0.egg-info", metadata("chardet", "5.1.0")),
         file("opt/app/lib/python/foo-1.0.dist-info/METADATA", metadata("foo", "1.0")),
         file("usr/local/bin/hello", go_bin, 0o755),
-        hardlink("usr/bin/hello-link", "usr/local/bin/hello"),
+        hardlink("usr/bin/hello-link", "usr/local/bin/hello", 0o755),
         file("usr/bin/not-go", b"\x7fELF" + b"\0" * 4096, 0o755),
     ], "gzip")
     middle = w.layer([

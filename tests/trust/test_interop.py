@@ -146,3 +146,100 @@ def test_no_secret_in_bundle_or_output(signed_bundle, medai_keys):
             data = p.read_bytes()
             for n in needles:
                 assert n not in data, f"{p}: contains secret material"
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory):
+    """docker-registry on 127.0.0.1 serving HTTPS with a certificate from a throwaway private CA."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from tests.support.servers import REGISTRY_BIN, free_port, wait_port
+
+    d = tmp_path_factory.mktemp("tls-registry")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "medai test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    port = free_port()
+    (d / "storage").mkdir()
+    (d / "config.yml").write_text(yaml.safe_dump({
+        "version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(d / "storage")}},
+        "http": {"addr": f"127.0.0.1:{port}", "secret": "medai-test",
+                 "tls": {"certificate": str(d / "cert.pem"), "key": str(d / "key.pem")}}}))
+    log = open(d / "registry.log", "wb")
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(d / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port)
+        yield f"127.0.0.1:{port}", d / "ca.pem"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_push_over_tls_with_a_private_ca(signed_bundle, tls_registry, medai_keys):
+    host, ca = tls_registry
+    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{host}/site", "--ca-file", str(ca), "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    pushed = json.loads(out.stdout)
+    assert len(pushed) == 3 and all(p["signatures"] for p in pushed)
+    with RegistryClient(https=[host], ca_file=ca) as client:
+        for p in pushed:
+            check, _ = verify_registry_image(client, p["dest"], p["digest"], load_public_key(medai_keys.pub))
+            assert check.ok, check.detail
+    # without the CA the registry's certificate is not trusted: a one-line error, non-zero exit
+    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{host}/again", "--ca-file", "/etc/ssl/certs/ca-certificates.crt"],
+                         capture_output=True, text=True, timeout=300)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 2 and len(errors) == 1 and "CERTIFICATE_VERIFY_FAILED" in errors[0], out.stderr
+
+
+def test_rebuild_replaces_its_own_signature(signed_bundle, medai_keys, seeded_registry, demo_sources, tmp_path):
+    """Signing again (a rebuild into the same directory) keeps one signature per key, not one per run."""
+    import shutil
+
+    from installer.bundle.oci_layout import OCILayout
+    from installer.trust.signing import existing_layers, sign_build, signature_ref_name
+
+    b = tmp_path / "b"
+    shutil.copytree(signed_bundle, b)
+    images = [(a["ref"], a["digest"]) for a in images_of(b)]
+    oci = OCILayout(b / "oci", b / ".tmp")
+    before = {r: existing_layers(oci, signature_ref_name(r, d)) for r, d in images}
+    assert all(len(v) == 1 for v in before.values())
+    from installer.trust.keys import load_private_key
+
+    written = sign_build(b, images, load_private_key(medai_keys.key, medai_keys.password.encode()))
+    assert written and all(p.is_file() for p in written)
+    after = {r: existing_layers(oci, signature_ref_name(r, d)) for r, d in images}
+    assert all(len(v) == 1 for v in after.values())
+    assert all(after[r][0].payload == before[r][0].payload for r in after)  # same claim, fresh signature

@@ -111,3 +111,25 @@ def test_cli_generate_without_password_fails_in_one_line(tmp_path):
                          env=env, stdin=subprocess.DEVNULL, timeout=120)
     assert out.returncode != 0
     assert not (tmp_path / "k.key").exists()
+
+
+@pytest.mark.loopback
+def test_signed_build_from_the_cli_keeps_the_password_out_of_output(medai_keys, seeded_registry, demo_sources, tmp_path):
+    from tests.trust.conftest import trust_manifest
+
+    manifest = trust_manifest(tmp_path / "m.yaml", demo_sources, seeded_registry)
+    env = {**os.environ, "MEDAI_KEY_PASSWORD": medai_keys.password}
+    out = subprocess.run(["medai", "bundle", "build", str(manifest), "--out", str(tmp_path / "b"), "--sign-key",
+                          str(medai_keys.key), "--no-tools", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["signed"] is True
+    assert medai_keys.password not in out.stdout + out.stderr
+    # a wrong password: one-line error naming the key file, no password echoed, no finished bundle
+    env["MEDAI_KEY_PASSWORD"] = "wrong-" + medai_keys.password
+    out = subprocess.run(["medai", "bundle", "build", str(manifest), "--out", str(tmp_path / "b2"), "--sign-key",
+                          str(medai_keys.key), "--no-tools"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 2
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(medai_keys.key) in errors[0] and "wrong password" in errors[0]
+    assert medai_keys.password not in out.stdout + out.stderr
+    assert not (tmp_path / "b2" / "index.json").exists()

@@ -120,3 +120,58 @@ def test_keyless_signing_without_identity_fails_clearly(tmp_path, monkeypatch):
     (tmp_path / "index.json").write_bytes(b"{}")
     with pytest.raises(TrustError, match="no OIDC identity"):
         ss.sign_index_keyless(tmp_path, b"{}")
+
+
+@pytest.mark.loopback
+def test_bundle_verify_checks_the_keyless_signature_when_asked(bundle_copy, medai_keys, no_network):
+    from installer.trust.verify import verify_bundle
+
+    # asked for, but the bundle has none: a named failure, not a pass
+    res = verify_bundle(bundle_copy, key=medai_keys.pub, sigstore_identity=IDENTITY, sigstore_issuer=ISSUER,
+                        write_report=False)
+    assert not res.ok and any("index.sigstore.json: missing" in p for p in res.problems)
+
+    # a genuine Sigstore bundle, but over another artifact, with the production root carried beside it
+    shutil.copyfile(SIGSTORE_BUNDLE, bundle_copy / "index.sigstore.json")
+    (bundle_copy / "sigstore").mkdir(exist_ok=True)
+    # (not listed in index.json, so the files check also flags it: carried roots must be written before the index)
+    (bundle_copy / "sigstore" / "trusted_root.json").write_bytes(ss.production_root_json())
+    res = verify_bundle(bundle_copy, key=medai_keys.pub, sigstore_identity=IDENTITY, sigstore_issuer=ISSUER,
+                        write_report=False)
+    assert res.sigstore["result"] == "failed" and res.sigstore["trustedRoot"].endswith("trusted_root.json")
+    assert any(p.startswith("index.json: Sigstore verification failed") for p in res.problems)
+    assert any("extra: sigstore/trusted_root.json" in p for p in res.problems)
+
+
+def test_identity_without_issuer_is_refused(tmp_path):
+    from installer.trust.verify import verify_bundle
+    from installer.errors import BundleError
+
+    with pytest.raises((TrustError, BundleError)):
+        verify_bundle(tmp_path, sigstore_identity=IDENTITY)
+
+
+@pytest.mark.loopback
+def test_build_checks_a_files_entry_sigstore_bundle(signed_wheel, file_server, tmp_path):
+    """files[] with sigstore {bundle, identity, issuer}: the build verifies before accepting the file."""
+    import yaml
+
+    from installer.bundle.build import BuildOptions, build_bundle
+
+    served = file_server.root / "sigstore-upstream"
+    served.mkdir(exist_ok=True)
+    shutil.copyfile(signed_wheel, served / WHEEL)
+
+    def manifest(identity: str) -> Path:
+        doc = {"apiVersion": "medai/v1", "kind": "Bundle", "metadata": {"name": "sigstore-file"}, "spec": {
+            "files": [{"name": WHEEL, "url": f"{file_server.url}/sigstore-upstream/{WHEEL}", "sha256": WHEEL_SHA256,
+                       "sigstore": {"bundle": str(SIGSTORE_BUNDLE), "identity": identity, "issuer": ISSUER}}]}}
+        p = tmp_path / "m.yaml"
+        p.write_text(yaml.safe_dump(doc))
+        return p
+
+    build_bundle(BuildOptions(manifest=manifest(IDENTITY), out=tmp_path / "ok", with_tools=False))
+    assert (tmp_path / "ok" / "files" / WHEEL).is_file() and (tmp_path / "ok" / "index.json").is_file()
+    with pytest.raises(TrustError, match=WHEEL):
+        build_bundle(BuildOptions(manifest=manifest(IDENTITY + "-evil"), out=tmp_path / "bad", with_tools=False))
+    assert not (tmp_path / "bad" / "index.json").exists()

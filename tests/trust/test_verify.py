@@ -205,3 +205,19 @@ def test_report_written_beside_when_asked(signed_bundle, medai_keys, tmp_path):
     res = verify_bundle(signed_bundle, key=medai_keys.pub, report=tmp_path / "a" / "rep.json")
     assert res.ok and res.report_path == tmp_path / "a" / "rep.json"
     assert not (signed_bundle / "reports").exists() or not list((signed_bundle / "reports").glob("*"))
+
+
+def test_standalone_model_check_runs_with_bare_python(signed_bundle, tmp_path):
+    """The node-side check needs nothing but python3's standard library (no medai, no venv)."""
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "installer" / "trust" / "model_check.py"
+    node_dir = tmp_path / "m"
+    shutil.copytree(signed_bundle / "models" / "tiny", node_dir)
+    cmd = [sys.executable, "-I", "-S", str(script), "--index", str(signed_bundle / "index.json"), "--model", "tiny",
+           "--path", str(node_dir)]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert ok.returncode == 0 and "PASSED" in ok.stdout, ok.stderr
+    flip_byte(node_dir / "config.json", 0)
+    bad = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert bad.returncode == 1 and "altered: config.json" in bad.stderr

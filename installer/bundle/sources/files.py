@@ -87,7 +87,7 @@ def http_download(url: str, part: Path, label: str, progress: Progress, headers:
                     with progress.task(label, total) as advance, open(part, "ab" if resumed else "wb") as out:
                         if resumed:
                             advance(have)
-                        for chunk in resp.iter_bytes(CHUNK):
+                        for chunk in resp.iter_bytes():  # as received: a kill loses at most one read
                             out.write(chunk)
                             h.update(chunk)
                             advance(len(chunk))
@@ -134,14 +134,16 @@ def _verify_sigstore(entry: File, artifact: Path, tmp_dir: Path, base: Path | No
         if not src.is_file():
             raise SourceError(f"file {entry.name}: sigstore bundle {src} not found")
         shutil.copyfile(src, bundle_path)
+    label = f"file {entry.name}: Sigstore verification for {entry.sigstore.identity} ({entry.sigstore.issuer}) failed"
     try:
-        verify_artifact(artifact, bundle_path, entry.sigstore.identity, entry.sigstore.issuer)
-    except TrustError:
-        raise
-    except Exception as e:
-        raise TrustError(f"file {entry.name}: Sigstore verification failed: {e}") from None
+        check = verify_artifact(artifact, bundle_path, entry.sigstore.identity, entry.sigstore.issuer)
+    except Exception as e:  # TrustError from a failed check, or unreadable input
+        detail = str(e).replace(f"{artifact}: ", "")
+        raise TrustError(f"{label}: {detail}") from None
     finally:
         bundle_path.unlink(missing_ok=True)
+    if getattr(check, "ok", True) is False:  # fail closed whatever the verifier's convention
+        raise TrustError(f"{label}: {getattr(check, 'detail', 'not verified')}")
 
 
 def fetch_file(entry: File, files_dir: Path, tmp_dir: Path, progress: Progress | None = None,

@@ -252,6 +252,18 @@ class Cancelled(Exception):
     """Raised inside a blob stream when the collection was cancelled (another blob failed)."""
 
 
+def _larger_socket_reads(size: int = 1024 * 1024) -> None:
+    """httpcore reads HTTP/1.1 bodies 64 KiB per recv(); with 1 MiB reads a blob streams about twice as fast
+    here (measured on loopback: ~curl's speed instead of half of it). The attribute is httpcore's own class
+    constant; we only ever raise it, and leave it alone if a future httpcore drops it."""
+    try:
+        from httpcore._sync.http11 import HTTP11Connection
+    except ImportError:
+        return
+    if isinstance(getattr(HTTP11Connection, "READ_NUM_BYTES", None), int) and HTTP11Connection.READ_NUM_BYTES < size:
+        HTTP11Connection.READ_NUM_BYTES = size
+
+
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
     params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
@@ -304,6 +316,7 @@ class RegistryClient:
                 verify = ssl.create_default_context(cafile=str(ca_file))
             except (OSError, ssl.SSLError) as e:
                 raise RegistryError(f"{ca_file}: cannot load CA file: {e}") from None
+        _larger_socket_reads()
         # Loopback never goes through an environment proxy.
         direct = httpx.HTTPTransport(verify=verify, retries=0)
         mounts = {f"all://{h}": direct for h in ("127.0.0.1", "localhost", "[::1]")}
@@ -425,6 +438,8 @@ class RegistryClient:
                 self.stats.add(requests=1)
                 r = self._http.send(req, stream=stream, auth=kw.get("auth"))
             except httpx.TransportError as e:
+                if "CERTIFICATE_VERIFY_FAILED" in str(e):  # retrying cannot fix trust
+                    raise RegistryError(f"{ref}: TLS certificate of {ref.registry} not trusted ({e}); pass the registry's CA file") from None
                 if attempt >= self.retries:
                     raise RegistryError(f"{ref}: registry {ref.registry} unreachable ({type(e).__name__}: {e or 'no detail'})") from None
                 time.sleep(delay)
@@ -544,7 +559,7 @@ class RegistryClient:
                 if pos and r.status_code == 200:
                     raise BlobRestart()
                 try:
-                    for chunk in r.iter_raw(CHUNK):
+                    for chunk in r.iter_raw():
                         if cancel is not None and cancel.is_set():
                             raise Cancelled()
                         sink(chunk)

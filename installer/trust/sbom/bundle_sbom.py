@@ -81,23 +81,34 @@ def _bundle_name(layout: BundleLayout) -> tuple[str, str]:
 
 
 def _model_files(layout: BundleLayout, a, workers: int) -> list[tuple[str, str]]:
-    """(path relative to the model directory, sha256) of every file; hashes from the artifact when it has them."""
+    """(path relative to the model directory, sha256) of every file.
+
+    Hashes come from ``a.meta["files"]`` when the build recorded them (keys relative to the model directory,
+    or to the bundle); any file without one is hashed from disk.
+    """
     known = a.meta.get("files") or {}
     if isinstance(known, list):
         known = {f.get("path"): f.get("sha256") for f in known if isinstance(f, dict)}
-    paths = sorted(a.paths or [a.path])
     base = a.path.rstrip("/") + "/"
-    todo = [p for p in paths if not is_sha256_hex(str(known.get(p, "")))]
+    paths = sorted(a.paths or [a.path])
+
+    def short(rel: str) -> str:
+        return rel[len(base):] if rel.startswith(base) else rel
+
+    def given(rel: str) -> str:
+        sha = str(known.get(short(rel)) or known.get(rel) or "")
+        return sha if is_sha256_hex(sha) else ""
 
     def hash_one(rel: str) -> str:
         p = layout.root / rel
-        if not p.is_file() or p.is_symlink():
+        if p.is_symlink() or not p.is_file():
             raise TrustError(f"model {a.name}: {rel} is not a regular file in the bundle")
         return sha256_file(p)
 
+    todo = [p for p in paths if not given(p)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as ex:
         hashed = dict(zip(todo, ex.map(hash_one, todo)))
-    return [(p[len(base):] if p.startswith(base) else p, str(known.get(p) or hashed[p])) for p in paths]
+    return [(short(p), given(p) or hashed[p]) for p in paths]
 
 
 def _model_component(a, files: list[tuple[str, str]]) -> Component:

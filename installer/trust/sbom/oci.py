@@ -34,6 +34,7 @@ class PlatformImage:
 class OciLayout:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._json: dict[str, dict] = {}  # blobs are content-addressed: a parsed manifest never changes
 
     def blob(self, digest: str) -> Path:
         try:
@@ -45,6 +46,8 @@ class OciLayout:
         return self.blob(digest).is_file()
 
     def read_json(self, digest: str, what: str) -> dict:
+        if digest in self._json:
+            return self._json[digest]
         path = self.blob(digest)
         try:
             if path.stat().st_size > MAX_JSON:
@@ -56,6 +59,7 @@ class OciLayout:
             raise TrustError(f"{what}: blob {digest} is not valid JSON: {e}") from None
         if not isinstance(data, dict):
             raise TrustError(f"{what}: blob {digest} is not a JSON object")
+        self._json[digest] = data
         return data
 
     def index(self) -> dict:

@@ -55,7 +55,8 @@ class Cataloger(Protocol):
 def read_small(path: str, member: tarfile.TarInfo, f: IO[bytes]) -> bytes:
     if member.size > MAX_METADATA:
         raise TrustError(f"{path}: {member.size} bytes, larger than the {MAX_METADATA} bytes a package database may have")
-    return f.read(MAX_METADATA)
+    # read exactly the member's size: read(n) on a buffered stream allocates n bytes up front
+    return f.read(member.size)
 
 
 def text(data: bytes) -> str:

@@ -108,22 +108,21 @@ def _write_all(layout: BundleLayout, out: dict) -> dict[str, str]:
 
 
 def component_counts(bundle_dir: str | Path) -> dict[str, int]:
-    """{image ref: number of components (packages, OS excluded) in its generated SBOM}; 'ref (platform)' when several."""
+    """{image ref: number of packages (components but the operating-system entry) in its generated SBOM}.
+
+    An image whose index brings several platforms has one SBOM per platform; its count is their sum.
+    """
     images_dir = Path(bundle_dir) / IMAGES_DIR
-    rows: list[tuple[str, str, int]] = []
+    counts: dict[str, int] = {}
     for path in sorted(images_dir.glob(f"*{GENERATED_SUFFIX}")) if images_dir.is_dir() else []:
         if UPSTREAM_MARK in path.name:
             continue
         try:
             doc = json.loads(path.read_bytes())
             root = doc["metadata"]["component"]
-            prop = {p["name"]: p["value"] for p in root.get("properties", [])}
-            ref = prop["medai:image:ref"]
+            ref = {p["name"]: p["value"] for p in root.get("properties", [])}["medai:image:ref"]
         except (OSError, ValueError, KeyError, TypeError):
             raise TrustError(f"{path}: not an image SBOM written by medai") from None
-        count = sum(1 for c in doc.get("components", []) if c.get("type") != "operating-system")
-        rows.append((ref, prop.get("medai:image:platform", ""), count))
-    per_ref: dict[str, int] = {}
-    for ref, _, _ in rows:
-        per_ref[ref] = per_ref.get(ref, 0) + 1
-    return {(ref if per_ref[ref] == 1 else f"{ref} ({platform})"): count for ref, platform, count in rows}
+        n = sum(1 for c in doc.get("components", []) if c.get("type") != "operating-system")
+        counts[ref] = counts.get(ref, 0) + n
+    return counts

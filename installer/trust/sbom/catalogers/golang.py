@@ -40,6 +40,8 @@ class GoBinaryCataloger:
         self.unread_old_format: list[str] = []
 
     def wants(self, path: str, member: tarfile.TarInfo) -> bool:
+        if member.islnk():  # a hardlink has no size of its own; its target is read in a second pass
+            return bool(member.mode & 0o111)
         return member.isreg() and bool(member.mode & 0o111) and member.size > 1024
 
     def read(self, path: str, member: tarfile.TarInfo, f: IO[bytes]) -> None:

@@ -1,0 +1,58 @@
+"""Install time on a 3-node lab (1 server, 1 agent, 1 GPU agent) and the idempotent rerun time, as a ratio.
+
+    .venv/bin/python bench/bench_install.py
+
+Uses the same minimal bundle as tests/deploy (no K3s binary: K3s is configured, not started). Prints one line
+per run and the ratio rerun/install. The lab is removed afterwards.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CONTAINERS_CONF", str(ROOT / ".tools" / "containers.conf"))
+os.environ["PATH"] = f"{ROOT / '.tools' / 'bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"
+
+from installer.lab import nodes  # noqa: E402
+from installer.lab.image import NODE_IMAGE, build_image  # noqa: E402
+from installer.lab.inventory import write_inventory  # noqa: E402
+from tests.deploy.bundles import make_bundle  # noqa: E402
+from tests.deploy.test_install_lab import LAB_VARS  # noqa: E402
+
+
+def timed_install(inv: Path, home: Path) -> float:
+    env = dict(os.environ, MEDAI_HOME=str(home), COLUMNS="200")
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "installer.cli.main", "install", "--inventory", str(inv), "--yes"],
+                       cwd=ROOT, env=env, capture_output=True, text=True)
+    took = time.monotonic() - t
+    if r.returncode != 0:
+        sys.exit(f"install failed:\n{r.stdout[-2000:]}\n{r.stderr}")
+    print(r.stdout.strip().splitlines()[-1])
+    return took
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="medai-bench-") as tmp:
+        tmp = Path(tmp)
+        lab = nodes.create_lab(servers=1, agents=1, gpu_agents=1, key_dir=tmp / "ssh", image=build_image(NODE_IMAGE))
+        try:
+            bundle = make_bundle(tmp / "bundle")
+            inv = write_inventory(lab, tmp / "site.yml", cluster_name="bench", bundle_dir=bundle, extra_vars=LAB_VARS)
+            first = timed_install(inv, tmp / "home")
+            rerun = timed_install(inv, tmp / "home")
+        finally:
+            nodes.destroy_lab(lab)
+    print(f"install (3 nodes): {first:.1f} s")
+    print(f"idempotent rerun:  {rerun:.1f} s")
+    print(f"ratio rerun/install: {rerun / first:.2f}")
+
+
+if __name__ == "__main__":
+    main()
