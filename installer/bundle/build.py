@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pydantic import ValidationError
+
 from installer.bundle.discover import discover_images, normalize_ref, render_chart
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout
@@ -277,8 +279,8 @@ def build_bundle(opts: BuildOptions) -> BuildSummary:
     if opts.platforms:
         try:
             Spec(platforms=opts.platforms)
-        except Exception as e:
-            raise ManifestError(f"--platform: {str(e).splitlines()[-1].strip()}") from None
+        except ValidationError as e:
+            raise ManifestError(f"--platform: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     lock_path = Path(opts.lock) if opts.lock else default_lock_path(manifest_path)
     if opts.locked and not lock_path.is_file():
         raise LockDriftError(f"{lock_path}: --locked needs the lock file, and there is none")
@@ -441,6 +443,16 @@ def build_bundle(opts: BuildOptions) -> BuildSummary:
     if opts.sign_key is not None and images_out:
         sign_build = _optional("installer.trust.signing", "sign_build", "--sign-key (image signatures)")
         sign_build(layout, [(im.ref, im.digest) for im in images_out], opts.sign_key, upstream=upstream or None)
+
+    # --- keyless signing verifies offline behind the gap against the trusted root carried in the bundle
+    if opts.sigstore:
+        carry = _optional("installer.trust.sigstore", "carry_trusted_root", "--sigstore")
+        root_file = carry(layout.root)
+        sha = sha256_file(root_file)
+        known[layout.rel(root_file)] = sha
+        artifacts.append(Artifact("meta", "sigstore-trusted-root", layout.rel(root_file), root_file.stat().st_size, sha))
+    elif (layout.root / "sigstore").is_dir():
+        shutil.rmtree(layout.root / "sigstore")
 
     # --- .tmp must be empty: partial downloads never belong to a finished bundle
     shutil.rmtree(layout.tmp, ignore_errors=True)

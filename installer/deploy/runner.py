@@ -16,7 +16,7 @@ from typing import Iterable
 
 from rich.console import Console
 
-from installer.deploy.state import RunRecord, write_private
+from installer.deploy.state import SECRET_VARS, RunRecord, write_private
 from installer.errors import InstallError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,7 +168,7 @@ def run_playbook(
 
     pdd = record.runner_dir
     pdd.mkdir(parents=True, exist_ok=True, mode=0o700)
-    secret_file = record.dir / "secret-vars.json"
+    secret_file = record.dir / SECRET_VARS
     write_private(secret_file, json.dumps(secret_vars).encode())
     cmdline = f"-e @{secret_file}"
     if check:

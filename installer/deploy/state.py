@@ -92,8 +92,29 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+SECRET_VARS = "secret-vars.json"
+
+
+def sweep_interrupted(runs: Path) -> list[str]:
+    """A killed run (SIGKILL, power loss) cannot delete its secret vars file or finish its record: do it now."""
+    swept = []
+    for run_dir in sorted(p for p in runs.iterdir() if p.is_dir()):
+        (run_dir / SECRET_VARS).unlink(missing_ok=True)
+        rec = run_dir / "run.json"
+        try:
+            data = json.loads(rec.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("result") == "running":
+            data["result"] = "interrupted"
+            RunRecord(run_dir, data).save()
+            swept.append(run_dir.name)
+    return swept
+
+
 def new_run(command: str, inventory: Path, bundle_index: Path | None = None, home: Path | None = None) -> RunRecord:
     runs = _private_dir((home or state_dir()) / "runs")
+    sweep_interrupted(runs)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = runs / f"{stamp}-{command}-{secrets.token_hex(3)}"
     _private_dir(run_dir)

@@ -363,3 +363,9 @@ def test_killed_build_resumes_and_verifies(tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_bad_platform_option(tmp_path, demo_sources, seeded_registry, extra_image):
+    m = _manifest(tmp_path / "m.yaml", demo_sources, seeded_registry, extra_image)
+    with pytest.raises(ManifestError, match=r"--platform: 'linux/z80' is not an OS/ARCH platform"):
+        _build(m, tmp_path / "b", platforms=["linux/z80"])

@@ -138,3 +138,13 @@ def test_runner_fails_loudly_when_a_task_leaks_the_secret(home, tmp_path):
 """)
     with pytest.raises(InstallError, match="SECRET LEAK"):
         _run(home, tmp_path, play, token)
+
+
+def test_sweep_after_a_killed_run(home, tmp_path):
+    inv = tmp_path / "site.yml"
+    inv.write_text("all: {}\n")
+    killed = state.new_run("install", inv)
+    (killed.dir / state.SECRET_VARS).write_text('{"medai_k3s_token": "x"}')
+    state.new_run("install", inv)
+    assert not (killed.dir / state.SECRET_VARS).exists()
+    assert json.loads((killed.dir / "run.json").read_text())["result"] == "interrupted"

@@ -88,10 +88,19 @@ def test_air_gap_no_route_leaves_the_lab_subnet(cli_lab):
     assert node_exec(node, probe, timeout=20).stdout.startswith("FAILED")
     neigh = node_exec(node, f"ip neigh show {lab.blackhole_hop}").stdout
     assert "lladdr" not in neigh and ("INCOMPLETE" in neigh or "FAILED" in neigh)
-    # the host's address on the bridge is not a way out either: it forwards nothing in or out of the bridge
+    # the host's address on the bridge is not a way out either: it routes nothing in or out of the bridge
     rules = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True, check=True).stdout
-    for direction in ("-i", "-o"):
-        assert f'{direction} {lab.bridge} -m comment --comment "medai.lab={lab.lab_id}" -j DROP' in rules
+    tag = f'-m comment --comment "medai.lab={lab.lab_id}" -j DROP'
+    assert f"-i {lab.bridge} ! -o {lab.bridge} {tag}" in rules and f"! -i {lab.bridge} -o {lab.bridge} {tag}" in rules
+
+
+def test_nodes_reach_each_other_on_the_lab_network(cli_lab):
+    """K3s agents join servers over the bridge: node-to-node traffic must flow (bridge netfilter included)."""
+    _, lab = cli_lab
+    probe = ("python3 -c \"import socket\ns = socket.create_connection(('server-1', 22), timeout=3)\n"
+             "print(s.recv(64).decode().strip())\"")
+    for node in lab.agents:
+        assert node_exec(node, probe, timeout=20).stdout.startswith("SSH-2.0-OpenSSH")
 
 
 def test_ansible_reaches_every_node_over_ssh(cli_lab):

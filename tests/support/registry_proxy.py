@@ -2,7 +2,8 @@
 
 - bearer-token auth as Docker Hub/ghcr/quay do it: 401 + ``WWW-Authenticate: Bearer realm=…,service=…,scope=…``,
   a token endpoint (optionally demanding basic credentials), then requests forwarded with the token;
-- throttled blob bodies (so a test can SIGKILL a download mid-blob), and a count of blob bytes served.
+- throttled blob bodies (so a test can SIGKILL a download mid-blob), and a count of blob bytes served per
+  (digest, Range) request.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class ProxyState:
     token_user: tuple[str, str] | None = None  # basic credentials the token endpoint demands
     throttle_bps: int = 0  # 0 = full speed
     token_requests: list[dict] = field(default_factory=list)
-    blob_bytes: dict[str, int] = field(default_factory=dict)
+    blob_bytes: dict[tuple[str, str], int] = field(default_factory=dict)  # (digest, Range header or "") -> bytes sent
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
 
@@ -85,12 +86,12 @@ def _handler(state: ProxyState, client: httpx.Client):
                 if self.command == "HEAD":
                     return
                 is_blob = "/blobs/sha256:" in self.path
-                digest = self.path.rsplit("/", 1)[-1]
+                key = (self.path.rsplit("/", 1)[-1], self.headers.get("Range", ""))
                 for chunk in r.iter_raw(64 * 1024):
                     self.wfile.write(chunk)
                     if is_blob:
                         with state.lock:
-                            state.blob_bytes[digest] = state.blob_bytes.get(digest, 0) + len(chunk)
+                            state.blob_bytes[key] = state.blob_bytes.get(key, 0) + len(chunk)
                     if is_blob and state.throttle_bps:
                         time.sleep(len(chunk) / state.throttle_bps)
             except (BrokenPipeError, ConnectionResetError):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,5 +274,3 @@ def build_layout(oci: Path, work: Path) -> SbomTestImages:
                       rocky=rocky["digest"], multi=multi["digest"], go_version=go_version())
 
 
-def copy_bundle(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst)

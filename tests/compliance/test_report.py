@@ -1,0 +1,128 @@
+"""The merged evidence report, built from real ARF files (oscap in a lab-image container) and real K3s check output."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+from collections import Counter
+
+import pytest
+
+from installer.compliance import k3s_checks
+from installer.compliance.arf import parse_arf
+from installer.compliance.report import bundle_status, merge, write_report
+from installer.compliance.waivers import load_waivers
+from installer.errors import ComplianceError
+from tests.compliance.conftest import oscap_listing
+from tests.compliance.test_k3s_checks import write_tree
+
+pytestmark = pytest.mark.lab
+TODAY = dt.date(2026, 11, 22)
+NO_ROOT = "xccdf_org.ssgproject.content_rule_sudoers_no_root_target"
+SUDOERSD = "xccdf_org.ssgproject.content_rule_directory_permissions_etc_sudoersd"
+
+
+@pytest.fixture
+def evidence_dir(tmp_path, debian_scan):
+    """Two hosts' fetched results, laid out as playbooks/verify.yml leaves them; srv1 is a K3s server (not running)."""
+    out = tmp_path / "evidence"
+    for host, groups in (("srv1", ["servers"]), ("agt1", ["agents"])):
+        d = out / "hosts" / host
+        d.mkdir(parents=True)
+        shutil.copy(debian_scan.arf, d / "arf.xml")
+        (d / "meta.json").write_text(json.dumps({"host": host, "groups": groups, "os": "Debian-12"}))
+    root = tmp_path / "srv1-root"
+    write_tree(root, compliant=False)
+    (out / "hosts" / "srv1" / "k3s.json").write_text(json.dumps(k3s_checks.run(str(root))))
+    return out
+
+
+@pytest.fixture
+def waivers(tmp_path):
+    p = tmp_path / "waivers.yml"
+    p.write_text(f"""
+waivers:
+  - rule: sudoers_no_root_target
+    scope: {{hosts: [srv1]}}
+    justification: break-glass root sudo on the first server, reviewed by the ISO (SEC-42)
+    expires: 2027-02-28
+    approvedBy: ISO
+  - rule: {SUDOERSD}
+    scope: all
+    justification: pilot acceptance that has run out
+    expires: 2026-10-01
+""")
+    return load_waivers(p, today=TODAY)
+
+
+def test_totals_equal_the_arf_counts(evidence_dir, waivers, debian_scan):
+    rep = merge(evidence_dir, waivers=waivers, fail_on="high", bundle={"signature": "none"})
+    per_arf = Counter(oscap_listing(debian_scan.stdout).values())
+    for h in rep["hosts"]:
+        assert {k: v for k, v in h["totals"].items() if v} == dict(per_arf)
+    assert {k: v for k, v in rep["totals"].items() if k in per_arf} == {k: 2 * v for k, v in per_arf.items()}
+    assert rep["hosts"][1]["profile"]["title"] == "ANSSI-BP-028 (intermediary)"  # sorted: agt1, srv1
+    assert rep["hosts"][1]["content"]["version"] == "0.1.76"
+
+
+def test_waived_rule_is_waived_only_where_scoped_and_expired_waiver_is_not_honoured(evidence_dir, waivers):
+    rep = merge(evidence_dir, waivers=waivers, fail_on="medium", bundle={"signature": "none"})
+    rules = {h["host"]: {r["id"]: r for r in h["rules"]} for h in rep["hosts"]}
+    assert rules["srv1"][NO_ROOT]["result"] == "fail" and rules["srv1"][NO_ROOT]["effective"] == "waived"
+    assert rules["agt1"][NO_ROOT]["effective"] == "fail"  # scope is srv1 only
+    for host in ("srv1", "agt1"):
+        r = rules[host][SUDOERSD]
+        assert r["effective"] == "fail" and r["waiver"]["honoured"] is False and "EXPIRED" in r["waiver"]["note"]
+    assert rep["totals"]["waived"] == 1
+    status = {w["rule"]: w["status"] for w in rep["waivers"]}
+    assert status[NO_ROOT] == "honoured" and status[SUDOERSD].startswith("expired")
+    blocking = {(b["host"], b["rule"]) for b in rep["gate"]["blocking"]}
+    assert ("srv1", NO_ROOT) not in blocking and ("agt1", NO_ROOT) in blocking and ("srv1", SUDOERSD) in blocking
+
+
+def test_fail_on_threshold_decides_the_gate(evidence_dir, waivers, debian_scan):
+    sev = Counter(r.severity for r in parse_arf(debian_scan.arf).failed())
+    gates = {f: merge(evidence_dir, waivers=waivers, fail_on=f, bundle={})["gate"] for f in ("none", "high", "medium", "low")}
+    assert gates["none"]["passed"] and not gates["none"]["blocking"]
+    assert len(gates["medium"]["blocking"]) > len(gates["high"]["blocking"])
+    assert len(gates["low"]["blocking"]) >= len(gates["medium"]["blocking"])
+    # high gate: only high-severity oscap rules and high-severity K3s checks block
+    assert all(b["severity"] == "high" for b in gates["high"]["blocking"])
+    assert any(b["rule"] == "k3s_1.2.29_secrets_encryption" for b in gates["high"]["blocking"])
+    assert sev  # the node really failed rules
+    with pytest.raises(ComplianceError, match="--fail-on 'critical'"):
+        merge(evidence_dir, waivers=waivers, fail_on="critical", bundle={})
+
+
+def test_html_has_summary_first_then_failures_by_severity_with_fix_text(evidence_dir, waivers, tmp_path):
+    rep = merge(evidence_dir, waivers=waivers, fail_on="medium", bundle={"path": "/b", "indexSha256": "ab" * 32, "signature": "unsigned"})
+    res = write_report(evidence_dir, rep)
+    html = res.html_path.read_text()
+    assert html.index('id="summary"') < html.index('id="failures"') < html.index('id="waivers"')
+    assert "Gate <b>FAILED</b>" in html
+    heads = re.findall(r'<h3 id="severity-(\w+)">', html)
+    assert heads == sorted(heads, key=["high", "medium", "low", "unknown", "info"].index) and "medium" in heads
+    sec = html[html.index('id="severity-medium"'):]
+    assert "Verify Permissions On /etc/sudoers.d Directory" in sec
+    assert "chmod u-s,g-ws,o-xwrt" in sec  # the fix script from the content, HTML-escaped where needed
+    assert "var_password_pam_minlen=&#39;15&#39;" in html
+    assert "EXPIRED on 2026-10-01" in html and "break-glass root sudo" in html
+    assert "ab" * 32 in html and "K3s CIS checks" in html and "skipped: no API" in html
+    # the sha256 file matches the written files (sha256sum -c format)
+    for line in (evidence_dir / "evidence.sha256").read_text().splitlines():
+        digest, name = line.split("  ")
+        assert hashlib.sha256((evidence_dir / name).read_bytes()).hexdigest() == digest == res.sha256[name]
+    assert json.loads(res.json_path.read_text())["totals"] == rep["totals"]
+
+
+def test_bundle_status_and_missing_results(tmp_path):
+    with pytest.raises(ComplianceError, match="index.json: missing"):
+        bundle_status(tmp_path)
+    (tmp_path / "index.json").write_text("{}")
+    st = bundle_status(tmp_path)
+    assert st["indexSha256"] == hashlib.sha256(b"{}").hexdigest() and st["signature"].startswith("unsigned")
+    (tmp_path / "hosts" / "h1").mkdir(parents=True)
+    with pytest.raises(ComplianceError, match=r"h1/arf.xml: missing: the scan of h1 left no ARF results"):
+        merge(tmp_path, waivers=load_waivers.__globals__["Waivers"].empty(), fail_on="high", bundle={})
