@@ -269,6 +269,15 @@ def _reusable_sboms(layout: BundleLayout, previous: dict | None, artifacts: list
 
 
 def build_bundle(opts: BuildOptions) -> BuildSummary:
+    """Build (or resume, or refresh) the bundle at opts.out. Every failure is a one-line MedaiError."""
+    try:
+        return _build(opts)
+    except OSError as e:  # disk full, permissions, a path that vanished: one line naming the file
+        where = e.filename or opts.out
+        raise BundleError(f"{where}: {e.strerror or e}") from None
+
+
+def _build(opts: BuildOptions) -> BuildSummary:
     started = time.monotonic()
     progress = opts.progress or Progress()
     manifest_path = Path(opts.manifest).resolve()
