@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from uuid import NAMESPACE_URL, uuid5
 
@@ -18,7 +19,6 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 
 from installer.errors import TrustError
 from installer.trust.sbom.package import Package
@@ -93,13 +93,22 @@ def package_components(packages: tuple[Package, ...]) -> list[Component]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _validator():
+    # Imported and compiled on first use: building the schema validator costs seconds, and most medai
+    # commands never write an SBOM.
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    return JsonStrictValidator(SchemaVersion.V1_6)
+
+
 def serialize(bom: Bom, what: str) -> bytes:
     if bom.metadata.component is not None:
         bom.register_dependency(bom.metadata.component, list(bom.components))
     text = JsonV1Dot6(bom).output_as_string(indent=1)
     # re-dump with sorted keys so the byte layout does not depend on the library's field order
     data = (json.dumps(json.loads(text), indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
-    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(data.decode())
+    error = _validator().validate_str(data.decode())
     if error is not None:
         raise TrustError(f"{what}: generated SBOM fails CycloneDX 1.6 validation: {error}")
     return data
