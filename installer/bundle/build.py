@@ -296,8 +296,13 @@ def _build(opts: BuildOptions) -> BuildSummary:
     old_lock = Lock.load(lock_path)
     if opts.locked:
         check_lock_preflight(spec, old_lock)
-    if opts.sign_key is not None and not Path(opts.sign_key).is_file():
-        raise TrustError(f"{opts.sign_key}: signing key not found")
+    signing_key = None
+    if opts.sign_key is not None:
+        if not Path(opts.sign_key).is_file():
+            raise TrustError(f"{opts.sign_key}: signing key not found")
+        # Unlock once, before any download: one password prompt, and a wrong password fails at once.
+        resolve_key = _optional("installer.trust.signing", "resolve_key", "--sign-key")
+        signing_key = resolve_key(opts.sign_key)
 
     layout = BundleLayout.at(opts.out)
     previous = _previous_index(layout)  # read before prepare_out removes it: lets a no-change rebuild reuse SBOMs
@@ -451,7 +456,7 @@ def _build(opts: BuildOptions) -> BuildSummary:
     # --- image signatures
     if opts.sign_key is not None and images_out:
         sign_build = _optional("installer.trust.signing", "sign_build", "--sign-key (image signatures)")
-        sign_build(layout, [(im.ref, im.digest) for im in images_out], opts.sign_key, upstream=upstream or None)
+        sign_build(layout, [(im.ref, im.digest) for im in images_out], signing_key, upstream=upstream or None)
 
     # --- keyless signing verifies offline behind the gap against the trusted root carried in the bundle
     if opts.sigstore:
@@ -481,7 +486,7 @@ def _build(opts: BuildOptions) -> BuildSummary:
     try:
         if opts.sign_key is not None:
             sign_index = _optional("installer.trust.signing", "sign_index", "--sign-key (index signature)")
-            sign_index(layout, index_bytes, opts.sign_key)
+            sign_index(layout, index_bytes, signing_key)
         if opts.sigstore:
             sign_keyless = _optional("installer.trust.sigstore", "sign_index_keyless", "--sigstore")
             sign_keyless(layout.root, index_bytes)

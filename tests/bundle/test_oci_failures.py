@@ -148,9 +148,11 @@ def test_sigkill_mid_blob_then_resume(registry, tmp_path):
         assert not partial.exists()
 
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so a child of a big pytest process would report
+# its parent's size.
 RSS_SCRIPT = KILL_SCRIPT + """
-import resource
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+import re
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) // 1024)
 """
 
 
