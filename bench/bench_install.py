@@ -1,9 +1,10 @@
 """Install time on a 3-node lab (1 server, 1 agent, 1 GPU agent) and the idempotent rerun time, as a ratio.
 
-    .venv/bin/python bench/bench_install.py
+    .venv/bin/python bench/bench_install.py                      # every role: preflight … compliance
+    .venv/bin/python bench/bench_install.py --tags preflight,stage,k3s
 
-Uses the same minimal bundle as tests/deploy (no K3s binary: K3s is configured, not started). Prints one line
-per run and the ratio rerun/install. The lab is removed afterwards.
+The bundle is tests/deploy/bundles.py's (files, a real Debian 12 repository, the SCAP datastream; no K3s binary,
+so K3s is configured, not started). Prints each run's summary line and the ratio. The lab is removed afterwards.
 """
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ from tests.deploy.bundles import make_bundle  # noqa: E402
 from tests.deploy.test_install_lab import LAB_VARS  # noqa: E402
 
 
-def timed_install(inv: Path, home: Path) -> float:
+def timed_install(inv: Path, home: Path, tags: list[str]) -> float:
     env = dict(os.environ, MEDAI_HOME=str(home), COLUMNS="200")
     t = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "installer.cli.main", "install", "--inventory", str(inv), "--yes"],
+    r = subprocess.run([sys.executable, "-m", "installer.cli.main", "install", "--inventory", str(inv), *tags, "--yes"],
                        cwd=ROOT, env=env, capture_output=True, text=True)
     took = time.monotonic() - t
     if r.returncode != 0:
@@ -39,16 +40,23 @@ def timed_install(inv: Path, home: Path) -> float:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tags", default="")
+    args = ap.parse_args()
+    tags = ["--tags", args.tags] if args.tags else []
     with tempfile.TemporaryDirectory(prefix="medai-bench-") as tmp:
         tmp = Path(tmp)
         lab = nodes.create_lab(servers=1, agents=1, gpu_agents=1, key_dir=tmp / "ssh", image=build_image(NODE_IMAGE))
         try:
-            bundle = make_bundle(tmp / "bundle")
+            bundle = make_bundle(tmp / "bundle", full=True)
             inv = write_inventory(lab, tmp / "site.yml", cluster_name="bench", bundle_dir=bundle, extra_vars=LAB_VARS)
-            first = timed_install(inv, tmp / "home")
-            rerun = timed_install(inv, tmp / "home")
+            first = timed_install(inv, tmp / "home", tags)
+            rerun = timed_install(inv, tmp / "home", tags)
         finally:
             nodes.destroy_lab(lab)
+    print(f"roles: {args.tags or 'all (preflight, os, stage, k3s, hardening, compliance)'}")
     print(f"install (3 nodes): {first:.1f} s")
     print(f"idempotent rerun:  {rerun:.1f} s")
     print(f"ratio rerun/install: {rerun / first:.2f}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from installer.bundle.sources.oci import (
 )
 from installer.errors import BundleError, LockDriftError, RegistryError
 
-SIGNATURE_SUFFIXES = (".sig", ".att", ".sbom")  # cosign's tag scheme: sha256-<hex>.sig / .att / .sbom
+SIGNATURE_SUFFIXES = (".sig", ".att", ".sbom")
+_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")  # cosign's tag scheme: sha256-<hex>.sig / .att / .sbom
 
 
 @dataclass
@@ -98,9 +100,12 @@ def _manifest_blobs(ref: ImageRef, m: Manifest) -> dict[str, int]:
     cfg = doc.get("config")
     if not cfg or not isinstance(doc.get("layers"), list):
         raise RegistryError(f"{ref}: manifest {m.digest} has no config or layers")
-    out = {cfg["digest"]: int(cfg["size"])}
-    for layer in doc["layers"]:
-        out[layer["digest"]] = int(layer["size"])
+    out: dict[str, int] = {}
+    for d in [cfg, *doc["layers"]]:
+        digest = d.get("digest", "") if isinstance(d, dict) else ""
+        if not _SHA256.match(digest):
+            raise RegistryError(f"{ref}: manifest {m.digest} names blob {digest!r}: only sha256 digests are supported")
+        out[digest] = int(d["size"])
     return out
 
 
@@ -204,7 +209,14 @@ def _manifest(client: RegistryClient, layout: OCILayout, ref: ImageRef, digest: 
     return client.get_manifest(ref, digest)
 
 
-def _resolve(
+def _resolve(*args) -> _Plan:
+    try:
+        return _resolve_one(*args)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RegistryError(f"{args[2]}: malformed manifest or index ({type(e).__name__}: {e})") from None
+
+
+def _resolve_one(
     client: RegistryClient,
     layout: OCILayout,
     given: str,
@@ -221,6 +233,8 @@ def _resolve(
     if top.is_index:
         available = [platform_string(d.get("platform")) for d in doc.get("manifests", [])]
         for desc in doc.get("manifests", []):
+            if not _SHA256.match(str(desc.get("digest", ""))):
+                raise RegistryError(f"{ref}: index {top.digest} names manifest {desc.get('digest')!r}: only sha256 is supported")
             if desc.get("mediaType") not in (OCI_MANIFEST, DOCKER_MANIFEST, None):
                 continue  # nested indexes / artifacts are not platform images
             if platforms and not any(platform_matches(w, desc.get("platform")) for w in platforms):
@@ -421,12 +435,17 @@ class PushResult:
     digest: str
     uploaded_bytes: int = 0
     signatures: list[str] = field(default_factory=list)
+    fallback: str = ""  # set when the tag points at a platform manifest instead of the refused reduced index
 
 
 def _push_tree(
-    client: RegistryClient, layout: OCILayout, dest: ImageRef, digest: str, media_type: str, tag: str | None, ex: ThreadPoolExecutor
+    client: RegistryClient, layout: OCILayout, dest: ImageRef, digest: str, media_type: str, tag: str | None,
+    ex: ThreadPoolExecutor, fallback: list[str] | None = None,
 ) -> int:
-    """Push a manifest/index and what it references (present children only); returns bytes uploaded."""
+    """Push a manifest/index and what it references (present children only); returns bytes uploaded.
+
+    ``fallback`` (a list to report into) allows tagging the first present platform manifest when the registry
+    refuses a platform-reduced index."""
     data = layout.read_blob(digest)
     doc = json.loads(data)
     uploaded = 0
@@ -438,6 +457,11 @@ def _push_tree(
         try:
             client.put_manifest(dest, tag or digest, data, media_type or _media_type(doc))
         except RegistryError as e:
+            if missing and fallback is not None and present and tag:
+                child = present[0]
+                client.put_manifest(dest, tag, layout.read_blob(child["digest"]), child.get("mediaType") or OCI_MANIFEST)
+                fallback.append(f"{platform_string(child.get('platform'))} manifest {child['digest']}")
+                return uploaded
             if missing:
                 raise RegistryError(
                     f"{dest}: the registry refused the multi-arch index {digest}, whose {missing} left-out platform "
@@ -454,7 +478,7 @@ def _push_tree(
     return uploaded
 
 
-def push_image(client: RegistryClient, layout: OCILayout, ref: str, dest_ref: str) -> PushResult:
+def push_image(client: RegistryClient, layout: OCILayout, ref: str, dest_ref: str, platform_fallback: bool = False) -> PushResult:
     """Copy image ``ref`` from the layout to ``dest_ref`` (``HOST/REPO[:TAG]``) with its signature manifests.
 
     The manifest or index is pushed byte for byte, so the digest is unchanged; with its present platform
@@ -462,6 +486,11 @@ def push_image(client: RegistryClient, layout: OCILayout, ref: str, dest_ref: st
     ref's; a digest-only source is pushed by digest. Then every layout reference named
     ``<any repo>:sha256-<hex>.sig`` (also .att, .sbom) for the image's digest — the one under the same
     repository first — is pushed to the destination repository under that same tag, so cosign finds it.
+
+    A multi-arch index whose platforms were reduced is refused by registries built on distribution 2.x
+    (docker-registry, Harbor 2): RegistryError, unless ``platform_fallback``, which tags the first present
+    platform manifest instead (``result.digest``/``fallback`` say so; pulls by the index digest then fail,
+    and signatures made over the index digest do not cover that manifest).
     Raises RegistryError/BundleError naming the ref.
     """
     name, entry = _find_layout_ref(layout, ref)
@@ -473,7 +502,11 @@ def push_image(client: RegistryClient, layout: OCILayout, ref: str, dest_ref: st
     tag = dest.tag if explicit_tag else src.tag
     result = PushResult(dest=f"{dest.repo_name}:{tag}" if tag else f"{dest.repo_name}@{entry.digest}", digest=entry.digest)
     with ThreadPoolExecutor(max_workers=client.workers, thread_name_prefix="medai-push") as ex:
-        result.uploaded_bytes += _push_tree(client, layout, dest, entry.digest, entry.media_type, tag, ex)
+        used: list[str] | None = [] if platform_fallback else None
+        result.uploaded_bytes += _push_tree(client, layout, dest, entry.digest, entry.media_type, tag, ex, used)
+        if used:
+            result.fallback = used[0]
+            result.digest = used[0].rsplit(" ", 1)[-1]
         wanted = entry.digest.replace(":", "-")
         sigs: dict[str, tuple[str, RefEntry]] = {}
         for n, e in sorted(layout.refs().items(), key=lambda kv: (parse_ref(kv[0]).repo_name != src.repo_name, kv[0])):

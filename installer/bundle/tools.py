@@ -215,13 +215,17 @@ def _build_pure_wheel(requirement: str, deps: Path) -> None:
 
 
 def collections_used(dirs: Iterable[Path]) -> set[str]:
-    """NS.NAME of every non-core collection the YAML under ``dirs`` refers to (molecule scenarios excluded)."""
+    """NS.NAME of every non-core collection the playbooks and the roles' tasks/handlers under ``dirs`` refer to.
+
+    defaults/, vars/ and meta/ are not scanned (dotted keys such as sysctl names look like FQCNs there), nor are
+    molecule scenarios (they run on the connected side only)."""
     used: set[str] = set()
     for d in dirs:
         if not d.is_dir():
             continue
         for p in sorted(d.rglob("*.y*ml")):
-            if ANSIBLE_SKIP & set(p.relative_to(d).parts):
+            parts = set(p.relative_to(d).parts[:-1])
+            if ANSIBLE_SKIP & parts or parts & {"defaults", "vars", "meta", "group_vars", "host_vars"}:
                 continue
             text = p.read_text(errors="replace")
             for pat in _FQCN_PATTERNS:

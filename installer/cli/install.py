@@ -9,7 +9,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from installer.deploy.inventory import Inventory, load_inventory
+from installer.cli.inventory import load_or_exit
+from installer.deploy.inventory import Inventory
 from installer.deploy.plan import build_plan
 from installer.deploy.preinstall import bundle_path, verify_bundle
 from installer.deploy.runner import Summary, run_playbook
@@ -68,7 +69,7 @@ def install(
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
     """Check the inventory, verify the bundle, then install K3s and the platform base on every host."""
-    inv = load_inventory(inventory)
+    inv = load_or_exit(inventory)
     console.print(f"[green]ok[/] inventory {inventory}: {len(inv.servers)} server(s), {len(inv.agents)} agent(s)", highlight=False)
     root = bundle_path(inv, bundle)
     checked = verify_bundle(root, key)
@@ -110,7 +111,7 @@ def reset(
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
     """Remove K3s and everything medai placed on the hosts (playbooks/reset.yml)."""
-    inv = load_inventory(inventory)
+    inv = load_or_exit(inventory)
     if not yes:
         typer.confirm(
             f"Remove K3s, its data and all medai files from {len(inv.hosts)} host(s) of cluster {inv.cluster}?"

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from installer.deploy.inventory import load_inventory
+from installer.deploy.inventory import Inventory, load_inventory
 from installer.errors import InventoryError
 
 app = typer.Typer(no_args_is_help=True)
@@ -14,17 +14,22 @@ console = Console()
 err = Console(stderr=True)
 
 
-@app.command("check")
-def check(file: Path = typer.Argument(..., help="inventories/<site>/site.yml")) -> None:
-    """Check a site inventory: groups, server count, addresses, MetalLB pool, site vars. Contacts no host."""
+def load_or_exit(file: Path) -> Inventory:
+    """Load and check; on problems print each on its own `error:` line and exit 2."""
     try:
-        inv = load_inventory(file)
+        return load_inventory(file)
     except InventoryError as e:
         lines = str(e).splitlines()
         for line in lines:
             err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
         err.print(f"{len(lines)} problem(s) in {file}", highlight=False)
         raise typer.Exit(2) from None
+
+
+@app.command("check")
+def check(file: Path = typer.Argument(..., help="inventories/<site>/site.yml")) -> None:
+    """Check a site inventory: groups, server count, addresses, MetalLB pool, site vars. Contacts no host."""
+    inv = load_or_exit(file)
     console.print(
         f"[green]ok[/] {file}: cluster {inv.cluster}, {len(inv.servers)} server(s), {len(inv.agents)} agent(s)"
         f" ({len(inv.gpu)} GPU), API {inv.api_address}, MetalLB pool {inv.site.medai_metallb_pool}",

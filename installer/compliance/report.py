@@ -73,7 +73,8 @@ def bundle_status(bundle: Path | None, key: Path | None = None) -> dict:
         except ValueError:
             candidates = [raw]
         pub = load_public_key(key)
-        ok = any(verify_signature(pub, c, index.read_bytes()) for c in candidates)
+        data = index.read_bytes()
+        ok = any(verify_signature(pub, c, data) for c in candidates)
         out["signature"] = f"verified with {key}" if ok else f"INVALID for {key}"
     return out
 
@@ -146,6 +147,9 @@ def merge(out_dir: Path, *, waivers: Waivers, fail_on: str, bundle: dict, starte
     blocking = [{"host": h["host"], "rule": r["id"], "severity": r["severity"], "title": r["title"], "result": r["result"]}
                 for h in hosts for r in h["rules"]
                 if r["effective"] in FAILING and severity_rank(r["severity"]) >= max(threshold, 1)]
+    if str(bundle.get("signature", "")).startswith("INVALID"):
+        blocking.insert(0, {"host": "-", "rule": "bundle-index-signature", "severity": "high", "result": "fail",
+                            "title": f"bundle index signature: {bundle['signature']}"})
     waiver_rows = []
     for i, w in enumerate(waivers.items):
         status = "unused" if i not in used else ("honoured" if not w.expired(waivers.today) else "expired: not honoured")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from installer.errors import InstallError
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 ROLES = REPO / "roles"
+GUARD = Path(__file__).resolve().parent / "playbook_guard.py"
 
 
 @dataclass
@@ -124,6 +127,14 @@ def find_secrets(root: Path, secrets: Iterable[str]) -> list[str]:
     return sorted(hits)
 
 
+def _guard_launcher(record: RunRecord) -> Path:
+    """ansible-runner takes one executable path: a launcher that runs the guard with this very interpreter."""
+    launcher = record.dir / "ansible-playbook"
+    launcher.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(GUARD))} \"$@\"\n")
+    launcher.chmod(0o700)
+    return launcher
+
+
 def _ansible_error(stdout: Path) -> str:
     """Ansible's own error (bad playbook, missing role) when the run failed before any task result."""
     try:
@@ -170,9 +181,12 @@ def run_playbook(
     pdd.mkdir(parents=True, exist_ok=True, mode=0o700)
     secret_file = record.dir / SECRET_VARS
     write_private(secret_file, json.dumps(secret_vars).encode())
-    cmdline = f"-e @{secret_file}"
+    cmdline = f"-e {shlex.quote('@' + str(secret_file))}"
     if check:
         cmdline += " --check --diff"
+    # ansible-playbook through playbook_guard.py, so it dies with this process (see there); with a `binary`,
+    # ansible-runner leaves the playbook path to the command line.
+    cmdline += f" {shlex.quote(str(PLAYBOOKS / playbook))}"
     summary = Summary()
     progress = Progress(console, summary)
     started = time.monotonic()
@@ -180,13 +194,13 @@ def run_playbook(
         r = ansible_runner.run(
             private_data_dir=str(pdd),
             project_dir=str(REPO),
-            playbook=str(PLAYBOOKS / playbook),
+            binary=str(_guard_launcher(record)),
             inventory=str(inventory),
             extravars=extravars,
             cmdline=cmdline,
             limit=limit,
             tags=tags,
-            envvars=ansible_env(host_key_checking),
+            envvars={**ansible_env(host_key_checking), "MEDAI_PARENT_PID": str(os.getpid())},
             event_handler=progress,
             quiet=True,
             ident="run",

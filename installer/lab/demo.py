@@ -8,6 +8,7 @@ reported as "not available" and everything that depends on it is reported as ski
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import subprocess
@@ -20,13 +21,27 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from installer.errors import LabError, MedaiError
+from installer.errors import MedaiError
 from installer.lab import demo_sources
 from installer.lab.inventory import write_inventory
 from installer.lab.state import lab_dir, lab_inventory_file
 
-# What the os role installs in the demo (from the bundle's Debian 12 repository; resolved on the connected side).
-DEMO_OS_PACKAGES = ["chrony", "auditd", "openscap-scanner", "ca-certificates", "iptables"]
+# What the os role installs in the demo (from the bundle's Debian 12 repository; resolved on the connected side):
+# bundles/platform.yaml's debian-12 list, plus what the hardening role's `package` tasks need behind the gap
+# (libpam-pwquality, and python3-apt for Ansible's apt module).
+DEMO_OS_PACKAGES = ["chrony", "auditd", "open-iscsi", "nfs-common", "openscap-scanner", "curl", "ca-certificates",
+                    "iptables", "libpam-pwquality", "python3-apt"]
+
+# The one high-severity rule the platform conflicts with by design (docs/compliance.md): it is waived, visibly,
+# in the evidence, never dropped from the scan.
+DEMO_WAIVERS = """\
+waivers:
+  - rule: sudo_add_noexec
+    scope: all
+    justification: "Ansible become runs python through sudo; NOEXEC would stop every later medai run"
+    expires: {expires}
+    approvedBy: "medai lab demo (a lab default, not a site approval)"
+"""
 
 
 def medai_argv(*args: str) -> list[str]:
@@ -146,11 +161,14 @@ def run_demo(console: Console, *, lab_up: Callable[[int, int, int], object], os_
         return "K3s configured; started only if the bundle carries a K3s binary (this demo's does not)"
 
     def verify() -> str:
-        args = ["verify", "--inventory", str(lab_inventory_file()), "--bundle", str(bundle), "--out", str(evidence)]
+        waivers = work / "waivers.yml"
+        waivers.write_text(DEMO_WAIVERS.format(expires=(dt.date.today() + dt.timedelta(days=90)).isoformat()))
+        args = ["verify", "--inventory", str(lab_inventory_file()), "--bundle", str(bundle), "--out", str(evidence),
+                "--waivers", str(waivers)]
         if demo.status("signing key") == "done":
             args += ["--key", f"{key_prefix}.pub"]
         _medai(env, *args)
-        return f"evidence in {evidence}"
+        return f"evidence in {evidence} (waived, and listed as waived there: sudo_add_noexec)"
 
     demo.step("signing key", keys, command=("keys", "generate"))
     demo.step("bundle build", build, command=("bundle", "build"))
@@ -166,5 +184,3 @@ def run_demo(console: Console, *, lab_up: Callable[[int, int, int], object], os_
             lab_inventory_file().unlink(missing_ok=True)
     return demo
 
-
-__all__ = ["run_demo", "DemoRun", "LabError"]

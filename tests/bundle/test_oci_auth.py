@@ -107,3 +107,26 @@ def test_bearer_token_with_credentials(seeded_registry, tmp_path, no_auth_files,
             [img] = collect_images(c, OCILayout(tmp_path / "b" / "oci"), [ref], ["linux/amd64"])
         assert img.ref == ref
         assert proxy.token_requests[-1]["basic"] is True
+
+
+def test_proxy_from_the_environment(seeded_registry, tmp_path, monkeypatch):
+    """HTTP_PROXY is honoured: the registry name below does not resolve; only the loopback proxy can reach it."""
+    with run_registry_proxy(seeded_registry.host) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://{proxy.host}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        ref = "registry.medai-test.invalid:5000/demo/app:1.0"
+        with RegistryClient(insecure=["registry.medai-test.invalid:5000"], retries=1) as c:
+            [img] = collect_images(c, OCILayout(tmp_path / "oci"), [ref], ["linux/amd64"])
+        assert img.ref == ref
+        assert set(proxy.proxied_hosts) == {"registry.medai-test.invalid:5000"}
+
+
+def test_loopback_registries_bypass_the_environment_proxy(seeded_registry, tmp_path, monkeypatch):
+    from tests.support.servers import free_port
+
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # a proxy that is not there
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")
+    with RegistryClient(retries=1) as c:
+        [img] = collect_images(c, OCILayout(tmp_path / "oci"), [seeded_registry.base], ["linux/amd64"])
+    assert img.ref == seeded_registry.base

@@ -187,6 +187,14 @@ def test_push_of_full_and_reduced_index(seeded_registry, tmp_path, client):
         push_image(client, reduced, s.multi, f"{s.host}/pushed/reduced:1.0")
     assert "left-out platform" in str(e.value) and "\n" not in str(e.value)
 
+    # opt-in fallback: the tag points at the bundled platform's manifest
+    res = push_image(client, reduced, s.multi, f"{s.host}/pushed/reduced:1.0", platform_fallback=True)
+    amd64 = next(m["digest"] for m in json.loads(reduced.read_blob(s.multi_index_digest))["manifests"]
+                 if m["platform"]["architecture"] == "amd64")
+    assert res.digest == amd64 and res.fallback == f"linux/amd64 manifest {amd64}"
+    remote = skopeo("inspect", "--tls-verify=false", f"docker://{s.host}/pushed/reduced:1.0")
+    assert json.loads(remote.stdout)["Digest"] == amd64
+
 
 def test_prune_drops_only_unreferenced_blobs(seeded_registry, layout, client):
     s = seeded_registry

@@ -1,6 +1,7 @@
 """The merged evidence report, built from real ARF files (oscap in a lab-image container) and real K3s check output."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -115,6 +116,26 @@ def test_html_has_summary_first_then_failures_by_severity_with_fix_text(evidence
         digest, name = line.split("  ")
         assert hashlib.sha256((evidence_dir / name).read_bytes()).hexdigest() == digest == res.sha256[name]
     assert json.loads(res.json_path.read_text())["totals"] == rep["totals"]
+
+
+def test_invalid_bundle_signature_is_reported_and_blocks_the_gate(evidence_dir, waivers, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from installer.trust.keys import SigningKey, public_key_pem
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "index.json").write_text('{"kind": "BundleIndex"}')
+    key = SigningKey(ec.generate_private_key(ec.SECP256R1()))
+    (bundle / "index.json.sig").write_bytes(base64.b64encode(key.sign(b"some other index")))
+    pub = tmp_path / "k.pub"
+    pub.write_bytes(public_key_pem(key.public))
+    st = bundle_status(bundle, pub)
+    assert st["signature"].startswith("INVALID")
+    gate = merge(evidence_dir, waivers=waivers, fail_on="none", bundle=st)["gate"]
+    assert not gate["passed"] and gate["blocking"][0]["rule"] == "bundle-index-signature"
+    (bundle / "index.json.sig").write_bytes(base64.b64encode(key.sign((bundle / "index.json").read_bytes())))
+    assert bundle_status(bundle, pub)["signature"] == f"verified with {pub}"
 
 
 def test_bundle_status_and_missing_results(tmp_path):

@@ -97,3 +97,29 @@ def test_unreachable_host_fails_with_a_record(tmp_path, bundle):
     import json
     data = json.loads((run / "run.json").read_text())
     assert data["result"] == "failed" and data["summary"]["unreachable"] == 1
+
+
+def _signed(tmp_path: Path, bundle: Path) -> tuple[Path, Path]:
+    from installer.trust.keys import generate_keypair, load_private_key
+    from installer.trust.signing import sign_index
+
+    priv, pub = generate_keypair(tmp_path / "site", b"pw-for-tests-only")
+    sign_index(bundle, (bundle / "index.json").read_bytes(), load_private_key(priv, b"pw-for-tests-only"))
+    other_priv, other_pub = generate_keypair(tmp_path / "other", b"pw-for-tests-only")
+    return pub, other_pub
+
+
+def test_signature_by_another_key_refused(tmp_path, bundle):
+    home = tmp_path / "home"
+    pub, other_pub = _signed(tmp_path, bundle)
+    r = medai("install", "--inventory", str(inventory(tmp_path)), "--bundle", str(bundle), "--key", str(other_pub), "--yes", home=home)
+    assert r.returncode == 2 and "bundle refused" in r.stderr and "index.json" in r.stderr
+    assert no_run_started(home)
+
+
+def test_signed_bundle_passes_verification(tmp_path, bundle):
+    home = tmp_path / "home"
+    pub, _ = _signed(tmp_path, bundle)
+    r = medai("install", "--inventory", str(inventory(tmp_path)), "--bundle", str(bundle), "--key", str(pub), "--check", home=home)
+    assert "files and signature verified" in r.stdout
+    assert not (bundle / "reports").exists()  # verification writes nothing into the (possibly read-only) bundle

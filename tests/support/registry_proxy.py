@@ -2,6 +2,8 @@
 
 - bearer-token auth as Docker Hub/ghcr/quay do it: 401 + ``WWW-Authenticate: Bearer realm=…,service=…,scope=…``,
   a token endpoint (optionally demanding basic credentials), then requests forwarded with the token;
+- acting as an HTTP proxy (HTTP_PROXY) for a registry name that never resolves, so proxy support is tested
+  without traffic leaving loopback;
 - throttled blob bodies (so a test can SIGKILL a download mid-blob), and a count of blob bytes served per
   (digest, Range) request.
 """
@@ -29,6 +31,7 @@ class ProxyState:
     token_user: tuple[str, str] | None = None  # basic credentials the token endpoint demands
     throttle_bps: int = 0  # 0 = full speed
     token_requests: list[dict] = field(default_factory=list)
+    proxied_hosts: list[str] = field(default_factory=list)  # Host of each request received in proxy form
     blob_bytes: dict[tuple[str, str], int] = field(default_factory=dict)  # (digest, Range header or "") -> bytes sent
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
@@ -66,6 +69,11 @@ def _handler(state: ProxyState, client: httpx.Client):
             self._send(200, f'{{"token": "{state.token}", "expires_in": 300}}'.encode(), {"Content-Type": "application/json"})
 
         def _forward(self) -> None:
+            if self.path.startswith("http://"):  # asked as an HTTP proxy: absolute-form request target
+                u = urlsplit(self.path)
+                with state.lock:
+                    state.proxied_hosts.append(u.netloc)
+                self.path = u.path + (f"?{u.query}" if u.query else "")
             if self.path.startswith("/token"):
                 return self._token()
             if state.bearer and self.headers.get("Authorization") != f"Bearer {state.token}":

@@ -121,6 +121,8 @@ def test_collections_used_finds_fqcns_outside_molecule(tmp_path):
         "- name: c\n  ansible.builtin.debug:\n    msg: \"{{ x | community.general.json_query('a') }}\"\n"
         "- name: d\n  ansible.builtin.debug:\n    msg: \"{{ ansible_facts.default_ipv4.address }}\"\n")
     (roles / "r/molecule/default/converge.yml").write_text("- containers.podman.podman_container: {}\n")
+    (roles / "r/defaults").mkdir()
+    (roles / "r/defaults/main.yml").write_text("sysctl:\n  net.ipv4.ip_forward: '1'\n")
     assert tools.collections_used([roles]) == {"ansible.posix", "community.general"}
 
 

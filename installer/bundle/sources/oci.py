@@ -309,13 +309,16 @@ class RegistryClient:
         self.stats = Stats()
         self._tokens: dict[tuple[str, str], str] = {}
         self._basic: dict[str, bool] = {}
+        self._cred_cache: dict[str, tuple[str, str] | None] = {}
         self._lock = threading.Lock()
-        verify: ssl.SSLContext | bool = True
+        # One SSL context for every transport: loading a CA bundle costs ~60 ms each time.
         if ca_file:
             try:
                 verify = ssl.create_default_context(cafile=str(ca_file))
             except (OSError, ssl.SSLError) as e:
                 raise RegistryError(f"{ca_file}: cannot load CA file: {e}") from None
+        else:
+            verify = httpx.create_ssl_context()
         _larger_socket_reads()
         # Loopback never goes through an environment proxy.
         direct = httpx.HTTPTransport(verify=verify, retries=0)
@@ -351,7 +354,14 @@ class RegistryClient:
     def _creds(self, ref: ImageRef) -> tuple[str, str] | None:
         if ref.registry in self.credentials:
             return self.credentials[ref.registry]
-        return find_credentials(ref, self.auth_files)
+        key = ref.repo_name  # auth files may hold per-namespace entries
+        with self._lock:
+            if key in self._cred_cache:
+                return self._cred_cache[key]
+        creds = find_credentials(ref, self.auth_files)
+        with self._lock:
+            self._cred_cache[key] = creds
+        return creds
 
     def _scope(self, ref: ImageRef, push: bool) -> str:
         return f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
@@ -389,10 +399,7 @@ class RegistryClient:
         if params.get("service"):
             query["service"] = params["service"]
         auth = httpx.BasicAuth(*creds) if creds else None
-        try:
-            r = self._send("GET", params["realm"], ref, params=query, auth=auth, authenticate=False)
-        except RegistryError:
-            raise
+        r = self._send("GET", params["realm"], ref, params=query, auth=auth, authenticate=False)
         if r.status_code in (401, 403):
             who = f"user {creds[0]!r}" if creds else "anonymous access"
             raise RegistryError(f"{ref}: token service {params['realm']} refused {who} (HTTP {r.status_code})")
@@ -477,17 +484,25 @@ class RegistryClient:
         registry's Docker-Content-Digest. Raises RegistryError naming ``ref`` when missing or wrong."""
         reference = reference or ref.reference
         url = f"{self.base_url(ref)}/v2/{ref.repository}/manifests/{reference}"
-        r = self._send("GET", url, ref, headers={"Accept": ACCEPT})
-        if r.status_code == 404:
-            what = "manifest" if reference.startswith("sha256:") else "tag"
-            raise RegistryError(f"{ref}: {what} {reference} not found in {ref.repo_name}")
-        if r.status_code in (401, 403):
-            raise RegistryError(f"{ref}: access denied by {ref.registry} ({self._error_text(r)})")
-        if r.status_code != 200:
-            raise RegistryError(f"{ref}: registry {ref.registry} answered {self._error_text(r)} for manifest {reference}")
-        data = r.content
-        if len(data) > MAX_MANIFEST:
-            raise RegistryError(f"{ref}: manifest larger than {MAX_MANIFEST} bytes")
+        r = self._send("GET", url, ref, stream=True, headers={"Accept": ACCEPT})
+        try:
+            if r.status_code != 200:
+                r.read()
+            if r.status_code == 404:
+                what = "manifest" if reference.startswith("sha256:") else "tag"
+                raise RegistryError(f"{ref}: {what} {reference} not found in {ref.repo_name}")
+            if r.status_code in (401, 403):
+                raise RegistryError(f"{ref}: access denied by {ref.registry} ({self._error_text(r)})")
+            if r.status_code != 200:
+                raise RegistryError(f"{ref}: registry {ref.registry} answered {self._error_text(r)} for manifest {reference}")
+            buf = bytearray()
+            for chunk in r.iter_raw():  # bounded: a manifest is small, a hostile one is not read whole
+                buf += chunk
+                if len(buf) > MAX_MANIFEST:
+                    raise RegistryError(f"{ref}: manifest larger than {MAX_MANIFEST} bytes")
+            data = bytes(buf)
+        finally:
+            r.close()
         self.stats.add(manifest_bytes=len(data))
         digest = sha256_digest(data)
         if reference.startswith("sha256:") and digest != reference:
@@ -500,7 +515,15 @@ class RegistryClient:
             body = json.loads(data)
         except ValueError:
             raise RegistryError(f"{ref}: manifest {reference} is not JSON") from None
+        if not isinstance(body, dict):
+            raise RegistryError(f"{ref}: manifest {reference} is not a JSON object")
         media_type = body.get("mediaType") or media_type
+        if media_type not in INDEX_TYPES + MANIFEST_TYPES and isinstance(body, dict):
+            # OCI allows manifests without mediaType; some registries send a generic Content-Type
+            if isinstance(body.get("manifests"), list):
+                media_type = OCI_INDEX
+            elif isinstance(body.get("layers"), list) and isinstance(body.get("config"), dict):
+                media_type = OCI_MANIFEST
         if media_type not in INDEX_TYPES + MANIFEST_TYPES:
             raise RegistryError(f"{ref}: unsupported manifest media type {media_type!r} (need OCI or Docker v2 schema 2)")
         return Manifest(data, media_type, digest)

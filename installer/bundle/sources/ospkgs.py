@@ -16,6 +16,7 @@ Layout written for Debian/Ubuntu (a flat apt repository, ``deb [signed-by=...] f
     os/<release>/Release.gpg       detached signature of Release
     os/<release>/medai-repo.gpg    the build key's PUBLIC key (binary keyring for apt's signed-by)
     os/<release>/medai-repo.asc    the same key, armored (RHEL's gpgkey=)
+    os/<release>/medai-repo.fingerprint  its fingerprint
     os/<release>/packages.json     what the os role installs: {"release", "arch", "packages", "groups", "closure"}
 
 The closure is resolved with apt against an EMPTY dpkg status in a private apt root (own sources list for the
