@@ -25,6 +25,21 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"medai {version('medai')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print medai's version and exit."),
+) -> None:
+    pass
+
+
 def _register() -> None:
     from installer.cli import bundle, install, inventory, keys, lab, verify
     from installer.cli import bundle_trust  # noqa: F401  (adds `bundle verify` and `bundle push`)

@@ -21,7 +21,8 @@ from rich.console import Console
 from installer.deploy.state import SECRET_VARS, RunRecord, write_private
 from installer.errors import InstallError
 
-REPO = Path(__file__).resolve().parents[2]
+# playbooks/ and roles/: the source tree, or the copy a bundle carries in tools/ansible (bootstrap.py sets it).
+REPO = Path(os.environ.get("MEDAI_ANSIBLE_DIR") or Path(__file__).resolve().parents[2])
 PLAYBOOKS = REPO / "playbooks"
 ROLES = REPO / "roles"
 GUARD = Path(__file__).resolve().parent / "playbook_guard.py"
