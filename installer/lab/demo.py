@@ -24,6 +24,7 @@ from rich.table import Table
 from installer.errors import MedaiError
 from installer.lab import demo_sources
 from installer.lab.inventory import write_inventory
+from installer.lab.registry import loopback_registry
 from installer.lab.state import lab_dir, lab_inventory_file
 
 # What the os role installs in the demo (from the bundle's Debian 12 repository; resolved on the connected side):
@@ -138,7 +139,7 @@ def run_demo(console: Console, *, lab_up: Callable[[int, int, int], object], os_
         return f"{key_prefix}.pub"
 
     def build() -> str:
-        with demo_sources.loopback_registry(work / "registry") as reg:
+        with loopback_registry(work / "registry") as reg:
             console.print(f"loopback registry {reg.host}: images cut from the lab's Debian root filesystem, chart via OCI")
             src = demo_sources.make_sources(reg.host, work / "sources")
             manifest = demo_sources.write_manifest(work / "demo.yaml", src, DEMO_OS_PACKAGES if os_packages else None)

@@ -7,14 +7,9 @@ docker-registry, a small Helm chart pushed to the same registry (OCI), plain fil
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import subprocess
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import yaml
 
@@ -27,53 +22,6 @@ CHART_NAME = "medai-demo"
 CHART_VERSION = "0.1.0"
 # Files a few Debian images are cut from (the node image's own root filesystem).
 ROOTFS_PATHS = ["etc/os-release", "usr/lib/os-release", "etc/debian_version", "usr/share/common-licenses/Apache-2.0"]
-
-
-@dataclass
-class LoopbackRegistry:
-    host: str  # 127.0.0.1:PORT
-    proc: subprocess.Popen
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def loopback_registry(workdir: Path) -> Iterator[LoopbackRegistry]:
-    """Debian's docker-registry on 127.0.0.1 (plain HTTP, loopback only), storage kept in workdir for reruns."""
-    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-    if not Path(binary).exists():
-        raise LabError("docker-registry not installed (run .ci/setup-host.sh)")
-    port = _free_port()
-    (workdir / "storage").mkdir(parents=True, exist_ok=True)
-    cfg = workdir / "config.yml"
-    cfg.write_text(yaml.safe_dump({
-        "version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(workdir / "storage")}},
-        "http": {"addr": f"127.0.0.1:{port}"},
-    }))
-    with open(workdir / "registry.log", "ab") as log:
-        proc = subprocess.Popen([binary, "serve", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise LabError(f"loopback registry did not start (see {workdir / 'registry.log'})")
-            time.sleep(0.1)
-        yield LoopbackRegistry(f"127.0.0.1:{port}", proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass

@@ -3,11 +3,7 @@ server that honours Range requests (so resumed downloads are exercised for real)
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -15,27 +11,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
-import yaml
-
-REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-HTPASSWD_BIN = shutil.which("htpasswd") or "/usr/bin/htpasswd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
+from installer.lab.registry import free_port, loopback_registry, wait_port  # noqa: F401  (re-exported for tests)
 
 @dataclass
 class Registry:
@@ -50,35 +26,49 @@ class Registry:
 
 
 @contextmanager
-def run_registry(workdir: Path, username: str | None = None, password: str | None = None) -> Iterator[Registry]:
-    """Debian's docker-registry (distribution 2.8) on loopback, storage in workdir."""
-    port = free_port()
-    storage = workdir / "storage"
-    storage.mkdir(parents=True, exist_ok=True)
-    config: dict = {
-        "version": 0.1,
-        "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
-        "http": {"addr": f"127.0.0.1:{port}", "secret": "medai-test"},
-    }
-    if username:
-        htpasswd = workdir / "htpasswd"
-        subprocess.run([HTPASSWD_BIN, "-Bbc", str(htpasswd), username, password], check=True, capture_output=True)
-        config["auth"] = {"htpasswd": {"realm": "medai-test", "path": str(htpasswd)}}
-    cfg = workdir / "config.yml"
-    cfg.write_text(yaml.safe_dump(config))
-    log = open(workdir / "registry.log", "wb")
-    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_port(port)
-        yield Registry(f"127.0.0.1:{port}", storage, username, password)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+def run_registry(workdir: Path, username: str | None = None, password: str | None = None,
+                 tls: tuple[Path, Path] | None = None) -> Iterator[Registry]:
+    """Debian's docker-registry (distribution 2.8) on loopback, storage in workdir; tls = (cert, key)."""
+    cert, key = tls or (None, None)
+    with loopback_registry(workdir, username=username, password=password, tls_cert=cert, tls_key=key) as reg:
+        yield Registry(reg.host, reg.storage, username, password)
+
+
+def make_tls_pair(d: Path) -> tuple[Path, Path, Path]:
+    """A throwaway private CA and a server certificate for 127.0.0.1: returns (ca.pem, cert.pem, key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "medai test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    d.mkdir(parents=True, exist_ok=True)
+    paths = d / "ca.pem", d / "cert.pem", d / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
 
 
 class _RangeHandler(SimpleHTTPRequestHandler):

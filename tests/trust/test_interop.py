@@ -150,59 +150,13 @@ def test_no_secret_in_bundle_or_output(signed_bundle, medai_keys):
 
 @pytest.fixture(scope="module")
 def tls_registry(tmp_path_factory):
-    """docker-registry on 127.0.0.1 serving HTTPS with a certificate from a throwaway private CA."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    from tests.support.servers import REGISTRY_BIN, free_port, wait_port
+    """docker-registry serving TLS on loopback with a throwaway private CA."""
+    from tests.support.servers import make_tls_pair, run_registry
 
     d = tmp_path_factory.mktemp("tls-registry")
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "medai test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    port = free_port()
-    (d / "storage").mkdir()
-    (d / "config.yml").write_text(yaml.safe_dump({
-        "version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {"filesystem": {"rootdirectory": str(d / "storage")}},
-        "http": {"addr": f"127.0.0.1:{port}", "secret": "medai-test",
-                 "tls": {"certificate": str(d / "cert.pem"), "key": str(d / "key.pem")}}}))
-    log = open(d / "registry.log", "wb")
-    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(d / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_port(port)
-        yield f"127.0.0.1:{port}", d / "ca.pem"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    ca, cert, key = make_tls_pair(d / "pki")
+    with run_registry(d, tls=(cert, key)) as reg:
+        yield reg.host, ca
 
 
 def test_push_over_tls_with_a_private_ca(signed_bundle, tls_registry, medai_keys):
