@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from installer.errors import ManifestError
+from installer.yamldoc import field_path, read_yaml
 
 # docker reference grammar, simplified: [host[:port]/]path[:tag][@sha256:hex]
 _REF = re.compile(
@@ -183,16 +183,6 @@ class BundleManifest(_Strict):
     spec: Spec
 
 
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
 def parse_manifest(data: Any, source: str = "<manifest>") -> BundleManifest:
     if not isinstance(data, dict):
         raise ManifestError(f"{source}: the manifest must be a YAML mapping")
@@ -200,7 +190,7 @@ def parse_manifest(data: Any, source: str = "<manifest>") -> BundleManifest:
         return BundleManifest.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        loc = _loc(err["loc"])
+        loc = field_path(err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
@@ -211,15 +201,4 @@ def parse_manifest(data: Any, source: str = "<manifest>") -> BundleManifest:
 
 
 def load_manifest(path: str | Path) -> BundleManifest:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ManifestError(f"{p}: cannot read manifest: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ManifestError(f"{p}:{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
-    return parse_manifest(data, str(p))
+    return parse_manifest(read_yaml(path, ManifestError, "manifest"), str(path))

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from installer.compliance.arf import full_rule_id
 from installer.errors import ComplianceError
+from installer.yamldoc import field_path, read_yaml
 
 
 class Scope(BaseModel):
@@ -110,26 +110,13 @@ class Waivers:
         return Decision(expired, False) if expired else Decision(None, False)
 
 
-def _loc(err: dict) -> str:
-    out = ""
-    for part in err["loc"]:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("Scope", "literal['all']"):
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+# pydantic names the member of the scope union it tried; the user wrote no such field
+_UNION_TAGS = ("Scope", "literal['all']")
 
 
 def load_waivers(path: str | Path, today: dt.date | None = None) -> Waivers:
     path = Path(path)
-    if not path.is_file():
-        raise ComplianceError(f"{path}: waivers file not found")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ComplianceError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    doc = read_yaml(path, ComplianceError, "waivers file")
     if doc is None:
         doc = {"waivers": []}
     if not isinstance(doc, dict):
@@ -138,5 +125,5 @@ def load_waivers(path: str | Path, today: dt.date | None = None) -> Waivers:
         wf = WaiverFile.model_validate(doc)
     except ValidationError as e:
         err = e.errors()[0]
-        raise ComplianceError(f"{path}: {_loc(err)}: {err['msg']}") from None
+        raise ComplianceError(f"{path}: {field_path(err['loc'], skip=_UNION_TAGS)}: {err['msg']}") from None
     return Waivers(wf.waivers, path, today)

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from installer.errors import InventoryError
+from installer.yamldoc import field_path, read_yaml
 
 ROLE_GROUPS = ("servers", "agents")
 KNOWN_GROUPS = ("servers", "agents", "gpu")
@@ -155,10 +155,6 @@ class Inventory:
         return self.hosts[name].groups
 
 
-def _loc(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc)
-
-
 def _mapping(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
@@ -166,14 +162,7 @@ def _mapping(value: Any) -> dict:
 def load_inventory(path: str | Path) -> Inventory:
     """Parse and check; raise InventoryError listing every problem (one line each)."""
     p = Path(path)
-    if not p.is_file():
-        raise InventoryError(f"{p}: inventory file not found")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise InventoryError(f"{p}:{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    doc = read_yaml(p, InventoryError, "inventory file")
     problems: list[str] = []
 
     def bad(where: str, msg: str) -> None:
@@ -268,7 +257,7 @@ def load_inventory(path: str | Path) -> Inventory:
         site = SiteVars.model_validate(vars_)
     except ValidationError as e:
         for err in e.errors():
-            field_ = _loc(err["loc"])
+            field_ = field_path(err["loc"])
             msg = "required site var is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
             bad(f"all.vars.{field_}", msg)
 

@@ -93,7 +93,7 @@ def test_yaml_errors_name_the_line(tmp_path):
     p.write_text("apiVersion: medai/v1\nkind: Bundle\nspec: [unclosed\n")
     with pytest.raises(ManifestError, match=r"m\.yaml: line \d+: not valid YAML"):
         load_manifest(p)
-    with pytest.raises(ManifestError, match="cannot read manifest"):
+    with pytest.raises(ManifestError, match=r"absent\.yaml: manifest not found"):
         load_manifest(tmp_path / "absent.yaml")
 
 
