@@ -22,14 +22,13 @@ from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from installer.bundle.sources.oci import OCI_CONFIG, OCI_MANIFEST
 from installer.errors import TrustError
 from installer.hashing import digest_hex
 from installer.trust.keys import SigningKey, verify_signature
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 PAYLOAD_TYPE = "cosign container image signature"
 
 

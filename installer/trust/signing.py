@@ -13,10 +13,9 @@ from typing import Iterable
 
 from installer.bundle.layout import BundleLayout
 from installer.bundle.oci_layout import OCILayout
-from installer.bundle.sources.oci import parse_ref
+from installer.bundle.sources.oci import OCI_MANIFEST, parse_ref
 from installer.errors import TrustError
 from installer.trust.cosign import (
-    OCI_MANIFEST,
     SignatureLayer,
     build_signature_image,
     parse_signature_manifest,

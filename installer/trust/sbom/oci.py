@@ -5,18 +5,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer.bundle.sources.oci import INDEX_TYPES, MANIFEST_TYPES
 from installer.errors import TrustError
 from installer.hashing import digest_hex
 
-INDEX_TYPES = {
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-}
-MANIFEST_TYPES = {
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-}
-REF_NAME = "org.opencontainers.image.ref.name"
 # Manifests and configs are small; anything bigger is not one.
 MAX_JSON = 8 * 1024 * 1024
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer.errors import TrustError
-from installer.trust.sbom.oci import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, OciLayout
+from installer.bundle.oci_layout import REF_NAME
+from installer.bundle.sources.oci import INDEX_TYPES, MANIFEST_TYPES
+from installer.trust.sbom.oci import OciLayout
 
 SBOM_MEDIA = {
     "application/vnd.cyclonedx+json": "cdx.json",
