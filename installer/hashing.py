@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from installer.atomic import fsync_dir
+
 CHUNK = 4 * 1024 * 1024
 
 
@@ -46,3 +48,4 @@ def fsync_rename(tmp: Path, final: Path) -> None:
         os.fsync(f.fileno())
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, final)
+    fsync_dir(final.parent)
