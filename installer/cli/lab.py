@@ -121,4 +121,5 @@ def demo(
     if not down and any(s.name == "lab up" and s.status == "done" for s in run.steps):
         console.print("the lab is still up: `medai lab status`, `medai lab down`", highlight=False)
     if not run.ok:
+        console.print(f"[red]{run.failure_line()}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(1)

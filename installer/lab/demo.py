@@ -1,7 +1,11 @@
 """`medai lab demo`: the whole flow on one machine, through the same commands an operator types.
 
-connected side : local sources -> loopback registry -> `medai keys generate` -> `medai bundle build --sign-key`
+connected side : lab node image -> local sources -> loopback registry -> `medai keys generate`
+                 -> `medai bundle build --sign-key`
 behind the gap : `medai lab up` (1 server + 2 agents) -> `medai install --key` -> `medai verify`
+
+The node image comes first: the demo's test images are cut from its root filesystem, so on a machine with an
+empty podman store nothing later may assume it exists. Every step is safe to run again after a failure.
 
 Each step runs the real `medai` command in a child process. A step whose command is not in this build is
 reported as "not available" and everything that depends on it is reported as skipped: nothing is simulated.
@@ -23,6 +27,7 @@ from rich.table import Table
 
 from installer.errors import MedaiError
 from installer.lab import demo_sources
+from installer.lab import image as lab_image
 from installer.lab.inventory import write_inventory
 from installer.lab.registry import loopback_registry
 from installer.lab.state import lab_dir, lab_inventory_file
@@ -106,6 +111,17 @@ class DemoRun:
     def ok(self) -> bool:
         return all(s.status == "done" for s in self.steps)
 
+    def failure_line(self) -> str | None:
+        """The demo's last line when it did not finish: the failed step, its one-line cause, what to run next."""
+        failed = next((s for s in self.steps if s.status == "failed"), None)
+        if failed is None:
+            pending = next((s for s in self.steps if s.status != "done"), None)
+            if pending is None:
+                return None
+            failed = pending
+        return (f"demo stopped at step '{failed.name}' ({failed.status}): {failed.detail} | retry: "
+                f"`.venv/bin/medai lab demo` (finished steps converge) | clean up: `.venv/bin/medai lab down`")
+
 
 def _one_line(e: Exception) -> str:
     if isinstance(e, subprocess.CalledProcessError):
@@ -119,7 +135,7 @@ def _medai(env: dict[str, str], *args: str) -> None:
 
 
 def run_demo(console: Console, *, lab_up: Callable[[int, int, int], object], os_packages: bool = True,
-             down_after: bool = False) -> DemoRun:
+             down_after: bool = False, build_image: Callable[[], str] = lab_image.build_image) -> DemoRun:
     # helm and cosign from .ci/setup-host.sh, and ansible-playbook beside this Python (a venv not activated)
     for bin_dir in (Path(sys.executable).parent, demo_sources.PROJECT_ROOT / ".tools" / "bin"):
         if bin_dir.is_dir() and str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
@@ -171,9 +187,13 @@ def run_demo(console: Console, *, lab_up: Callable[[int, int, int], object], os_
         _medai(env, *args)
         return f"evidence in {evidence} (waived, and listed as waived there: sudo_add_noexec)"
 
+    def image() -> str:
+        return build_image()
+
+    demo.step("lab image", image)
     demo.step("signing key", keys, command=("keys", "generate"))
-    demo.step("bundle build", build, command=("bundle", "build"))
-    demo.step("lab up", up)
+    demo.step("bundle build", build, needs=["lab image"], command=("bundle", "build"))
+    demo.step("lab up", up, needs=["lab image"])
     demo.step("install", install, needs=["bundle build", "lab up"], command=("install",))
     demo.step("verify", verify, needs=["install"], command=("verify",))
     if down_after:

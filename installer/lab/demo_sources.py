@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from installer.errors import LabError
-from installer.lab.image import NODE_IMAGE
+from installer.lab.image import NODE_IMAGE, build_image
 from installer.lab.podman import podman, podman_env, run
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +36,7 @@ def _images_from_rootfs(registry: str, work: Path) -> dict[str, str]:
     """Two small images from the lab node's root filesystem: base (one layer) and app (base + one layer)."""
     base = f"{registry}/medai-demo/debian-base:12"
     app = f"{registry}/medai-demo/hello:1.0"
+    build_image()  # a no-op when the node image is there; on an empty podman store it is made here, first
     tar = subprocess.run(["podman", "run", "--rm", "--network", "none", NODE_IMAGE, "tar", "-C", "/", "-cf", "-",
                           *ROOTFS_PATHS], env=podman_env(), capture_output=True, timeout=120)
     if tar.returncode != 0:

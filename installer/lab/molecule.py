@@ -47,11 +47,12 @@ def create(state_dir: Path, instance_config_path: Path, platforms: list[dict]) -
             nodes.destroy_lab(lab)
             state.unlink()
     if not state.exists():
+        specs = nodes.check_specs(specs_from_platforms(platforms))  # before the image is built: a typo starts nothing
         images = {p.get("image") for p in platforms if p.get("image")} or {NODE_IMAGE}
         if len(images) != 1:
             raise MedaiError(f"molecule platforms: one image per scenario, got {sorted(images)}")
         image = build_image(images.pop()) if NODE_IMAGE in images else images.pop()
-        lab = nodes.create_lab(specs=specs_from_platforms(platforms), key_dir=state_dir / "ssh", image=image)
+        lab = nodes.create_lab(specs=specs, key_dir=state_dir / "ssh", image=image)
         lab.save(state)
         changed = True
     instance_config_path.write_text("# Molecule managed (installer/lab/molecule.py)\n"

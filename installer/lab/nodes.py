@@ -126,10 +126,8 @@ def default_specs(servers: int, agents: int, gpu_agents: int) -> list[NodeSpec]:
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 
 
-def create_lab(*, servers: int = 1, agents: int = 0, gpu_agents: int = 0, key_dir: Path,
-               specs: list[NodeSpec] | None = None, lab_id: str | None = None, image: str = NODE_IMAGE) -> Lab:
-    """Start a lab and return it once every node runs systemd and answers SSH. Nothing is left behind on failure."""
-    specs = specs if specs is not None else default_specs(servers, agents, gpu_agents)
+def check_specs(specs: list[NodeSpec]) -> list[NodeSpec]:
+    """Refuse a bad node list before anything is built or started."""
     if not 1 <= len(specs) <= 80:
         raise LabError(f"lab: {len(specs)} nodes requested (1 to 80)")
     for spec in specs:
@@ -137,6 +135,13 @@ def create_lab(*, servers: int = 1, agents: int = 0, gpu_agents: int = 0, key_di
             raise LabError(f"lab node {spec.hostname!r}: hostname must be a short DNS label, role server or agent")
     if len({s.hostname for s in specs}) != len(specs):
         raise LabError("lab: node hostnames must be unique")
+    return specs
+
+
+def create_lab(*, servers: int = 1, agents: int = 0, gpu_agents: int = 0, key_dir: Path,
+               specs: list[NodeSpec] | None = None, lab_id: str | None = None, image: str = NODE_IMAGE) -> Lab:
+    """Start a lab and return it once every node runs systemd and answers SSH. Nothing is left behind on failure."""
+    specs = check_specs(specs if specs is not None else default_specs(servers, agents, gpu_agents))
     lab_id = lab_id or new_lab_id()
     key = ensure_ssh_key(key_dir)
     network = f"{lab_id}-net"

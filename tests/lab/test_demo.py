@@ -43,3 +43,31 @@ def test_demo_runs_every_step(tmp_path):
         assert any(line.split("│")[0].strip() == step and "done" in line for line in out.splitlines()), step
     assert (tmp_path / ".medai" / "lab" / "demo" / "bundle" / "index.json.sig").is_file()
     assert not (tmp_path / ".medai" / "lab" / "lab.json").exists()  # --down removed the lab
+
+
+def test_the_node_image_is_made_before_anything_cuts_images_from_it_and_a_failure_says_what_to_run(tmp_path,
+                                                                                                   monkeypatch):
+    """On an empty podman store the image step runs first; when it fails, nothing that needs it runs, and the
+    last line names the step, its cause and the retry and clean-up commands (issue 8)."""
+    from installer.errors import LabError
+    from installer.lab.demo import run_demo
+
+    monkeypatch.setenv("MEDAI_HOME", str(tmp_path / ".medai"))
+    calls: list[str] = []
+
+    def no_image() -> str:
+        calls.append("image")
+        raise LabError("mmdebstrap (building the lab node root filesystem): E: cannot reach the archive")
+
+    def lab_up(*_a):
+        calls.append("lab up")
+        raise AssertionError("lab up must not run without the node image")
+
+    run = run_demo(Console(file=open(os.devnull, "w")), lab_up=lab_up, build_image=no_image)
+    assert calls == ["image"]
+    assert [s.name for s in run.steps][:3] == ["lab image", "signing key", "bundle build"]
+    status = {s.name: s.status for s in run.steps}
+    assert status["lab image"] == "failed" and status["bundle build"] == "skipped" and status["lab up"] == "skipped"
+    line = run.failure_line()
+    assert "'lab image'" in line and "cannot reach the archive" in line
+    assert "medai lab demo" in line and "medai lab down" in line

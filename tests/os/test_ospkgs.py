@@ -38,6 +38,7 @@ def _apt_from_repo_only(tmp: Path, repo_dir: Path, keyring: Path, packages: list
     return subprocess.run(["apt-get", "install", "-s", "-y", *packages], env=env, capture_output=True, text=True)
 
 
+@pytest.mark.network
 def test_repository_layout_and_index_entries(debian_repo):
     layout, repo = debian_repo
     d = layout.os / "debian-12"
@@ -60,6 +61,7 @@ def test_repository_layout_and_index_entries(debian_repo):
     assert not any(layout.tmp.iterdir()), "no staging leftovers"
 
 
+@pytest.mark.network
 def test_release_is_signed_by_the_bundled_key_only(debian_repo, tmp_path):
     layout, _ = debian_repo
     d = layout.os / "debian-12"
@@ -81,6 +83,7 @@ def test_release_is_signed_by_the_bundled_key_only(debian_repo, tmp_path):
     assert ":public key packet:" in listed.stdout and ":secret key packet:" not in listed.stdout
 
 
+@pytest.mark.network
 def test_apt_installs_the_closure_from_the_repository_alone(debian_repo, tmp_path):
     layout, _ = debian_repo
     d = layout.os / "debian-12"
@@ -89,6 +92,7 @@ def test_apt_installs_the_closure_from_the_repository_alone(debian_repo, tmp_pat
     assert "Inst chrony" in res.stdout and "Inst libc6" in res.stdout
 
 
+@pytest.mark.network
 def test_a_tampered_release_is_refused_by_apt(debian_repo, tmp_path):
     layout, _ = debian_repo
     copy = tmp_path / "repo"
@@ -102,6 +106,7 @@ def test_a_tampered_release_is_refused_by_apt(debian_repo, tmp_path):
     assert "BADSIG" in res.stdout + res.stderr or "not signed" in res.stdout + res.stderr or "invalid" in (res.stdout + res.stderr).lower()
 
 
+@pytest.mark.network
 def test_rebuild_reuses_the_cache_and_replaces_the_repository(debian_repo, tmp_path):
     layout = BundleLayout.at(tmp_path / "b")
     first = ospkgs.collect_os_packages(layout, DEBIAN_SPEC, cache_dir=TEST_CACHE / "ospkgs")
@@ -115,6 +120,7 @@ def test_rebuild_reuses_the_cache_and_replaces_the_repository(debian_repo, tmp_p
     assert len(fpr1.strip()) == 40 and fpr1 != fpr2
 
 
+@pytest.mark.network
 def test_unknown_package_is_a_one_line_error_and_leaves_nothing(tmp_path):
     layout = BundleLayout.at(tmp_path / "b")
     spec = OsPackages(release="debian-12", packages=["chrony", "no-such-package-medai"])

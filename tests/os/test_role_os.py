@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.lab
+@pytest.mark.network
 def test_os_role_molecule(debian_repo, lab_image):
     layout, _ = debian_repo
     molecule = shutil.which("molecule")

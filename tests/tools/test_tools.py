@@ -44,6 +44,7 @@ def tools_bundle(tmp_path_factory):
     return layout, files
 
 
+@pytest.mark.network
 def test_files_are_listed_with_their_sha256(tools_bundle):
     layout, files = tools_bundle
     on_disk = {p.relative_to(layout.root).as_posix() for p in layout.root.rglob("*")
@@ -63,6 +64,7 @@ def test_files_are_listed_with_their_sha256(tools_bundle):
     assert arts["helm"].sha256 == files["tools/helm"]
 
 
+@pytest.mark.network  # the wheelhouse is collected from PyPI first (connected side); the run itself is offline
 @pytest.mark.skipif(not Path(SYSTEM_PYTHON).is_file(), reason="needs the system python3")
 def test_bootstrap_runs_medai_with_no_package_index(tools_bundle, tmp_path):
     layout, _ = tools_bundle

@@ -60,11 +60,13 @@ def no_network(monkeypatch):
     assert not attempts, f"verification tried to reach the network: {attempts}"
 
 
+@pytest.mark.network  # the signed wheel is fetched from PyPI first
 def test_production_bundle_verifies_offline(signed_wheel, no_network):
     check = ss.verify_artifact(signed_wheel, SIGSTORE_BUNDLE, IDENTITY, ISSUER, offline=True)
     assert check.ok and "production" in check.trusted_root
 
 
+@pytest.mark.network  # the signed wheel is fetched from PyPI first
 def test_changed_artifact_is_refused(signed_wheel, tmp_path, no_network):
     changed = tmp_path / WHEEL
     data = bytearray(signed_wheel.read_bytes())
@@ -76,6 +78,7 @@ def test_changed_artifact_is_refused(signed_wheel, tmp_path, no_network):
         ss.verify_artifact(changed, SIGSTORE_BUNDLE, IDENTITY, ISSUER)
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("identity,issuer", [
     (IDENTITY.replace("v0.1.2", "v0.1.3"), ISSUER),
     ("https://github.com/attacker/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2", ISSUER),
@@ -88,6 +91,7 @@ def test_wrong_identity_or_issuer_is_refused(signed_wheel, identity, issuer, no_
         ss.verify_artifact(signed_wheel, SIGSTORE_BUNDLE, identity, issuer)
 
 
+@pytest.mark.network  # the signed wheel is fetched from PyPI first
 def test_carried_trusted_root_is_used_only_when_anchored(signed_wheel, tmp_path, no_network):
     carried = tmp_path / "trusted_root.json"
     carried.write_bytes(ss.production_root_json())
@@ -106,6 +110,7 @@ def test_carried_trusted_root_is_used_only_when_anchored(signed_wheel, tmp_path,
     assert ss.anchored_root(evil, anchor=evil) == evil
 
 
+@pytest.mark.network  # the signed wheel is fetched from PyPI first
 def test_malformed_sigstore_bundle_is_a_one_line_error(signed_wheel, tmp_path):
     bad = tmp_path / "bad.sigstore"
     bad.write_text("{}")
@@ -152,6 +157,7 @@ def test_identity_without_issuer_is_refused(tmp_path):
 
 
 @pytest.mark.loopback
+@pytest.mark.network
 def test_build_checks_a_files_entry_sigstore_bundle(signed_wheel, file_server, tmp_path):
     """files[] with sigstore {bundle, identity, issuer}: the build verifies before accepting the file."""
     import yaml
