@@ -68,6 +68,10 @@ class BaoCluster:
     root_ca_dir: Path
     logs: list[Path] = field(default_factory=list)
 
+    @property
+    def audit_logs(self) -> list[Path]:
+        return [n.dir / "audit.log" for n in self.nodes]
+
     def start(self, node: Node) -> None:
         log = open(node.dir / "server.log", "ab")
         env = {"PATH": os.environ["PATH"], "HOME": str(node.dir)}
@@ -112,9 +116,17 @@ storage "raft" {{
   node_id = "{node.name}"
 {joins}
 }}
+# OpenBao only takes audit devices from its config (HashiCorp Vault: medai enables file/ via the API).
+audit "file" "file" {{
+  options {{
+    file_path = "{node.dir / 'audit.log'}"
+  }}
+}}
 listener "tcp" {{
   address = "127.0.0.1:{node.port}"
   cluster_address = "127.0.0.1:{node.cluster_port}"
+  # OpenBao >= 2.5.3 turns sys/generate-root off by default; HashiCorp Vault always serves it.
+  disable_unauthed_generate_root_endpoints = false
 {tls}
 }}
 '''

@@ -11,6 +11,7 @@ import contextlib
 from typing import Iterator
 
 import hvac
+import hvac.exceptions
 
 from installer.deploy.vault.client import Endpoint, vault_call
 from installer.errors import VaultError
@@ -26,8 +27,12 @@ def decode_otp_token(encoded: str, otp: str) -> str:
 
 def generate_root(ep: Endpoint, shares: list[str]) -> str:
     client = ep.client()
-    with vault_call(ep, "generate-root"):
+    try:
         status = client.sys.read_root_generation_progress()
+    except hvac.exceptions.UnsupportedOperation:
+        raise VaultError(f"vault {ep.name} ({ep.addr}): sys/generate-root is turned off (OpenBao >= 2.5.3 default): "
+                         f"set disable_unauthed_generate_root_endpoints = false on the listener") from None
+    with vault_call(ep, "generate-root"):
         if status.get("started"):
             client.sys.cancel_root_generation()  # a stale attempt (a crash mid-way) would swallow our shares
         attempt = client.sys.start_root_token_generation()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import time
+
+import hvac.exceptions
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,11 +30,18 @@ def unseal_member(ep: Endpoint, shares: list[str], settle_s: float = 20.0) -> Un
             st = client.sys.read_seal_status()
         if not st["sealed"] or not shares:
             break
-        for share in shares[st.get("progress", 0):]:
-            with vault_call(ep, "unseal"):
+        try:
+            for share in shares[st.get("progress", 0):]:
                 st = client.sys.submit_unseal_key(key=share)
-            if not st["sealed"]:
-                break
+                if not st["sealed"]:
+                    break
+        except hvac.exceptions.InvalidRequest as e:
+            # A follower answers "not initialized" until retry_join has reached an unsealed leader.
+            if "not initialized" not in str(e) or time.monotonic() > deadline:
+                with vault_call(ep, "unseal"):
+                    raise
+            time.sleep(1)
+            continue
         if not st["sealed"] or len(shares) < st.get("t", 0) or time.monotonic() > deadline:
             break
         time.sleep(1)
