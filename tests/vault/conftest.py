@@ -182,7 +182,7 @@ def _gen_key(home: Path, name: str, out: Path) -> None:
     out.write_bytes(armored)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def operators(tmp_path_factory):
     """gpg keys (RSA primary + RSA encryption subkey) for three operators and the security officer."""
     if not shutil.which("gpg"):

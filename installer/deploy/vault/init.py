@@ -53,9 +53,15 @@ def initialize(s: VaultSettings, ep: Endpoint, home: Path | None = None) -> Init
     keys = [read_public_key(s.pgp_key_path(op)) for op in s.operators]
     root_key = read_public_key(s.root_token_pgp_key)
     with vault_call(ep, "init"):
-        resp = client.sys.initialize(secret_shares=len(keys), secret_threshold=s.threshold,
-                                     pgp_keys=keys, root_token_pgp_key=root_key)
-    encrypted = resp.get("keys_base64") or []
+        if s.transit:
+            # Auto-unseal: Vault holds no unseal shares; the operators hold recovery shares instead
+            # (generate-root and rekey take them), split and encrypted the same way.
+            resp = client.sys.initialize(recovery_shares=len(keys), recovery_threshold=s.threshold,
+                                         recovery_pgp_keys=keys, root_token_pgp_key=root_key)
+        else:
+            resp = client.sys.initialize(secret_shares=len(keys), secret_threshold=s.threshold,
+                                         pgp_keys=keys, root_token_pgp_key=root_key)
+    encrypted = resp.get("recovery_keys_base64" if s.transit else "keys_base64") or []
     if len(encrypted) != len(keys) or not resp.get("root_token"):
         raise VaultError(f"vault {ep.name} ({ep.addr}): init answered with {len(encrypted)} shares for {len(keys)} operators")
     record = {
@@ -64,6 +70,7 @@ def initialize(s: VaultSettings, ep: Endpoint, home: Path | None = None) -> Init
         "vault": ep.addr,
         "threshold": s.threshold,
         "shares": len(keys),
+        "kind": "recovery" if s.transit else "unseal",
         # Vault returns the shares in the order of pgp_keys.
         "operators": [{"name": op.name, "pgp_key": _fingerprint(k), "share_pgp_b64": enc}
                       for op, k, enc in zip(s.operators, keys, encrypted)],

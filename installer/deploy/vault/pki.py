@@ -119,12 +119,13 @@ def _san(names: list[str]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(out)
 
 
-def issue_offline(root: RootCA, names: list[str], key_out: Path, cert_out: Path) -> None:
-    """A server certificate signed by the root directly: only for Vault's own first start."""
+def issue_offline_pem(root: RootCA, names: list[str]) -> tuple[bytes, bytes]:
+    """A server certificate signed by the root directly, for Vault's own first start: (key PEM, cert+root PEM)."""
     key = ec.generate_private_key(ec.SECP256R1())
+    org = root.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
+    cn = next((n for n in names if not n.startswith("*")), names[0])
     cert = (
-        x509.CertificateBuilder().subject_name(_name(names[0], root.cert.subject.get_attributes_for_oid(
-            NameOID.ORGANIZATION_NAME)[0].value)).issuer_name(root.cert.subject).public_key(key.public_key())
+        x509.CertificateBuilder().subject_name(_name(cn, str(org))).issuer_name(root.cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now() - dt.timedelta(minutes=5)).not_valid_after(_now() + dt.timedelta(days=SERVER_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -133,6 +134,12 @@ def issue_offline(root: RootCA, names: list[str], key_out: Path, cert_out: Path)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()), critical=False)
         .sign(root.key, hashes.SHA256())
     )
-    atomic_write_bytes(key_out, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()), 0o600)
-    atomic_write_bytes(cert_out, cert.public_bytes(serialization.Encoding.PEM) + root.cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM) + root.cert.public_bytes(serialization.Encoding.PEM)
+
+
+def issue_offline(root: RootCA, names: list[str], key_out: Path, cert_out: Path) -> None:
+    """issue_offline_pem written to files (key 0600): for a Vault that runs outside Kubernetes."""
+    key_pem, chain = issue_offline_pem(root, names)
+    atomic_write_bytes(key_out, key_pem, 0o600)
+    atomic_write_bytes(cert_out, chain, 0o644)

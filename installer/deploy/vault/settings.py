@@ -73,6 +73,7 @@ class VaultVars(BaseModel):
     medai_vault_audit_file: str = "/vault/audit/audit.log"
     medai_vault_kubernetes_host: str = "https://kubernetes.default.svc:443"
     medai_vault_kubernetes_ca_cert: str | None = None
+    medai_vault_transit: dict | None = None
 
 
 @dataclass
@@ -92,6 +93,8 @@ class VaultSettings:
     audit_file: str
     kubernetes_host: str
     kubernetes_ca_cert: Path | None
+    # Auto-unseal through another Vault's Transit engine: init makes recovery shares instead of unseal shares.
+    transit: bool = False
 
     @property
     def cluster(self) -> str:
@@ -141,6 +144,7 @@ def vault_settings(inv: Inventory) -> VaultSettings:
         namespace=v.medai_vault_namespace, kv_mount=v.medai_vault_kv_mount, pki_mount=v.medai_vault_pki_mount,
         domain=v.medai_vault_domain, root_ca_dir=None, audit_file=v.medai_vault_audit_file,
         kubernetes_host=v.medai_vault_kubernetes_host, kubernetes_ca_cert=None,
+        transit=v.medai_vault_transit is not None,
     )
     s.root_token_pgp_key = s._path(v.medai_vault_root_token_pgp_key)
     s.ca_cert = s._path(v.medai_vault_ca_cert) if v.medai_vault_ca_cert else None

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-from installer.deploy.state import state_dir
 from installer.deploy.vault import pki
 from installer.deploy.vault.client import endpoints, service_endpoint
 from installer.deploy.vault.configure import configure
@@ -16,7 +15,9 @@ from installer.errors import VaultError
 
 
 def root_ca_dir(s: VaultSettings):
-    return s.root_ca_dir or state_dir() / "pki" / s.cluster
+    from installer.deploy.vault.bootstrap_tls import root_ca_dir as default_dir
+
+    return default_dir(s.inventory, s.root_ca_dir)
 
 
 def run_setup(s: VaultSettings, ask_share: Callable[[int, int], str], echo: Callable[[str], None] = print) -> dict:
