@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import hvac
@@ -82,6 +85,18 @@ def test_init_killed_right_after_the_response_loses_no_share_and_rerun_does_not_
         assert stat.S_IMODE(f.stat().st_mode) == 0o600
     assert stat.S_IMODE(run.vault_dir.stat().st_mode) == 0o700
     assert run.endpoint().client().sys.is_initialized()
+
+
+def test_init_refuses_when_vault_is_initialised_but_the_record_is_gone(run):
+    record = run.vault_dir / "init.json"
+    moved = record.with_name("init.json.away")
+    record.rename(moved)
+    try:
+        p = run.medai("vault", "init")
+    finally:
+        moved.rename(record)
+    assert p.returncode == 2
+    assert f"is already initialised but {run.vault_dir}/init.json is missing: medai will not re-init" in p.stderr.decode()
 
 
 def test_each_share_decrypts_with_its_operators_private_key(run):
@@ -210,6 +225,55 @@ def test_a_restarted_node_comes_back_sealed_and_unseal_brings_it_back(run):
     doc = json.loads(after.stdout)
     assert after.returncode == 0 and doc["leader"] in ("bao1", "bao3")
     assert all(not m["sealed"] for m in doc["members"])
+
+
+def _unseal_on_a_terminal(run, shares: list[str]) -> bytes:
+    """`medai vault unseal` on a pseudo-terminal, as an operator types: what the terminal showed."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session leader with the pty as its controlling terminal (getpass opens /dev/tty)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        env["MEDAI_HOME"] = str(run.home)
+        os.chdir(run.base)
+        os.execve(MEDAI, [MEDAI, "vault", "unseal", "--inventory", str(run.inventory)], env)
+    screen = b""
+    pending = list(shares)
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+        if pending and screen.rstrip().endswith(b"(not echoed):"):
+            time.sleep(0.3)  # type as a person does, once getpass has the terminal (typed earlier is flushed)
+            os.write(fd, pending.pop(0).encode() + b"\n")
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail(f"medai vault unseal on a terminal did not finish: {screen.decode(errors='replace')[-2000:]}")
+    _, status = os.waitpid(pid, 0)
+    run.outputs.append(screen)
+    assert os.waitstatus_to_exitcode(status) == 0, screen.decode(errors="replace")
+    return screen
+
+
+def test_unseal_prompts_without_echo_on_a_terminal(run):
+    node = run.cluster.nodes[2]
+    run.cluster.stop(node)
+    run.cluster.start(node)
+    assert run.endpoint(2).client().sys.read_seal_status()["sealed"]
+    shares = run.shares()[1:]
+    screen = _unseal_on_a_terminal(run, shares)
+    assert b"Unseal share 1 of 2 (not echoed):" in screen and b"Unseal share 2 of 2" in screen
+    assert b"bao3             unsealed" in screen
+    for sh in shares:
+        assert sh.encode() not in screen and sh[:12].encode() not in screen
+    assert not run.endpoint(2).client().sys.read_seal_status()["sealed"]
 
 
 def test_status_lists_raft_peers_with_a_token(run):
