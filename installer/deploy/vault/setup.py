@@ -37,7 +37,7 @@ def run_setup(s: VaultSettings, ask_share: Callable[[int, int], str], echo: Call
             changed = rep.changed + setup_intermediate(s, ep, client, root)
             issued = []
             for svc in ("keycloak", "harbor", "inference", "vault"):
-                if svc + "/tls" not in rep.secrets_kept and not _has_tls(client, s, svc):
+                if not _has_tls(client, s, svc):
                     issued.append(issue(s, ep, client, svc)["service"])
             revoked = revoke_other_root_tokens(ep, client)
         del shares
