@@ -81,6 +81,17 @@ def test_armored_and_binary_exports_give_the_same_pgp_keys_value(operators, tmp_
     assert base64.b64decode(read_public_key(armored)) == binary.read_bytes()
 
 
+def test_fingerprint_is_the_one_gpg_shows(operators):
+    import subprocess
+
+    from installer.deploy.vault.pgp import fingerprint
+
+    out = subprocess.run(["gpg", "--homedir", str(operators.home), "--batch", "--with-colons", "--fingerprint",
+                          "alice@hospital.test"], check=True, capture_output=True, text=True).stdout
+    gpg_fpr = next(ln.split(":")[9] for ln in out.splitlines() if ln.startswith("fpr:"))
+    assert fingerprint(read_public_key(operators.keys["alice"])) == gpg_fpr
+
+
 def test_otp_decode_is_the_xor_vault_documents():
     otp = "abcdefghijklmnopqrstuvwxyz01"
     token = "s.Q1w2E3r4T5y6U7i8O9p0A1s2D3"[:len(otp)]

@@ -7,7 +7,6 @@ on an initialised Vault never calls init again; it finishes the per-operator fil
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import signal
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from installer.deploy.vault import state
 from installer.deploy.vault.client import Endpoint, vault_call
-from installer.deploy.vault.pgp import read_public_key
+from installer.deploy.vault.pgp import fingerprint, read_public_key
 from installer.deploy.vault.settings import VaultSettings
 from installer.errors import VaultError
 
@@ -31,7 +30,7 @@ class InitResult:
 
 
 def _fingerprint(b64key: str) -> str:
-    return "sha256:" + hashlib.sha256(b64key.encode()).hexdigest()[:16]
+    return "openpgp4fpr:" + fingerprint(b64key)
 
 
 def initialize(s: VaultSettings, ep: Endpoint, home: Path | None = None) -> InitResult:

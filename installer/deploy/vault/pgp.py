@@ -43,3 +43,34 @@ def read_public_key(path: Path) -> str:
     if not packets or packets[0] not in (0x98, 0x99, 0x9A, 0xC6):
         raise VaultError(f"{path}: not an OpenPGP public key (first packet is not a public key)")
     return base64.b64encode(packets).decode()
+
+
+def _first_packet_body(packets: bytes) -> bytes:
+    """Body of the first OpenPGP packet (RFC 4880 §4.2: old- and new-format headers)."""
+    tag = packets[0]
+    if tag & 0x40:  # new format
+        first = packets[1]
+        if first < 192:
+            return packets[2:2 + first]
+        if first < 224:
+            n = ((first - 192) << 8) + packets[2] + 192
+            return packets[3:3 + n]
+        if first == 255:
+            n = int.from_bytes(packets[2:6], "big")
+            return packets[6:6 + n]
+        raise VaultError("OpenPGP key uses a partial-length header for its primary key packet")
+    size = {0: 1, 1: 2, 2: 4}.get(tag & 0x03)
+    if size is None:
+        raise VaultError("OpenPGP key packet has an indeterminate length")
+    n = int.from_bytes(packets[1:1 + size], "big")
+    return packets[1 + size:1 + size + n]
+
+
+def fingerprint(b64key: str) -> str:
+    """The primary key's v4 fingerprint, as `gpg --fingerprint` shows it (so each operator can check it)."""
+    import hashlib
+
+    body = _first_packet_body(base64.b64decode(b64key))
+    if not body or body[0] != 4:
+        raise VaultError(f"OpenPGP key version {body[0] if body else '?'} (only v4 keys are supported)")
+    return hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body).hexdigest().upper()
