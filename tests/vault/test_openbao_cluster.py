@@ -99,6 +99,18 @@ def test_init_refuses_when_vault_is_initialised_but_the_record_is_gone(run):
     assert f"is already initialised but {run.vault_dir}/init.json is missing: medai will not re-init" in p.stderr.decode()
 
 
+def test_a_vault_certificate_from_another_ca_is_refused_naming_the_setting(run, tmp_path):
+    from installer.deploy.vault import pki
+
+    other = pki.root_ca(tmp_path / "other-ca", "other")
+    inv = write_inventory(tmp_path / "site.yml", run.cluster, run.ops, medai_vault_ca_cert=str(other.cert_path))
+    p = subprocess.run([MEDAI, "vault", "init", "--inventory", str(inv)], capture_output=True, text=True,
+                       env={**os.environ, "MEDAI_HOME": str(tmp_path / "home")}, timeout=60)
+    run.outputs += [p.stdout.encode(), p.stderr.encode()]
+    assert p.returncode == 2
+    assert "read init status: TLS verification failed" in p.stderr and "check medai_vault_ca_cert" in p.stderr
+
+
 def test_each_share_decrypts_with_its_operators_private_key(run):
     shares = run.shares()
     assert len(set(shares)) == len(OPERATORS)

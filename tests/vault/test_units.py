@@ -150,3 +150,42 @@ def test_root_ca_key_is_private_reused_and_checked(tmp_path):
     with pytest.raises(VaultError, match="root-ca.key: the key does not belong to"):
         pki.root_ca(tmp_path / "ca", "c1")
     assert other.cert != a.cert
+
+
+MEDAI = str(__import__("pathlib").Path(__import__("sys").executable).with_name("medai"))
+
+
+def _medai(*args, cwd, stdin=""):
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    env["MEDAI_HOME"] = str(cwd / "home")
+    return subprocess.run([MEDAI, *args], capture_output=True, text=True, input=stdin, env=env, cwd=cwd, timeout=60)
+
+
+def test_cli_without_vault_vars_names_each_missing_field_and_exits_2(tmp_path):
+    _inv(tmp_path)
+    p = _medai("vault", "status", "--inventory", str(tmp_path / "site.yml"), cwd=tmp_path)
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and "all.vars.medai_vault_operators: required for Vault" in lines[0]
+    assert any("all.vars.medai_vault_threshold: required for Vault" in ln for ln in lines)
+    assert "Traceback" not in p.stderr
+    assert not (tmp_path / "home").exists()  # nothing half-done
+
+
+def test_cli_names_the_unreachable_member(tmp_path):
+    import socket
+
+    (tmp_path / "k.asc").write_text("k")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    _inv(tmp_path, medai_vault_operators=[{"name": "a", "pgp_key": "k.asc"}, {"name": "b", "pgp_key": "k.asc"}],
+         medai_vault_threshold=2, medai_vault_root_token_pgp_key="k.asc",
+         medai_vault_members=[{"name": "vault-0", "addr": f"http://127.0.0.1:{port}"}])
+    p = _medai("vault", "unseal", "--stdin", "--inventory", str(tmp_path / "site.yml"), cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.startswith(f"error: vault vault-0 (http://127.0.0.1:{port}): read seal status: unreachable")
+    st = _medai("vault", "status", "--inventory", str(tmp_path / "site.yml"), cwd=tmp_path)
+    assert st.returncode == 3 and "vault-0" in st.stdout and "UNREACHABLE" in st.stdout
