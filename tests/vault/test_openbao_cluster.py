@@ -223,6 +223,22 @@ def test_issued_certificate_chains_to_the_offline_root_and_rotates(run, tmp_path
     assert _openssl_verify(run, inter, new["data"]["certificate"], tmp_path / "b").returncode == 0
 
 
+def test_configuration_through_the_service_address_reaches_the_leader_from_a_follower(run, tmp_path):
+    follower = next(n for n in run.cluster.nodes if n.name == "bao3")  # plain HTTP listener, a Raft follower
+    inv = write_inventory(tmp_path / "site.yml", run.cluster, run.ops, medai_vault_addr=follower.addr)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    p = subprocess.run([MEDAI, "vault", "rotate-cert", "harbor", "--stdin", "--inventory", str(inv)],
+                       input="\n".join(run.shares()[:THRESHOLD]) + "\n", capture_output=True, text=True,
+                       env={**e, "MEDAI_HOME": str(run.home)}, timeout=60)
+    run.outputs += [p.stdout.encode(), p.stderr.encode()]
+    assert p.returncode == 0, p.stderr
+    assert "harbor: new certificate serial" in p.stdout and "medai/harbor/tls" in p.stdout
+    with root_session(run.endpoint(), run.shares()[:THRESHOLD]) as root:
+        new = root.secrets.kv.v2.read_secret_version(path="harbor/tls", mount_point="medai", raise_on_deleted_version=True)["data"]
+        run.secrets["harbor.key.rotated"] = new["data"]["private_key"]
+    assert new["metadata"]["version"] == 2
+
+
 def test_a_restarted_node_comes_back_sealed_and_unseal_brings_it_back(run):
     node = run.cluster.nodes[1]
     run.cluster.stop(node)
@@ -305,7 +321,7 @@ def test_setup_rerun_changes_nothing(run):
 
 
 def test_no_share_token_password_or_key_in_any_output_log_or_file(run):
-    assert len(run.secrets) == 17  # 3 shares, 2 root tokens, 7 passwords/secrets, 5 TLS keys
+    assert len(run.secrets) == 18  # 3 shares, 2 root tokens, 7 passwords/secrets, 6 TLS keys
     haystacks: dict[str, bytes] = {f"output[{i}]": b for i, b in enumerate(run.outputs)}
     k3s_token_file = run.home / "secrets" / "vaulttest" / "token"
     for root_dir in (run.home, run.base):
