@@ -45,3 +45,7 @@ class InstallError(MedaiError):
 
 class ComplianceError(MedaiError):
     pass
+
+
+class VaultError(MedaiError):
+    """Vault settings in the inventory, Vault's answers, shares, the site PKI."""

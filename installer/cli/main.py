@@ -48,6 +48,9 @@ def _register() -> None:
     app.add_typer(keys.app, name="keys", help="Signing keys (cosign-compatible).")
     app.add_typer(inventory.app, name="inventory", help="Check a site inventory before anything runs.")
     app.add_typer(lab.app, name="lab", help="A laptop-sized air-gapped lab: podman nodes on an internal network.")
+    from installer.cli import vault
+
+    app.add_typer(vault.app, name="vault", help="Vault: init (shares to named operators), unseal, status, setup, certificates.")
     install.register(app)
     verify.register(app)
 

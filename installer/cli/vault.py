@@ -1,0 +1,168 @@
+"""medai vault …: init, unseal, status, setup, rotate-cert. Shares are read without echo, or from stdin."""
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from installer.errors import VaultError
+
+app = typer.Typer(no_args_is_help=True)
+
+INVENTORY = typer.Option(..., "--inventory", "-i", help="The site inventory (medai_vault_* vars).")
+
+
+def _settings(inventory: Path):
+    from installer.deploy.inventory import load_inventory
+    from installer.deploy.vault.settings import vault_settings
+
+    return vault_settings(load_inventory(inventory))
+
+
+def _share_reader(stdin: bool):
+    """Shares from a hidden prompt (getpass) or, for automation, one per line on stdin."""
+    use_stdin = stdin or not sys.stdin.isatty()
+
+    def ask(i: int, threshold: int) -> str:
+        if use_stdin:
+            line = sys.stdin.readline()
+            if not line:
+                raise VaultError(f"stdin ended after {i - 1} of {threshold} unseal shares")
+            return line.strip()
+        try:
+            return getpass.getpass(f"Unseal share {i} of {threshold} (not echoed): ")
+        except (EOFError, KeyboardInterrupt):
+            raise VaultError(f"no share entered ({i - 1} of {threshold})") from None
+
+    return ask
+
+
+def _collect(ask, threshold: int) -> list[str]:
+    return [ask(i + 1, threshold).strip() for i in range(threshold)]
+
+
+@app.command("init")
+def init_cmd(inventory: Path = INVENTORY, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Initialise Vault once: one share per named operator, each encrypted to their OpenPGP key.
+
+    A rerun on an initialised Vault does not re-init; it completes the operators' share files."""
+    from installer.deploy.vault.client import endpoints
+    from installer.deploy.vault.init import initialize
+
+    s = _settings(inventory)
+    with endpoints(s) as eps:
+        res = initialize(s, eps[0])
+    summary = {"initializedNow": res.initialized_now, "threshold": res.record["threshold"],
+               "shares": res.record["shares"], "files": [str(f) for f in res.files],
+               "operators": [{"name": o["name"], "pgpKey": o["pgp_key"]} for o in res.record["operators"]]}
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(("initialised" if res.initialized_now else "already initialised (not re-initialised)")
+               + f": {summary['threshold']} of {summary['shares']} shares unseal")
+    for o, f in zip(res.record["operators"], res.files):
+        typer.echo(f"  {o['name']:<16} {f}  (encrypted to {o['pgp_key']})")
+    typer.echo(f"  root token       {res.files[-1]}  (encrypted; revoked by `medai vault setup`)")
+    typer.echo("each operator: gpg --decrypt THEIR-FILE, then type it at `medai vault unseal` / `medai vault setup`")
+
+
+@app.command("unseal")
+def unseal_cmd(
+    inventory: Path = INVENTORY,
+    stdin: bool = typer.Option(False, "--stdin", help="Read shares one per line from stdin (automation)."),
+) -> None:
+    """Unseal every Vault member: shares are asked without echo until the threshold is met."""
+    from installer.deploy.vault.client import endpoints
+    from installer.deploy.vault.unseal import unseal_all
+
+    s = _settings(inventory)
+    with endpoints(s) as eps:
+        outcomes = unseal_all(eps, _share_reader(stdin), threshold=s.threshold)
+    for o in outcomes:
+        typer.echo(f"{o.member:<16} {'unsealed' if not o.sealed else f'SEALED ({o.progress}/{o.threshold})'}")
+    if any(o.sealed for o in outcomes):
+        raise VaultError("some members are still sealed: enter the threshold of valid shares (`medai vault status`)")
+
+
+@app.command("status")
+def status_cmd(
+    inventory: Path = INVENTORY,
+    as_json: bool = typer.Option(False, "--json"),
+    token_stdin: bool = typer.Option(False, "--token-stdin", help="Read a token from stdin to list Raft peers."),
+) -> None:
+    """Sealed or unsealed per member, the leader, and the Raft peers (with a token)."""
+    from installer.deploy.vault.client import endpoints
+    from installer.deploy.vault.status import cluster_status
+
+    s = _settings(inventory)
+    token = sys.stdin.readline().strip() if token_stdin else None
+    with endpoints(s) as eps:
+        cs = cluster_status(eps, token)
+    del token
+    if as_json:
+        typer.echo(json.dumps(cs.as_dict()))
+        return
+    for m in cs.members:
+        if not m.reachable:
+            state = f"UNREACHABLE ({m.error})"
+        elif not m.initialized:
+            state = "not initialised / not joined"
+        elif m.sealed:
+            state = f"SEALED ({m.progress}/{m.threshold} shares entered)"
+        else:
+            state = "unsealed" + (", leader" if m.is_leader else "")
+        typer.echo(f"{m.name:<16} {m.addr:<32} {state}")
+    typer.echo(f"leader: {cs.leader or 'none (all sealed or no quorum)'}")
+    if cs.peers:
+        for p in cs.peers:
+            typer.echo(f"raft peer {p['id']:<12} {p['address']:<24} {'leader' if p['leader'] else 'follower'}"
+                       f"{'' if p['voter'] else ' (non-voter)'}")
+    else:
+        typer.echo(f"raft peers: {cs.peers_error}")
+    if any(m.sealed or not m.reachable for m in cs.members):
+        raise typer.Exit(3)
+
+
+@app.command("setup")
+def setup_cmd(
+    inventory: Path = INVENTORY,
+    stdin: bool = typer.Option(False, "--stdin", help="Read shares one per line from stdin (automation)."),
+) -> None:
+    """Init if needed, unseal, then configure (audit, KV, policies, Kubernetes auth, secrets, site PKI).
+
+    Admin work runs on a root token generated from the shares entered here, revoked at the end together with
+    every other root token (the initial one included)."""
+    from installer.deploy.state import new_run
+    from installer.deploy.vault.setup import run_setup
+
+    s = _settings(inventory)
+    rec = new_run("vault-setup", s.inventory.path)
+    try:
+        report = run_setup(s, _share_reader(stdin), echo=typer.echo)
+    except BaseException as e:
+        rec.finish("failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+        raise
+    rec.finish("ok", summary=report)
+
+
+@app.command("rotate-cert")
+def rotate_cmd(
+    service: str = typer.Argument(..., help="vault, keycloak, harbor or inference"),
+    inventory: Path = INVENTORY,
+    stdin: bool = typer.Option(False, "--stdin", help="Read shares one per line from stdin (automation)."),
+) -> None:
+    """Re-issue one service's certificate from the site intermediate (kept in KV at <service>/tls)."""
+    from installer.deploy.vault.client import endpoints, service_endpoint
+    from installer.deploy.vault.pki_engine import issue
+    from installer.deploy.vault.token import root_session
+
+    s = _settings(inventory)
+    with endpoints(s) as eps:
+        ep = service_endpoint(s, eps)
+        shares = _collect(_share_reader(stdin), s.threshold)
+        with root_session(ep, shares) as client:
+            out = issue(s, ep, client, service)
+    typer.echo(f"{out['service']}: new certificate serial {out['serial']}, valid until {out['notAfter']}, in {out['kv']}")
