@@ -31,6 +31,7 @@ from installer.bundle.sources.files import FileResult, fetch_file
 from installer.bundle.sources.models import ModelResult, fetch_model
 from installer.errors import BundleError, LockDriftError, ManifestError, MedaiError, TrustError
 from installer.hashing import digest_hex, sha256_bytes, sha256_file
+from installer.atomic import atomic_write_bytes
 
 # What a rebuild may find in a bundle directory; anything else means --out points at the wrong place.
 _BUNDLE_ENTRIES = {"index.json", "index.json.sig", "index.sigstore.json", "manifest.yaml", "lock.yaml", "oci", "charts",
@@ -387,8 +388,8 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     # --- the manifest as given and the lock as resolved
     manifest_bytes = manifest_path.read_bytes()
-    layout.manifest.write_bytes(manifest_bytes)
-    layout.lock.write_text(new_lock.dumps())
+    atomic_write_bytes(layout.manifest, manifest_bytes)
+    new_lock.write(layout.lock)
     for p, kind in ((layout.manifest, "manifest"), (layout.lock, "lock")):
         sha = sha256_bytes(p.read_bytes())
         known[layout.rel(p)] = sha
@@ -471,6 +472,7 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     if not opts.locked:
         new_lock.write(lock_path)
+    os.sync()  # a stick pulled right after the build carries every file, not only the index
 
     counts: dict[str, int] = {}
     for a in artifacts:

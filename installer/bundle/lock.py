@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from installer.errors import LockDriftError, ManifestError
+from installer.atomic import atomic_write_text
 
 
 def default_lock_path(manifest: str | Path) -> Path:
@@ -74,10 +75,7 @@ class Lock:
                 + yaml.safe_dump(self.to_doc(), sort_keys=False, default_flow_style=False))
 
     def write(self, path: str | Path) -> None:
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(self.dumps())
-        os.replace(tmp, p)
+        atomic_write_text(path, self.dumps())
 
 
 def chart_key(name: str, version: str) -> str:

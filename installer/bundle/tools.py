@@ -44,6 +44,7 @@ from installer.bundle.index import Artifact
 from installer.bundle.layout import BundleLayout
 from installer.errors import SourceError
 from installer.hashing import sha256_file
+from installer.atomic import atomic_write_text
 
 Log = Callable[[str], None]
 REPO = Path(__file__).resolve().parents[2]
@@ -91,10 +92,7 @@ def stage_tools(layout: BundleLayout, *, python_version: str = "3.11", platforms
         shutil.rmtree(stage, ignore_errors=True)
         raise
     boot = layout.root / "bootstrap.py"
-    tmp = boot.with_suffix(".tmp")
-    tmp.write_text(bootstrap_source(python_version))
-    tmp.chmod(0o755)
-    os.replace(tmp, boot)
+    atomic_write_text(boot, bootstrap_source(python_version), mode=0o755)
     files = {layout.rel(p): sha256_file(p) for p in sorted(tools.rglob("*")) if p.is_file() and not p.is_symlink()}
     files["bootstrap.py"] = sha256_file(boot)
     log(f"tools: {sum(1 for f in files if f.startswith('tools/wheelhouse/'))} wheels, collections {sorted(used)}")

@@ -10,7 +10,6 @@ Raw totals are the ARF counts, untouched; a waiver changes a rule's *effective* 
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import os
@@ -24,6 +23,7 @@ from installer.compliance.arf import RESULTS, SEVERITIES, parse_arf, severity_ra
 from installer.compliance.waivers import Waivers
 from installer.errors import ComplianceError
 from installer.hashing import sha256_file
+from installer.atomic import atomic_write_bytes
 
 FAILING = ("fail", "error")
 SEVERITY_CHOICES = ("low", "medium", "high", "none")
@@ -65,17 +65,11 @@ def bundle_status(bundle: Path | None, key: Path | None = None) -> dict:
     elif key is None:
         out["signature"] = "present, not verified (no --key given)"
     else:
-        from installer.trust.keys import load_public_key, verify_signature
+        from installer.trust.index_signature import index_signature_problem, read_signature_file
+        from installer.trust.keys import load_public_key
 
-        raw = sig.read_bytes().strip()
-        try:
-            candidates = [base64.b64decode(raw, validate=True), raw]
-        except ValueError:
-            candidates = [raw]
-        pub = load_public_key(key)
-        data = index.read_bytes()
-        ok = any(verify_signature(pub, c, data) for c in candidates)
-        out["signature"] = f"verified with {key}" if ok else f"INVALID for {key}"
+        problem = index_signature_problem(load_public_key(key), index.read_bytes(), read_signature_file(sig), sig.name)
+        out["signature"] = f"verified with {key}" if problem is None else f"INVALID for {key}: {problem}"
     return out
 
 
@@ -203,9 +197,7 @@ def render_html(report: dict) -> str:
 
 
 def _write(path: Path, data: bytes) -> str:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return sha256_file(path)
 
 

@@ -8,8 +8,6 @@ digest. Without a key only the hashes are checked, and the result says so in cap
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import os
@@ -25,7 +23,8 @@ from installer.bundle.verify import VerifyResult, artifact_owners, verify_files
 from installer.errors import BundleError, TrustError
 from installer.trust import sigstore as sigstore_mod
 from installer.trust.cosign import SignatureCheck, check_layers, parse_signature_manifest, signature_tag
-from installer.trust.keys import fingerprint, load_public_key, verify_signature
+from installer.trust.index_signature import index_signature_problem, read_signature_file
+from installer.trust.keys import fingerprint, load_public_key
 from installer.trust.model_check import ModelIndexError, check_model_dir
 
 MAX_SMALL_BLOB = 4 * 1024 * 1024
@@ -181,20 +180,33 @@ def check_layout_image(oci: OCILayout, refs: dict, ref: str, digest: str, pub) -
 
 
 def _check_index_signature(layout: BundleLayout, index_bytes: bytes, pub) -> str | None:
-    """None when the signature verifies, else the problem."""
+    """None when the signature verifies, else the problem (installer.trust.index_signature, the one check)."""
     try:
-        st = os.lstat(layout.index_sig)
-    except FileNotFoundError:
-        return f"{layout.index_sig.name}: missing: index.json is not signed, nothing proves who built this bundle"
-    if not stat.S_ISREG(st.st_mode):
-        return f"{layout.index_sig.name}: not a regular file"
+        sig_file = read_signature_file(layout.index_sig)
+    except TrustError as e:
+        return str(e)
+    return index_signature_problem(pub, index_bytes, sig_file, layout.index_sig.name)
+
+
+def image_signature_problems(root: str | os.PathLike, index: dict, pub) -> list[str]:
+    """Each image the (verified) index lists must carry a signature manifest in ROOT/oci that verifies with `pub`.
+
+    Used on the install's private copy, whose files already matched the verified index as they were copied.
+    """
+    root = Path(root)
+    oci = OCILayout(root / "oci", root / ".tmp")
     try:
-        sig = base64.b64decode(layout.index_sig.read_bytes().strip(), validate=True)
-    except (ValueError, binascii.Error):
-        return f"{layout.index_sig.name}: not base64"
-    if not verify_signature(pub, sig, index_bytes):
-        return f"index.json: signature in {layout.index_sig.name} does not verify with key {fingerprint(pub)} (index edited or replaced, or the wrong key)"
-    return None
+        refs = oci.refs() if oci.index_path.is_file() else {}
+    except BundleError as e:
+        return [f"oci/index.json: {e}"]
+    out = []
+    for a in index.get("artifacts", []):
+        if a.get("kind") == "image" and a.get("digest"):
+            ref = a.get("ref") or a.get("name")
+            check = check_layout_image(oci, refs, ref, a["digest"], pub)
+            if not check.ok:
+                out.append(f"image {ref}: {check.detail}")
+    return out
 
 
 def verify_bundle(

@@ -65,7 +65,10 @@ def test_find_secrets_across_chunk_border(tmp_path):
 
 
 def test_plan_from_bundle(tmp_path):
-    plan = build_plan(make_bundle(tmp_path / "b"), tmp_path / "cache")
+    from installer.deploy.working_copy import verified_working_copy
+
+    vb = verified_working_copy(make_bundle(tmp_path / "b"), None, True, tmp_path / "state")
+    plan = build_plan(vb.index, vb.root, tmp_path / "cache", vb.index_sha256)
     by_name = {f["name"]: f for f in plan.files}
     assert by_name["gpu-notes.txt"]["groups"] == ["gpu"]
     assert by_name["site-ca.pem"]["groups"] == ["all"]
