@@ -91,6 +91,10 @@ def prepare_out(layout: BundleLayout) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for p in (layout.index, layout.index_sig, layout.index_sigstore):
         p.unlink(missing_ok=True)
+    if layout.reports.is_symlink() or layout.reports.is_file():
+        layout.reports.unlink()
+    elif layout.reports.is_dir():  # reports of older verifies: they live outside the bundle now
+        shutil.rmtree(layout.reports)
     layout.tmp.mkdir(exist_ok=True)
 
 

@@ -25,7 +25,7 @@ INDEX_SIG = "index.json.sig"
 INDEX_SIGSTORE = "index.sigstore.json"
 # Files that live beside index.json but cannot be listed in it (they sign it, or they are reports about it).
 UNINDEXED = {INDEX, INDEX_SIG, INDEX_SIGSTORE}
-UNINDEXED_DIRS = {"reports"}
+UNINDEXED_DIRS: set[str] = set()  # reports/ is no longer special: verify writes outside the bundle
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from installer.cli.bundle import app
+from installer.textsafe import safe_text
 
 err = Console(stderr=True)
 
@@ -34,7 +35,7 @@ def verify(
     sigstore_trusted_root: Optional[Path] = typer.Option(None, "--sigstore-trusted-root", help="Sigstore trusted_root.json obtained out of band (default: sigstore-python's production root)."),
     model: Optional[str] = typer.Option(None, "--model", help="Only re-hash this model's directory (see --path) against the index."),
     path: Optional[Path] = typer.Option(None, "--path", help="With --model: the model directory on this node."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report here (and a .txt summary beside it) instead of BUNDLE/reports/."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Directory for the JSON report and its .txt summary (default: the state directory, $MEDAI_HOME/reports), or an explicit PATH.json; never inside the bundle."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ) -> None:
     """Check the index signature, every file's sha256 and every image signature, offline; write the evidence.
@@ -73,7 +74,7 @@ def verify(
         typer.echo(json.dumps({**res.to_report(), "reportPath": str(res.report_path)}, indent=2))
     else:
         typer.echo(res.summary(), nl=False)
-        typer.echo(f"report:      {res.report_path}")
+        typer.echo(f"report:      {safe_text(res.report_path)}")
     for w in res.warnings:
         err.print(f"[bold yellow]WARNING: {w}[/]", highlight=False, soft_wrap=True)
     raise typer.Exit(0 if res.ok else 1)

@@ -17,10 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from installer.atomic import fsync_dir
 from installer.bundle.layout import BundleLayout
 from installer.bundle.oci_layout import OCILayout
 from installer.bundle.verify import VerifyResult, artifact_owners, verify_files
 from installer.errors import BundleError, TrustError
+from installer.textsafe import safe_text
 from installer.trust import sigstore as sigstore_mod
 from installer.trust.cosign import SignatureCheck, check_layers, parse_signature_manifest, signature_tag
 from installer.trust.index_signature import index_signature_problem, read_signature_file
@@ -133,7 +135,7 @@ class BundleVerification:
             lines.append(f"  [{mark}] {a.kind:6} {who} ({a.files} files{sig})")
         for p in self.problems:
             lines.append(f"problem:     {p}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(safe_text(line) for line in lines) + "\n"  # a name from the stick stays on its line
 
 
 def _version() -> str:
@@ -326,26 +328,61 @@ def _check_sigstore(layout: BundleLayout, identity: str, issuer: str, trusted_ro
     return out
 
 
-def _write_report(layout: BundleLayout, res: BundleVerification, target: Path | None) -> None:
-    stamp = res.started.strftime("%Y%m%dT%H%M%SZ")
-    if target is None:
-        reports = layout.reports
-        if reports.is_symlink() or (reports.exists() and not reports.is_dir()):
-            raise BundleError(f"{reports}: not a plain directory; refusing to write the report there (use --report PATH)")
-        reports.mkdir(exist_ok=True)
-        target = reports / f"verify-{stamp}.json"
-        n = 1
-        while target.exists():
-            n += 1
-            target = reports / f"verify-{stamp}-{n}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    summary = target.with_suffix(".txt")
+def default_report_dir() -> Path:
+    """Reports go outside the bundle (the stick may be read-only, and is hostile): the state directory."""
+    from installer.deploy.state import state_dir
+
+    return state_dir() / "reports"
+
+
+def create_new_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a file that must not exist yet: O_CREAT|O_EXCL|O_NOFOLLOW (a planted file or symlink is never
+    followed or overwritten), fsynced with its directory."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
-        target.write_text(json.dumps(res.to_report(), indent=2, sort_keys=False) + "\n")
-        summary.write_text(res.summary())
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+
+
+def _write_report(layout: BundleLayout, res: BundleVerification, target: Path | None) -> None:
+    """``target``: a directory (default the state directory's reports/) or an explicit PATH.json."""
+    stamp = res.started.strftime("%Y%m%dT%H%M%SZ")
+    report_bytes = (json.dumps(res.to_report(), indent=2, sort_keys=False) + "\n").encode()
+    summary_bytes = res.summary().encode()
+    explicit = target is not None and target.suffix == ".json"
+    folder = target.parent if explicit else (target or default_report_dir())
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if folder.resolve().is_relative_to(layout.root):
+            raise BundleError(f"{safe_text(folder)}: inside the bundle; reports are written outside it (use --report DIR)")
+        n = 1
+        while True:
+            json_path = target if explicit else folder / (f"verify-{stamp}.json" if n == 1 else f"verify-{stamp}-{n}.json")
+            summary = json_path.with_suffix(".txt")
+            try:
+                create_new_file(summary, summary_bytes)
+            except FileExistsError:
+                if explicit:
+                    raise BundleError(f"{safe_text(summary)}: exists; refusing to overwrite a report (choose another --report)") from None
+                n += 1
+                continue
+            try:
+                create_new_file(json_path, report_bytes)
+            except FileExistsError:
+                summary.unlink()
+                if explicit:
+                    raise BundleError(f"{safe_text(json_path)}: exists; refusing to overwrite a report (choose another --report)") from None
+                n += 1
+                continue
+            break
     except OSError as e:
-        raise BundleError(f"{target}: cannot write the verification report: {e.strerror} (use --report PATH)") from None
-    res.report_path, res.summary_path = target, summary
+        raise BundleError(f"{safe_text(folder)}: cannot write the verification report: {e.strerror} (use --report DIR)") from None
+    res.report_path, res.summary_path = json_path, summary
 
 
 # ------------------------------------------------------------------------------------------ model weights
