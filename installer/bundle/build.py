@@ -69,6 +69,8 @@ class BuildSummary:
     signed: bool
     sigstore: bool
     notes: list[str] = field(default_factory=list)
+    bootstrap_sha256: str | None = None  # the fingerprint the site checks bootstrap.py against, out of band
+    bootstrap_fingerprint_file: str | None = None
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -476,6 +478,7 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     if not opts.locked:
         new_lock.write(lock_path)
+    boot_sha, boot_file = _bootstrap_fingerprint(layout, opts)
     os.sync()  # a stick pulled right after the build carries every file, not only the index
 
     counts: dict[str, int] = {}
@@ -489,7 +492,22 @@ def _build(opts: BuildOptions) -> BuildSummary:
         fetched_bytes=progress.counters.fetched_bytes, reused_bytes=progress.counters.reused_bytes,
         seconds=round(time.monotonic() - started, 3), index_sha256=sha256_bytes(index_bytes),
         signed=opts.sign_key is not None, sigstore=opts.sigstore, notes=notes,
+        bootstrap_sha256=boot_sha, bootstrap_fingerprint_file=boot_file,
     )
+
+
+def _bootstrap_fingerprint(layout: BundleLayout, opts: BuildOptions) -> tuple[str | None, str | None]:
+    """sha256 of bootstrap.py, written as PREFIX.bootstrap.sha256 beside the signing key's PREFIX.pub."""
+    boot = layout.root / "bootstrap.py"
+    if not boot.is_file():
+        return None, None
+    from installer.bundle.tools import write_bootstrap_fingerprint
+
+    if opts.sign_key is None:
+        return sha256_file(boot), None
+    pub = Path(opts.sign_key).with_suffix(".pub")
+    sha, out = write_bootstrap_fingerprint(boot, pub)
+    return sha, str(out)
 
 
 def _clear(path: Path) -> None:

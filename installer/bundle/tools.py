@@ -92,7 +92,8 @@ def stage_tools(layout: BundleLayout, *, python_version: str = "3.11", platforms
         shutil.rmtree(stage, ignore_errors=True)
         raise
     boot = layout.root / "bootstrap.py"
-    atomic_write_text(boot, bootstrap_source(python_version), mode=0o755)
+    wheels = {p.name: sha256_file(p) for p in sorted((tools / "wheelhouse").iterdir())}
+    atomic_write_text(boot, bootstrap_source(python_version, wheels), mode=0o755)
     files = {layout.rel(p): sha256_file(p) for p in sorted(tools.rglob("*")) if p.is_file() and not p.is_symlink()}
     files["bootstrap.py"] = sha256_file(boot)
     log(f"tools: {sum(1 for f in files if f.startswith('tools/wheelhouse/'))} wheels, collections {sorted(used)}")
@@ -286,7 +287,26 @@ def copy_ansible_content(dest: Path, repo_root: Path) -> None:
 # ---------------------------------------------------------------- bootstrap.py
 
 
-def bootstrap_source(python_version: str) -> str:
-    """The text of BUNDLE/bootstrap.py (kept as a package resource so it is a real, lintable script)."""
+def bootstrap_source(python_version: str, wheels: dict[str, str] | None = None) -> str:
+    """The text of BUNDLE/bootstrap.py (kept as a package resource so it is a real, lintable script), carrying
+    the sha256 of every wheel it installs: its own sha256 (the bootstrap fingerprint) then pins them all."""
     text = resources.files("installer.bundle").joinpath("bootstrap_template.py").read_text()
-    return text.replace('TARGET_PYTHON = "3.11"', f'TARGET_PYTHON = "{python_version}"', 1)
+    text = text.replace('TARGET_PYTHON = "3.11"', f'TARGET_PYTHON = "{python_version}"', 1)
+    for name, sha in (wheels or {}).items():
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+\.whl", name) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise SourceError(f"tools/wheelhouse/{name}: not a wheel file name with a sha256; refusing to pin it")
+    pinned = "{\n" + "".join(f"    {name!r}: {sha!r},\n" for name, sha in sorted((wheels or {}).items())) + "}"
+    return text.replace("WHEELS = {}  # file name -> sha256: filled in by `medai bundle build`", f"WHEELS = {pinned}", 1)
+
+
+BOOTSTRAP_FINGERPRINT_SUFFIX = ".bootstrap.sha256"
+
+
+def write_bootstrap_fingerprint(bootstrap: Path, public_key: Path) -> tuple[str, Path]:
+    """PREFIX.bootstrap.sha256 beside PREFIX.pub, in `sha256sum -c` format: the second thing (after the public
+    key) the site receives out of band. Returns (sha256, path)."""
+    sha = sha256_file(bootstrap)
+    stem = public_key.name.removesuffix(".pub")
+    out = public_key.with_name(stem + BOOTSTRAP_FINGERPRINT_SUFFIX)
+    atomic_write_text(out, f"{sha}  bootstrap.py\n")
+    return sha, out
