@@ -150,7 +150,40 @@ def run_secrets(secret_vars: dict, known: Iterable[str] = ()) -> list[str]:
 
     if os.environ.get(PASSWORD_ENV):
         out.append(os.environ[PASSWORD_ENV])
+    out += stored_secrets()
     return out
+
+
+def stored_secrets(max_file: int = 1 << 16) -> list[str]:
+    """Every secret generated into the state directory's secrets/ (cluster token, generated passwords, unseal
+    keys): one-line files whole, JSON documents by their string values. Fetched kubeconfigs are left out."""
+    from installer.deploy.state import state_dir
+
+    root = state_dir() / "secrets"
+    found: list[str] = []
+    if not root.is_dir():
+        return found
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.is_symlink() or p.name.startswith("kubeconfig") or p.stat().st_size > max_file:
+            continue
+        text = p.read_text(errors="replace").strip()
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        if isinstance(doc, (dict, list)):
+            stack = [doc]
+            while stack:
+                v = stack.pop()
+                if isinstance(v, dict):
+                    stack += list(v.values())
+                elif isinstance(v, list):
+                    stack += v
+                elif isinstance(v, str) and len(v) >= 16:
+                    found.append(v)
+        elif text and "\n" not in text:
+            found.append(text)
+    return found
 
 
 def _guard_launcher(record: RunRecord) -> Path:
