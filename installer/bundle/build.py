@@ -386,6 +386,10 @@ def _build(opts: BuildOptions) -> BuildSummary:
     if opts.with_tools:
         from installer.bundle.tools import stage_tools, tools_artifacts
         tool_files: dict[str, str] = stage_tools(layout, log=progress.note)
+        from installer.bundle.lock import check_wheel_pins, lock_wheels
+        new_lock.wheels = lock_wheels(tool_files)
+        if opts.locked:
+            check_wheel_pins(old_lock, new_lock.wheels)
         artifacts += tools_artifacts(tool_files)
         known.update(tool_files)
     else:

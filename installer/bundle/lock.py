@@ -6,6 +6,7 @@
     charts:  {name@version: archive sha256}
     files:   {name: sha256}
     models:  {name: {source, revision, files: {path: sha256}}}
+    wheels:  {wheel file name: sha256}     # the wheelhouse's dependency wheels (medai's own is rebuilt each time)
 
 Written beside the manifest as <manifest stem>.lock.yaml (or --lock PATH) and copied into the bundle as
 lock.yaml. `medai bundle build --locked` refuses any source that resolves differently (LockDriftError).
@@ -38,6 +39,7 @@ class Lock:
     charts: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     models: dict[str, dict] = field(default_factory=dict)
+    wheels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> "Lock":
@@ -52,7 +54,7 @@ class Lock:
         if not isinstance(data, dict) or data.get("apiVersion") != "medai/v1" or data.get("kind") != "Lock":
             raise ManifestError(f"{p}: not a medai lock file (apiVersion medai/v1, kind Lock)")
         lock = cls()
-        for section in ("images", "charts", "files", "models"):
+        for section in ("images", "charts", "files", "models", "wheels"):
             value = data.get(section) or {}
             if not isinstance(value, dict):
                 raise ManifestError(f"{p}: {section}: must be a mapping")
@@ -68,6 +70,7 @@ class Lock:
             "files": dict(sorted(self.files.items())),
             "models": {k: {"source": v["source"], "revision": v["revision"], "files": dict(sorted(v["files"].items()))}
                        for k, v in sorted(self.models.items())},
+            **({"wheels": dict(sorted(self.wheels.items()))} if self.wheels else {}),
         }
 
     def dumps(self) -> str:
@@ -97,3 +100,22 @@ def check_image_digest(lock: Lock, ref: str, digest: str) -> None:
         raise LockDriftError(f"image {ref}: not in the lock file (rebuild without --locked to add it)")
     if locked != digest:
         raise LockDriftError(f"image {ref}: resolves to {digest}, the lock has {locked}")
+
+
+def lock_wheels(tool_files: dict[str, str]) -> dict[str, str]:
+    """{wheel file name: sha256} of the dependency wheels stage_tools wrote (tools/wheelhouse/*.whl but medai's)."""
+    prefix = "tools/wheelhouse/"
+    return {p[len(prefix):]: sha for p, sha in tool_files.items()
+            if p.startswith(prefix) and "/" not in p[len(prefix):] and not p[len(prefix):].startswith("medai-")}
+
+
+def check_wheel_pins(lock: Lock, wheels: dict[str, str]) -> None:
+    """--locked: the wheelhouse must hold exactly the locked wheels, byte for byte."""
+    for name, sha in sorted(wheels.items()):
+        if name not in lock.wheels:
+            raise LockDriftError(f"wheel {name}: not in the lock file (a new or changed dependency; rebuild without --locked)")
+        if lock.wheels[name] != sha:
+            raise LockDriftError(f"wheel {name}: sha256 {sha}, the lock says {lock.wheels[name]} (the wheel changed upstream or in the cache)")
+    missing = sorted(set(lock.wheels) - set(wheels))
+    if missing:
+        raise LockDriftError(f"wheel {missing[0]}: in the lock file but no longer resolved (rebuild without --locked)")

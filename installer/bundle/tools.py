@@ -42,6 +42,7 @@ from typing import Callable, Iterable
 
 from installer.bundle.index import Artifact
 from installer.bundle.layout import BundleLayout
+from installer.childenv import child_env
 from installer.errors import SourceError
 from installer.hashing import sha256_file
 from installer.atomic import atomic_write_text
@@ -119,9 +120,18 @@ def tools_artifacts(files: dict[str, str]) -> list[Artifact]:
 # ---------------------------------------------------------------- wheelhouse
 
 
+PIP_ENV = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "PIP_CACHE_DIR", "PIP_CERT",
+           "PIP_NO_INDEX")
+
+
+def pip_env() -> dict[str, str]:
+    """pip (and the build code of any sdist it builds) sees an allow-listed environment: no key password."""
+    return child_env(allow=PIP_ENV, network=True)
+
+
 def _pip(args: list[str], what: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     res = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args], cwd=cwd,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=pip_env())
     if res.returncode != 0:
         lines = [ln.strip() for ln in (res.stderr or res.stdout).splitlines() if ln.strip().startswith("ERROR")]
         raise SourceError(f"tools/wheelhouse: {what}: {' | '.join(lines[-2:]) or f'pip exited {res.returncode}'}")
@@ -187,7 +197,7 @@ def _download_deps(medai: Path, deps: Path, python_version: str, platforms: tupl
     for _ in range(20):  # one round per sdist-only dependency
         res = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "download", "-q", "-d",
                               str(deps), "--find-links", str(deps), *target, str(medai), "pip"],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, env=pip_env())
         if res.returncode == 0:
             (deps / medai.name).unlink(missing_ok=True)
             return

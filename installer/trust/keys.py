@@ -203,8 +203,11 @@ def verify_signature(pub: ec.EllipticCurvePublicKey, signature: bytes, data: byt
 
 
 def read_password(prompt: str = "Key password: ", confirm: bool = False) -> bytes:
-    """MEDAI_KEY_PASSWORD when set (even empty, as cosign treats COSIGN_PASSWORD), else a hidden prompt."""
-    env = os.environ.get(PASSWORD_ENV)
+    """MEDAI_KEY_PASSWORD when set (even empty, as cosign treats COSIGN_PASSWORD), else a hidden prompt.
+
+    The variable is removed from this process's environment as it is read: no child started afterwards (pip
+    building an sdist, apt, gpg, helm) can inherit it."""
+    env = os.environ.pop(PASSWORD_ENV, None)
     if env is not None:
         return env.encode()
     if not sys.stdin.isatty():

@@ -226,3 +226,65 @@ def test_build_writes_the_fingerprint_beside_the_public_key(tools_bundle, tmp_pa
     assert Path(where).read_text() == f"{sha}  bootstrap.py\n"
     unsigned = BuildOptions(manifest=tmp_path / "m.yaml", out=layout.root)
     assert _bootstrap_fingerprint(layout, unsigned) == (sha, None)
+
+
+# ---------------------------------------------------------------- issue 9, point 4: the key password stays out of builds
+
+
+SDIST_SETUP = """
+import json, os
+from setuptools import setup
+with open({dump!r}, "w") as f:
+    json.dump(dict(os.environ), f)
+setup(name="envdump", version="1.0", py_modules=[])
+"""
+
+
+@pytest.mark.network
+def test_sdist_build_code_never_sees_the_key_password(tmp_path, monkeypatch):
+    """pip builds an sdist-only dependency by running its setup.py (PyPI code): after the signing key was
+    unlocked, the password is gone from our environment, and pip gets an allow-listed one anyway."""
+    from installer.trust.keys import PASSWORD_ENV, generate_keypair
+    from installer.trust.signing import resolve_key
+
+    password = "build-time-key-password-42"
+    key, _ = generate_keypair(tmp_path / "site", password.encode())
+    monkeypatch.setenv(PASSWORD_ENV, password)
+    resolve_key(key)  # what `bundle build --sign-key` does first
+    assert PASSWORD_ENV not in os.environ
+    monkeypatch.setenv("SOME_CLOUD_TOKEN", "cloud-token-value-123456")  # an operator's unrelated secret
+    monkeypatch.setenv(PASSWORD_ENV, password)  # even if something set it again
+    src = tmp_path / "envdump"
+    src.mkdir()
+    dump = tmp_path / "env.json"
+    (src / "setup.py").write_text(SDIST_SETUP.format(dump=str(dump)))
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    tools._build_pure_wheel(str(src), deps)
+    seen = json.loads(dump.read_text())
+    assert seen, "setup.py ran"
+    text = json.dumps(seen)
+    assert password not in text and PASSWORD_ENV not in seen
+    assert "cloud-token-value-123456" not in text
+    assert list(deps.glob("envdump-1.0-*.whl"))
+
+
+def test_wheels_are_locked_and_locked_catches_a_changed_wheel(tools_bundle, tmp_path):
+    from installer.bundle.lock import Lock, check_wheel_pins, lock_wheels
+    from installer.errors import LockDriftError
+
+    layout, files = tools_bundle
+    wheels = lock_wheels(files)
+    assert wheels and not any(n.startswith("medai-") for n in wheels) and any(n.startswith("ansible_core-") for n in wheels)
+    lock = Lock(wheels=wheels)
+    lock.write(tmp_path / "l.yaml")
+    again = Lock.load(tmp_path / "l.yaml")
+    assert again.wheels == wheels
+    check_wheel_pins(again, wheels)
+    name = sorted(wheels)[0]
+    with pytest.raises(LockDriftError, match=f"wheel {name}: sha256 0+, the lock says"):
+        check_wheel_pins(again, {**wheels, name: "0" * 64})
+    with pytest.raises(LockDriftError, match="wheel evil-9.9-py3-none-any.whl: not in the lock"):
+        check_wheel_pins(again, {**wheels, "evil-9.9-py3-none-any.whl": "1" * 64})
+    with pytest.raises(LockDriftError, match=f"wheel {name}: in the lock file but no longer resolved"):
+        check_wheel_pins(again, {k: v for k, v in wheels.items() if k != name})

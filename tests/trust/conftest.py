@@ -77,7 +77,7 @@ def signed_bundle(tmp_path_factory, seeded_registry, demo_sources, medai_keys) -
     try:
         build_bundle(BuildOptions(manifest=manifest, out=work / "bundle", sign_key=medai_keys.key, with_tools=False))
     finally:
-        del os.environ["MEDAI_KEY_PASSWORD"]
+        os.environ.pop("MEDAI_KEY_PASSWORD", None)
     return work / "bundle"
 
 

@@ -121,11 +121,12 @@ def test_build_checks_upstream_signature_and_carries_it(cosign_signed_image, cos
 
         doc["spec"]["images"] = [{"ref": ref, "key": str(other_keys.pub)}]
         manifest.write_text(yaml.safe_dump(doc))
+        os.environ["MEDAI_KEY_PASSWORD"] = medai_keys.password  # the first build took it out of the environment
         with pytest.raises(TrustError, match=f"image {ref}"):
             build_bundle(BuildOptions(manifest=manifest, out=tmp_path / "b2", sign_key=medai_keys.key, with_tools=False))
         assert not (tmp_path / "b2" / "index.json").exists()
     finally:
-        del os.environ["MEDAI_KEY_PASSWORD"]
+        os.environ.pop("MEDAI_KEY_PASSWORD", None)
 
 
 def test_no_secret_in_bundle_or_output(signed_bundle, medai_keys):
