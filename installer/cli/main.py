@@ -59,7 +59,9 @@ def main() -> None:
     try:
         app()
     except MedaiError as e:
-        err_console.print(f"[bold red]error:[/] {escape(safe_text(e))}", highlight=False, soft_wrap=True)
+        # one problem per line (inventory check lists several); any other control character is escaped
+        text = "\n".join(safe_text(line) for line in str(e).split("\n"))
+        err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]: rerun the same command to resume")
