@@ -87,14 +87,23 @@ def push(
     ca_file: Optional[Path] = typer.Option(None, "--ca-file", help="PEM CA bundle to trust for the registry's TLS certificate."),
     insecure: bool = typer.Option(False, "--insecure", help="Plain HTTP (loopback registries always use it)."),
     as_json: bool = typer.Option(False, "--json", help="Print what was pushed as JSON."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Public key: the bundle is verified with it before anything is pushed."),
+    skip_signature: bool = typer.Option(False, "--insecure-skip-signature", help="Push without --key: signatures NOT checked (loud)."),
 ) -> None:
-    """Copy every image of the bundle, with its cosign signature manifests, into an OCI registry.
+    """Verify the bundle (--key), then copy exactly the image digests its signed index lists, with their cosign
+    signature manifests, into an OCI registry.
 
     Digests are unchanged, so `cosign verify --key PREFIX.pub REGISTRY/REPO@DIGEST` works against the copy.
     """
     from installer.trust.push import push_bundle
 
-    results = push_bundle(bundle, registry, ca_file=ca_file, insecure=insecure, progress=None if as_json else err)
+    if key is None and skip_signature:
+        from installer.deploy.working_copy import NOT_CHECKED_BANNER
+        from installer.textsafe import not_checked_banner
+
+        not_checked_banner(err, f"bundle push {bundle}: {NOT_CHECKED_BANNER}")
+    results = push_bundle(bundle, registry, ca_file=ca_file, insecure=insecure, progress=None if as_json else err,
+                          key=key, skip_signature=skip_signature)
     if as_json:
         typer.echo(json.dumps([{"dest": r.dest, "digest": r.digest, "uploadedBytes": r.uploaded_bytes, "signatures": r.signatures}
                                for r in results], indent=2))
