@@ -73,6 +73,42 @@ def bundle_status(bundle: Path | None, key: Path | None = None) -> dict:
     return out
 
 
+def check_inputs(report: dict, index: dict | None, verified: bool, waivers_source: Path | None) -> list[dict]:
+    """Every input of the evidence (each host's SCAP datastream, the waivers file) against the verified index.
+
+    status "signed" (its sha256 is the one the verified, signed index lists), "UNSIGNED" (no verified index, or
+    not a bundle file: the report names it so), or "MISMATCH" (differs from the signed index: blocks the gate).
+    Returns the inputs, also stored as report["inputs"]; mismatches go to the front of report["gate"]["blocking"].
+    """
+    listed = {f["path"]: f["sha256"] for f in (index or {}).get("files", [])} if verified else {}
+    inputs: list[dict] = []
+    for h in report["hosts"]:
+        ds = h.get("datastream") or {}
+        name, sha = ds.get("file"), ds.get("sha256")
+        if not name:
+            continue
+        want = listed.get(f"files/{name}")
+        status = "UNSIGNED" if not verified else ("signed" if want and want == sha else "MISMATCH")
+        inputs.append({"kind": "datastream", "name": name, "host": h["host"], "sha256": sha, "status": status,
+                       **({"signedSha256": want} if status == "MISMATCH" else {})})
+    if waivers_source is not None:
+        sha = sha256_file(waivers_source)
+        inputs.append({"kind": "waivers", "name": str(waivers_source), "host": None, "sha256": sha,
+                       "status": "signed" if sha in listed.values() else "UNSIGNED"})
+    report["inputs"] = inputs
+    for i in inputs:
+        if i["status"] == "MISMATCH":
+            report["gate"]["blocking"].insert(0, {
+                "host": i["host"], "rule": "evidence-input-signature", "severity": "high", "result": "fail",
+                "title": f"{i['kind']} {i['name']}: sha256 {i['sha256']} is not the {i.get('signedSha256') or 'listed'} "
+                         "of the signed bundle index (the scan used content nobody signed)"})
+    report["gate"]["passed"] = not report["gate"]["blocking"]
+    unsigned = [f"{i['kind']} {i['name']}" for i in inputs if i["status"] == "UNSIGNED"]
+    if unsigned:
+        report["unsignedInputs"] = unsigned
+    return inputs
+
+
 def _k3s_rules(doc: dict) -> list[dict]:
     return [{"id": c["id"], "result": c["result"], "severity": c.get("severity", "medium"), "title": c["title"],
              "fix": c.get("fix", ""), "detail": c.get("detail", ""), "cis": c.get("cis", "")} for c in doc.get("checks", [])]
