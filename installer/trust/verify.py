@@ -227,7 +227,7 @@ def verify_bundle(
     """
     started = datetime.now(timezone.utc)
     layout = BundleLayout.at(bundle)
-    layout.read_index()  # a clear error when this is not a bundle at all
+    layout.require_index()  # a clear error when this is not a bundle at all; nothing is parsed yet
     if bool(sigstore_identity) != bool(sigstore_issuer):
         raise TrustError("--sigstore-identity and --sigstore-issuer must be given together")
     pub = load_public_key(key) if key else None
@@ -240,24 +240,17 @@ def verify_bundle(
             res.problems.append(f"unsafe: {special.name}: symlink to {os.readlink(special)}")
     index_bytes = layout.index.read_bytes()
     res.index_sha256 = hashlib.sha256(index_bytes).hexdigest()
-    index = json.loads(index_bytes)
 
-    oci = OCILayout(layout.oci, layout.tmp)
-    try:
-        refs = oci.refs() if oci.index_path.is_file() else {}
-    except BundleError as e:
-        refs = {}
-        res.problems.append(f"oci/index.json: {e}")
-    sig_refs = [n for n in refs if n.endswith(".sig")]
-    res.signed = (index.get("signed") is True or layout.index_sig.exists() or layout.index_sigstore.exists()
-                  or bool(sig_refs))
-
-    # 1. index signature: it pins every file's hash, so it is checked first
+    # 1. index signature: it pins every file's hash, so it is checked first, before index.json is even parsed
     if pub is not None:
         problem = _check_index_signature(layout, index_bytes, pub)
         res.index_signature = "verified" if problem is None else "failed"
         if problem:
             res.problems.append(problem)
+    index = layout.parse_index(index_bytes)
+
+    oci = OCILayout(layout.oci, layout.tmp)
+    res.signed = index.get("signed") is True or layout.index_sig.exists() or layout.index_sigstore.exists()
     # 2. keyless signature over the same bytes
     if sigstore_identity:
         res.sigstore = _check_sigstore(layout, sigstore_identity, sigstore_issuer, sigstore_trusted_root, res)
@@ -270,6 +263,19 @@ def verify_bundle(
         res.problems.append("index.json: changed while it was being verified")
     for p in files.problems:
         res.problems.append(str(p))
+
+    # oci/index.json is parsed only now, and only when its bytes are the ones the index lists (whose own
+    # signature was checked above when a key was given): nothing unvouched-for is parsed
+    refs = {}
+    if any(fc.path == "oci/index.json" and fc.ok for fc in files.checked):
+        try:
+            refs = oci.refs()
+        except BundleError as e:
+            res.problems.append(f"oci/index.json: {e}")
+    elif oci.index_path.exists() or oci.index_path.is_symlink():
+        if not any(p.path == "oci/index.json" for p in files.problems):
+            res.problems.append("oci/index.json: not checked against index.json: not parsed")
+    res.signed = res.signed or any(n.endswith(".sig") for n in refs)
 
     # 4. image signatures, and the per-artifact view the auditor reads
     owners = artifact_owners(index)

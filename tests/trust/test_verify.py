@@ -131,7 +131,8 @@ def _tamper(case: str, b: Path, other_keys) -> tuple[str, list[str]]:
         return "other", ["index.json", "does not verify", "no signature verifies"]
     if case == "signature-swapped":
         tool_ref = _swap_signatures(b)
-        return key, [tool_ref, "swapped signature"]
+        # the edited oci/index.json no longer matches the signed index, so it is not even parsed (issue 9, point 11)
+        return key, [tool_ref, "altered: oci/index.json", "no signature manifest"]
     if case == "index-signature-removed":
         (b / "index.json.sig").unlink()
         return key, ["index.json.sig: missing"]
@@ -267,3 +268,36 @@ def test_control_characters_in_an_unlisted_name_are_escaped(bundle_copy, medai_k
     (txt,) = (medai_home / "reports").glob("verify-*.txt")
     lines = txt.read_text().splitlines()
     assert lines[0] == "medai bundle verification: FAILED" and not any(l.startswith("medai bundle verification: PASSED") for l in lines)
+
+
+# ---------------------------------------------------------------- issue 9, point 11: nothing unvouched-for is parsed
+
+
+@pytest.mark.parametrize("doc", ['{"manifests": [1, "x"]}', '{"manifests": [{"annotations": "str"}]}', "[]", "{not json",
+                                 '{"manifests": [{"annotations": {"org.opencontainers.image.ref.name": "a:1"}, "digest": 5}]}'])
+def test_malformed_oci_index_is_a_one_line_problem(bundle_copy, medai_keys, doc):
+    (bundle_copy / "oci" / "index.json").write_text(doc)
+    r = run_verify(bundle_copy, "--key", medai_keys.pub)
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.exit_code == 1 and "altered: oci/index.json" in r.output
+    assert "not checked against index.json" not in r.output  # it was never parsed: the hash already failed
+
+
+def test_malformed_oci_index_in_a_validly_signed_bundle_is_one_line(bundle_copy, medai_keys, tmp_path):
+    """Even a signed-but-malformed oci/index.json (a broken build) gives a named problem, never a traceback."""
+    from installer.bundle.index import dumps
+    from installer.hashing import sha256_file
+    from installer.trust.signing import sign_index
+
+    oci_index = bundle_copy / "oci" / "index.json"
+    oci_index.write_text('{"manifests": [1, 2]}')
+    doc = index_of(bundle_copy)
+    for f in doc["files"]:
+        if f["path"] == "oci/index.json":
+            f["size"], f["sha256"] = oci_index.stat().st_size, sha256_file(oci_index)
+    data = dumps(doc)
+    (bundle_copy / "index.json").write_bytes(data)
+    os.environ["MEDAI_KEY_PASSWORD"] = medai_keys.password
+    sign_index(bundle_copy, data, medai_keys.key)
+    res = verify_bundle(bundle_copy, key=medai_keys.pub, write_report=False)
+    assert not res.ok and any("oci/index.json" in p and "manifests[0]: not a descriptor" in p for p in res.problems)
