@@ -312,6 +312,10 @@ def _build(opts: BuildOptions) -> BuildSummary:
         known[layout.rel(res.path)] = res.sha256
     discovered = discover_images(rendered)
     needed_by = plan_images(spec, discovered)
+    from installer.bundle.policy import chart_only_images, check_registries
+    check_registries(spec, needed_by)
+    for ref, charts in sorted(chart_only_images(spec, needed_by).items()):
+        notes.append(f"image {ref} came only from chart discovery ({', '.join(charts)}); it will be signed with the site key")
 
     # --- images
     images_out: list = []
