@@ -36,3 +36,30 @@ def only_environ(env: Mapping[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+HELM = ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME", "HELM_REGISTRY_CONFIG", "HELM_REPOSITORY_CONFIG",
+        "HELM_REPOSITORY_CACHE", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME")
+_wrappers: dict[tuple, str] = {}
+
+
+def allow_listed_executable(real: str, env: Mapping[str, str]) -> str:
+    """A launcher for a program started by a library that passes our whole environment on (pyhelm3 runs helm
+    through a shell with os.environ): it execs `real` under `env -i` with exactly `env`. The launcher lives in a
+    private (0700) temporary directory, since `env` may hold a proxy URL with credentials."""
+    import atexit
+    import shlex
+    import shutil
+    import tempfile
+
+    key = (real, tuple(sorted(env.items())))
+    if key in _wrappers and os.path.exists(_wrappers[key]):
+        return _wrappers[key]
+    d = tempfile.mkdtemp(prefix="medai-exec-")
+    atexit.register(shutil.rmtree, d, True)
+    path = os.path.join(d, os.path.basename(real))
+    assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(env.items()))
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700), "w") as f:
+        f.write(f"#!/bin/sh\nexec /usr/bin/env -i {assigns} {shlex.quote(real)} \"$@\"\n")
+    _wrappers[key] = path
+    return path
