@@ -14,16 +14,16 @@ from installer.textsafe import safe_text
 err = Console(stderr=True)
 
 
-def _progress_hook(total: int, quiet: bool):
-    """A rich bar on stderr while hashing; returns (advance, stop)."""
+def _progress_hook(quiet: bool):
+    """A rich bar on stderr while hashing; returns (advance, set_total, stop)."""
     if quiet or not err.is_terminal:
-        return None, lambda: None
+        return None, None, lambda: None
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     bars = Progress("hashing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True)
-    task = bars.add_task("hash", total=total)
+    task = bars.add_task("hash", total=None)
     bars.start()
-    return (lambda n: bars.advance(task, n)), bars.stop
+    return (lambda n: bars.advance(task, n)), (lambda total: bars.update(task, total=total)), bars.stop
 
 
 @app.command("verify")
@@ -61,13 +61,11 @@ def verify(
             err.print(f"[bold yellow]WARNING:[/] SIGNATURES NOT CHECKED: no --key; {bundle}/index.json itself is not authenticated", highlight=False)
         raise typer.Exit(0 if res.ok else 1)
 
-    from installer.bundle.layout import BundleLayout
-
-    total = sum(int(f.get("size", 0)) for f in BundleLayout.at(bundle).read_index()["files"])
-    advance, stop = _progress_hook(total, as_json)
+    advance, set_total, stop = _progress_hook(as_json)
     try:
         res = verify_bundle(bundle, key=key, sigstore_identity=sigstore_identity, sigstore_issuer=sigstore_issuer,
-                            sigstore_trusted_root=sigstore_trusted_root, progress=advance, report=report)
+                            sigstore_trusted_root=sigstore_trusted_root, progress=advance, report=report,
+                            on_total=set_total)
     finally:
         stop()
     if as_json:

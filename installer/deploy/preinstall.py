@@ -14,7 +14,7 @@ def bundle_path(inv: Inventory, bundle: Path | None) -> Path:
     if chosen is None:
         raise BundleError(f"{inv.path}: no bundle: pass --bundle DIR or set all.vars.medai_bundle_dir")
     layout = BundleLayout.at(chosen)
-    layout.read_index()  # one-line errors for a missing directory or index
+    layout.require_index()  # one-line errors for a missing directory or index; nothing unsigned is parsed here
     return layout.root
 
 

@@ -220,6 +220,7 @@ def verify_bundle(
     progress: Callable[[int], None] | None = None,
     report: str | os.PathLike | None = None,
     write_report: bool = True,
+    on_total: Callable[[int], None] | None = None,
 ) -> BundleVerification:
     """Check everything, collect every problem (does not stop at the first), write the report.
 
@@ -248,6 +249,8 @@ def verify_bundle(
         if problem:
             res.problems.append(problem)
     index = layout.parse_index(index_bytes)
+    if on_total is not None:  # the bytes to hash, for a progress bar: known only once the index may be parsed
+        on_total(sum(f.get("size", 0) for f in index["files"] if isinstance(f, dict) and isinstance(f.get("size"), int)))
 
     oci = OCILayout(layout.oci, layout.tmp)
     res.signed = index.get("signed") is True or layout.index_sig.exists() or layout.index_sigstore.exists()
@@ -415,9 +418,8 @@ def verify_model(bundle: str | os.PathLike, name: str, path: str | os.PathLike, 
     The hashing is installer.trust.model_check's (stdlib only, also runnable alone with a bare python3).
     """
     layout = BundleLayout.at(bundle)
-    layout.read_index()
+    layout.require_index()
     index_bytes = layout.index.read_bytes()
-    index = json.loads(index_bytes)
     sig_state = "not checked"
     if key is not None:
         problem = _check_index_signature(layout, index_bytes, load_public_key(key))
@@ -426,6 +428,7 @@ def verify_model(bundle: str | os.PathLike, name: str, path: str | os.PathLike, 
         sig_state = "verified"
     elif require_signature:
         raise TrustError(f"model {name}: a public key is required to trust {layout.index}")
+    index = layout.parse_index(index_bytes)  # only after its signature was checked
     try:
         files, nbytes, problems = check_model_dir(index, name, path)
     except ModelIndexError as e:
