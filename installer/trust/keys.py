@@ -221,15 +221,9 @@ def read_password(prompt: str = "Key password: ", confirm: bool = False) -> byte
 def _write_new(path: Path, data: bytes, mode: int, force: bool) -> None:
     if path.exists() and not force:
         raise TrustError(f"{path}: already exists (use --force to replace it)")
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)  # umask must not widen nor narrow what we asked for
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    from installer.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, data, mode=mode)  # created with exactly `mode` (umask neither widens nor narrows)
 
 
 def generate_keypair(prefix: str | os.PathLike, password: bytes, force: bool = False) -> tuple[Path, Path]:
