@@ -13,7 +13,6 @@ lock.yaml. `medai bundle build --locked` refuses any source that resolves differ
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
