@@ -135,3 +135,21 @@ def test_oversized_token_response_and_error_body_are_bounded():
                 c.fetch_blob(parse_ref(f"127.0.0.1:{port}/demo/app:1"), DIGEST, bytearray().extend, size=len(BLOB))
     msg = str(e.value)
     assert "\n" not in msg and len(msg) < 1000
+
+
+def test_basic_credentials_are_never_sent_over_plain_http_off_loopback():
+    """A registry reached with --insecure (plain HTTP) under a non-loopback name asks for basic auth: refused.
+    ("registry.test" resolves nowhere: the client's requests are re-addressed to the loopback server.)"""
+    with server(lambda p, h: (401, {"WWW-Authenticate": 'Basic realm="x"'}, b"")) as (port, seen):
+        ref = parse_ref(f"registry.test:{port}/demo/app:1")
+        with RegistryClient(retries=1, insecure=[ref.registry], credentials={ref.registry: ("u", "secret-pw")}) as c:
+            real_send = c._http.send
+
+            def to_loopback(req, **kw):
+                req.url = req.url.copy_with(host="127.0.0.1")
+                return real_send(req, **kw)
+
+            c._http.send = to_loopback
+            with pytest.raises(RegistryError, match="basic credentials over plain HTTP: refused"):
+                c.fetch_blob(ref, DIGEST, bytearray().extend, size=len(BLOB))
+    assert seen and all(not r["auth"] for r in seen)

@@ -421,6 +421,9 @@ class RegistryClient:
                 )
             if sent.startswith("Basic "):  # this very request carried them: they were refused
                 raise RegistryError(f"{ref}: registry {ref.registry} refused the credentials for user {creds[0]!r}")
+            if self.base_url(ref).startswith("http://") and not is_loopback(ref.api_host):
+                raise RegistryError(f"{ref}: registry {ref.registry} asks for basic credentials over plain HTTP: "
+                                    "refused (credentials travel only over TLS, or to loopback)")
             with self._lock:
                 self._basic[ref.api_host] = True
             return
