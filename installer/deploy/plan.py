@@ -81,6 +81,9 @@ def build_plan(index: dict, root: Path, cache: Path, index_sha256: str) -> Stage
             })
         if kind == "file":
             name = a.get("name", "")
+            path = a.get("path")
+            if not isinstance(path, str) or path not in (a.get("paths") or [path]):
+                raise BundleError(f"index.json: artifact file {name}: path {path!r} is not one of its paths: refused")
             if name == K3S_BINARY:
                 plan.k3s_binary = a["path"]
             elif name in K3S_INSTALL_SCRIPTS:
