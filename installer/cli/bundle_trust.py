@@ -81,7 +81,7 @@ def verify(
 @app.command("push")
 def push(
     bundle: Path = typer.Argument(..., help="The bundle directory."),
-    registry: str = typer.Argument(..., help="Destination HOST[:PORT][/PREFIX]; images keep their repository path below it."),
+    registry: str = typer.Argument(..., help="Destination registry HOST or HOST:PORT, optionally with a /PREFIX; images keep their repository path below it."),
     ca_file: Optional[Path] = typer.Option(None, "--ca-file", help="PEM CA bundle to trust for the registry's TLS certificate."),
     insecure: bool = typer.Option(False, "--insecure", help="Plain HTTP (loopback registries always use it)."),
     as_json: bool = typer.Option(False, "--json", help="Print what was pushed as JSON."),

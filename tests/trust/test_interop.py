@@ -240,3 +240,10 @@ def test_push_of_an_edited_oci_index_is_refused(signed_bundle, registry, medai_k
     with RegistryClient() as client:  # nothing reached the registry: the copy was refused before any push
         for a in images_of(signed_bundle):
             assert client.head_manifest(parse_ref(destination(f"{registry.host}/tampered", a["ref"]) + ":x"), a["digest"]) is None
+
+
+def test_push_help_renders():
+    """`[/PREFIX]` in a help text was read as rich markup and crashed `bundle push --help`."""
+    out = subprocess.run(["medai", "bundle", "push", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert "--insecure-skip-signature" in out.stdout and "--key" in out.stdout
