@@ -31,6 +31,7 @@ from installer.bundle.sources.files import FileResult, fetch_file
 from installer.bundle.sources.models import ModelResult, fetch_model
 from installer.errors import BundleError, LockDriftError, ManifestError, MedaiError, TrustError
 from installer.hashing import digest_hex, sha256_bytes, sha256_file
+from installer.atomic import atomic_write_bytes
 
 # What a rebuild may find in a bundle directory; anything else means --out points at the wrong place.
 _BUNDLE_ENTRIES = {"index.json", "index.json.sig", "index.sigstore.json", "manifest.yaml", "lock.yaml", "oci", "charts",
@@ -68,6 +69,8 @@ class BuildSummary:
     signed: bool
     sigstore: bool
     notes: list[str] = field(default_factory=list)
+    bootstrap_sha256: str | None = None  # the fingerprint the site checks bootstrap.py against, out of band
+    bootstrap_fingerprint_file: str | None = None
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -90,6 +93,10 @@ def prepare_out(layout: BundleLayout) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for p in (layout.index, layout.index_sig, layout.index_sigstore):
         p.unlink(missing_ok=True)
+    if layout.reports.is_symlink() or layout.reports.is_file():
+        layout.reports.unlink()
+    elif layout.reports.is_dir():  # reports of older verifies: they live outside the bundle now
+        shutil.rmtree(layout.reports)
     layout.tmp.mkdir(exist_ok=True)
 
 
@@ -305,6 +312,10 @@ def _build(opts: BuildOptions) -> BuildSummary:
         known[layout.rel(res.path)] = res.sha256
     discovered = discover_images(rendered)
     needed_by = plan_images(spec, discovered)
+    from installer.bundle.policy import chart_only_images, check_registries
+    check_registries(spec, needed_by)
+    for ref, charts in sorted(chart_only_images(spec, needed_by).items()):
+        notes.append(f"image {ref} came only from chart discovery ({', '.join(charts)}); it will be signed with the site key")
 
     # --- images
     images_out: list = []
@@ -379,6 +390,10 @@ def _build(opts: BuildOptions) -> BuildSummary:
     if opts.with_tools:
         from installer.bundle.tools import stage_tools, tools_artifacts
         tool_files: dict[str, str] = stage_tools(layout, log=progress.note)
+        from installer.bundle.lock import check_wheel_pins, lock_wheels
+        new_lock.wheels = lock_wheels(tool_files)
+        if opts.locked:
+            check_wheel_pins(old_lock, new_lock.wheels)
         artifacts += tools_artifacts(tool_files)
         known.update(tool_files)
     else:
@@ -387,8 +402,8 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     # --- the manifest as given and the lock as resolved
     manifest_bytes = manifest_path.read_bytes()
-    layout.manifest.write_bytes(manifest_bytes)
-    layout.lock.write_text(new_lock.dumps())
+    atomic_write_bytes(layout.manifest, manifest_bytes)
+    new_lock.write(layout.lock)
     for p, kind in ((layout.manifest, "manifest"), (layout.lock, "lock")):
         sha = sha256_bytes(p.read_bytes())
         known[layout.rel(p)] = sha
@@ -471,6 +486,8 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     if not opts.locked:
         new_lock.write(lock_path)
+    boot_sha, boot_file = _bootstrap_fingerprint(layout, opts)
+    os.sync()  # a stick pulled right after the build carries every file, not only the index
 
     counts: dict[str, int] = {}
     for a in artifacts:
@@ -483,7 +500,22 @@ def _build(opts: BuildOptions) -> BuildSummary:
         fetched_bytes=progress.counters.fetched_bytes, reused_bytes=progress.counters.reused_bytes,
         seconds=round(time.monotonic() - started, 3), index_sha256=sha256_bytes(index_bytes),
         signed=opts.sign_key is not None, sigstore=opts.sigstore, notes=notes,
+        bootstrap_sha256=boot_sha, bootstrap_fingerprint_file=boot_file,
     )
+
+
+def _bootstrap_fingerprint(layout: BundleLayout, opts: BuildOptions) -> tuple[str | None, str | None]:
+    """sha256 of bootstrap.py, written as PREFIX.bootstrap.sha256 beside the signing key's PREFIX.pub."""
+    boot = layout.root / "bootstrap.py"
+    if not boot.is_file():
+        return None, None
+    from installer.bundle.tools import write_bootstrap_fingerprint
+
+    if opts.sign_key is None:
+        return sha256_file(boot), None
+    pub = Path(opts.sign_key).with_suffix(".pub")
+    sha, out = write_bootstrap_fingerprint(boot, pub)
+    return sha, str(out)
 
 
 def _clear(path: Path) -> None:

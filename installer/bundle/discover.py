@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from installer.bundle.manifest import Chart
-from installer.bundle.sources.charts import helm_executable
+from installer.bundle.sources.charts import allow_listed_helm
 from installer.bundle.sources.oci import parse_ref
 from installer.errors import RegistryError, SourceError
 
@@ -67,7 +67,7 @@ def render_chart(chart: Chart, archive: Path) -> list[dict]:
     """helm template ARCHIVE with the chart's values, hooks and CRDs included; every document parsed."""
     from pyhelm3 import Command
 
-    cmd = Command(executable=helm_executable())
+    cmd = Command(executable=allow_listed_helm())
     release = chart.releaseName or chart.name
     try:
         docs = list(asyncio.run(cmd.template(release, archive, chart.values or None,

@@ -146,10 +146,10 @@ class _PipelinedSink:
 
 def _fetch(client: RegistryClient, ref: ImageRef, digest: str, w, size: int, progress, cancel) -> int:
     if size - w.offset < PIPELINE_MIN:
-        return client.fetch_blob(ref, digest, w.write, w.offset, progress, cancel)
+        return client.fetch_blob(ref, digest, w.write, w.offset, progress, cancel, size=size)
     sink = _PipelinedSink(w.write)
     try:
-        n = client.fetch_blob(ref, digest, sink, w.offset, progress, cancel)
+        n = client.fetch_blob(ref, digest, sink, w.offset, progress, cancel, size=size)
     finally:
         sink.close()
     return n

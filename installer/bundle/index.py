@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from installer.bundle.layout import UNINDEXED, UNINDEXED_DIRS, BundleLayout
 from installer.hashing import is_sha256_hex, sha256_file
+from installer.atomic import atomic_write_bytes
 
 
 @dataclass
@@ -104,7 +105,5 @@ def write_index(layout: BundleLayout, header: dict, artifacts: list[Artifact], k
         "files": file_entries(layout, known),
     }
     data = dumps(doc)
-    tmp = layout.root / (layout.index.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, layout.index)
+    atomic_write_bytes(layout.index, data)
     return data

@@ -25,7 +25,7 @@ INDEX_SIG = "index.json.sig"
 INDEX_SIGSTORE = "index.sigstore.json"
 # Files that live beside index.json but cannot be listed in it (they sign it, or they are reports about it).
 UNINDEXED = {INDEX, INDEX_SIG, INDEX_SIGSTORE}
-UNINDEXED_DIRS = {"reports"}
+UNINDEXED_DIRS: set[str] = set()  # reports/ is no longer special: verify writes outside the bundle
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,20 @@ class BundleLayout:
     def rel(self, path: Path) -> str:
         return path.resolve().relative_to(self.root).as_posix()
 
-    def read_index(self) -> dict:
+    def require_index(self) -> None:
+        """One-line errors for a missing directory or index, without parsing anything."""
         if not self.root.is_dir():
             raise BundleError(f"{self.root}: bundle directory not found")
         if not self.index.is_file():
             raise BundleError(f"{self.index}: missing: not a finished bundle (an interrupted or failed build leaves no index)")
+
+    def read_index(self) -> dict:
+        self.require_index()
+        return self.parse_index(self.index.read_bytes())
+
+    def parse_index(self, raw: bytes) -> dict:
         try:
-            data = json.loads(self.index.read_bytes())
+            data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
             raise BundleError(f"{self.index}: not valid JSON: {e}") from None
         if not isinstance(data, dict) or data.get("kind") != "BundleIndex" or not isinstance(data.get("files"), list):

@@ -6,19 +6,20 @@
     charts:  {name@version: archive sha256}
     files:   {name: sha256}
     models:  {name: {source, revision, files: {path: sha256}}}
+    wheels:  {wheel file name: sha256}     # the wheelhouse's dependency wheels (medai's own is rebuilt each time)
 
 Written beside the manifest as <manifest stem>.lock.yaml (or --lock PATH) and copied into the bundle as
 lock.yaml. `medai bundle build --locked` refuses any source that resolves differently (LockDriftError).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from installer.errors import LockDriftError, ManifestError
+from installer.atomic import atomic_write_text
 
 
 def default_lock_path(manifest: str | Path) -> Path:
@@ -37,6 +38,7 @@ class Lock:
     charts: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     models: dict[str, dict] = field(default_factory=dict)
+    wheels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> "Lock":
@@ -51,7 +53,7 @@ class Lock:
         if not isinstance(data, dict) or data.get("apiVersion") != "medai/v1" or data.get("kind") != "Lock":
             raise ManifestError(f"{p}: not a medai lock file (apiVersion medai/v1, kind Lock)")
         lock = cls()
-        for section in ("images", "charts", "files", "models"):
+        for section in ("images", "charts", "files", "models", "wheels"):
             value = data.get(section) or {}
             if not isinstance(value, dict):
                 raise ManifestError(f"{p}: {section}: must be a mapping")
@@ -67,6 +69,7 @@ class Lock:
             "files": dict(sorted(self.files.items())),
             "models": {k: {"source": v["source"], "revision": v["revision"], "files": dict(sorted(v["files"].items()))}
                        for k, v in sorted(self.models.items())},
+            **({"wheels": dict(sorted(self.wheels.items()))} if self.wheels else {}),
         }
 
     def dumps(self) -> str:
@@ -74,10 +77,7 @@ class Lock:
                 + yaml.safe_dump(self.to_doc(), sort_keys=False, default_flow_style=False))
 
     def write(self, path: str | Path) -> None:
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(self.dumps())
-        os.replace(tmp, p)
+        atomic_write_text(path, self.dumps())
 
 
 def chart_key(name: str, version: str) -> str:
@@ -99,3 +99,22 @@ def check_image_digest(lock: Lock, ref: str, digest: str) -> None:
         raise LockDriftError(f"image {ref}: not in the lock file (rebuild without --locked to add it)")
     if locked != digest:
         raise LockDriftError(f"image {ref}: resolves to {digest}, the lock has {locked}")
+
+
+def lock_wheels(tool_files: dict[str, str]) -> dict[str, str]:
+    """{wheel file name: sha256} of the dependency wheels stage_tools wrote (tools/wheelhouse/*.whl but medai's)."""
+    prefix = "tools/wheelhouse/"
+    return {p[len(prefix):]: sha for p, sha in tool_files.items()
+            if p.startswith(prefix) and "/" not in p[len(prefix):] and not p[len(prefix):].startswith("medai-")}
+
+
+def check_wheel_pins(lock: Lock, wheels: dict[str, str]) -> None:
+    """--locked: the wheelhouse must hold exactly the locked wheels, byte for byte."""
+    for name, sha in sorted(wheels.items()):
+        if name not in lock.wheels:
+            raise LockDriftError(f"wheel {name}: not in the lock file (a new or changed dependency; rebuild without --locked)")
+        if lock.wheels[name] != sha:
+            raise LockDriftError(f"wheel {name}: sha256 {sha}, the lock says {lock.wheels[name]} (the wheel changed upstream or in the cache)")
+    missing = sorted(set(lock.wheels) - set(wheels))
+    if missing:
+        raise LockDriftError(f"wheel {missing[0]}: in the lock file but no longer resolved (rebuild without --locked)")

@@ -146,7 +146,13 @@ class OsPackages(_Strict):
     mirror: str | None = Field(default=None, description="archive URL on the connected side; the release's default otherwise")
 
 
+class Policy(_Strict):
+    registries: list[str] | None = Field(
+        default=None, description="allow-list of registries (HOST or HOST/PATH-PREFIX) images may come from; unset: any")
+
+
 class Spec(_Strict):
+    policy: Policy = Field(default_factory=Policy)
     platforms: list[str] = Field(default_factory=lambda: ["linux/amd64"])
     images: list[Image] = Field(default_factory=list)
     charts: list[Chart] = Field(default_factory=list)

@@ -293,10 +293,18 @@ class OCILayout:
     def refs(self) -> dict[str, RefEntry]:
         """Reference name -> RefEntry for every named descriptor in index.json."""
         out: dict[str, RefEntry] = {}
-        for d in self._read_index()["manifests"]:
-            name = d.get("annotations", {}).get(REF_NAME)
-            if name:
-                out[name] = RefEntry(name, d["digest"], d.get("mediaType", ""), int(d.get("size", 0)))
+        for i, d in enumerate(self._read_index()["manifests"]):
+            ann = d.get("annotations") if isinstance(d, dict) else None
+            name = ann.get(REF_NAME) if isinstance(ann, dict) else None
+            if not isinstance(d, dict) or (ann is not None and not isinstance(ann, dict)):
+                raise BundleError(f"{self.index_path}: manifests[{i}]: not a descriptor object")
+            if name is None:
+                continue
+            digest, size = d.get("digest"), d.get("size", 0)
+            if (not isinstance(name, str) or not isinstance(digest, str) or not isinstance(size, int)
+                    or not isinstance(d.get("mediaType", ""), str)):
+                raise BundleError(f"{self.index_path}: manifests[{i}]: malformed descriptor (name, digest, size, mediaType)")
+            out[name] = RefEntry(name, digest, d.get("mediaType", ""), size)
         return out
 
     def resolve(self, name: str) -> RefEntry:

@@ -42,8 +42,10 @@ from typing import Callable, Iterable
 
 from installer.bundle.index import Artifact
 from installer.bundle.layout import BundleLayout
+from installer.childenv import child_env
 from installer.errors import SourceError
 from installer.hashing import sha256_file
+from installer.atomic import atomic_write_text
 
 Log = Callable[[str], None]
 REPO = Path(__file__).resolve().parents[2]
@@ -91,10 +93,8 @@ def stage_tools(layout: BundleLayout, *, python_version: str = "3.11", platforms
         shutil.rmtree(stage, ignore_errors=True)
         raise
     boot = layout.root / "bootstrap.py"
-    tmp = boot.with_suffix(".tmp")
-    tmp.write_text(bootstrap_source(python_version))
-    tmp.chmod(0o755)
-    os.replace(tmp, boot)
+    wheels = {p.name: sha256_file(p) for p in sorted((tools / "wheelhouse").iterdir())}
+    atomic_write_text(boot, bootstrap_source(python_version, wheels), mode=0o755)
     files = {layout.rel(p): sha256_file(p) for p in sorted(tools.rglob("*")) if p.is_file() and not p.is_symlink()}
     files["bootstrap.py"] = sha256_file(boot)
     log(f"tools: {sum(1 for f in files if f.startswith('tools/wheelhouse/'))} wheels, collections {sorted(used)}")
@@ -120,9 +120,18 @@ def tools_artifacts(files: dict[str, str]) -> list[Artifact]:
 # ---------------------------------------------------------------- wheelhouse
 
 
+PIP_ENV = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONFIG_FILE", "PIP_CACHE_DIR", "PIP_CERT",
+           "PIP_NO_INDEX")
+
+
+def pip_env() -> dict[str, str]:
+    """pip (and the build code of any sdist it builds) sees an allow-listed environment: no key password."""
+    return child_env(allow=PIP_ENV, network=True)
+
+
 def _pip(args: list[str], what: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     res = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args], cwd=cwd,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=pip_env())
     if res.returncode != 0:
         lines = [ln.strip() for ln in (res.stderr or res.stdout).splitlines() if ln.strip().startswith("ERROR")]
         raise SourceError(f"tools/wheelhouse: {what}: {' | '.join(lines[-2:]) or f'pip exited {res.returncode}'}")
@@ -188,7 +197,7 @@ def _download_deps(medai: Path, deps: Path, python_version: str, platforms: tupl
     for _ in range(20):  # one round per sdist-only dependency
         res = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "download", "-q", "-d",
                               str(deps), "--find-links", str(deps), *target, str(medai), "pip"],
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, env=pip_env())
         if res.returncode == 0:
             (deps / medai.name).unlink(missing_ok=True)
             return
@@ -288,7 +297,26 @@ def copy_ansible_content(dest: Path, repo_root: Path) -> None:
 # ---------------------------------------------------------------- bootstrap.py
 
 
-def bootstrap_source(python_version: str) -> str:
-    """The text of BUNDLE/bootstrap.py (kept as a package resource so it is a real, lintable script)."""
+def bootstrap_source(python_version: str, wheels: dict[str, str] | None = None) -> str:
+    """The text of BUNDLE/bootstrap.py (kept as a package resource so it is a real, lintable script), carrying
+    the sha256 of every wheel it installs: its own sha256 (the bootstrap fingerprint) then pins them all."""
     text = resources.files("installer.bundle").joinpath("bootstrap_template.py").read_text()
-    return text.replace('TARGET_PYTHON = "3.11"', f'TARGET_PYTHON = "{python_version}"', 1)
+    text = text.replace('TARGET_PYTHON = "3.11"', f'TARGET_PYTHON = "{python_version}"', 1)
+    for name, sha in (wheels or {}).items():
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+\.whl", name) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise SourceError(f"tools/wheelhouse/{name}: not a wheel file name with a sha256; refusing to pin it")
+    pinned = "{\n" + "".join(f"    {name!r}: {sha!r},\n" for name, sha in sorted((wheels or {}).items())) + "}"
+    return text.replace("WHEELS = {}  # file name -> sha256: filled in by `medai bundle build`", f"WHEELS = {pinned}", 1)
+
+
+BOOTSTRAP_FINGERPRINT_SUFFIX = ".bootstrap.sha256"
+
+
+def write_bootstrap_fingerprint(bootstrap: Path, public_key: Path) -> tuple[str, Path]:
+    """PREFIX.bootstrap.sha256 beside PREFIX.pub, in `sha256sum -c` format: the second thing (after the public
+    key) the site receives out of band. Returns (sha256, path)."""
+    sha = sha256_file(bootstrap)
+    stem = public_key.name.removesuffix(".pub")
+    out = public_key.with_name(stem + BOOTSTRAP_FINGERPRINT_SUFFIX)
+    atomic_write_text(out, f"{sha}  bootstrap.py\n")
+    return sha, out

@@ -60,6 +60,10 @@ def build(
               f"{summary.seconds:.1f} s", highlight=False)
     out.print(f"  index sha256 {summary.index_sha256}; "
               f"{'signed' if summary.signed else 'NOT signed (no --sign-key)'}; lock {summary.lock}", highlight=False)
+    if summary.bootstrap_sha256:
+        where = f" (written to {summary.bootstrap_fingerprint_file})" if summary.bootstrap_fingerprint_file else ""
+        out.print(f"  [bold]bootstrap fingerprint[/] sha256 {summary.bootstrap_sha256}{where}: give it to the site "
+                  "with the public key; they check bootstrap.py against it before running it", highlight=False)
     for note in summary.notes:
         out.print(f"  note: {note}", highlight=False)
 

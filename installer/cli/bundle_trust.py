@@ -9,20 +9,21 @@ import typer
 from rich.console import Console
 
 from installer.cli.bundle import app
+from installer.textsafe import safe_text
 
 err = Console(stderr=True)
 
 
-def _progress_hook(total: int, quiet: bool):
-    """A rich bar on stderr while hashing; returns (advance, stop)."""
+def _progress_hook(quiet: bool):
+    """A rich bar on stderr while hashing; returns (advance, set_total, stop)."""
     if quiet or not err.is_terminal:
-        return None, lambda: None
+        return None, None, lambda: None
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     bars = Progress("hashing", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err, transient=True)
-    task = bars.add_task("hash", total=total)
+    task = bars.add_task("hash", total=None)
     bars.start()
-    return (lambda n: bars.advance(task, n)), bars.stop
+    return (lambda n: bars.advance(task, n)), (lambda total: bars.update(task, total=total)), bars.stop
 
 
 @app.command("verify")
@@ -34,7 +35,7 @@ def verify(
     sigstore_trusted_root: Optional[Path] = typer.Option(None, "--sigstore-trusted-root", help="Sigstore trusted_root.json obtained out of band (default: sigstore-python's production root)."),
     model: Optional[str] = typer.Option(None, "--model", help="Only re-hash this model's directory (see --path) against the index."),
     path: Optional[Path] = typer.Option(None, "--path", help="With --model: the model directory on this node."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report here (and a .txt summary beside it) instead of BUNDLE/reports/."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Directory for the JSON report and its .txt summary (default: the state directory, $MEDAI_HOME/reports), or an explicit PATH.json; never inside the bundle."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ) -> None:
     """Check the index signature, every file's sha256 and every image signature, offline; write the evidence.
@@ -60,20 +61,18 @@ def verify(
             err.print(f"[bold yellow]WARNING:[/] SIGNATURES NOT CHECKED: no --key; {bundle}/index.json itself is not authenticated", highlight=False)
         raise typer.Exit(0 if res.ok else 1)
 
-    from installer.bundle.layout import BundleLayout
-
-    total = sum(int(f.get("size", 0)) for f in BundleLayout.at(bundle).read_index()["files"])
-    advance, stop = _progress_hook(total, as_json)
+    advance, set_total, stop = _progress_hook(as_json)
     try:
         res = verify_bundle(bundle, key=key, sigstore_identity=sigstore_identity, sigstore_issuer=sigstore_issuer,
-                            sigstore_trusted_root=sigstore_trusted_root, progress=advance, report=report)
+                            sigstore_trusted_root=sigstore_trusted_root, progress=advance, report=report,
+                            on_total=set_total)
     finally:
         stop()
     if as_json:
         typer.echo(json.dumps({**res.to_report(), "reportPath": str(res.report_path)}, indent=2))
     else:
         typer.echo(res.summary(), nl=False)
-        typer.echo(f"report:      {res.report_path}")
+        typer.echo(f"report:      {safe_text(res.report_path)}")
     for w in res.warnings:
         err.print(f"[bold yellow]WARNING: {w}[/]", highlight=False, soft_wrap=True)
     raise typer.Exit(0 if res.ok else 1)
@@ -82,18 +81,27 @@ def verify(
 @app.command("push")
 def push(
     bundle: Path = typer.Argument(..., help="The bundle directory."),
-    registry: str = typer.Argument(..., help="Destination HOST[:PORT][/PREFIX]; images keep their repository path below it."),
+    registry: str = typer.Argument(..., help="Destination registry HOST or HOST:PORT, optionally with a /PREFIX; images keep their repository path below it."),
     ca_file: Optional[Path] = typer.Option(None, "--ca-file", help="PEM CA bundle to trust for the registry's TLS certificate."),
     insecure: bool = typer.Option(False, "--insecure", help="Plain HTTP (loopback registries always use it)."),
     as_json: bool = typer.Option(False, "--json", help="Print what was pushed as JSON."),
+    key: Optional[Path] = typer.Option(None, "--key", help="Public key: the bundle is verified with it before anything is pushed."),
+    skip_signature: bool = typer.Option(False, "--insecure-skip-signature", help="Push without --key: signatures NOT checked (loud)."),
 ) -> None:
-    """Copy every image of the bundle, with its cosign signature manifests, into an OCI registry.
+    """Verify the bundle (--key), then copy exactly the image digests its signed index lists, with their cosign
+    signature manifests, into an OCI registry.
 
     Digests are unchanged, so `cosign verify --key PREFIX.pub REGISTRY/REPO@DIGEST` works against the copy.
     """
     from installer.trust.push import push_bundle
 
-    results = push_bundle(bundle, registry, ca_file=ca_file, insecure=insecure, progress=None if as_json else err)
+    if key is None and skip_signature:
+        from installer.deploy.working_copy import NOT_CHECKED_BANNER
+        from installer.textsafe import not_checked_banner
+
+        not_checked_banner(err, f"bundle push {bundle}: {NOT_CHECKED_BANNER}")
+    results = push_bundle(bundle, registry, ca_file=ca_file, insecure=insecure, progress=None if as_json else err,
+                          key=key, skip_signature=skip_signature)
     if as_json:
         typer.echo(json.dumps([{"dest": r.dest, "digest": r.digest, "uploadedBytes": r.uploaded_bytes, "signatures": r.signatures}
                                for r in results], indent=2))

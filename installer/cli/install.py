@@ -14,8 +14,10 @@ from installer.deploy.inventory import Inventory
 from installer.deploy.plan import build_plan
 from installer.deploy.preinstall import bundle_path, verify_bundle
 from installer.deploy.runner import Summary, run_playbook
+from installer.deploy.working_copy import NOT_CHECKED_BANNER
 from installer.deploy.state import RunRecord, cluster_token, kubeconfig_path, new_run, state_dir, write_private
 from installer.errors import InstallError, MedaiError
+from installer.textsafe import not_checked_banner, safe_text
 
 console = Console()
 
@@ -63,36 +65,44 @@ def install(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="site inventory (inventories/<site>/site.yml)"),
     bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="bundle directory (default: medai_bundle_dir)"),
     key: Optional[Path] = typer.Option(None, "--key", help="public key: the bundle must carry a valid signature by it"),
+    skip_signature: bool = typer.Option(False, "--insecure-skip-signature",
+                                        help="install without --key: signatures are NOT checked (loud, recorded)"),
     check: bool = typer.Option(False, "--check", help="dry run: Ansible check mode with diffs, changes nothing"),
     tags: Optional[str] = typer.Option(None, "--tags", help="only these roles/tags, comma-separated"),
     limit: Optional[str] = typer.Option(None, "--limit", help="only these hosts (Ansible pattern)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
-    """Check the inventory, verify the bundle, then install K3s and the platform base on every host."""
+    """Check the inventory, verify the bundle into a private copy, then install K3s and the platform base."""
     inv = load_or_exit(inventory)
     console.print(f"[green]ok[/] inventory {inventory}: {len(inv.servers)} server(s), {len(inv.agents)} agent(s)", highlight=False)
     root = bundle_path(inv, bundle)
-    checked = verify_bundle(root, key)
-    console.print(f"[green]ok[/] bundle {root}: {checked} verified", highlight=False)
-    plan = build_plan(root, state_dir() / "cache")
+    vb = verify_bundle(root, key, skip_signature)
+    if vb.signature == "verified":
+        console.print(f"[green]ok[/] bundle {safe_text(root)}: signature ({vb.key_fingerprint}) and {len(vb.index['files'])} files "
+                      f"verified into {vb.root}", highlight=False)
+    else:
+        not_checked_banner(console, f"bundle {safe_text(root)}: {NOT_CHECKED_BANNER}")
+    plan = build_plan(vb.index, vb.root, state_dir() / "cache", vb.index_sha256)
     if not plan.k3s_present:
         console.print("[yellow]note[/] the bundle holds no K3s binary: K3s is configured but not started", highlight=False)
     if not (yes or check):
         typer.confirm(f"Install cluster {inv.cluster} on {len(inv.hosts)} host(s)?", abort=True)
     token = cluster_token(inv.cluster)
-    record = new_run("install" if not check else "install-check", inv.path, root / "index.json")
+    record = new_run("install" if not check else "install-check", inv.path, vb.root / "index.json")
+    record.data["bundle"] = vb.record()
+    record.save()
     fetch_dir = state_dir() / "secrets" / inv.cluster
     fetched = fetch_dir / f"kubeconfig.fetched-{record.id}"
     extravars = {
         **plan.extravars(),
-        "medai_bundle_dir": str(root),  # --bundle wins over the inventory's value for every role
+        "medai_bundle_dir": str(vb.root),  # the checked private copy, never the stick
         "medai_kubeconfig_fetch_dest": str(fetched),
     }
     try:
         summary = run_playbook(
             record, "site.yml", inv.path, extravars, {"medai_k3s_token": token},
             console=console, limit=limit, tags=tags, check=check,
-            host_key_checking=inv.site.medai_ssh_host_key_checking,
+            host_key_checking=inv.site.medai_ssh_host_key_checking, bundle_root=vb.root,
         )
     except MedaiError as e:
         record.finish("failed", error=str(e))

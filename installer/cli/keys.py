@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True)
 def _password() -> bytes:
     from installer.trust.keys import PASSWORD_ENV
 
-    env = os.environ.get(PASSWORD_ENV)
+    env = os.environ.pop(PASSWORD_ENV, None)  # read once, never inherited by a child
     if env is not None:
         return env.encode()
     try:

@@ -7,6 +7,8 @@ import typer
 from rich.console import Console
 
 from installer.errors import MedaiError
+from installer.textsafe import safe_text
+from rich.markup import escape
 
 app = typer.Typer(
     name="medai",
@@ -60,7 +62,9 @@ def main() -> None:
     try:
         app()
     except MedaiError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        # one problem per line (inventory check lists several); any other control character is escaped
+        text = "\n".join(safe_text(line) for line in str(e).split("\n"))
+        err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]: rerun the same command to resume")

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from installer.compliance.report import SEVERITY_CHOICES, ReportResult, bundle_status, merge, now, write_report
+from installer.compliance.report import SEVERITY_CHOICES, ReportResult, bundle_status, check_inputs, merge, now, write_report
 from installer.compliance.waivers import Waivers, load_waivers
 from installer.errors import ComplianceError
 
@@ -48,6 +48,14 @@ def run_verify(
     waiver_set = load_waivers(waivers) if waivers else Waivers.empty()  # bad waivers fail before any host is touched
     inv = load_inventory(inventory)
     root = bundle_path(inv, bundle)
+    verified_index = None
+    if key is not None:
+        # the datastreams are read from the checked private copy; the report's signature line comes from it too
+        from installer.deploy.state import state_dir
+        from installer.deploy.working_copy import verified_working_copy
+
+        vb = verified_working_copy(root, key, False, state_dir())
+        root, verified_index = vb.root, vb.index
     bundle_info = bundle_status(root, key)
     content_dir = root / "files"
 
@@ -76,6 +84,7 @@ def run_verify(
         raise ComplianceError(f"verify: scan failed ({summary.failed} failed, {summary.unreachable} unreachable): {first}; run record {record.dir}")
 
     report = merge(out_dir, waivers=waiver_set, fail_on=fail_on, bundle=bundle_info, started=started)
+    check_inputs(report, verified_index, verified_index is not None, waiver_set.source)
     report["runRecord"] = str(record.dir)
     result = write_report(out_dir, report)
     record.data["evidence"] = {
@@ -97,6 +106,8 @@ def _print(result: ReportResult) -> None:
         f"waived={t['waived']} unwaived failures={t['failNotWaived']}; K3s checks failed={t['k3sFail']} skipped={t['k3sSkipped']}",
         highlight=False,
     )
+    for name in result.report.get("unsignedInputs", []):
+        console.print(f"[bold yellow]UNSIGNED input[/]: {name} (not checked against a signed bundle index)", highlight=False)
     if result.passed:
         console.print(f"[green]gate passed[/]: no unwaived failure at or above {result.fail_on}", highlight=False)
     else:

@@ -10,10 +10,8 @@ Raw totals are the ARF counts, untouched; a waiver changes a rule's *effective* 
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from installer.compliance.arf import RESULTS, SEVERITIES, parse_arf, severity_ra
 from installer.compliance.waivers import Waivers
 from installer.errors import ComplianceError
 from installer.hashing import sha256_file
+from installer.atomic import atomic_write_bytes
 
 FAILING = ("fail", "error")
 SEVERITY_CHOICES = ("low", "medium", "high", "none")
@@ -65,18 +64,48 @@ def bundle_status(bundle: Path | None, key: Path | None = None) -> dict:
     elif key is None:
         out["signature"] = "present, not verified (no --key given)"
     else:
-        from installer.trust.keys import load_public_key, verify_signature
+        from installer.trust.index_signature import index_signature_problem, read_signature_file
+        from installer.trust.keys import load_public_key
 
-        raw = sig.read_bytes().strip()
-        try:
-            candidates = [base64.b64decode(raw, validate=True), raw]
-        except ValueError:
-            candidates = [raw]
-        pub = load_public_key(key)
-        data = index.read_bytes()
-        ok = any(verify_signature(pub, c, data) for c in candidates)
-        out["signature"] = f"verified with {key}" if ok else f"INVALID for {key}"
+        problem = index_signature_problem(load_public_key(key), index.read_bytes(), read_signature_file(sig), sig.name)
+        out["signature"] = f"verified with {key}" if problem is None else f"INVALID for {key}: {problem}"
     return out
+
+
+def check_inputs(report: dict, index: dict | None, verified: bool, waivers_source: Path | None) -> list[dict]:
+    """Every input of the evidence (each host's SCAP datastream, the waivers file) against the verified index.
+
+    status "signed" (its sha256 is the one the verified, signed index lists), "UNSIGNED" (no verified index, or
+    not a bundle file: the report names it so), or "MISMATCH" (differs from the signed index: blocks the gate).
+    Returns the inputs, also stored as report["inputs"]; mismatches go to the front of report["gate"]["blocking"].
+    """
+    listed = {f["path"]: f["sha256"] for f in (index or {}).get("files", [])} if verified else {}
+    inputs: list[dict] = []
+    for h in report["hosts"]:
+        ds = h.get("datastream") or {}
+        name, sha = ds.get("file"), ds.get("sha256")
+        if not name:
+            continue
+        want = listed.get(f"files/{name}")
+        status = "UNSIGNED" if not verified else ("signed" if want and want == sha else "MISMATCH")
+        inputs.append({"kind": "datastream", "name": name, "host": h["host"], "sha256": sha, "status": status,
+                       **({"signedSha256": want} if status == "MISMATCH" else {})})
+    if waivers_source is not None:
+        sha = sha256_file(waivers_source)
+        inputs.append({"kind": "waivers", "name": str(waivers_source), "host": None, "sha256": sha,
+                       "status": "signed" if sha in listed.values() else "UNSIGNED"})
+    report["inputs"] = inputs
+    for i in inputs:
+        if i["status"] == "MISMATCH":
+            report["gate"]["blocking"].insert(0, {
+                "host": i["host"], "rule": "evidence-input-signature", "severity": "high", "result": "fail",
+                "title": f"{i['kind']} {i['name']}: sha256 {i['sha256']} is not the {i.get('signedSha256') or 'listed'} "
+                         "of the signed bundle index (the scan used content nobody signed)"})
+    report["gate"]["passed"] = not report["gate"]["blocking"]
+    unsigned = [f"{i['kind']} {i['name']}" for i in inputs if i["status"] == "UNSIGNED"]
+    if unsigned:
+        report["unsignedInputs"] = unsigned
+    return inputs
 
 
 def _k3s_rules(doc: dict) -> list[dict]:
@@ -203,9 +232,7 @@ def render_html(report: dict) -> str:
 
 
 def _write(path: Path, data: bytes) -> str:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return sha256_file(path)
 
 

@@ -242,6 +242,10 @@ def load_inventory(path: str | Path) -> Inventory:
         h = hosts.get(name)
         if h is None or name in by_addr.values():
             continue
+        if not (_is_ip(h.address) or _HOSTNAME.match(h.address)):
+            # it lands in K3s's config (server:, tls-san) and on SSH command lines: an address or a name only
+            bad(f"{h.groups[0]}.{name}.ansible_host", f"{h.address!r} is neither an IP address nor a host name")
+            continue
         key = str(h.ip) if h.ip else h.address.lower()
         if key in by_addr:
             bad(f"{h.groups[0]}.{name}.ansible_host", f"address {h.address} is also used by {by_addr[key]}")

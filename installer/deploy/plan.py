@@ -7,19 +7,20 @@ bundle that carries a file artifact named ``k3s`` holds a K3s binary.
 """
 from __future__ import annotations
 
-import os
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.bundle.layout import BundleLayout
+from installer.bundle.private_copy import safe_relpath
 from installer.errors import BundleError
-from installer.hashing import sha256_file
+from installer.hashing import fsync_rename, sha256_file
 
 K3S_BINARY = "k3s"
 K3S_INSTALL_SCRIPTS = ("k3s-install.sh", "install.sh")
 K3S_AIRGAP_PREFIX = "k3s-airgap-images"
 PLATFORM_IMAGES = "images/medai-platform-images.tar"
+RELEASE = re.compile(r"[a-z0-9][a-z0-9.-]{0,31}")
 # Artifact kinds a node needs on disk (default groups when the artifact names none). Images travel as one OCI
 # archive; charts and SBOMs stay on the control host; OS repositories (ospkgs) are copied by the os role.
 STAGED_KINDS = {"file": ["all"], "model": ["gpu"]}
@@ -53,9 +54,13 @@ def _groups(artifact: dict) -> list[str]:
     return list(groups) if groups else list(STAGED_KINDS[artifact["kind"]])
 
 
-def build_plan(bundle: Path, cache: Path) -> StagePlan:
-    layout = BundleLayout.at(bundle)
-    index = layout.read_index()
+def build_plan(index: dict, root: Path, cache: Path, index_sha256: str) -> StagePlan:
+    """The stage plan from the VERIFIED index (installer.deploy.working_copy), never re-read from disk.
+
+    ``root`` is the private working copy the files were checked into; every src lies inside it and every dest
+    is a normalised relative path (refused otherwise), so the stage role can only write below its directory.
+    """
+    root = Path(root)
     sizes = {f["path"]: f for f in index["files"]}
     plan = StagePlan()
     for a in index.get("artifacts", []):
@@ -63,23 +68,29 @@ def build_plan(bundle: Path, cache: Path) -> StagePlan:
         if kind not in STAGED_KINDS:
             continue
         release = (a.get("meta") or {}).get("release")
-        for rel in a.get("paths") or [a["path"]]:
+        if release is not None and not (isinstance(release, str) and RELEASE.fullmatch(release)):
+            raise BundleError(f"index.json: artifact {kind} {a.get('name')}: release {release!r} is not a release name: refused")
+        for rel in a.get("paths") or [a.get("path")]:
+            rel = safe_relpath(rel if isinstance(rel, str) else "", f"index.json: artifact {kind} {a.get('name')}: path")
             entry = sizes.get(rel)
             if entry is None:
-                raise BundleError(f"{layout.index}: artifact {kind} {a.get('name')}: {rel} is not in files[]")
+                raise BundleError(f"index.json: artifact {kind} {a.get('name')}: {rel} is not in files[]")
             plan.files.append({
-                "name": a.get("name"), "kind": kind, "src": str(layout.root / rel), "dest": rel,
+                "name": a.get("name"), "kind": kind, "src": str(root / rel), "dest": rel,
                 "sha256": entry["sha256"], "size": entry["size"], "groups": _groups(a), "release": release,
             })
         if kind == "file":
             name = a.get("name", "")
+            path = a.get("path")
+            if not isinstance(path, str) or path not in (a.get("paths") or [path]):
+                raise BundleError(f"index.json: artifact file {name}: path {path!r} is not one of its paths: refused")
             if name == K3S_BINARY:
                 plan.k3s_binary = a["path"]
             elif name in K3S_INSTALL_SCRIPTS:
                 plan.k3s_install_script = a["path"]
             elif name.startswith(K3S_AIRGAP_PREFIX):
                 plan.k3s_airgap_images.append(a["path"])
-    archive = platform_images_archive(layout, index, cache)
+    archive = platform_images_archive(root, index, cache, index_sha256)
     if archive is not None:
         plan.platform_images = PLATFORM_IMAGES
         plan.files.append({
@@ -89,36 +100,29 @@ def build_plan(bundle: Path, cache: Path) -> StagePlan:
     return plan
 
 
-def platform_images_archive(layout: BundleLayout, index: dict, cache: Path) -> Path | None:
+def platform_images_archive(root: Path, index: dict, cache: Path, index_sha256: str) -> Path | None:
     """The bundle's OCI layout as one uncompressed OCI archive that K3s imports from its airgap images directory.
 
-    Built once per bundle (named by the index digest), deterministically (sorted, fixed owner and mtime), and
-    streamed file by file so memory does not grow with image size.
+    Built once per bundle (named by the index digest), deterministically (sorted, fixed owner and mtime), from
+    exactly the oci/ files the verified index lists (read from the working copy), streamed file by file.
     """
-    oci = layout.oci
-    if not (oci / "index.json").is_file():
+    members = sorted(f["path"] for f in index["files"] if f["path"].startswith("oci/"))
+    if "oci/index.json" not in members:
         return None
-    digest = sha256_file(layout.index)[:16]
-    out = cache / f"platform-images-{digest}.tar"
+    out = cache / f"platform-images-{index_sha256[:16]}.tar"
     if out.is_file():
         return out
-    cache.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = out.with_suffix(".tar.partial")
-    listed = {f["path"] for f in index["files"]}
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        for dirpath, dirnames, filenames in os.walk(oci):
-            dirnames.sort()
-            for name in sorted(filenames):
-                p = Path(dirpath) / name
-                rel = p.relative_to(layout.root).as_posix()
-                if rel not in listed:  # only what the verified index vouches for
-                    continue
-                info = tar.gettarinfo(str(p), arcname=p.relative_to(oci).as_posix())
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                info.mtime = 0
-                info.mode = 0o644
-                with open(p, "rb") as f:
-                    tar.addfile(info, f)
-    os.replace(tmp, out)
+        for rel in members:
+            p = root / rel
+            info = tar.gettarinfo(str(p), arcname=rel.removeprefix("oci/"))
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            info.mode = 0o644
+            with open(p, "rb") as f:
+                tar.addfile(info, f)
+    fsync_rename(tmp, out)
     return out

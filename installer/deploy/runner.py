@@ -18,6 +18,7 @@ from typing import Iterable
 
 from rich.console import Console
 
+from installer.childenv import ANSIBLE, child_env, only_environ
 from installer.deploy.state import SECRET_VARS, RunRecord, write_private
 from installer.errors import InstallError
 
@@ -128,6 +129,63 @@ def find_secrets(root: Path, secrets: Iterable[str]) -> list[str]:
     return sorted(hits)
 
 
+def run_secrets(secret_vars: dict, known: Iterable[str] = ()) -> list[str]:
+    """Every secret a run knows: its secret vars (nested values too), what the caller names, and the signing-key
+    password if the operator's environment holds it (it must never reach a run record)."""
+    out: list[str] = []
+
+    def walk(v) -> None:
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, str) and v:
+            out.append(v)
+
+    walk(secret_vars)
+    out += [s for s in known if s]
+    from installer.trust.keys import PASSWORD_ENV
+
+    if os.environ.get(PASSWORD_ENV):
+        out.append(os.environ[PASSWORD_ENV])
+    out += stored_secrets()
+    return out
+
+
+def stored_secrets(max_file: int = 1 << 16) -> list[str]:
+    """Every secret generated into the state directory's secrets/ (cluster token, generated passwords, unseal
+    keys): one-line files whole, JSON documents by their string values. Fetched kubeconfigs are left out."""
+    from installer.deploy.state import state_dir
+
+    root = state_dir() / "secrets"
+    found: list[str] = []
+    if not root.is_dir():
+        return found
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.is_symlink() or p.name.startswith("kubeconfig") or p.stat().st_size > max_file:
+            continue
+        text = p.read_text(errors="replace").strip()
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        if isinstance(doc, (dict, list)):
+            stack = [doc]
+            while stack:
+                v = stack.pop()
+                if isinstance(v, dict):
+                    stack += list(v.values())
+                elif isinstance(v, list):
+                    stack += v
+                elif isinstance(v, str) and len(v) >= 16:
+                    found.append(v)
+        elif text and "\n" not in text:
+            found.append(text)
+    return found
+
+
 def _guard_launcher(record: RunRecord) -> Path:
     """ansible-runner takes one executable path: a launcher that runs the guard with this very interpreter."""
     launcher = record.dir / "ansible-playbook"
@@ -148,9 +206,9 @@ def _ansible_error(stdout: Path) -> str:
     return (lines[-1] if lines else "ansible-playbook produced no output")[:600]
 
 
-def ansible_env(host_key_checking: bool) -> dict[str, str]:
+def ansible_env(host_key_checking: bool, roles: Path = ROLES) -> dict[str, str]:
     return {
-        "ANSIBLE_ROLES_PATH": str(ROLES),
+        "ANSIBLE_ROLES_PATH": str(roles),
         "ANSIBLE_HOST_KEY_CHECKING": "True" if host_key_checking else "False",
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_NOCOLOR": "1",
@@ -175,8 +233,20 @@ def run_playbook(
     tags: str | None = None,
     check: bool = False,
     host_key_checking: bool = True,
+    bundle_root: Path | None = None,
+    known_secrets: Iterable[str] = (),
 ) -> Summary:
+    """``bundle_root``: the verified working copy; when it carries tools/ansible and tools/collections (a bundle
+    run through bootstrap.py) those are used, never the stick's. ``known_secrets``: every other secret the run
+    knows (key password, generated passwords, unseal keys); the leak scan looks for them all."""
     import ansible_runner  # heavy import, only when a playbook really runs
+
+    repo, collections = REPO, None
+    if bundle_root is not None and (Path(bundle_root) / "tools" / "ansible" / "playbooks").is_dir() \
+            and os.environ.get("MEDAI_ANSIBLE_DIR"):
+        repo = Path(bundle_root) / "tools" / "ansible"
+    if bundle_root is not None and (Path(bundle_root) / "tools" / "collections").is_dir():
+        collections = str(Path(bundle_root) / "tools" / "collections")
 
     pdd = record.runner_dir
     pdd.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -187,32 +257,35 @@ def run_playbook(
         cmdline += " --check --diff"
     # ansible-playbook through playbook_guard.py, so it dies with this process (see there); with a `binary`,
     # ansible-runner leaves the playbook path to the command line.
-    cmdline += f" {shlex.quote(str(PLAYBOOKS / playbook))}"
+    cmdline += f" {shlex.quote(str(repo / 'playbooks' / playbook))}"
     summary = Summary()
     progress = Progress(console, summary)
     started = time.monotonic()
+    env = child_env(allow=ANSIBLE, extra={**ansible_env(host_key_checking, repo / "roles"),
+                                          "MEDAI_PARENT_PID": str(os.getpid()),
+                                          **({"ANSIBLE_COLLECTIONS_PATH": collections} if collections else {})})
     try:
-        r = ansible_runner.run(
-            private_data_dir=str(pdd),
-            project_dir=str(REPO),
-            binary=str(_guard_launcher(record)),
-            inventory=str(inventory),
-            extravars=extravars,
-            cmdline=cmdline,
-            limit=limit,
-            tags=tags,
-            envvars={**ansible_env(host_key_checking), "MEDAI_PARENT_PID": str(os.getpid())},
-            event_handler=progress,
-            quiet=True,
-            ident="run",
-        )
+        with only_environ(env):  # ansible-runner copies os.environ into the child and into artifacts/run/command
+            r = ansible_runner.run(
+                private_data_dir=str(pdd),
+                project_dir=str(repo),
+                binary=str(_guard_launcher(record)),
+                inventory=str(inventory),
+                extravars=extravars,
+                cmdline=cmdline,
+                limit=limit,
+                tags=tags,
+                event_handler=progress,
+                quiet=True,
+                ident="run",
+            )
         summary.status, summary.rc = r.status, r.rc
         if r.status != "successful" and not summary.failures:
             summary.failures.append(_ansible_error(pdd / "artifacts" / "run" / "stdout"))
     finally:
         secret_file.unlink(missing_ok=True)
         summary.seconds = round(time.monotonic() - started, 1)
-    leaks = find_secrets(record.dir, secret_vars.values())
+    leaks = find_secrets(record.dir, run_secrets(secret_vars, known_secrets))
     if leaks:
-        raise InstallError(f"SECRET LEAK: a generated secret was found in {', '.join(leaks)}; treat it as exposed and rotate it")
+        raise InstallError(f"SECRET LEAK: a secret of this run was found in {', '.join(leaks)}; treat it as exposed and rotate it")
     return summary

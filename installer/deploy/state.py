@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer.hashing import sha256_file
+from installer.atomic import atomic_write_bytes, atomic_write_text
 
 
 def state_dir() -> Path:
@@ -34,15 +35,7 @@ def _private_dir(path: Path) -> Path:
 def write_private(path: Path, data: bytes) -> None:
     """Create a file readable by its owner only, without a window where it is world-readable."""
     _private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data, mode=0o600)  # mkstemp creates it 0600: no world-readable window
 
 
 def cluster_token(cluster: str, home: Path | None = None) -> str:
@@ -74,9 +67,7 @@ class RunRecord:
         return self.dir / "runner"
 
     def save(self) -> None:
-        tmp = self.dir / "run.json.tmp"
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, self.dir / "run.json")
+        atomic_write_text(self.dir / "run.json", json.dumps(self.data, indent=1, sort_keys=True) + "\n", mode=0o600)
 
     def finish(self, result: str, summary: dict | None = None, error: str | None = None) -> None:
         self.data["finished"] = _now()

@@ -203,8 +203,11 @@ def verify_signature(pub: ec.EllipticCurvePublicKey, signature: bytes, data: byt
 
 
 def read_password(prompt: str = "Key password: ", confirm: bool = False) -> bytes:
-    """MEDAI_KEY_PASSWORD when set (even empty, as cosign treats COSIGN_PASSWORD), else a hidden prompt."""
-    env = os.environ.get(PASSWORD_ENV)
+    """MEDAI_KEY_PASSWORD when set (even empty, as cosign treats COSIGN_PASSWORD), else a hidden prompt.
+
+    The variable is removed from this process's environment as it is read: no child started afterwards (pip
+    building an sdist, apt, gpg, helm) can inherit it."""
+    env = os.environ.pop(PASSWORD_ENV, None)
     if env is not None:
         return env.encode()
     if not sys.stdin.isatty():
@@ -218,15 +221,9 @@ def read_password(prompt: str = "Key password: ", confirm: bool = False) -> byte
 def _write_new(path: Path, data: bytes, mode: int, force: bool) -> None:
     if path.exists() and not force:
         raise TrustError(f"{path}: already exists (use --force to replace it)")
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)  # umask must not widen nor narrow what we asked for
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    from installer.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, data, mode=mode)  # created with exactly `mode` (umask neither widens nor narrows)
 
 
 def generate_keypair(prefix: str | os.PathLike, password: bytes, force: bool = False) -> tuple[Path, Path]:

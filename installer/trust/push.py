@@ -10,10 +10,9 @@ import os
 from pathlib import Path
 
 from installer.bundle.images import PushResult, push_image
-from installer.bundle.layout import BundleLayout
 from installer.bundle.oci_layout import OCILayout
 from installer.bundle.sources.oci import RegistryClient, parse_ref
-from installer.errors import RegistryError
+from installer.errors import BundleError, RegistryError
 
 
 def destination(registry: str, ref: str) -> str:
@@ -25,22 +24,35 @@ def destination(registry: str, ref: str) -> str:
 
 
 def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.PathLike | None = None,
-                insecure: bool = False, progress=None) -> list[PushResult]:
-    """Push every image artifact of the bundle index; returns one PushResult per image."""
-    layout = BundleLayout.at(bundle)
-    index = layout.read_index()
-    images = [a for a in index.get("artifacts", []) if a.get("kind") == "image"]
+                insecure: bool = False, progress=None, key: str | os.PathLike | None = None,
+                skip_signature: bool = False, state: Path | None = None) -> list[PushResult]:
+    """Verify the bundle (index signature with `key`, every file, every image signature) into a private working
+    copy, then push from that copy exactly the image digests the signed index lists; one PushResult per image.
+
+    Without `key` it refuses unless `skip_signature` (the caller prints the SIGNATURES NOT CHECKED banner).
+    """
+    from installer.deploy.state import state_dir
+    from installer.deploy.working_copy import verified_working_copy
+
+    vb = verified_working_copy(Path(bundle), Path(key) if key else None, skip_signature, state or state_dir())
+    images = [a for a in vb.index.get("artifacts", []) if a.get("kind") == "image"]
     if not images:
-        raise RegistryError(f"{layout.root}: the bundle has no images to push")
+        raise RegistryError(f"{vb.source}: the bundle has no images to push")
     host = registry.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
-    oci = OCILayout(layout.oci, layout.tmp)
+    oci = OCILayout(vb.root / "oci", vb.root / ".tmp")
     results: list[PushResult] = []
     # A CA file means TLS, even on loopback (where plain HTTP is the default, as docker allows).
     with RegistryClient(insecure=[host] if insecure else [], https=[host] if ca_file and not insecure else [],
                         ca_file=Path(ca_file) if ca_file else None) as client:
         for a in images:
-            ref = a.get("ref") or a["name"]
+            ref, want = a.get("ref") or a["name"], a.get("digest")
+            if not want:
+                raise BundleError(f"{vb.source}: image {ref}: the signed index names no digest; nothing pushed for it")
             if progress is not None:
-                progress.print(f"pushing {ref} -> {destination(registry, ref)}", highlight=False)
-            results.append(push_image(client, oci, ref, destination(registry, ref)))
+                progress.print(f"pushing {ref}@{want} -> {destination(registry, ref)}", highlight=False)
+            # "@digest": push_image refuses when the layout's reference points anywhere but the signed digest
+            res = push_image(client, oci, ref, f"{destination(registry, ref)}@{want}")
+            if res.digest != want:
+                raise RegistryError(f"image {ref}: pushed {res.digest}, the signed index lists {want}")
+            results.append(res)
     return results

@@ -23,6 +23,7 @@ from installer.trust.cosign import (
     signature_tag,
 )
 from installer.trust.keys import SigningKey, load_private_key, verify_signature
+from installer.atomic import atomic_write_bytes
 
 
 def resolve_key(key: SigningKey | str | os.PathLike) -> SigningKey:
@@ -127,7 +128,5 @@ def sign_index(layout: BundleLayout | str | os.PathLike, index_bytes: bytes, key
         raise TrustError(f"{bl.index}: differs from the bytes given to sign (index rewritten after it was generated?)")
     key = resolve_key(key)
     sig = base64.b64encode(key.sign(index_bytes))
-    tmp = bl.index_sig.with_name(bl.index_sig.name + ".tmp")
-    tmp.write_bytes(sig)
-    os.replace(tmp, bl.index_sig)
+    atomic_write_bytes(bl.index_sig, sig)
     return bl.index_sig

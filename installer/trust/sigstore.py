@@ -22,6 +22,7 @@ from pathlib import Path
 
 from installer.errors import TrustError
 from installer.hashing import CHUNK
+from installer.atomic import atomic_write_text
 
 CARRIED_ROOT = "sigstore/trusted_root.json"
 
@@ -187,7 +188,5 @@ def sign_index_keyless(bundle_root: str | os.PathLike, index_bytes: bytes, ident
             bundle = signer.sign_artifact(index_bytes)
     except Exception as e:  # network, Fulcio or Rekor refusal: one line, no token in it
         raise TrustError(f"{layout.index}: keyless signing failed: {type(e).__name__}: {e}") from None
-    tmp = layout.index_sigstore.with_name(layout.index_sigstore.name + ".tmp")
-    tmp.write_text(bundle.to_json())
-    os.replace(tmp, layout.index_sigstore)
+    atomic_write_text(layout.index_sigstore, bundle.to_json())
     return layout.index_sigstore

@@ -8,8 +8,6 @@ digest. Without a key only the hashes are checked, and the result says so in cap
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import os
@@ -19,13 +17,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from installer.atomic import fsync_dir
 from installer.bundle.layout import BundleLayout
 from installer.bundle.oci_layout import OCILayout
 from installer.bundle.verify import VerifyResult, artifact_owners, verify_files
 from installer.errors import BundleError, TrustError
+from installer.textsafe import safe_text
 from installer.trust import sigstore as sigstore_mod
 from installer.trust.cosign import SignatureCheck, check_layers, parse_signature_manifest, signature_tag
-from installer.trust.keys import fingerprint, load_public_key, verify_signature
+from installer.trust.index_signature import index_signature_problem, read_signature_file
+from installer.trust.keys import fingerprint, load_public_key
 from installer.trust.model_check import ModelIndexError, check_model_dir
 
 MAX_SMALL_BLOB = 4 * 1024 * 1024
@@ -134,7 +135,7 @@ class BundleVerification:
             lines.append(f"  [{mark}] {a.kind:6} {who} ({a.files} files{sig})")
         for p in self.problems:
             lines.append(f"problem:     {p}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(safe_text(line) for line in lines) + "\n"  # a name from the stick stays on its line
 
 
 def _version() -> str:
@@ -181,20 +182,33 @@ def check_layout_image(oci: OCILayout, refs: dict, ref: str, digest: str, pub) -
 
 
 def _check_index_signature(layout: BundleLayout, index_bytes: bytes, pub) -> str | None:
-    """None when the signature verifies, else the problem."""
+    """None when the signature verifies, else the problem (installer.trust.index_signature, the one check)."""
     try:
-        st = os.lstat(layout.index_sig)
-    except FileNotFoundError:
-        return f"{layout.index_sig.name}: missing: index.json is not signed, nothing proves who built this bundle"
-    if not stat.S_ISREG(st.st_mode):
-        return f"{layout.index_sig.name}: not a regular file"
+        sig_file = read_signature_file(layout.index_sig)
+    except TrustError as e:
+        return str(e)
+    return index_signature_problem(pub, index_bytes, sig_file, layout.index_sig.name)
+
+
+def image_signature_problems(root: str | os.PathLike, index: dict, pub) -> list[str]:
+    """Each image the (verified) index lists must carry a signature manifest in ROOT/oci that verifies with `pub`.
+
+    Used on the install's private copy, whose files already matched the verified index as they were copied.
+    """
+    root = Path(root)
+    oci = OCILayout(root / "oci", root / ".tmp")
     try:
-        sig = base64.b64decode(layout.index_sig.read_bytes().strip(), validate=True)
-    except (ValueError, binascii.Error):
-        return f"{layout.index_sig.name}: not base64"
-    if not verify_signature(pub, sig, index_bytes):
-        return f"index.json: signature in {layout.index_sig.name} does not verify with key {fingerprint(pub)} (index edited or replaced, or the wrong key)"
-    return None
+        refs = oci.refs() if oci.index_path.is_file() else {}
+    except BundleError as e:
+        return [f"oci/index.json: {e}"]
+    out = []
+    for a in index.get("artifacts", []):
+        if a.get("kind") == "image" and a.get("digest"):
+            ref = a.get("ref") or a.get("name")
+            check = check_layout_image(oci, refs, ref, a["digest"], pub)
+            if not check.ok:
+                out.append(f"image {ref}: {check.detail}")
+    return out
 
 
 def verify_bundle(
@@ -206,6 +220,7 @@ def verify_bundle(
     progress: Callable[[int], None] | None = None,
     report: str | os.PathLike | None = None,
     write_report: bool = True,
+    on_total: Callable[[int], None] | None = None,
 ) -> BundleVerification:
     """Check everything, collect every problem (does not stop at the first), write the report.
 
@@ -213,7 +228,7 @@ def verify_bundle(
     """
     started = datetime.now(timezone.utc)
     layout = BundleLayout.at(bundle)
-    layout.read_index()  # a clear error when this is not a bundle at all
+    layout.require_index()  # a clear error when this is not a bundle at all; nothing is parsed yet
     if bool(sigstore_identity) != bool(sigstore_issuer):
         raise TrustError("--sigstore-identity and --sigstore-issuer must be given together")
     pub = load_public_key(key) if key else None
@@ -226,24 +241,19 @@ def verify_bundle(
             res.problems.append(f"unsafe: {special.name}: symlink to {os.readlink(special)}")
     index_bytes = layout.index.read_bytes()
     res.index_sha256 = hashlib.sha256(index_bytes).hexdigest()
-    index = json.loads(index_bytes)
 
-    oci = OCILayout(layout.oci, layout.tmp)
-    try:
-        refs = oci.refs() if oci.index_path.is_file() else {}
-    except BundleError as e:
-        refs = {}
-        res.problems.append(f"oci/index.json: {e}")
-    sig_refs = [n for n in refs if n.endswith(".sig")]
-    res.signed = (index.get("signed") is True or layout.index_sig.exists() or layout.index_sigstore.exists()
-                  or bool(sig_refs))
-
-    # 1. index signature: it pins every file's hash, so it is checked first
+    # 1. index signature: it pins every file's hash, so it is checked first, before index.json is even parsed
     if pub is not None:
         problem = _check_index_signature(layout, index_bytes, pub)
         res.index_signature = "verified" if problem is None else "failed"
         if problem:
             res.problems.append(problem)
+    index = layout.parse_index(index_bytes)
+    if on_total is not None:  # the bytes to hash, for a progress bar: known only once the index may be parsed
+        on_total(sum(f.get("size", 0) for f in index["files"] if isinstance(f, dict) and isinstance(f.get("size"), int)))
+
+    oci = OCILayout(layout.oci, layout.tmp)
+    res.signed = index.get("signed") is True or layout.index_sig.exists() or layout.index_sigstore.exists()
     # 2. keyless signature over the same bytes
     if sigstore_identity:
         res.sigstore = _check_sigstore(layout, sigstore_identity, sigstore_issuer, sigstore_trusted_root, res)
@@ -256,6 +266,19 @@ def verify_bundle(
         res.problems.append("index.json: changed while it was being verified")
     for p in files.problems:
         res.problems.append(str(p))
+
+    # oci/index.json is parsed only now, and only when its bytes are the ones the index lists (whose own
+    # signature was checked above when a key was given): nothing unvouched-for is parsed
+    refs = {}
+    if any(fc.path == "oci/index.json" and fc.ok for fc in files.checked):
+        try:
+            refs = oci.refs()
+        except BundleError as e:
+            res.problems.append(f"oci/index.json: {e}")
+    elif oci.index_path.exists() or oci.index_path.is_symlink():
+        if not any(p.path == "oci/index.json" for p in files.problems):
+            res.problems.append("oci/index.json: not checked against index.json: not parsed")
+    res.signed = res.signed or any(n.endswith(".sig") for n in refs)
 
     # 4. image signatures, and the per-artifact view the auditor reads
     owners = artifact_owners(index)
@@ -314,26 +337,61 @@ def _check_sigstore(layout: BundleLayout, identity: str, issuer: str, trusted_ro
     return out
 
 
-def _write_report(layout: BundleLayout, res: BundleVerification, target: Path | None) -> None:
-    stamp = res.started.strftime("%Y%m%dT%H%M%SZ")
-    if target is None:
-        reports = layout.reports
-        if reports.is_symlink() or (reports.exists() and not reports.is_dir()):
-            raise BundleError(f"{reports}: not a plain directory; refusing to write the report there (use --report PATH)")
-        reports.mkdir(exist_ok=True)
-        target = reports / f"verify-{stamp}.json"
-        n = 1
-        while target.exists():
-            n += 1
-            target = reports / f"verify-{stamp}-{n}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    summary = target.with_suffix(".txt")
+def default_report_dir() -> Path:
+    """Reports go outside the bundle (the stick may be read-only, and is hostile): the state directory."""
+    from installer.deploy.state import state_dir
+
+    return state_dir() / "reports"
+
+
+def create_new_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a file that must not exist yet: O_CREAT|O_EXCL|O_NOFOLLOW (a planted file or symlink is never
+    followed or overwritten), fsynced with its directory."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
-        target.write_text(json.dumps(res.to_report(), indent=2, sort_keys=False) + "\n")
-        summary.write_text(res.summary())
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+
+
+def _write_report(layout: BundleLayout, res: BundleVerification, target: Path | None) -> None:
+    """``target``: a directory (default the state directory's reports/) or an explicit PATH.json."""
+    stamp = res.started.strftime("%Y%m%dT%H%M%SZ")
+    report_bytes = (json.dumps(res.to_report(), indent=2, sort_keys=False) + "\n").encode()
+    summary_bytes = res.summary().encode()
+    explicit = target is not None and target.suffix == ".json"
+    folder = target.parent if explicit else (target or default_report_dir())
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if folder.resolve().is_relative_to(layout.root):
+            raise BundleError(f"{safe_text(folder)}: inside the bundle; reports are written outside it (use --report DIR)")
+        n = 1
+        while True:
+            json_path = target if explicit else folder / (f"verify-{stamp}.json" if n == 1 else f"verify-{stamp}-{n}.json")
+            summary = json_path.with_suffix(".txt")
+            try:
+                create_new_file(summary, summary_bytes)
+            except FileExistsError:
+                if explicit:
+                    raise BundleError(f"{safe_text(summary)}: exists; refusing to overwrite a report (choose another --report)") from None
+                n += 1
+                continue
+            try:
+                create_new_file(json_path, report_bytes)
+            except FileExistsError:
+                summary.unlink()
+                if explicit:
+                    raise BundleError(f"{safe_text(json_path)}: exists; refusing to overwrite a report (choose another --report)") from None
+                n += 1
+                continue
+            break
     except OSError as e:
-        raise BundleError(f"{target}: cannot write the verification report: {e.strerror} (use --report PATH)") from None
-    res.report_path, res.summary_path = target, summary
+        raise BundleError(f"{safe_text(folder)}: cannot write the verification report: {e.strerror} (use --report DIR)") from None
+    res.report_path, res.summary_path = json_path, summary
 
 
 # ------------------------------------------------------------------------------------------ model weights
@@ -360,9 +418,8 @@ def verify_model(bundle: str | os.PathLike, name: str, path: str | os.PathLike, 
     The hashing is installer.trust.model_check's (stdlib only, also runnable alone with a bare python3).
     """
     layout = BundleLayout.at(bundle)
-    layout.read_index()
+    layout.require_index()
     index_bytes = layout.index.read_bytes()
-    index = json.loads(index_bytes)
     sig_state = "not checked"
     if key is not None:
         problem = _check_index_signature(layout, index_bytes, load_public_key(key))
@@ -371,6 +428,7 @@ def verify_model(bundle: str | os.PathLike, name: str, path: str | os.PathLike, 
         sig_state = "verified"
     elif require_signature:
         raise TrustError(f"model {name}: a public key is required to trust {layout.index}")
+    index = layout.parse_index(index_bytes)  # only after its signature was checked
     try:
         files, nbytes, problems = check_model_dir(index, name, path)
     except ModelIndexError as e:

@@ -277,3 +277,23 @@ def test_hf_unknown_repo_is_one_line(hub_mirror, tmp_path):
         fetch_model(m, tmp_path / "models", tmp_path / ".tmp")
     assert str(e.value).startswith(f"model x (hf://org/absent@main): cannot resolve on {hub_mirror}")
     assert "\n" not in str(e.value)
+
+
+def test_helm_runs_with_an_allow_listed_environment(monkeypatch, tmp_path):
+    """issue 9, point 4: pyhelm3 starts helm through a shell with our whole environment; the launcher cuts it."""
+    import subprocess
+
+    from installer.bundle.sources.charts import allow_listed_helm
+
+    monkeypatch.setenv("MEDAI_KEY_PASSWORD", "never-in-helm-0042")
+    monkeypatch.setenv("SOME_CLOUD_TOKEN", "cloud-token-0042")
+    launcher = allow_listed_helm()
+    text = Path(launcher).read_text()
+    assert "/usr/bin/env -i" in text and "never-in-helm-0042" not in text and "cloud-token-0042" not in text
+    assert subprocess.run([launcher, "version", "--short"], capture_output=True, text=True, timeout=60).returncode == 0
+    # the same launcher around `env` shows exactly what the child sees
+    from installer.childenv import allow_listed_executable, child_env
+
+    seen = subprocess.run([allow_listed_executable("/usr/bin/env", child_env(network=True))], capture_output=True,
+                          text=True, timeout=60).stdout
+    assert "never-in-helm-0042" not in seen and "cloud-token-0042" not in seen and "PATH=" in seen

@@ -7,13 +7,14 @@ import hashlib
 import json
 import re
 import shutil
+from pathlib import Path
 from collections import Counter
 
 import pytest
 
 from installer.compliance import k3s_checks
 from installer.compliance.arf import parse_arf
-from installer.compliance.report import bundle_status, merge, write_report
+from installer.compliance.report import bundle_status, merge, render_html, write_report
 from installer.compliance.waivers import load_waivers
 from installer.errors import ComplianceError
 from tests.compliance.conftest import oscap_listing
@@ -147,3 +148,38 @@ def test_bundle_status_and_missing_results(tmp_path):
     (tmp_path / "hosts" / "h1").mkdir(parents=True)
     with pytest.raises(ComplianceError, match=r"h1/arf.xml: missing: the scan of h1 left no ARF results"):
         merge(tmp_path, waivers=load_waivers.__globals__["Waivers"].empty(), fail_on="high", bundle={})
+
+
+# ---------------------------------------------------------------- issue 9, point 5: evidence inputs against the signed index
+
+
+def _with_datastream(evidence_dir: Path, sha: str) -> None:
+    for host in ("srv1", "agt1"):
+        meta = evidence_dir / "hosts" / host / "meta.json"
+        doc = json.loads(meta.read_text())
+        doc["datastream"] = {"file": "ssg-debian12-ds.xml", "sha256": sha}
+        meta.write_text(json.dumps(doc))
+
+
+def test_swapped_datastream_blocks_the_gate_and_an_unverified_one_is_named_unsigned(evidence_dir, waivers):
+    from installer.compliance.report import check_inputs
+
+    signed_sha = "a" * 64
+    index = {"files": [{"path": "files/ssg-debian12-ds.xml", "size": 1, "sha256": signed_sha}]}
+    _with_datastream(evidence_dir, signed_sha)
+    rep = merge(evidence_dir, waivers=waivers, fail_on="none", bundle={"path": "/b", "indexSha256": "c" * 64, "signature": "verified"})
+    inputs = check_inputs(rep, index, True, waivers.source)
+    assert {(i["kind"], i["status"]) for i in inputs} == {("datastream", "signed"), ("waivers", "UNSIGNED")}
+    assert rep["gate"]["passed"] and rep["unsignedInputs"] == [f"waivers {waivers.source}"]
+
+    _with_datastream(evidence_dir, "b" * 64)  # the stick's datastream was swapped: the hosts scanned other content
+    rep = merge(evidence_dir, waivers=waivers, fail_on="none", bundle={"path": "/b", "indexSha256": "c" * 64, "signature": "verified"})
+    check_inputs(rep, index, True, None)
+    assert not rep["gate"]["passed"]
+    first = rep["gate"]["blocking"][0]
+    assert first["rule"] == "evidence-input-signature" and "ssg-debian12-ds.xml" in first["title"] and signed_sha in first["title"]
+    assert "Evidence inputs" in render_html(rep) and "MISMATCH" in render_html(rep)
+
+    rep = merge(evidence_dir, waivers=waivers, fail_on="none", bundle={"signature": "present, not verified (no --key given)"})
+    check_inputs(rep, index, False, None)  # no key: nothing is called signed
+    assert {i["status"] for i in rep["inputs"]} == {"UNSIGNED"} and len(rep["unsignedInputs"]) == 2

@@ -44,10 +44,25 @@ def medai_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "installer.cli.main", *args]
 
 
+# An operator who exported the signing-key password on the control host: install must never carry it anywhere.
+OPERATOR_KEY_PASSWORD = "operator-exported-key-password-0042"
+SITE_KEY: dict[str, Path] = {}
+
+
 def medai_env(home: Path) -> dict:
     env = dict(os.environ)
-    env.update({"MEDAI_HOME": str(home), "COLUMNS": "300"})
+    env.update({"MEDAI_HOME": str(home), "COLUMNS": "300", "MEDAI_KEY_PASSWORD": OPERATOR_KEY_PASSWORD})
     return env
+
+
+def sign(bundle: Path, tmp: Path) -> Path:
+    from installer.trust.keys import generate_keypair, load_private_key
+    from installer.trust.signing import sign_index
+
+    if "pub" not in SITE_KEY:
+        SITE_KEY["key"], SITE_KEY["pub"] = generate_keypair(tmp / "site", b"lab-site-key-pw")
+    sign_index(bundle, (bundle / "index.json").read_bytes(), load_private_key(SITE_KEY["key"], b"lab-site-key-pw"))
+    return SITE_KEY["pub"]
 
 
 def medai(home: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -71,6 +86,7 @@ def site(lab_nodes, tmp_path_factory):
     lab = lab_nodes(servers=1, agents=1, gpu_agents=1)
     tmp = tmp_path_factory.mktemp("install-lab")
     bundle = make_bundle(tmp / "bundle")
+    sign(bundle, tmp)
     inv = lab.inventory(tmp / "site.yml", cluster_name="lab-install", bundle_dir=bundle, extra_vars=LAB_VARS)
     yield lab, inv, bundle, tmp / "home", tmp
     lab.destroy()
@@ -87,15 +103,16 @@ def test_refusals_touch_no_host(site):
     doc = yaml.safe_load(inv.read_text())
     doc["all"]["children"]["gpu"]["hosts"][lab.servers[0].hostname] = {}
     bad.write_text(yaml.safe_dump(doc))
-    r = medai(home, "install", "--inventory", str(bad), "--yes")
+    r = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(bad), "--yes")
     assert r.returncode == 2 and "gpu host is not in agents" in r.stderr
 
-    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(tmp / "missing"), "--yes")
+    r = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), "--bundle", str(tmp / "missing"), "--yes")
     assert r.returncode == 2 and "bundle directory not found" in r.stderr
 
     tampered = make_bundle(tmp / "tampered")
+    sign(tampered, tmp)
     (tampered / "files" / "gpu-notes.txt").write_text("swapped on the USB stick\n")
-    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(tampered), "--yes")
+    r = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), "--bundle", str(tampered), "--yes")
     assert r.returncode == 2 and "bundle refused" in r.stderr and "files/gpu-notes.txt" in r.stderr
 
     assert runs(home) == []
@@ -105,15 +122,18 @@ def test_refusals_touch_no_host(site):
 
 
 def _assert_no_secret(home: Path, token: str, *texts: str) -> None:
-    for t in texts:
-        assert token not in t
-    hits = subprocess.run(["grep", "-rlF", token, str(home / "runs")], capture_output=True, text=True)
-    assert hits.returncode == 1 and hits.stdout == "", f"token found in {hits.stdout}"
+    """Every secret the run knew (the cluster token, the exported key password) is absent from the output and
+    from every file of every run record (run.json, ansible-runner's artifacts incl. its command/env file)."""
+    for secret in (token, OPERATOR_KEY_PASSWORD):
+        for t in texts:
+            assert secret not in t
+        hits = subprocess.run(["grep", "-rlF", secret, str(home / "runs")], capture_output=True, text=True)
+        assert hits.returncode == 1 and hits.stdout == "", f"a secret was found in {hits.stdout}"
 
 
 def test_install_converges_and_keeps_secrets(site):
     lab, inv, bundle, home, tmp = site
-    r = medai(home, "install", "--inventory", str(inv), *TAGS, "--yes")
+    r = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), *TAGS, "--yes")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     token = (home / "secrets" / "lab-install" / "token").read_text().strip()
     assert len(token) == 64
@@ -146,7 +166,7 @@ def test_install_converges_and_keeps_secrets(site):
     assert node_exec(agent, "sha256sum /var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar").stdout.split()[0] \
         == sha["files/k3s-airgap-images-amd64.tar"]
 
-    r2 = medai(home, "install", "--inventory", str(inv), *TAGS, "--yes")
+    r2 = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), *TAGS, "--yes")
     assert r2.returncode == 0, r2.stdout[-3000:] + r2.stderr
     second = runs(home)[-1]
     assert second["summary"]["changed"] == 0, second["summary"]["per_host"]
@@ -159,7 +179,7 @@ def test_sigkill_mid_run_then_rerun_converges(site):
     # undo part of the install so the run has work to do while it is killed
     node_exec(agent, "rm -rf /var/lib/medai /etc/rancher/k3s/config.yaml /var/lib/rancher/k3s/agent/images")
     out = open(tmp / "killed.log", "w")
-    proc = subprocess.Popen(medai_argv("install", "--inventory", str(inv), *TAGS, "--yes"), stdout=out, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(medai_argv("install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), *TAGS, "--yes"), stdout=out, stderr=subprocess.STDOUT,
                             cwd=ROOT, env=medai_env(home), start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -177,12 +197,12 @@ def test_sigkill_mid_run_then_rerun_converges(site):
         assert time.monotonic() < deadline, "ansible-playbook outlived the killed medai process"
         time.sleep(0.5)
     assert killed["result"] == "running"  # nothing could finish the record or delete the secret vars file
-    r = medai(home, "install", "--inventory", str(inv), *TAGS, "--yes")
+    r = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), *TAGS, "--yes")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert [x["result"] for x in runs(home) if x["id"] == killed["id"]] == ["interrupted"]
     assert node_exec(agent, "test -s /etc/rancher/k3s/config.yaml && test -s /var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar").returncode == 0
     # converged: a check-mode run (which reports what it would change, with diffs) finds nothing to do
-    c = medai(home, "install", "--inventory", str(inv), *TAGS, "--check")
+    c = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), *TAGS, "--check")
     assert c.returncode == 0, c.stdout[-3000:] + c.stderr
     assert runs(home)[-1]["command"] == "install-check"
     assert runs(home)[-1]["summary"]["changed"] == 0, runs(home)[-1]["summary"]["per_host"]

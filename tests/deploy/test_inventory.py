@@ -154,3 +154,19 @@ def test_cli_prints_each_problem_on_one_line_and_exits_nonzero(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "installer.cli.main", "inventory", "check", str(EXAMPLE)],
                         capture_output=True, text=True, cwd=ROOT, env={"COLUMNS": "400", "PATH": "/usr/bin:/bin"})
     assert ok.returncode == 0 and "3 server(s), 2 agent(s)" in ok.stdout
+
+
+@pytest.mark.parametrize("bad", ['10.0.0.9"; touch /tmp/pwned; "', "$(reboot)", "host name", "a\nserver: evil", "-oProxyCommand=x"])
+def test_ansible_host_must_be_an_address_or_a_host_name(tmp_path, bad):
+    """issue 9, point 10: ansible_host lands in K3s's config.yaml (server:, tls-san) and on SSH command lines."""
+    doc = site()
+    doc["all"]["children"]["agents"]["hosts"]["a2"]["ansible_host"] = bad
+    (line,) = problems(tmp_path, doc)
+    assert "agents.a2.ansible_host:" in line and "neither an IP address nor a host name" in line
+
+
+@pytest.mark.parametrize("good", ["10.0.0.99", "fd00::99", "node-7.site.example"])
+def test_addresses_and_host_names_are_accepted(tmp_path, good):
+    doc = site()
+    doc["all"]["children"]["agents"]["hosts"]["a2"]["ansible_host"] = good
+    assert load_inventory(write(tmp_path, doc)).hosts

@@ -65,7 +65,10 @@ def test_find_secrets_across_chunk_border(tmp_path):
 
 
 def test_plan_from_bundle(tmp_path):
-    plan = build_plan(make_bundle(tmp_path / "b"), tmp_path / "cache")
+    from installer.deploy.working_copy import verified_working_copy
+
+    vb = verified_working_copy(make_bundle(tmp_path / "b"), None, True, tmp_path / "state")
+    plan = build_plan(vb.index, vb.root, tmp_path / "cache", vb.index_sha256)
     by_name = {f["name"]: f for f in plan.files}
     assert by_name["gpu-notes.txt"]["groups"] == ["gpu"]
     assert by_name["site-ca.pem"]["groups"] == ["all"]
@@ -170,3 +173,40 @@ def test_kubeconfig_points_at_vip_and_is_private(home, tmp_path):
     assert doc["clusters"][0]["cluster"]["server"] == "https://10.20.0.10:6443"
     assert doc["contexts"][0]["context"]["cluster"] == "radiology-prod"
     assert not fetched.exists()
+
+
+def test_runner_env_is_allow_listed_and_every_known_secret_is_scanned(home, tmp_path, monkeypatch):
+    """issue 9, point 9: ansible-runner writes its environment into artifacts/run/command; ours holds secrets."""
+    password = "key-password-" + "p" * 20
+    cloud = "cloud-secret-" + "c" * 20
+    monkeypatch.setenv("MEDAI_KEY_PASSWORD", password)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", cloud)
+    token = state.cluster_token("envscan")
+    play = _playbook(tmp_path, """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: the environment the playbook sees
+      ansible.builtin.command: env
+      register: seen
+      no_log: true
+    - name: it holds no secret of ours
+      ansible.builtin.assert:
+        that: ["'key-password-' not in seen.stdout", "'cloud-secret-' not in seen.stdout"]
+""")
+    rec, summary, console = _run(home, tmp_path, play, token)
+    assert summary.status == "successful", console
+    command = json.loads((rec.runner_dir / "artifacts" / "run" / "command").read_text())
+    assert "MEDAI_KEY_PASSWORD" not in command["env"] and "AWS_SECRET_ACCESS_KEY" not in command["env"]
+    assert password not in json.dumps(command) and cloud not in json.dumps(command)
+    assert os.environ["MEDAI_KEY_PASSWORD"] == password  # our own environment is restored afterwards
+
+    # a generated secret (here: a Vault unseal key file) and the key password are in the scan, in every file
+    unseal = home / "secrets" / "envscan" / "vault-init.json"
+    unseal.write_text(json.dumps({"unseal_keys_b64": ["unseal-" + "u" * 30], "root_token": "hvs." + "r" * 24}))
+    from installer.deploy.runner import run_secrets
+
+    needles = run_secrets({"medai_k3s_token": token})
+    assert {token, password, "unseal-" + "u" * 30, "hvs." + "r" * 24} <= set(needles)
+    (rec.dir / "runner" / "artifacts" / "run" / "stray.log").write_text("oops unseal-" + "u" * 30)
+    assert find_secrets(rec.dir, needles) == [str(rec.dir / "runner" / "artifacts" / "run" / "stray.log")]

@@ -139,3 +139,154 @@ def test_target_arguments_pin_python_and_platform():
     args = tools._target_args("3.11", ("manylinux2014_x86_64", "manylinux_2_28_x86_64"))
     assert args[:3] == ["--only-binary=:all:", "--python-version", "3.11"]
     assert "cp311" in args and args.count("--platform") == 2
+
+
+# ---------------------------------------------------------------- issue 9, point 1: the verifier travels verified
+
+
+@pytest.fixture
+def stick(tools_bundle, tmp_path):
+    """A private copy of the tools bundle to tamper with."""
+    import shutil
+
+    layout, _ = tools_bundle
+    dst = tmp_path / "stick"
+    shutil.copytree(layout.root, dst, symlinks=True, ignore=shutil.ignore_patterns(".tmp"))
+    return dst
+
+
+def _evil_wheel(path: Path, marker: Path) -> None:
+    """A wheel (zip) whose code, if anything ran it (pip as `python pip.whl/pip`, or an import), leaves a marker."""
+    import zipfile
+
+    code = f"open({str(marker)!r}, 'w').write('attacker code ran')\n"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("pip/__main__.py", code)
+        z.writestr("pip/__init__.py", code)
+        z.writestr("installer/__init__.py", code)
+
+
+def _bootstrap(stick: Path, home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SYSTEM_PYTHON, str(stick / "bootstrap.py"), *args], env=offline_env(home), cwd=stick.parent,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_bootstrap_pins_every_wheel_of_the_wheelhouse(tools_bundle):
+    layout, files = tools_bundle
+    text = (layout.root / "bootstrap.py").read_text()
+    for rel, sha in files.items():
+        if rel.startswith("tools/wheelhouse/"):
+            assert f"{Path(rel).name!r}: {sha!r}" in text
+    assert "--require-hashes" in text and "--only-binary=:all:" in text and "--no-deps" in text
+
+
+@pytest.mark.skipif(not Path(SYSTEM_PYTHON).is_file(), reason="needs the system python3")
+@pytest.mark.parametrize("case", ["swapped-pip", "swapped-medai", "added-higher-version", "added-sdist"])
+def test_tampered_wheelhouse_stops_before_any_code_runs(stick, tmp_path, case):
+    wh = stick / "tools" / "wheelhouse"
+    marker = tmp_path / "PWNED"
+    if case.startswith("swapped"):
+        victim = next(wh.glob(("pip-" if case == "swapped-pip" else "medai-") + "*.whl"))
+        _evil_wheel(victim, marker)
+    elif case == "added-higher-version":
+        victim = wh / "medai-99.0.0-py3-none-any.whl"
+        _evil_wheel(victim, marker)
+    else:
+        victim = wh / "medai-99.0.0.tar.gz"
+        victim.write_bytes(b"not even a tarball")
+    home = tmp_path / "home"
+    r = _bootstrap(stick, home, "bundle", "verify", str(stick))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and str(victim) in r.stderr and "nothing was run" in r.stderr
+    assert not marker.exists(), "code from the stick ran before its hash was checked"
+    assert not (home / "venv").exists()
+
+
+@pytest.mark.skipif(not Path(SYSTEM_PYTHON).is_file(), reason="needs the system python3")
+def test_edited_bootstrap_is_named_by_the_fingerprint_check(stick, tmp_path):
+    """The operator's step one behind the gap: `sha256sum -c site.bootstrap.sha256` in the bundle directory."""
+    pub = tmp_path / "site.pub"
+    pub.write_text("(the public key travels beside it)\n")
+    sha, fp = tools.write_bootstrap_fingerprint(stick / "bootstrap.py", pub)
+    assert fp == tmp_path / "site.bootstrap.sha256" and fp.read_text() == f"{sha}  bootstrap.py\n"
+    ok = subprocess.run(["sha256sum", "-c", str(fp)], cwd=stick, capture_output=True, text=True)
+    assert ok.returncode == 0 and "bootstrap.py: OK" in ok.stdout
+    boot = stick / "bootstrap.py"
+    boot.write_text(boot.read_text().replace("WHEELS = {", "WHEELS = {'evil-1.0-py3-none-any.whl': '" + "0" * 64 + "',", 1))
+    bad = subprocess.run(["sha256sum", "-c", str(fp)], cwd=stick, capture_output=True, text=True)
+    assert bad.returncode != 0 and "bootstrap.py: FAILED" in bad.stdout
+
+
+def test_build_writes_the_fingerprint_beside_the_public_key(tools_bundle, tmp_path):
+    from installer.bundle.build import BuildOptions, _bootstrap_fingerprint
+
+    layout, files = tools_bundle
+    opts = BuildOptions(manifest=tmp_path / "m.yaml", out=layout.root, sign_key=tmp_path / "keys" / "site.key")
+    (tmp_path / "keys").mkdir()
+    sha, where = _bootstrap_fingerprint(layout, opts)
+    assert sha == files["bootstrap.py"] and where == str(tmp_path / "keys" / "site.bootstrap.sha256")
+    assert Path(where).read_text() == f"{sha}  bootstrap.py\n"
+    unsigned = BuildOptions(manifest=tmp_path / "m.yaml", out=layout.root)
+    assert _bootstrap_fingerprint(layout, unsigned) == (sha, None)
+
+
+# ---------------------------------------------------------------- issue 9, point 4: the key password stays out of builds
+
+
+SDIST_SETUP = """
+import json, os
+from setuptools import setup
+with open({dump!r}, "w") as f:
+    json.dump(dict(os.environ), f)
+setup(name="envdump", version="1.0", py_modules=[])
+"""
+
+
+@pytest.mark.network
+def test_sdist_build_code_never_sees_the_key_password(tmp_path, monkeypatch):
+    """pip builds an sdist-only dependency by running its setup.py (PyPI code): after the signing key was
+    unlocked, the password is gone from our environment, and pip gets an allow-listed one anyway."""
+    from installer.trust.keys import PASSWORD_ENV, generate_keypair
+    from installer.trust.signing import resolve_key
+
+    password = "build-time-key-password-42"
+    key, _ = generate_keypair(tmp_path / "site", password.encode())
+    monkeypatch.setenv(PASSWORD_ENV, password)
+    resolve_key(key)  # what `bundle build --sign-key` does first
+    assert PASSWORD_ENV not in os.environ
+    monkeypatch.setenv("SOME_CLOUD_TOKEN", "cloud-token-value-123456")  # an operator's unrelated secret
+    monkeypatch.setenv(PASSWORD_ENV, password)  # even if something set it again
+    src = tmp_path / "envdump"
+    src.mkdir()
+    dump = tmp_path / "env.json"
+    (src / "setup.py").write_text(SDIST_SETUP.format(dump=str(dump)))
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    tools._build_pure_wheel(str(src), deps)
+    seen = json.loads(dump.read_text())
+    assert seen, "setup.py ran"
+    text = json.dumps(seen)
+    assert password not in text and PASSWORD_ENV not in seen
+    assert "cloud-token-value-123456" not in text
+    assert list(deps.glob("envdump-1.0-*.whl"))
+
+
+def test_wheels_are_locked_and_locked_catches_a_changed_wheel(tools_bundle, tmp_path):
+    from installer.bundle.lock import Lock, check_wheel_pins, lock_wheels
+    from installer.errors import LockDriftError
+
+    layout, files = tools_bundle
+    wheels = lock_wheels(files)
+    assert wheels and not any(n.startswith("medai-") for n in wheels) and any(n.startswith("ansible_core-") for n in wheels)
+    lock = Lock(wheels=wheels)
+    lock.write(tmp_path / "l.yaml")
+    again = Lock.load(tmp_path / "l.yaml")
+    assert again.wheels == wheels
+    check_wheel_pins(again, wheels)
+    name = sorted(wheels)[0]
+    with pytest.raises(LockDriftError, match=f"wheel {name}: sha256 0+, the lock says"):
+        check_wheel_pins(again, {**wheels, name: "0" * 64})
+    with pytest.raises(LockDriftError, match="wheel evil-9.9-py3-none-any.whl: not in the lock"):
+        check_wheel_pins(again, {**wheels, "evil-9.9-py3-none-any.whl": "1" * 64})
+    with pytest.raises(LockDriftError, match=f"wheel {name}: in the lock file but no longer resolved"):
+        check_wheel_pins(again, {k: v for k, v in wheels.items() if k != name})

@@ -26,6 +26,14 @@ class KeyPair:
     password: str
 
 
+@pytest.fixture(autouse=True)
+def medai_home(tmp_path, monkeypatch) -> Path:
+    """Reports go to the state directory: each test gets its own."""
+    home = tmp_path / "medai-home"
+    monkeypatch.setenv("MEDAI_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def medai_keys(tmp_path_factory) -> KeyPair:
     d = tmp_path_factory.mktemp("keys")
@@ -69,7 +77,7 @@ def signed_bundle(tmp_path_factory, seeded_registry, demo_sources, medai_keys) -
     try:
         build_bundle(BuildOptions(manifest=manifest, out=work / "bundle", sign_key=medai_keys.key, with_tools=False))
     finally:
-        del os.environ["MEDAI_KEY_PASSWORD"]
+        os.environ.pop("MEDAI_KEY_PASSWORD", None)
     return work / "bundle"
 
 

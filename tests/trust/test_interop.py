@@ -44,7 +44,7 @@ def test_cosign_verify_blob_accepts_the_index_signature(signed_bundle, medai_key
 
 def test_push_then_cosign_verifies_the_copies(signed_bundle, registry, medai_keys, other_keys):
     dest = f"{registry.host}/pushed"
-    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), dest, "--json"], capture_output=True, text=True,
+    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), dest, "--json", "--key", str(medai_keys.pub)], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr
     pushed = json.loads(out.stdout)
@@ -121,11 +121,12 @@ def test_build_checks_upstream_signature_and_carries_it(cosign_signed_image, cos
 
         doc["spec"]["images"] = [{"ref": ref, "key": str(other_keys.pub)}]
         manifest.write_text(yaml.safe_dump(doc))
+        os.environ["MEDAI_KEY_PASSWORD"] = medai_keys.password  # the first build took it out of the environment
         with pytest.raises(TrustError, match=f"image {ref}"):
             build_bundle(BuildOptions(manifest=manifest, out=tmp_path / "b2", sign_key=medai_keys.key, with_tools=False))
         assert not (tmp_path / "b2" / "index.json").exists()
     finally:
-        del os.environ["MEDAI_KEY_PASSWORD"]
+        os.environ.pop("MEDAI_KEY_PASSWORD", None)
 
 
 def test_no_secret_in_bundle_or_output(signed_bundle, medai_keys):
@@ -161,7 +162,8 @@ def tls_registry(tmp_path_factory):
 
 def test_push_over_tls_with_a_private_ca(signed_bundle, tls_registry, medai_keys):
     host, ca = tls_registry
-    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{host}/site", "--ca-file", str(ca), "--json"],
+    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{host}/site", "--ca-file", str(ca), "--json",
+                          "--key", str(medai_keys.pub)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     pushed = json.loads(out.stdout)
@@ -171,7 +173,8 @@ def test_push_over_tls_with_a_private_ca(signed_bundle, tls_registry, medai_keys
             check, _ = verify_registry_image(client, p["dest"], p["digest"], load_public_key(medai_keys.pub))
             assert check.ok, check.detail
     # without the CA the registry's certificate is not trusted: a one-line error, non-zero exit
-    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{host}/again", "--ca-file", "/etc/ssl/certs/ca-certificates.crt"],
+    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{host}/again", "--ca-file", "/etc/ssl/certs/ca-certificates.crt",
+                          "--key", str(medai_keys.pub)],
                          capture_output=True, text=True, timeout=300)
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and len(errors) == 1 and "CERTIFICATE_VERIFY_FAILED" in errors[0], out.stderr
@@ -197,3 +200,50 @@ def test_rebuild_replaces_its_own_signature(signed_bundle, medai_keys, seeded_re
     after = {r: existing_layers(oci, signature_ref_name(r, d)) for r, d in images}
     assert all(len(v) == 1 for v in after.values())
     assert all(after[r][0].payload == before[r][0].payload for r in after)  # same claim, fresh signature
+
+
+# ---------------------------------------------------------------- issue 9, points 6 and 7: push verifies first
+
+
+def test_push_refuses_without_key_and_is_loud_when_told_to_skip(signed_bundle, registry, medai_home):
+    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{registry.host}/nokey"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2 and "no --key" in out.stderr and "--insecure-skip-signature" in out.stderr
+    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{registry.host}/skipped", "--insecure-skip-signature"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "SIGNATURES NOT CHECKED" in out.stderr
+
+
+@pytest.mark.parametrize("case", ["edited-oci-index", "retargeted-ref"])
+def test_push_of_an_edited_oci_index_is_refused(signed_bundle, registry, medai_keys, tmp_path, medai_home, case):
+    import shutil
+
+    b = tmp_path / "b"
+    shutil.copytree(signed_bundle, b, symlinks=True)
+    oci_index = b / "oci" / "index.json"
+    doc = json.loads(oci_index.read_text())
+    if case == "edited-oci-index":
+        doc["manifests"].append(dict(doc["manifests"][0], annotations={"org.opencontainers.image.ref.name": "evil/extra:1"}))
+    else:  # point the first image's name at another manifest of the layout
+        a, b2 = doc["manifests"][0], next(m for m in doc["manifests"][1:] if m["digest"] != doc["manifests"][0]["digest"])
+        a["digest"], a["size"] = b2["digest"], b2["size"]
+    oci_index.write_text(json.dumps(doc))
+    out = subprocess.run(["medai", "bundle", "push", str(b), f"{registry.host}/tampered", "--key", str(medai_keys.pub)],
+                         capture_output=True, text=True, timeout=300)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 2 and len(errors) == 1, out.stderr
+    assert "oci/index.json" in errors[0] and "refused" in errors[0]
+    from installer.bundle.sources.oci import parse_ref
+    from installer.trust.push import destination
+
+    with RegistryClient() as client:  # nothing reached the registry: the copy was refused before any push
+        for a in images_of(signed_bundle):
+            assert client.head_manifest(parse_ref(destination(f"{registry.host}/tampered", a["ref"]) + ":x"), a["digest"]) is None
+
+
+def test_push_help_renders():
+    """`[/PREFIX]` in a help text was read as rich markup and crashed `bundle push --help`."""
+    out = subprocess.run(["medai", "bundle", "push", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert "--insecure-skip-signature" in out.stdout and "--key" in out.stdout

@@ -177,3 +177,37 @@ def test_unknown_image_digest_and_garbage_rpmdb(small_bundle):
     bad = w.image([w.layer([file("usr/lib/sysimage/rpm/rpmdb.sqlite", b"not a database" * 100)])])
     with pytest.raises(TrustError, match=r"/usr/lib/sysimage/rpm/rpmdb\.sqlite: not a readable rpm sqlite database"):
         write_sboms(BundleLayout.at(root), [SimpleNamespace(ref="demo/rpm:1.0", digest=bad["digest"])], [])
+
+
+# ---------------------------------------------------------------- issue 9, point 11: layer walks are capped
+
+
+def test_layer_walk_is_capped_in_entries_and_uncompressed_bytes(tmp_path):
+    import gzip
+    import io
+    import tarfile
+
+    from installer.errors import TrustError
+    from installer.trust.sbom import rootfs
+
+    many = tmp_path / "many.tar"
+    with tarfile.open(many, "w") as t:
+        for i in range(300):
+            info = tarfile.TarInfo(f"f{i}")
+            t.addfile(info, io.BytesIO(b""))
+    layers = [("sha256:" + "1" * 64, many)]
+    with pytest.raises(TrustError, match=r"layer sha256:1{64}: more than 100 tar entries in the image: refused"):
+        rootfs.walk(layers, lambda p, m: False, lambda p, m, f: None, "demo/app", max_entries=100)
+    rootfs.walk(layers, lambda p, m: False, lambda p, m, f: None, "demo/app", max_entries=1000)  # under the cap
+
+    bomb = tmp_path / "bomb.tar.gz"  # 64 MiB of zeros in one member: a few KiB on disk
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        info = tarfile.TarInfo("zeros")
+        info.size = 64 * 1024 * 1024
+        t.addfile(info, io.BytesIO(bytes(info.size)))
+    bomb.write_bytes(gzip.compress(raw.getvalue()))
+    assert bomb.stat().st_size < 200_000
+    with pytest.raises(TrustError, match=r"more than 8388608 uncompressed bytes in the image \(a decompression bomb\?\): refused"):
+        rootfs.walk([("sha256:" + "2" * 64, bomb)], lambda p, m: False, lambda p, m, f: None, "demo/app",
+                    max_bytes=8 * 1024 * 1024)

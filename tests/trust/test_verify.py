@@ -36,11 +36,12 @@ def flip_byte(path: Path, offset: int | None = None) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_clean_bundle_passes_with_evidence(bundle_copy, medai_keys):
+def test_clean_bundle_passes_with_evidence(bundle_copy, medai_keys, medai_home):
     r = run_verify(bundle_copy, "--key", medai_keys.pub)
     assert r.exit_code == 0, r.output
     assert "PASSED" in r.output and "image sigs:  3/3 verified" in r.output
-    reports = sorted((bundle_copy / "reports").glob("verify-*.json"))
+    assert not (bundle_copy / "reports").exists()  # reports go to the state directory, never into the bundle
+    reports = sorted((medai_home / "reports").glob("verify-*.json"))
     assert len(reports) == 1
     rep = json.loads(reports[0].read_text())
     assert rep["result"] == "passed"
@@ -130,7 +131,8 @@ def _tamper(case: str, b: Path, other_keys) -> tuple[str, list[str]]:
         return "other", ["index.json", "does not verify", "no signature verifies"]
     if case == "signature-swapped":
         tool_ref = _swap_signatures(b)
-        return key, [tool_ref, "swapped signature"]
+        # the edited oci/index.json no longer matches the signed index, so it is not even parsed (issue 9, point 11)
+        return key, [tool_ref, "altered: oci/index.json", "no signature manifest"]
     if case == "index-signature-removed":
         (b / "index.json.sig").unlink()
         return key, ["index.json.sig: missing"]
@@ -150,7 +152,7 @@ TAMPER_CASES = ["layer-blob", "model-file", "chart-archive", "file", "index-edit
 
 
 @pytest.mark.parametrize("case", TAMPER_CASES)
-def test_tampering_is_refused_by_name(case, bundle_copy, medai_keys, other_keys):
+def test_tampering_is_refused_by_name(case, bundle_copy, medai_keys, other_keys, medai_home):
     which, must_name = _tamper(case, bundle_copy, other_keys)
     pub = medai_keys.pub if which == "site" else other_keys.pub
     r = run_verify(bundle_copy, "--key", pub)
@@ -159,7 +161,7 @@ def test_tampering_is_refused_by_name(case, bundle_copy, medai_keys, other_keys)
     assert "FAILED" in r.output
     for s in must_name:
         assert s in r.output, f"{case}: {s!r} not in output:\n{r.output}"
-    rep = json.loads(sorted((bundle_copy / "reports").glob("verify-*.json"))[-1].read_text())
+    rep = json.loads(sorted((medai_home / "reports").glob("verify-*.json"))[-1].read_text())
     assert rep["result"] == "failed" and rep["problems"]
 
 
@@ -221,3 +223,81 @@ def test_standalone_model_check_runs_with_bare_python(signed_bundle, tmp_path):
     flip_byte(node_dir / "config.json", 0)
     bad = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert bad.returncode == 1 and "altered: config.json" in bad.stderr
+
+
+# ---------------------------------------------------------------- issue 9, point 3: reports never written through the stick
+
+
+def test_planted_symlink_in_reports_writes_nothing_outside(bundle_copy, medai_keys, medai_home, tmp_path):
+    from datetime import datetime, timezone
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (bundle_copy / "reports").mkdir()
+    now = datetime.now(timezone.utc)
+    for sec in range(0, 5):  # the names the next few seconds would use
+        stamp = (now.replace(microsecond=0) + __import__("datetime").timedelta(seconds=sec)).strftime("%Y%m%dT%H%M%SZ")
+        (bundle_copy / "reports" / f"verify-{stamp}.txt").symlink_to(victim)
+    r = run_verify(bundle_copy, "--key", medai_keys.pub)
+    assert victim.read_text() == "precious\n"
+    assert r.exit_code == 1 and "unsafe: reports/verify-" in r.output  # a symlink in the bundle is a finding
+    assert list((medai_home / "reports").glob("verify-*.txt"))
+
+
+def test_report_never_follows_a_planted_link_even_when_named(signed_bundle, medai_keys, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rep.txt").symlink_to(victim)
+    from installer.errors import BundleError
+
+    with pytest.raises(BundleError, match="exists; refusing to overwrite"):
+        verify_bundle(signed_bundle, key=medai_keys.pub, report=out / "rep.json")
+    assert victim.read_text() == "precious\n" and not (out / "rep.json").exists()
+    with pytest.raises(BundleError, match="inside the bundle"):
+        verify_bundle(signed_bundle, key=medai_keys.pub, report=signed_bundle / "reports")
+
+
+def test_control_characters_in_an_unlisted_name_are_escaped(bundle_copy, medai_keys, medai_home):
+    (bundle_copy / "files" / "x\nmedai bundle verification: PASSED\x1b[2J").write_text("planted")
+    r = run_verify(bundle_copy, "--key", medai_keys.pub)
+    assert r.exit_code == 1
+    assert "extra: files/x\\nmedai bundle verification: PASSED\\x1b[2J" in r.output
+    assert "\x1b" not in r.output and r.output.count("PASSED") == 1  # the forged line is not a line
+    (txt,) = (medai_home / "reports").glob("verify-*.txt")
+    lines = txt.read_text().splitlines()
+    assert lines[0] == "medai bundle verification: FAILED" and not any(l.startswith("medai bundle verification: PASSED") for l in lines)
+
+
+# ---------------------------------------------------------------- issue 9, point 11: nothing unvouched-for is parsed
+
+
+@pytest.mark.parametrize("doc", ['{"manifests": [1, "x"]}', '{"manifests": [{"annotations": "str"}]}', "[]", "{not json",
+                                 '{"manifests": [{"annotations": {"org.opencontainers.image.ref.name": "a:1"}, "digest": 5}]}'])
+def test_malformed_oci_index_is_a_one_line_problem(bundle_copy, medai_keys, doc):
+    (bundle_copy / "oci" / "index.json").write_text(doc)
+    r = run_verify(bundle_copy, "--key", medai_keys.pub)
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.exit_code == 1 and "altered: oci/index.json" in r.output
+    assert "not checked against index.json" not in r.output  # it was never parsed: the hash already failed
+
+
+def test_malformed_oci_index_in_a_validly_signed_bundle_is_one_line(bundle_copy, medai_keys, tmp_path):
+    """Even a signed-but-malformed oci/index.json (a broken build) gives a named problem, never a traceback."""
+    from installer.bundle.index import dumps
+    from installer.hashing import sha256_file
+    from installer.trust.signing import sign_index
+
+    oci_index = bundle_copy / "oci" / "index.json"
+    oci_index.write_text('{"manifests": [1, 2]}')
+    doc = index_of(bundle_copy)
+    for f in doc["files"]:
+        if f["path"] == "oci/index.json":
+            f["size"], f["sha256"] = oci_index.stat().st_size, sha256_file(oci_index)
+    data = dumps(doc)
+    (bundle_copy / "index.json").write_bytes(data)
+    os.environ["MEDAI_KEY_PASSWORD"] = medai_keys.password
+    sign_index(bundle_copy, data, medai_keys.key)
+    res = verify_bundle(bundle_copy, key=medai_keys.pub, write_report=False)
+    assert not res.ok and any("oci/index.json" in p and "manifests[0]: not a descriptor" in p for p in res.problems)

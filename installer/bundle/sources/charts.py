@@ -49,7 +49,14 @@ def helm_executable() -> str:
 def _helm_command():
     from pyhelm3 import Command
 
-    return Command(executable=helm_executable())
+    return Command(executable=allow_listed_helm())
+
+
+def allow_listed_helm() -> str:
+    """helm, started with an allow-listed environment (pyhelm3 would hand it ours)."""
+    from installer.childenv import HELM, allow_listed_executable, child_env
+
+    return allow_listed_executable(helm_executable(), child_env(allow=HELM, network=True))
 
 
 def run_helm(args: list[str]) -> bytes:

@@ -43,6 +43,9 @@ DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 CHUNK = 1024 * 1024
 MAX_MANIFEST = 4 * 1024 * 1024
+MAX_TOKEN_RESPONSE = 64 * 1024  # a bearer token answer: a JSON object with a token of a few KiB
+MAX_ERROR_BODY = 16 * 1024      # only the first bytes of an error body are ever shown
+MAX_PLAIN_RESPONSE = 1024 * 1024  # any non-streamed answer (upload sessions, HEADs, catalog, errors)
 
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -130,6 +133,33 @@ def parse_ref(ref: str) -> ImageRef:
     if tag is None and digest is None:
         tag = "latest"
     return ImageRef(registry, repository, tag, digest)
+
+
+def read_bounded(r: httpx.Response, limit: int, what: str, truncate: bool = False) -> bytes:
+    """A streamed response body, at most `limit` bytes: RegistryError past it (or the first `limit` bytes when
+    `truncate`, for bodies only shown in a message)."""
+    buf = bytearray()
+    for chunk in r.iter_bytes():
+        buf += chunk
+        if len(buf) > limit:
+            if truncate:
+                r._content = bytes(buf[:limit])  # what _error_text reads
+                return r._content
+            raise RegistryError(f"{what}: response larger than {limit} bytes: refused")
+    if truncate:
+        r._content = bytes(buf)
+    return bytes(buf)
+
+
+def credentials_may_go_to(url: str, registry_host: str) -> bool:
+    """Basic-auth credentials go to a token service only on the registry's own host, over HTTPS (plain HTTP
+    only on loopback). A registry naming another realm gets an anonymous token request."""
+    u = httpx.URL(url)
+    host = u.host + (f":{u.port}" if u.port else "")
+    same = host == registry_host or u.host == registry_host.rsplit(":", 1)[0] and not u.port and ":" not in registry_host
+    if not same:
+        return False
+    return u.scheme == "https" or (u.scheme == "http" and is_loopback(u.host))
 
 
 def is_loopback(host: str) -> bool:
@@ -391,6 +421,9 @@ class RegistryClient:
                 )
             if sent.startswith("Basic "):  # this very request carried them: they were refused
                 raise RegistryError(f"{ref}: registry {ref.registry} refused the credentials for user {creds[0]!r}")
+            if self.base_url(ref).startswith("http://") and not is_loopback(ref.api_host):
+                raise RegistryError(f"{ref}: registry {ref.registry} asks for basic credentials over plain HTTP: "
+                                    "refused (credentials travel only over TLS, or to loopback)")
             with self._lock:
                 self._basic[ref.api_host] = True
             return
@@ -399,17 +432,25 @@ class RegistryClient:
         query = {"scope": self._scope(ref, push)}
         if params.get("service"):
             query["service"] = params["service"]
-        auth = httpx.BasicAuth(*creds) if creds else None
-        r = self._send("GET", params["realm"], ref, params=query, auth=auth, authenticate=False)
+        withheld = creds is not None and not credentials_may_go_to(params["realm"], ref.api_host)
+        auth = httpx.BasicAuth(*creds) if creds and not withheld else None
+        r = self._send("GET", params["realm"], ref, params=query, auth=auth, authenticate=False, stream=True)
+        try:
+            data = read_bounded(r, MAX_TOKEN_RESPONSE, f"{ref}: token service {params['realm']}")
+        finally:
+            r.close()
         if r.status_code in (401, 403):
-            who = f"user {creds[0]!r}" if creds else "anonymous access"
-            raise RegistryError(f"{ref}: token service {params['realm']} refused {who} (HTTP {r.status_code})")
+            who = f"user {creds[0]!r}" if auth else "anonymous access"
+            why = (f" (credentials for {ref.api_host} are never sent to another host or over plain HTTP)" if withheld else "")
+            raise RegistryError(f"{ref}: token service {params['realm']} refused {who} (HTTP {r.status_code}){why}")
         if r.status_code != 200:
             raise RegistryError(f"{ref}: token service {params['realm']} answered HTTP {r.status_code}")
         try:
-            body = r.json()
-            token = body.get("token") or body.get("access_token")
+            body = json.loads(data)
+            token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
         except ValueError:
+            token = None
+        if token is not None and not isinstance(token, str):
             token = None
         if not token:
             raise RegistryError(f"{ref}: token service {params['realm']} returned no token")
@@ -444,7 +485,12 @@ class RegistryClient:
             try:
                 req = self._http.build_request(method, url, headers=hdrs, **req_kw)
                 self.stats.add(requests=1)
-                r = self._http.send(req, stream=stream, auth=kw.get("auth"))
+                r = self._http.send(req, stream=True, auth=kw.get("auth"))
+                if not stream:  # every body is read bounded; a plain response keeps its (small) content
+                    try:
+                        r._content = read_bounded(r, MAX_PLAIN_RESPONSE, f"{ref}: {method} {url.split('?')[0]}")
+                    finally:
+                        r.close()
             except httpx.TransportError as e:
                 if "CERTIFICATE_VERIFY_FAILED" in str(e):  # retrying cannot fix trust
                     raise RegistryError(f"{ref}: TLS certificate of {ref.registry} not trusted ({e}); pass the registry's CA file") from None
@@ -470,11 +516,17 @@ class RegistryClient:
 
     @staticmethod
     def _error_text(r: httpx.Response) -> str:
+        """The registry's own error codes, from at most MAX_ERROR_BODY bytes of the body, on one line."""
         try:
-            errs = r.json().get("errors") or []
+            data = r.content if r.is_stream_consumed else read_bounded(r, MAX_ERROR_BODY, "error body", truncate=True)
+        except (httpx.HTTPError, httpx.StreamError):
+            data = b""
+        try:
+            errs = json.loads(data).get("errors") or []
             if errs:
-                return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errs)
-        except (ValueError, AttributeError, httpx.ResponseNotRead):
+                text = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errs[:5])
+                return "".join(c if c.isprintable() else " " for c in text)[:500]
+        except (ValueError, AttributeError, TypeError):
             pass
         return f"HTTP {r.status_code}"
 
@@ -488,7 +540,7 @@ class RegistryClient:
         r = self._send("GET", url, ref, stream=True, headers={"Accept": ACCEPT})
         try:
             if r.status_code != 200:
-                r.read()
+                read_bounded(r, MAX_ERROR_BODY, "error body", truncate=True)
             if r.status_code == 404:
                 what = "manifest" if reference.startswith("sha256:") else "tag"
                 raise RegistryError(f"{ref}: {what} {reference} not found in {ref.repo_name}")
@@ -557,8 +609,11 @@ class RegistryClient:
         offset: int = 0,
         progress: Callable[[int], None] | None = None,
         cancel: threading.Event | None = None,
+        size: int | None = None,
     ) -> int:
         """Stream blob ``digest`` from byte ``offset`` into ``sink`` chunk by chunk; returns bytes received.
+
+        ``size`` (the descriptor's): the stream stops there; a registry sending more is refused at that byte.
 
         Starts with ``Range: bytes=offset-`` when offset > 0; when the registry cannot resume there (it answers
         200 or 416) BlobRestart is raised and the caller starts over from 0. A broken stream is resumed with
@@ -578,7 +633,7 @@ class RegistryClient:
                 if r.status_code == 416 and pos:
                     raise BlobRestart()
                 if r.status_code not in (200, 206):
-                    r.read()
+                    read_bounded(r, MAX_ERROR_BODY, "error body", truncate=True)
                     raise RegistryError(f"{ref}: registry {ref.registry} answered {self._error_text(r)} for blob {digest}")
                 if pos and r.status_code == 200:
                     raise BlobRestart()
@@ -586,6 +641,9 @@ class RegistryClient:
                     for chunk in r.iter_raw():
                         if cancel is not None and cancel.is_set():
                             raise Cancelled()
+                        if size is not None and offset + received + len(chunk) > size:
+                            raise RegistryError(f"{ref}: blob {digest}: registry {ref.registry} sent more than the "
+                                                f"descriptor's {size} bytes: refused")
                         sink(chunk)
                         received += len(chunk)
                         self.stats.add(blob_bytes=len(chunk))

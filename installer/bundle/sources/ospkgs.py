@@ -53,6 +53,7 @@ from typing import Callable
 from installer.bundle.index import Artifact
 from installer.bundle.layout import BundleLayout
 from installer.bundle.manifest import OsPackages
+from installer.childenv import child_env
 from installer.errors import SourceError
 from installer.hashing import CHUNK, fsync_rename, sha256_file
 
@@ -265,7 +266,8 @@ def prepare_apt_root(root: Path, spec: OsPackages, base_status: Path | None = No
 
 def _run(cmd: list[str], what: str, env: dict | None = None, cwd: Path | None = None) -> str:
     try:
-        res = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+        res = subprocess.run(cmd, env=env if env is not None else child_env(network=True), cwd=cwd,
+                             capture_output=True, text=True)
     except FileNotFoundError:
         raise SourceError(f"{what}: {cmd[0]} not found on this host (install it: see .ci/setup-host.sh)") from None
     if res.returncode != 0:
@@ -319,7 +321,7 @@ def _build_apt(spec: OsPackages, stage: Path, cache: Path, base_status: Path | N
         raise SourceError(f"{where}: archive keyring {rel.keyring} not found (apt-get install {rel.keyring_package})")
     packages = requested_packages(spec)
     conf = prepare_apt_root(cache, spec, base_status)
-    env = {**os.environ, "APT_CONFIG": str(conf), "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    env = {**child_env(network=True), "APT_CONFIG": str(conf), "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
 
     log(f"os/{spec.release}: apt-get update ({rel.codename}, -updates, -security)")
     _run(["apt-get", "-q", "update"], f"{where}: apt-get update", env)

@@ -18,6 +18,42 @@ from installer.errors import TrustError
 
 WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
+# A decompression bomb or a tar of millions of empty entries must not cost unbounded CPU or memory: the walk of
+# one image stops, naming the layer, past these (far above any real image: a full distro is ~100k entries, GBs).
+MAX_WALK_ENTRIES = 2_000_000
+MAX_WALK_BYTES = 64 * 1024 ** 3
+
+
+class _Budget:
+    """Uncompressed bytes and tar entries left for one image's walk."""
+
+    def __init__(self, what: str, entries: int, nbytes: int):
+        self.what, self.entries, self.nbytes = what, entries, nbytes
+        self.max_entries, self.max_bytes = entries, nbytes
+        self.digest = ""
+
+    def entry(self) -> None:
+        self.entries -= 1
+        if self.entries < 0:
+            raise TrustError(f"{self.what}: layer {self.digest}: more than {self.max_entries} tar entries in the image: refused")
+
+    def spend(self, n: int) -> None:
+        self.nbytes -= n
+        if self.nbytes < 0:
+            raise TrustError(f"{self.what}: layer {self.digest}: more than {self.max_bytes} uncompressed bytes in the image "
+                             "(a decompression bomb?): refused")
+
+
+class _Counted:
+    """A read-only stream that charges every byte read to the budget."""
+
+    def __init__(self, stream: IO[bytes], budget: _Budget):
+        self._s, self._b = stream, budget
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._s.read(n)
+        self._b.spend(len(data))
+        return data
 
 # (path in image, member, open stream of its content) -> None
 Visitor = Callable[[str, tarfile.TarInfo, IO[bytes]], None]
@@ -55,11 +91,14 @@ def open_layer(path: Path) -> Iterator[IO[bytes]]:
             yield raw
 
 
-def walk(layer_paths: list[tuple[str, Path]], wants: Wants, visit: Visitor, what: str) -> None:
+def walk(layer_paths: list[tuple[str, Path]], wants: Wants, visit: Visitor, what: str,
+         max_entries: int | None = None, max_bytes: int | None = None) -> None:
     """Call ``visit`` for every regular file of the merged filesystem that ``wants`` selects.
 
-    ``layer_paths`` is bottom-first (manifest order): (digest, blob path).
+    ``layer_paths`` is bottom-first (manifest order): (digest, blob path). The whole walk reads at most
+    ``max_bytes`` uncompressed bytes and ``max_entries`` tar entries (TrustError naming the layer past them).
     """
+    budget = _Budget(what, max_entries or MAX_WALK_ENTRIES, max_bytes or MAX_WALK_BYTES)
     shadow: set[str] = set()  # every path some upper layer defines
     hidden: set[str] = set()  # subtrees hidden from lower layers (whiteouts, upper non-directories)
     opaque: set[str] = set()  # directories whose lower contents are hidden
@@ -77,10 +116,12 @@ def walk(layer_paths: list[tuple[str, Path]], wants: Wants, visit: Visitor, what
         root_opaque = False
         if not blob.is_file():
             raise TrustError(f"{what}: layer {digest} missing from the OCI layout")
+        budget.digest = digest
         try:
-            with open_layer(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            with open_layer(blob) as stream, tarfile.open(fileobj=_Counted(stream, budget), mode="r|") as tar:
                 while (m := tar.next()) is not None:
                     tar.members.clear()  # stream mode would otherwise keep every TarInfo
+                    budget.entry()
                     path = _norm(m.name)
                     if not path:
                         continue
@@ -107,7 +148,7 @@ def walk(layer_paths: list[tuple[str, Path]], wants: Wants, visit: Visitor, what
                         assert f is not None
                         visit(path, m, f)
             if links:
-                _resolve_hardlinks(blob, links, visit)
+                _resolve_hardlinks(blob, links, visit, budget)
         except (tarfile.TarError, zlib.error, OSError, EOFError) as e:
             raise TrustError(f"{what}: layer {digest} is not a readable tar stream: {e}") from None
         except Exception as e:  # zstandard raises its own ZstdError
@@ -121,14 +162,15 @@ def walk(layer_paths: list[tuple[str, Path]], wants: Wants, visit: Visitor, what
         opaque |= add_opaque
 
 
-def _resolve_hardlinks(blob: Path, links: dict[str, str], visit: Visitor) -> None:
+def _resolve_hardlinks(blob: Path, links: dict[str, str], visit: Visitor, budget: _Budget) -> None:
     """Second pass over one layer: a wanted hardlink gets the content of its target member."""
     by_target: dict[str, list[str]] = {}
     for path, target in links.items():
         by_target.setdefault(target, []).append(path)
-    with open_layer(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+    with open_layer(blob) as stream, tarfile.open(fileobj=_Counted(stream, budget), mode="r|") as tar:
         while (m := tar.next()) is not None:
             tar.members.clear()
+            budget.entry()
             paths = by_target.get(_norm(m.name))
             if paths and m.isreg():
                 # one read per target; further links to it get the first's view (rare: a binary linked twice)

@@ -1,0 +1,152 @@
+"""The bundle an install runs from: a private, root-owned copy on local disk, checked while it is copied.
+
+    1. index.json is read once (no symlink, bounded size); those exact bytes are what everything else uses;
+    2. index.json.sig is checked over those bytes with the site key (installer.trust.index_signature); without a
+       key the install is refused unless the operator said --insecure-skip-signature;
+    3. every file the verified index lists is streamed from the stick into STATE/bundles/<index digest>/ through
+       one sha256 (installer.bundle.private_copy.copy_verified): a file swapped after the check cannot land;
+    4. image signatures are checked on the copy, and the plan is built from the verified bytes.
+
+Nothing after this reads the stick again: the OS repository, the SCAP datastream, the platform images,
+tools/ansible and tools/collections all come from the copy.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from installer.atomic import atomic_write_bytes
+from installer.bundle.layout import INDEX, INDEX_SIG
+from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener, safe_relpath
+from installer.errors import BundleError, TrustError
+from installer.hashing import is_sha256_hex
+
+MAX_INDEX = 64 * 1024 * 1024
+SKIP_FLAG = "--insecure-skip-signature"
+NOT_CHECKED_BANNER = ("SIGNATURES NOT CHECKED: " + SKIP_FLAG + " was given; nothing proves who built this bundle "
+                      "or that the stick was not rewritten")
+
+
+@dataclass
+class VerifiedBundle:
+    source: Path           # the bundle on the stick (read once, never again)
+    root: Path             # the private copy everything after reads
+    index_bytes: bytes
+    index: dict
+    signature: str         # "verified" | "NOT CHECKED"
+    key: str | None = None
+    key_fingerprint: str | None = None
+    copy: CopyResult | None = None
+
+    @property
+    def index_sha256(self) -> str:
+        return hashlib.sha256(self.index_bytes).hexdigest()
+
+    def record(self) -> dict:
+        """What the run record keeps about the bundle's trust."""
+        return {"source": str(self.source), "workingCopy": str(self.root), "indexSha256": self.index_sha256,
+                "signature": self.signature, "key": self.key, "keyFingerprint": self.key_fingerprint,
+                **({"warning": NOT_CHECKED_BANNER} if self.signature != "verified" else {})}
+
+
+def read_member_once(root: Path, name: str, limit: int) -> bytes | None:
+    """A top-level bundle file's bytes: regular, not a symlink, at most `limit` bytes; None when absent."""
+    try:
+        fd = os.open(root / name, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise BundleError(f"{root / name}: cannot read ({e.strerror}; a symlink is refused)") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise BundleError(f"{root / name}: not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise BundleError(f"{root / name}: larger than {limit} bytes: refused")
+    return data
+
+
+def parse_index(data: bytes, where: Path) -> dict:
+    """The verified index bytes as a dict; every listed path, size and digest checked for shape."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BundleError(f"{where}: not valid JSON: {e}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "BundleIndex" or not isinstance(doc.get("files"), list):
+        raise BundleError(f"{where}: not a medai bundle index (kind BundleIndex with a files list)")
+    seen = set()
+    for e in doc["files"]:
+        if not isinstance(e, dict) or not isinstance(e.get("path"), str):
+            raise BundleError(f"{where}: files[]: an entry without a path")
+        rel = safe_relpath(e["path"], f"{where}: files[]")
+        if rel in (INDEX, INDEX_SIG) or rel in seen:
+            raise BundleError(f"{where}: files[]: {rel!r} listed twice or shadows the index: refused")
+        seen.add(rel)
+        if not isinstance(e.get("size"), int) or isinstance(e.get("size"), bool) or e["size"] < 0:
+            raise BundleError(f"{where}: files[] {rel}: size is not a non-negative integer")
+        if not isinstance(e.get("sha256"), str) or not is_sha256_hex(e["sha256"]):
+            raise BundleError(f"{where}: files[] {rel}: sha256 is not 64 hex digits")
+    return doc
+
+
+def _private_root(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    if os.geteuid() == 0:
+        os.chown(path, 0, 0)
+    return path
+
+
+def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, state: Path,
+                          progress: Callable[[int], None] | None = None) -> VerifiedBundle:
+    """Steps 1-4 of the module doc. Raises a one-line MedaiError naming the file on any doubt."""
+    from installer.trust.index_signature import index_signature_problem
+    from installer.trust.keys import fingerprint, load_public_key
+
+    source = Path(source).absolute()
+    if key is None and not skip_signature:
+        raise TrustError(f"{source}: no --key: refusing to install a bundle whose signature is not checked "
+                         f"(pass the site public key, or {SKIP_FLAG} to accept an unsigned bundle knowingly)")
+    if not source.is_dir():
+        raise BundleError(f"{source}: bundle directory not found")
+    data = read_member_once(source, INDEX, MAX_INDEX)
+    if data is None:
+        raise BundleError(f"{source / INDEX}: missing: not a finished bundle (an interrupted or failed build leaves no index)")
+    sig_file = read_member_once(source, INDEX_SIG, 4096)
+    fpr = None
+    if key is not None:
+        if not Path(key).is_file():
+            raise TrustError(f"{key}: public key not found")
+        pub = load_public_key(key)
+        fpr = fingerprint(pub)
+        if sig_file is None:
+            raise TrustError(f"{source}: bundle is unsigned (no {INDEX_SIG}) but --key was given: refused")
+        problem = index_signature_problem(pub, data, sig_file, INDEX_SIG)
+        if problem:
+            raise TrustError(f"{source}: bundle refused: {problem}")
+    index = parse_index(data, source / INDEX)  # parsed only after the signature over these bytes verified
+
+    digest = hashlib.sha256(data).hexdigest()
+    root = _private_root(_private_root(state / "bundles") / digest[:32])
+    try:
+        result = copy_verified(directory_opener(source), index["files"], root, progress=progress)
+    except BundleError as e:
+        raise BundleError(f"{source}: bundle refused: {e}") from None
+    atomic_write_bytes(root / INDEX, data, mode=0o600)
+    if sig_file is not None:
+        atomic_write_bytes(root / INDEX_SIG, sig_file, mode=0o600)
+    vb = VerifiedBundle(source, root, data, index, "verified" if key is not None else "NOT CHECKED",
+                        str(key) if key is not None else None, fpr, result)
+    if key is not None:
+        from installer.trust.verify import image_signature_problems
+
+        problems = image_signature_problems(root, index, pub)
+        if problems:
+            shown = "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
+            raise TrustError(f"{source}: bundle refused: {shown}")
+    return vb
