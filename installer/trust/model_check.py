@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--path", required=True, help="the model directory vLLM will load")
     ap.add_argument("--workers", type=int, default=None, help="files hashed at once (default: CPUs, at most 8)")
     ap.add_argument("--termination-log", default=None, help="also write the verdict here (/dev/termination-log)")
+    ap.add_argument("--json-out", default=None, help="also write a small JSON result here (medai verify's evidence)")
     args = ap.parse_args(argv)
     try:
         index = json.loads(Path(args.index).read_bytes())
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         if args.termination_log:
             write_termination_log(args.termination_log, f"weight check: error: {e}\n")
+        _json_out(args, "error", 0, 0, [str(e)])
         return 2
     lines = [f"problem: model {args.model}: {p}" for p in problems]
     for line in lines:
@@ -141,7 +143,21 @@ def main(argv: list[str] | None = None) -> int:
     print(verdict)
     if args.termination_log:
         write_termination_log(args.termination_log, "\n".join([verdict, *lines]) + "\n")
+    _json_out(args, "passed" if not problems else "refused", files, nbytes, problems)
     return 0 if not problems else 1
+
+
+def _json_out(args: argparse.Namespace, result: str, files: int, nbytes: int, problems: list[str]) -> None:
+    if not args.json_out:
+        return
+    doc = {"model": args.model, "path": args.path, "result": result, "files": files, "bytesVerified": nbytes,
+           "problems": problems[:20], "problemCount": len(problems)}
+    tmp = args.json_out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, args.json_out)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def test_gpu_scheduling_resources_and_probes(rendered):
     ann = dep["spec"]["template"]["metadata"]["annotations"]
     assert ann["prometheus.io/path"] == "/metrics" and ann["prometheus.io/port"] == "8000"
     models = next(v for v in pod["volumes"] if v["name"] == "models")
-    assert models["hostPath"] == {"path": "/var/lib/medai/models", "type": "Directory"}
+    assert models["hostPath"] == {"path": "/var/lib/medai/bundle/models", "type": "Directory"}
     assert all(m["readOnly"] for m in c["volumeMounts"] if m["name"] == "models")
 
 
@@ -68,7 +68,9 @@ def test_weight_check_init_container_runs_the_projects_checker(rendered):
     assert "--termination-log=/dev/termination-log" in init["args"]
     assert "--path=/models/mistral-7b-instruct-v0.3" in init["args"]
     assert init["terminationMessagePath"] == "/dev/termination-log"
-    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    sc = init["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
+    assert all(m["readOnly"] for m in init["volumeMounts"])
     checker = next(d for d in rendered if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-checker"))
     assert checker["data"]["model_check.py"] == (REPO / "installer/trust/model_check.py").read_text().rstrip("\n")
     weights = next(d for d in rendered if d["metadata"]["name"] == "medai-inference-weights-v1")
