@@ -137,3 +137,26 @@ def test_build_with_a_vendor_repository_lands_in_the_gpu_group(served, tmp_path)
     assert f"{repo.package}=1.0" in out.artifact.meta["closure"]
     # the bundle's repository is signed by the build's own key, not the vendor's
     assert (d / "medai-repo.fingerprint").read_text().strip() != repo.fingerprint
+
+
+def test_flat_repository_paths_and_platform_manifest_entry():
+    from installer.bundle.manifest import load_manifest
+
+    m = load_manifest(ospkgs.Path(__file__).resolve().parents[2] / "bundles/platform.yaml")
+    for osp in m.spec.osPackages:
+        (r,) = osp.repositories
+        assert r.name == "nvidia-container-toolkit" and r.groups == ["gpu"] and len(r.fingerprint) == 40
+        assert vendor_repos.apt_index_base(r) == "https://nvidia.github.io/libnvidia-container/stable/deb/amd64/"
+        assert ospkgs.package_groups(osp)["gpu"][-1] == "nvidia-container-toolkit"
+        assert "nvidia-container-toolkit" not in osp.packages
+
+
+def test_flat_repository_is_checked_at_its_root(served, tmp_path):
+    repo, srv = served
+    dist = repo.root / "dists/stable"
+    (repo.root / "InRelease").write_bytes((dist / "InRelease").read_bytes())
+    entry = OsRepository(name="vendor", url=srv.url, suite="/", key=f"{srv.url}/vendor-key.asc",
+                         fingerprint=repo.fingerprint, packages=[repo.package])
+    checked = vendor_repos.check_apt_repository("debian-12", entry, tmp_path / "kr")
+    assert checked.index_url == f"{srv.url}/InRelease"
+    assert "Components" not in vendor_repos.apt_source_stanza(checked, "amd64")

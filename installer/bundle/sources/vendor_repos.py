@@ -139,7 +139,7 @@ def apt_index_base(repo: OsRepository) -> str:
     suite = repo.suite or ""
     if suite.endswith("/"):
         flat = suite.strip("/")
-        return f"{repo.url}/{flat}/" if flat else f"{repo.url}/"
+        return f"{repo.url}/{flat}/" if flat not in ("", ".") else f"{repo.url}/"
     return f"{repo.url}/dists/{suite}/"
 
 
