@@ -22,6 +22,7 @@ VERSION_LABEL = "medai.io/model-version"
 class Readiness:
     ready: bool
     reason: str
+    final: bool = False  # waiting longer cannot make it ready (stalled rollout, scaled to 0)
 
 
 def _get(obj: Any, *path: str, default: Any = None) -> Any:
@@ -44,9 +45,9 @@ def rollout_ready(deployment: Any) -> Readiness:
     total = _get(deployment, "status", "replicas", default=0)
     for cond in _get(deployment, "status", "conditions", default=[]) or []:
         if _get(cond, "type") == "Progressing" and _get(cond, "reason") == "ProgressDeadlineExceeded":
-            return Readiness(False, f"deployment {name}: rollout stalled (ProgressDeadlineExceeded)")
+            return Readiness(False, f"deployment {name}: rollout stalled (ProgressDeadlineExceeded)", final=True)
     if want == 0:
-        return Readiness(False, f"deployment {name}: scaled to 0 replicas, nothing to switch to")
+        return Readiness(False, f"deployment {name}: scaled to 0 replicas, nothing to switch to", final=True)
     if observed < gen:
         return Readiness(False, f"deployment {name}: generation {gen} not yet observed ({observed})")
     if updated < want:
@@ -101,7 +102,7 @@ def switch_service(api: Api, *, release: str, namespace: str, version: str, time
         state = rollout_ready(api.read_deployment(deployment, namespace))
         if state.ready:
             break
-        if "stalled" in state.reason or "scaled to 0" in state.reason or clock() >= deadline:
+        if state.final or clock() >= deadline:
             raise InstallError(f"inference: not switching service {namespace}/{release} to {version}: {state.reason}"
                                f"; it still selects {previous or 'nothing'}")
         log(state.reason)
