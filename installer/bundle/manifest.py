@@ -138,12 +138,55 @@ class Model(_Strict):
         return v
 
 
+class OsRepository(_Strict):
+    """A vendor's package repository (e.g. NVIDIA's container toolkit), trusted only through its pinned key."""
+    name: str
+    url: str | None = Field(default=None, description="apt: the archive root (dists/ below it, or the flat suite)")
+    suite: str | None = Field(default=None, description="apt suite (dists/SUITE/), or a flat path ending in '/'")
+    components: list[str] = Field(default_factory=lambda: ["main"], description="apt components (not for flat repositories)")
+    baseurl: str | None = Field(default=None, description="dnf baseurl (repodata/ below it)")
+    key: str = Field(description="URL or path of the repository's OpenPGP signing key (armored or binary)")
+    fingerprint: str = Field(description="the signing key's full primary fingerprint (40 hex), pinned out of band")
+    packages: list[str]
+    groups: list[str] = Field(default_factory=lambda: ["gpu"], description="inventory groups whose hosts install them")
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fpr(cls, v: str) -> str:
+        v = v.replace(" ", "").upper()
+        if not re.match(r"^[0-9A-F]{40}$", v):
+            raise ValueError(f"{v!r} is not a full OpenPGP fingerprint (40 hex digits)")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _rname(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"{v!r} must be lower-case letters, digits, '.', '_' or '-'")
+        return v
+
+    @field_validator("url", "baseurl", "key")
+    @classmethod
+    def _where(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(https?|file)://", v) and not v.startswith("/"):
+            raise ValueError(f"{v!r} must be an http(s)://, file:// URL or an absolute path")
+        return v.rstrip("/") if v and not v.startswith("/") else v
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: list[str]) -> list[str]:
+        if not v or "all" in v:
+            raise ValueError("list the inventory groups it serves (e.g. [gpu]); a vendor repository never serves all")
+        return v
+
+
 class OsPackages(_Strict):
     release: Literal["debian-12", "ubuntu-22.04", "ubuntu-24.04", "rhel-9", "rocky-9"]
     arch: str = "amd64"
     packages: list[str]
     groups: dict[str, list[str]] = Field(default_factory=dict, description="extra packages per inventory group, e.g. gpu")
     mirror: str | None = Field(default=None, description="archive URL on the connected side; the release's default otherwise")
+    repositories: list[OsRepository] = Field(default_factory=list, description="extra signed vendor repositories")
 
 
 class Policy(_Strict):

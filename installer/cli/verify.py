@@ -15,6 +15,7 @@ from rich.console import Console
 from installer.compliance.report import SEVERITY_CHOICES, ReportResult, bundle_status, check_inputs, merge, now, write_report
 from installer.compliance.waivers import Waivers, load_waivers
 from installer.errors import ComplianceError
+from installer.inference.evidence import add_to_report
 
 console = Console()
 K3S_CHECKER = Path(__file__).resolve().parents[1] / "compliance" / "k3s_checks.py"
@@ -76,6 +77,7 @@ def run_verify(
         extravars["medai_compliance_profile"] = profile
     if rules:
         extravars["medai_compliance_rules"] = rules
+    extravars.update(_weight_check_vars(root))
     summary = run_playbook(record, "verify.yml", inventory, extravars, {}, console=console,
                            host_key_checking=inv.site.medai_ssh_host_key_checking)
     if summary.status != "successful" or summary.failed or summary.unreachable:
@@ -85,6 +87,7 @@ def run_verify(
 
     report = merge(out_dir, waivers=waiver_set, fail_on=fail_on, bundle=bundle_info, started=started)
     check_inputs(report, verified_index, verified_index is not None, waiver_set.source)
+    add_to_report(report, hosts_dir)
     report["runRecord"] = str(record.dir)
     result = write_report(out_dir, report)
     record.data["evidence"] = {
@@ -96,6 +99,22 @@ def run_verify(
     }
     record.finish("successful" if result.passed else "gate-failed", summary.to_json())
     return result
+
+
+def _weight_check_vars(root: Path) -> dict:
+    """The weight check for gpu hosts (playbooks/verify.yml): the models the bundle index lists, if any."""
+    import json
+
+    from installer.inference.evidence import weights_to_check
+
+    index = root / "index.json"
+    if not index.is_file():
+        return {}
+    weights = weights_to_check(json.loads(index.read_bytes()))
+    if not weights:
+        return {}
+    return {"medai_inference_checker": str(Path(__file__).resolve().parents[1] / "trust" / "model_check.py"),
+            "medai_inference_weights_check": weights}
 
 
 def _print(result: ReportResult) -> None:

@@ -18,6 +18,7 @@ LAB_VARS = {
     "medai_preflight_min_memory_mb": {"servers": 256, "agents": 256},
     "medai_preflight_min_disk_gb": {"servers": 1, "agents": 1},
     "medai_preflight_require_time_sync": False,
+    "medai_preflight_gpu_require_device": False,  # lab "GPU" nodes are containers without an NVIDIA device
 }
 
 # Throwaway lab nodes get fresh host keys on every `lab up`: host key checking is off for the lab only.

@@ -54,6 +54,7 @@ from installer.bundle.index import Artifact
 from installer.bundle.layout import BundleLayout
 from installer.bundle.manifest import OsPackages
 from installer.childenv import child_env
+from installer.bundle.sources import vendor_repos
 from installer.errors import SourceError
 from installer.hashing import CHUNK, fsync_rename, sha256_file
 
@@ -116,9 +117,29 @@ def requested_packages(spec: OsPackages) -> list[str]:
             _check_name(name, f"spec.osPackages[{spec.release}].groups.{group}[{i}]")
             if name not in out:
                 out.append(name)
+    for repo in spec.repositories:
+        for i, name in enumerate(repo.packages):
+            _check_name(name, f"{vendor_repos.where(spec.release, repo)}.packages[{i}]")
+            if name not in out:
+                out.append(name)
     if not out:
         raise SourceError(f"spec.osPackages[{spec.release}]: no packages listed")
     return out
+
+
+def package_groups(spec: OsPackages) -> dict[str, list[str]]:
+    """Per-group extras, with each vendor repository's packages added to the groups it serves (gpu) only."""
+    groups = {k: list(v) for k, v in spec.groups.items()}
+    for repo in spec.repositories:
+        for g in repo.groups:
+            groups.setdefault(g, [])
+            groups[g] += [p for p in repo.packages if p not in groups[g]]
+    return dict(sorted(groups.items()))
+
+
+def _repositories_meta(spec: OsPackages) -> list[dict]:
+    return [{"name": r.name, "fingerprint": r.fingerprint, "groups": list(r.groups), "packages": list(r.packages),
+             "source": r.baseurl or f"{r.url} {r.suite}"} for r in spec.repositories]
 
 
 def _check_name(name: str, where: str) -> None:
@@ -168,9 +189,10 @@ def collect_os_packages(layout: BundleLayout, spec: OsPackages, *, cache_dir: Pa
             "release": spec.release,
             "arch": spec.arch,
             "packages": list(spec.packages),
-            "groups": {k: list(v) for k, v in sorted(spec.groups.items())},
+            "groups": package_groups(spec),
             "closure": closure,
             "publicKey": f"{rel}/medai-repo.gpg",
+            "repositories": _repositories_meta(spec),
         },
     )
     log(f"os/{spec.release}: {len(closure)} packages in the closure, signed repository written")
@@ -197,8 +219,9 @@ def _write_packages_json(stage: Path, spec: OsPackages, closure: list[str]) -> N
         "release": spec.release,
         "arch": spec.arch,
         "packages": list(spec.packages),
-        "groups": {k: list(v) for k, v in sorted(spec.groups.items())},
+        "groups": package_groups(spec),
         "closure": closure,
+        "repositories": _repositories_meta(spec),
     }
     (stage / "packages.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
@@ -206,7 +229,7 @@ def _write_packages_json(stage: Path, spec: OsPackages, closure: list[str]) -> N
 # ---------------------------------------------------------------- Debian / Ubuntu
 
 
-def apt_sources(spec: OsPackages) -> str:
+def apt_sources(spec: OsPackages, extra: list[vendor_repos.CheckedRepository] = ()) -> str:
     """deb822 sources for the target release: the release, -updates and -security, signed by its keyring."""
     rel = APT_RELEASES[spec.release]
     archive = (spec.mirror or rel.archive).rstrip("/")
@@ -217,7 +240,7 @@ def apt_sources(spec: OsPackages) -> str:
         f"Components: {comps}\nArchitectures: {spec.arch}\nSigned-By: {rel.keyring}\n\n"
         f"Types: deb\nURIs: {rel.security}\nSuites: {security_suite}\n"
         f"Components: {comps}\nArchitectures: {spec.arch}\nSigned-By: {rel.keyring}\n"
-    )
+    ) + "".join("\n" + vendor_repos.apt_source_stanza(c, spec.arch) for c in extra)
 
 
 def apt_config(root: Path, spec: OsPackages, status: Path) -> str:
@@ -247,13 +270,14 @@ def apt_config(root: Path, spec: OsPackages, status: Path) -> str:
     ])
 
 
-def prepare_apt_root(root: Path, spec: OsPackages, base_status: Path | None = None) -> Path:
+def prepare_apt_root(root: Path, spec: OsPackages, base_status: Path | None = None,
+                     extra: list[vendor_repos.CheckedRepository] = ()) -> Path:
     """Create (or refresh) the private apt root; returns the APT_CONFIG file path."""
     for sub in ("etc/apt/apt.conf.d", "etc/apt/sources.list.d", "etc/apt/preferences.d", "etc/apt/trusted.gpg.d",
                 "var/lib/apt/lists/partial", "var/cache/apt/archives/partial", "var/log/apt", "var/lib/dpkg"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "etc/apt/sources.list").write_text("")
-    (root / "etc/apt/sources.list.d/target.sources").write_text(apt_sources(spec))
+    (root / "etc/apt/sources.list.d/target.sources").write_text(apt_sources(spec, extra))
     status = root / "var/lib/dpkg/status"
     if base_status:
         shutil.copyfile(base_status, status)
@@ -320,7 +344,11 @@ def _build_apt(spec: OsPackages, stage: Path, cache: Path, base_status: Path | N
     if not Path(rel.keyring).is_file():
         raise SourceError(f"{where}: archive keyring {rel.keyring} not found (apt-get install {rel.keyring_package})")
     packages = requested_packages(spec)
-    conf = prepare_apt_root(cache, spec, base_status)
+    # vendor repositories are checked against their pinned keys BEFORE apt reads anything from them
+    extra = [vendor_repos.check_apt_repository(spec.release, r, cache / "etc/apt/keyrings") for r in spec.repositories]
+    for c in extra:
+        log(f"os/{spec.release}: {c.repo.name}: {c.index_url} signed by the pinned key {c.repo.fingerprint}")
+    conf = prepare_apt_root(cache, spec, base_status, extra)
     env = {**child_env(network=True), "APT_CONFIG": str(conf), "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
 
     log(f"os/{spec.release}: apt-get update ({rel.codename}, -updates, -security)")
@@ -417,7 +445,8 @@ def _sign_repo(repo: Path, apt: bool) -> str:
 # ---------------------------------------------------------------- RHEL / Rocky (not executed here)
 
 
-def dnf_commands(spec: OsPackages, destdir: Path, installroot: Path) -> list[list[str]]:
+def dnf_commands(spec: OsPackages, destdir: Path, installroot: Path,
+                 extra: list[vendor_repos.CheckedRepository] = ()) -> list[list[str]]:
     """The commands the RHEL/Rocky path runs, in order (tested for their construction only).
 
     ``--installroot`` on an empty directory makes ``--resolve --alldeps`` download the full closure, as for apt's
@@ -431,6 +460,10 @@ def dnf_commands(spec: OsPackages, destdir: Path, installroot: Path) -> list[lis
            f"--installroot={installroot}", "--setopt=install_weak_deps=False", "--setopt=reposdir=/etc/yum.repos.d"]
     if spec.mirror:
         dnf += ["--disablerepo=*", f"--repofrompath=medai-mirror,{spec.mirror}", "--enablerepo=medai-mirror"]
+    for c in extra:  # signature already checked against the pinned key; dnf checks packages and repomd with it
+        n = c.repo.name
+        dnf += [f"--repofrompath={n},{c.repo.baseurl}", f"--enablerepo={n}", f"--setopt={n}.gpgcheck=1",
+                f"--setopt={n}.repo_gpgcheck=1", f"--setopt={n}.gpgkey=file://{c.keyring}"]
     return [
         [*dnf, "download", "--resolve", "--alldeps", f"--arch={arch},noarch", f"--destdir={destdir / 'Packages'}",
          *requested_packages(spec)],
@@ -444,7 +477,8 @@ def _build_rpm(spec: OsPackages, stage: Path, cache: Path, log: Log) -> list[str
         raise SourceError(f"{where}: needs dnf and createrepo_c: build RHEL/Rocky repositories on a RHEL/Rocky 9 staging host")
     installroot = cache / "installroot"
     installroot.mkdir(parents=True, exist_ok=True)
-    for cmd in dnf_commands(spec, stage, installroot):
+    extra = [vendor_repos.check_dnf_repository(spec.release, r, cache / "keyrings") for r in spec.repositories]
+    for cmd in dnf_commands(spec, stage, installroot, extra):
         log(f"os/{spec.release}: {' '.join(cmd[:3])} ...")
         _run(cmd, f"{where}: {cmd[0]}")
     _sign_repo(stage, apt=False)
