@@ -11,7 +11,7 @@ from installer.deploy.harbor.client import HarborClient, HarborError
 from installer.deploy.harbor.configure import configure_harbor, default_site
 from installer.deploy.harbor.projects import ProjectSpec
 from installer.deploy.harbor.robots import find_robot
-from installer.deploy.harbor.secrets import SecretSink
+from installer.deploy.secret_sink import SecretSink
 from tests.platform_idp.harbor_contract import ContractError, DictSink, FakeHarbor, SwaggerContract
 
 REALM = "https://keycloak.radiology.internal/realms/medical-ai"

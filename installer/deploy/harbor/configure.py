@@ -7,7 +7,7 @@ from installer.deploy.harbor.client import HarborClient, HarborError
 from installer.deploy.harbor.oidc import OIDCSpec, ensure_oidc
 from installer.deploy.harbor.projects import ProjectSpec, ensure_project
 from installer.deploy.harbor.robots import PULL, PUSH, RobotSpec, ensure_robot
-from installer.deploy.harbor.secrets import SecretSink
+from installer.deploy.secret_sink import SecretSink
 
 PLATFORM_PROJECT = "platform"      # the bundle's images, seeded by `medai bundle push`
 SITE_PROJECT = "medical-ai"        # the site's own applications, pushed by its CI

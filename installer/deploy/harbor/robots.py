@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass, field
 
 from installer.deploy.harbor.client import HarborClient, HarborError
-from installer.deploy.harbor.secrets import SecretSink
+from installer.deploy.secret_sink import SecretSink
 
 # Harbor's project-level RBAC resource/action names (src/common/rbac/const.go).
 PULL = (("repository", "pull"), ("artifact", "read"))
