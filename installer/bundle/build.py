@@ -405,7 +405,9 @@ def _build(opts: BuildOptions) -> BuildSummary:
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
     if oci is not None:
-        prune_oci(oci, {im.ref for im in images_out}, {im.digest for im in images_out})
+        from installer.bundle.images import present_platform_manifests
+        prune_oci(oci, {im.ref for im in images_out},
+                  {d for im in images_out for d in (im.digest, *present_platform_manifests(oci, im.digest))})
     elif layout.oci.exists():
         shutil.rmtree(layout.oci)
 
@@ -430,8 +432,12 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     # --- image signatures
     if opts.sign_key is not None and images_out:
+        from installer.bundle.images import present_platform_manifests
         from installer.trust.signing import sign_build
-        sign_build(layout, [(im.ref, im.digest) for im in images_out], signing_key, upstream=upstream or None)
+        # The platform manifests of a multi-arch image are signed too: a registry that refuses the reduced index
+        # gets the platform manifest under the tag (installer/trust/push.py), and that digest needs a signature.
+        sign_build(layout, [(im.ref, d) for im in images_out for d in (im.digest, *present_platform_manifests(oci, im.digest))],
+                   signing_key, upstream=upstream or None)
 
     # --- keyless signing verifies offline behind the gap against the trusted root carried in the bundle
     if opts.sigstore:

@@ -478,6 +478,12 @@ def _push_tree(
     return uploaded
 
 
+def present_platform_manifests(layout: OCILayout, digest: str) -> list[str]:
+    """The platform manifests of index ``digest`` that the layout holds (empty for a single manifest)."""
+    doc = json.loads(layout.read_blob(digest))
+    return [d["digest"] for d in doc.get("manifests") or [] if layout.has_blob(d["digest"])]
+
+
 def push_image(client: RegistryClient, layout: OCILayout, ref: str, dest_ref: str, platform_fallback: bool = False) -> PushResult:
     """Copy image ``ref`` from the layout to ``dest_ref`` (``HOST/REPO[:TAG]``) with its signature manifests.
 
@@ -507,13 +513,15 @@ def push_image(client: RegistryClient, layout: OCILayout, ref: str, dest_ref: st
         if used:
             result.fallback = used[0]
             result.digest = used[0].rsplit(" ", 1)[-1]
-        wanted = entry.digest.replace(":", "-")
+        # Signatures of the index and of its platform manifests (the one a fallback tags, which is what a
+        # registry enforcing cosign signatures, e.g. Harbor, checks when that tag is pulled).
+        wanted = [d.replace(":", "-") for d in (entry.digest, *present_platform_manifests(layout, entry.digest))]
         sigs: dict[str, tuple[str, RefEntry]] = {}
         for n, e in sorted(layout.refs().items(), key=lambda kv: (parse_ref(kv[0]).repo_name != src.repo_name, kv[0])):
             if not is_signature_ref(n):
                 continue
             t = n.rsplit("/", 1)[-1].partition(":")[2]
-            if t.startswith(wanted + ".") and t not in sigs:
+            if any(t.startswith(w + ".") for w in wanted) and t not in sigs:
                 sigs[t] = (n, e)
         for t, (n, e) in sorted(sigs.items()):
             result.uploaded_bytes += _push_tree(client, layout, dest, e.digest, e.media_type, t, ex)

@@ -86,6 +86,7 @@ def push(
     ca_file: Optional[Path] = typer.Option(None, "--ca-file", help="PEM CA bundle to trust for the registry's TLS certificate."),
     insecure: bool = typer.Option(False, "--insecure", help="Plain HTTP (loopback registries always use it)."),
     as_json: bool = typer.Option(False, "--json", help="Print what was pushed as JSON."),
+    platform_manifest: bool = typer.Option(False, "--platform-manifest", help="Where the registry refuses a platform-reduced multi-arch index (Harbor 2), tag the site's platform manifest instead."),
 ) -> None:
     """Copy every image of the bundle, with its cosign signature manifests, into an OCI registry.
 
@@ -93,9 +94,11 @@ def push(
     """
     from installer.trust.push import push_bundle
 
-    results = push_bundle(bundle, registry, ca_file=ca_file, insecure=insecure, progress=None if as_json else err)
+    results = push_bundle(bundle, registry, ca_file=ca_file, insecure=insecure, progress=None if as_json else err,
+                          platform_manifest=platform_manifest)
     if as_json:
-        typer.echo(json.dumps([{"dest": r.dest, "digest": r.digest, "uploadedBytes": r.uploaded_bytes, "signatures": r.signatures}
+        typer.echo(json.dumps([{"dest": r.dest, "digest": r.digest, "uploadedBytes": r.uploaded_bytes, "signatures": r.signatures,
+                                "fallback": r.fallback}
                                for r in results], indent=2))
     else:
         for r in results:

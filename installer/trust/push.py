@@ -25,8 +25,11 @@ def destination(registry: str, ref: str) -> str:
 
 
 def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.PathLike | None = None,
-                insecure: bool = False, progress=None) -> list[PushResult]:
-    """Push every image artifact of the bundle index; returns one PushResult per image."""
+                insecure: bool = False, progress=None, platform_manifest: bool = False) -> list[PushResult]:
+    """Push every image artifact of the bundle index; returns one PushResult per image.
+
+    ``platform_manifest``: where the registry refuses a multi-arch index reduced to the site's platforms
+    (distribution 2.x, so Harbor 2), tag the platform manifest instead (see push_image)."""
     layout = BundleLayout.at(bundle)
     index = layout.read_index()
     images = [a for a in index.get("artifacts", []) if a.get("kind") == "image"]
@@ -42,5 +45,5 @@ def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.Path
             ref = a.get("ref") or a["name"]
             if progress is not None:
                 progress.print(f"pushing {ref} -> {destination(registry, ref)}", highlight=False)
-            results.append(push_image(client, oci, ref, destination(registry, ref)))
+            results.append(push_image(client, oci, ref, destination(registry, ref), platform_fallback=platform_manifest))
     return results
