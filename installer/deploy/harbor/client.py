@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from typing import Any
 
 import httpx
@@ -26,7 +27,7 @@ class HarborClient:
         self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=self.url + API_PREFIX, auth=(username, password), timeout=timeout, transport=transport,
-            verify=str(ca_file) if ca_file else True, headers={"Accept": "application/json"},
+            verify=ssl.create_default_context(cafile=str(ca_file)) if ca_file else True, headers={"Accept": "application/json"},
         )
 
     def __enter__(self) -> "HarborClient":
