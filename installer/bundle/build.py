@@ -418,14 +418,16 @@ def _build(opts: BuildOptions) -> BuildSummary:
                                   digest_hex(im.digest), ref=im.ref, digest=im.digest,
                                   paths=[f"oci/blobs/sha256/{digest_hex(d)}" for d in im.blobs],
                                   neededBy=needed_by.get(im.ref, []),
-                                  meta={"platforms": im.platforms, "mediaType": im.media_type, "source": im.source}))
+                                  meta={"platforms": im.platforms, "mediaType": im.media_type, "source": im.source,
+                                        **({"artifact": True} if getattr(im, "artifact", False) else {})}))
 
     # --- SBOMs (per image + bundle level)
     from installer.trust.sbom import write_sboms
 
     sbom_files = _reusable_sboms(layout, previous, artifacts)
     if sbom_files is None:
-        sbom_files = write_sboms(layout, images_out, list(artifacts))
+        # OCI artifacts (e.g. Trivy's databases) have no file system to catalog
+        sbom_files = write_sboms(layout, [im for im in images_out if not getattr(im, "artifact", False)], list(artifacts))
     known.update(sbom_files)
     for rel, sha in sorted(sbom_files.items()):
         artifacts.append(Artifact("sbom", rel.removeprefix("sbom/"), rel, (layout.root / rel).stat().st_size, sha))

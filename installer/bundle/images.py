@@ -33,6 +33,18 @@ from installer.bundle.sources.oci import (
 from installer.errors import BundleError, LockDriftError, RegistryError
 
 SIGNATURE_SUFFIXES = (".sig", ".att", ".sbom")
+# Configs of runnable images; any other config media type (or an artifactType) marks an OCI artifact such as
+# Trivy's vulnerability databases (application/vnd.aquasec.trivy.config.v1+json): carried, signed and pushed
+# like an image, but it has no platform and no file system to catalog.
+IMAGE_CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
+
+
+def is_artifact(doc: dict) -> bool:
+    """True for an OCI artifact manifest (not a container image), from its artifactType or config media type."""
+    if "manifests" in doc:
+        return False
+    cfg = doc.get("config") or {}
+    return bool(doc.get("artifactType")) or cfg.get("mediaType", IMAGE_CONFIG_TYPES[0]) not in IMAGE_CONFIG_TYPES
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")  # cosign's tag scheme: sha256-<hex>.sig / .att / .sbom
 
 
@@ -59,6 +71,7 @@ class CollectedImage:
     source: str = ""
     fetched_bytes: int = 0
     reused_bytes: int = 0
+    artifact: bool = False  # an OCI artifact (no platform, no SBOM), see is_artifact
 
 
 @dataclass
@@ -70,6 +83,7 @@ class _Plan:
     blobs: dict[str, int] = field(default_factory=dict)  # config + layer digests -> size
     platforms: list[str] = field(default_factory=list)
     prefetched: dict[str, int] = field(default_factory=dict)  # bytes downloaded while resolving (configs)
+    artifact: bool = False
 
 
 def _media_type(doc: dict) -> str:
@@ -249,6 +263,9 @@ def _resolve_one(
             raise RegistryError(
                 f"{ref}: no manifest for {', '.join(platforms)} in its index (it has {', '.join(sorted(set(available))) or 'none'})"
             )
+    elif is_artifact(doc):
+        plan.blobs.update(_manifest_blobs(ref, top))
+        plan.artifact = True
     else:
         plan.blobs.update(_manifest_blobs(ref, top))
         cfg = doc["config"]
@@ -365,6 +382,7 @@ def collect_images(
                 source=plan.given,
                 fetched_bytes=got,
                 reused_bytes=reused,
+                artifact=plan.artifact,
             )
         )
     layout.set_refs(entries)
