@@ -48,6 +48,8 @@ def _register() -> None:
     app.add_typer(keys.app, name="keys", help="Signing keys (cosign-compatible).")
     app.add_typer(inventory.app, name="inventory", help="Check a site inventory before anything runs.")
     app.add_typer(lab.app, name="lab", help="A laptop-sized air-gapped lab: podman nodes on an internal network.")
+    from installer.cli import harbor
+    app.add_typer(harbor.app, name="harbor", help="Seed Harbor from the bundle (site key verified before and after).")
     install.register(app)
     verify.register(app)
 

@@ -136,3 +136,17 @@ def test_registries_yaml_before_seeding_is_the_embedded_mirror_only(tmp_path):
     doc = _render_registries(tmp_path, {})
     assert doc["mirrors"] == {r: {} for r in ("docker.io", "quay.io", "ghcr.io", "registry.k8s.io")}
     assert "configs" not in doc
+
+
+def test_cli_seed_and_its_one_line_refusal(multi_bundle, harbor_like, keys, tmp_path):
+    host, ca = harbor_like
+    (_, pub), (_, other_pub) = keys
+    medai = str(Path(sys.executable).with_name("medai"))
+    ok = subprocess.run([medai, "harbor", "seed", str(multi_bundle), host, "--key", str(pub), "--ca-file", str(ca),
+                         "--project", "cli", "--evidence", str(tmp_path / "ev")], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.count("site key verified") == 4 and "platform manifest: linux/amd64" in ok.stdout
+    bad = subprocess.run([medai, "harbor", "seed", str(multi_bundle), host, "--key", str(other_pub), "--ca-file", str(ca),
+                          "--project", "cli2", "--evidence", str(tmp_path / "ev2")], capture_output=True, text=True, timeout=300)
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+    assert bad.returncode == 2 and len(errors) == 1 and "does not verify with the site key" in errors[0], bad.stderr
