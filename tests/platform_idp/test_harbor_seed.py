@@ -83,6 +83,12 @@ def test_seed_pushes_platform_manifests_that_cosign_verifies(multi_bundle, harbo
     # pulled by tag, as a node does through the mirror: what the tag serves is what cosign accepts
     r = _cosign_verify(multi["dest"], pub, ca)
     assert r.returncode == 0, r.stderr
+    # every image's SBOM from the signed bundle arrived beside it; cosign reads the multi-arch one back
+    assert all(i["sbom"] for i in ev["images"]), ev["images"]
+    sbom = subprocess.run([str(COSIGN), "download", "sbom", multi["dest"]], capture_output=True,
+                          env={**os.environ, "SSL_CERT_FILE": str(ca)}, timeout=120)
+    assert sbom.returncode == 0, sbom.stderr
+    assert sbom.stdout.strip() == (multi_bundle / "sbom/images" / (seeded_registry.multi.replace(":", "_").replace("/", "_") + ".cdx.json")).read_bytes().strip()
     with RegistryClient(https=[host], ca_file=ca) as client:
         from installer.bundle.sources.oci import parse_ref
         m = client.get_manifest(parse_ref(multi["dest"]))

@@ -7,7 +7,8 @@ verified again in Harbor with that key; both results go into the evidence file.
 
 Harbor 2's registry (distribution 2.8) refuses a multi-arch index whose left-out platforms are absent, and the
 bundle keeps only the site's platforms: the platform manifest is pushed under the tag instead (the bundle signs
-it too). Digest-pinned references to the index stay resolvable through K3s' embedded mirror, which the node's
+it too). Each image's CycloneDX SBOM from the bundle is attached next to what its tag serves (cosign's
+``sha256-<hex>.sbom`` tag). Digest-pinned references to the index stay resolvable through K3s' embedded mirror, which the node's
 registries.yaml lists after Harbor.
 """
 from __future__ import annotations
@@ -54,10 +55,12 @@ def seed_harbor(bundle: str | os.PathLike, harbor: str, key: str | os.PathLike, 
                           platform_manifest=True)
     pushed: list[dict] = []
     with RegistryClient(https=[host], ca_file=Path(ca_file) if ca_file else None) as client:
+        sboms = attach_sboms(client, bundle, results)
         for r in results:
             sig, _ = verify_registry_image(client, r.dest, r.digest, pub)
             pushed.append({"dest": r.dest, "digest": r.digest, "platformManifest": r.fallback or None,
-                           "signatures": r.signatures, "siteKeyVerifiedInRegistry": sig.ok, "detail": sig.detail})
+                           "signatures": r.signatures, "sbom": sboms.get(r.dest),
+                           "siteKeyVerifiedInRegistry": sig.ok, "detail": sig.detail})
     doc = {
         "kind": "medai.harbor-seed/v1",
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -73,3 +76,58 @@ def seed_harbor(bundle: str | os.PathLike, harbor: str, key: str | os.PathLike, 
     if bad:
         raise TrustError(f"{harbor}: pushed copies do not verify with the site key: {', '.join(bad)} (see {out})")
     return SeedResult(out, pushed)
+
+
+CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
+
+
+def _sbom_subjects(bundle: Path) -> list[tuple[Path, str, str]]:
+    """(file, image digest, platform manifest digest) for each SBOM the build generated under sbom/images/."""
+    out = []
+    for f in sorted((Path(bundle) / "sbom" / "images").glob("*.cdx.json")):
+        if ".upstream-" in f.name:
+            continue
+        props = {p.get("name"): p.get("value") for p in
+                 (json.loads(f.read_bytes()).get("metadata", {}).get("component", {}).get("properties") or [])}
+        if props.get("medai:image:digest"):
+            out.append((f, props["medai:image:digest"], props.get("medai:image:manifest") or props["medai:image:digest"]))
+    return out
+
+
+def attach_sboms(client, bundle: str | os.PathLike, results) -> dict[str, str]:
+    """Attach each image's CycloneDX SBOM (from the signed bundle) next to what its tag serves, under cosign's
+    ``sha256-<hex>.sbom`` tag (``cosign download sbom`` reads it). Returns {dest: sbom tag}."""
+    import tempfile
+
+    from installer.bundle.sources.oci import OCI_MANIFEST, parse_ref, sha256_digest
+
+    attached: dict[str, str] = {}
+    subjects = _sbom_subjects(Path(bundle))
+    config = b"{}"
+    with tempfile.TemporaryDirectory(prefix="medai-sbom-") as tmp:
+        cfg_path = Path(tmp) / "config.json"
+        cfg_path.write_bytes(config)
+        for r in results:
+            match = [f for f, top, platform in subjects if r.digest in (platform, top)]
+            # a platform manifest standing in for the index: its own SBOM; otherwise the image's (first) one
+            match = [f for f, _, platform in subjects if platform == r.digest] or match
+            if not match:
+                continue
+            f = match[0]
+            data = f.read_bytes()
+            dest = parse_ref(r.dest.rsplit(":", 1)[0] if "@" not in r.dest else r.dest.split("@", 1)[0])
+            client.push_blob(dest, sha256_digest(config), len(config), cfg_path)
+            client.push_blob(dest, sha256_digest(data), len(data), f)
+            manifest = json.dumps({
+                "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256_digest(config),
+                           "size": len(config)},
+                "layers": [{"mediaType": CYCLONEDX_JSON, "digest": sha256_digest(data), "size": len(data),
+                            "annotations": {"org.opencontainers.image.title": f.name}}],
+            }, separators=(",", ":")).encode()
+            tag = f"sha256-{r.digest.split(':', 1)[1]}.sbom"
+            if any(sig.endswith(":" + tag) for sig in r.signatures):
+                continue  # an SBOM the upstream attached was carried and pushed already: keep it
+            client.put_manifest(dest, tag, manifest, OCI_MANIFEST)
+            attached[r.dest] = f"{dest.repo_name}:{tag}"
+    return attached
