@@ -128,3 +128,19 @@ def test_bad_severity_and_plain_http_are_refused():
         ProjectSpec("platform", severity="urgent")
     with pytest.raises(HarborError, match="https://"):
         HarborClient("http://harbor.test", "admin", "pw")
+
+
+def test_site_from_inventory_and_its_one_line_errors():
+    from installer.deploy.harbor.configure import site_from_inventory
+    from installer.errors import InventoryError
+    from tests.platform_idp.site import SITE_VARS
+
+    url, site = site_from_inventory({**SITE_VARS, "medai_harbor_hostname": "harbor.radiology.internal",
+                                     "medai_harbor_severity": "critical"})
+    assert url == "https://harbor.radiology.internal"
+    assert {p.severity for p in site.projects} == {"critical"}
+    assert site.oidc.endpoint == "https://keycloak.radiology.internal/realms/medical-ai"
+    with pytest.raises(InventoryError, match=r"^site.yml: medai_harbor_hostname: 'https://h' must be"):
+        site_from_inventory({**SITE_VARS, "medai_harbor_hostname": "https://h"}, "site.yml")
+    with pytest.raises(InventoryError, match="medai_harbor_severity: 'severe'"):
+        site_from_inventory({**SITE_VARS, "medai_harbor_hostname": "h", "medai_harbor_severity": "severe"}, "site.yml")

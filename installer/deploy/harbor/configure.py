@@ -58,3 +58,20 @@ def configure_harbor(client: HarborClient, site: HarborSite, sink: SecretSink,
             raise HarborError("harbor OIDC: no client secret for client 'harbor' (expected from Vault)")
         report.oidc_changed = ensure_oidc(client, site.oidc, oidc_client_secret)
     return report
+
+
+def site_from_inventory(site_vars: dict, source: str = "inventory") -> tuple[str, HarborSite]:
+    """(Harbor URL, HarborSite) from all.vars: medai_cluster_name, medai_harbor_hostname, optional
+    medai_harbor_severity (default high) and medai_keycloak_hostname (OIDC through realm medical-ai when set)."""
+    from installer.deploy.harbor.projects import SEVERITIES
+    from installer.errors import InventoryError
+
+    host = site_vars.get("medai_harbor_hostname")
+    if not host or not isinstance(host, str) or "/" in host or ":" in host:
+        raise InventoryError(f"{source}: medai_harbor_hostname: {host!r} must be Harbor's DNS name (no scheme, no port)")
+    severity = site_vars.get("medai_harbor_severity", "high")
+    if severity not in SEVERITIES:
+        raise InventoryError(f"{source}: medai_harbor_severity: {severity!r} is not one of {', '.join(SEVERITIES)}")
+    kc = site_vars.get("medai_keycloak_hostname")
+    realm = f"https://{kc}/realms/medical-ai" if kc else None
+    return f"https://{host}", default_site(site_vars["medai_cluster_name"], realm, severity)
