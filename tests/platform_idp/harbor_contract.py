@@ -19,7 +19,7 @@ import httpx
 import jsonschema
 import yaml
 
-SPEC_PATH = Path("/work/shared/fixtures/harbor/swagger-v2.13.0.yaml")
+SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "harbor" / "swagger-v2.13.0.yaml"
 _STANDARD_HEADERS = {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length",
                      "content-type", "authorization"}
 

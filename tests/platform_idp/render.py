@@ -15,7 +15,7 @@ import kubernetes_validate
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-CHARTS = Path("/work/shared/fixtures/charts")
+CHARTS = REPO.parent / "shared" / "fixtures" / "charts"  # ../shared beside the checkout
 HELM = REPO / ".tools" / "bin" / "helm"
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 
