@@ -420,7 +420,9 @@ def _build(opts: BuildOptions) -> BuildSummary:
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
     if oci is not None:
-        prune_oci(oci, {im.ref for im in images_out}, {im.digest for im in images_out})
+        from installer.bundle.images import present_platform_manifests
+        prune_oci(oci, {im.ref for im in images_out},
+                  {d for im in images_out for d in (im.digest, *present_platform_manifests(oci, im.digest))})
     elif layout.oci.exists():
         shutil.rmtree(layout.oci)
 
@@ -431,22 +433,28 @@ def _build(opts: BuildOptions) -> BuildSummary:
                                   digest_hex(im.digest), ref=im.ref, digest=im.digest,
                                   paths=[f"oci/blobs/sha256/{digest_hex(d)}" for d in im.blobs],
                                   neededBy=needed_by.get(im.ref, []),
-                                  meta={"platforms": im.platforms, "mediaType": im.media_type, "source": im.source}))
+                                  meta={"platforms": im.platforms, "mediaType": im.media_type, "source": im.source,
+                                        **({"artifact": True} if getattr(im, "artifact", False) else {})}))
 
     # --- SBOMs (per image + bundle level)
     from installer.trust.sbom import write_sboms
 
     sbom_files = _reusable_sboms(layout, previous, artifacts)
     if sbom_files is None:
-        sbom_files = write_sboms(layout, images_out, list(artifacts))
+        # OCI artifacts (e.g. Trivy's databases) have no file system to catalog
+        sbom_files = write_sboms(layout, [im for im in images_out if not getattr(im, "artifact", False)], list(artifacts))
     known.update(sbom_files)
     for rel, sha in sorted(sbom_files.items()):
         artifacts.append(Artifact("sbom", rel.removeprefix("sbom/"), rel, (layout.root / rel).stat().st_size, sha))
 
     # --- image signatures
     if opts.sign_key is not None and images_out:
+        from installer.bundle.images import present_platform_manifests
         from installer.trust.signing import sign_build
-        sign_build(layout, [(im.ref, im.digest) for im in images_out], signing_key, upstream=upstream or None)
+        # The platform manifests of a multi-arch image are signed too: a registry that refuses the reduced index
+        # gets the platform manifest under the tag (installer/trust/push.py), and that digest needs a signature.
+        sign_build(layout, [(im.ref, d) for im in images_out for d in (im.digest, *present_platform_manifests(oci, im.digest))],
+                   signing_key, upstream=upstream or None)
 
     # --- keyless signing verifies offline behind the gap against the trusted root carried in the bundle
     if opts.sigstore:

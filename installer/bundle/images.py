@@ -33,6 +33,18 @@ from installer.bundle.sources.oci import (
 from installer.errors import BundleError, LockDriftError, RegistryError
 
 SIGNATURE_SUFFIXES = (".sig", ".att", ".sbom")
+# Configs of runnable images; any other config media type (or an artifactType) marks an OCI artifact such as
+# Trivy's vulnerability databases (application/vnd.aquasec.trivy.config.v1+json): carried, signed and pushed
+# like an image, but it has no platform and no file system to catalog.
+IMAGE_CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
+
+
+def is_artifact(doc: dict) -> bool:
+    """True for an OCI artifact manifest (not a container image), from its artifactType or config media type."""
+    if "manifests" in doc:
+        return False
+    cfg = doc.get("config") or {}
+    return bool(doc.get("artifactType")) or cfg.get("mediaType", IMAGE_CONFIG_TYPES[0]) not in IMAGE_CONFIG_TYPES
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")  # cosign's tag scheme: sha256-<hex>.sig / .att / .sbom
 
 
@@ -59,6 +71,7 @@ class CollectedImage:
     source: str = ""
     fetched_bytes: int = 0
     reused_bytes: int = 0
+    artifact: bool = False  # an OCI artifact (no platform, no SBOM), see is_artifact
 
 
 @dataclass
@@ -70,6 +83,7 @@ class _Plan:
     blobs: dict[str, int] = field(default_factory=dict)  # config + layer digests -> size
     platforms: list[str] = field(default_factory=list)
     prefetched: dict[str, int] = field(default_factory=dict)  # bytes downloaded while resolving (configs)
+    artifact: bool = False
 
 
 def _media_type(doc: dict) -> str:
@@ -249,6 +263,9 @@ def _resolve_one(
             raise RegistryError(
                 f"{ref}: no manifest for {', '.join(platforms)} in its index (it has {', '.join(sorted(set(available))) or 'none'})"
             )
+    elif is_artifact(doc):
+        plan.blobs.update(_manifest_blobs(ref, top))
+        plan.artifact = True
     else:
         plan.blobs.update(_manifest_blobs(ref, top))
         cfg = doc["config"]
@@ -365,6 +382,7 @@ def collect_images(
                 source=plan.given,
                 fetched_bytes=got,
                 reused_bytes=reused,
+                artifact=plan.artifact,
             )
         )
     layout.set_refs(entries)
@@ -478,6 +496,12 @@ def _push_tree(
     return uploaded
 
 
+def present_platform_manifests(layout: OCILayout, digest: str) -> list[str]:
+    """The platform manifests of index ``digest`` that the layout holds (empty for a single manifest)."""
+    doc = json.loads(layout.read_blob(digest))
+    return [d["digest"] for d in doc.get("manifests") or [] if layout.has_blob(d["digest"])]
+
+
 def push_image(client: RegistryClient, layout: OCILayout, ref: str, dest_ref: str, platform_fallback: bool = False) -> PushResult:
     """Copy image ``ref`` from the layout to ``dest_ref`` (``HOST/REPO[:TAG]``) with its signature manifests.
 
@@ -507,13 +531,15 @@ def push_image(client: RegistryClient, layout: OCILayout, ref: str, dest_ref: st
         if used:
             result.fallback = used[0]
             result.digest = used[0].rsplit(" ", 1)[-1]
-        wanted = entry.digest.replace(":", "-")
+        # Signatures of the index and of its platform manifests (the one a fallback tags, which is what a
+        # registry enforcing cosign signatures, e.g. Harbor, checks when that tag is pulled).
+        wanted = [d.replace(":", "-") for d in (entry.digest, *present_platform_manifests(layout, entry.digest))]
         sigs: dict[str, tuple[str, RefEntry]] = {}
         for n, e in sorted(layout.refs().items(), key=lambda kv: (parse_ref(kv[0]).repo_name != src.repo_name, kv[0])):
             if not is_signature_ref(n):
                 continue
             t = n.rsplit("/", 1)[-1].partition(":")[2]
-            if t.startswith(wanted + ".") and t not in sigs:
+            if any(t.startswith(w + ".") for w in wanted) and t not in sigs:
                 sigs[t] = (n, e)
         for t, (n, e) in sorted(sigs.items()):
             result.uploaded_bytes += _push_tree(client, layout, dest, e.digest, e.media_type, t, ex)

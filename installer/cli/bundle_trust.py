@@ -87,6 +87,7 @@ def push(
     as_json: bool = typer.Option(False, "--json", help="Print what was pushed as JSON."),
     key: Optional[Path] = typer.Option(None, "--key", help="Public key: the bundle is verified with it before anything is pushed."),
     skip_signature: bool = typer.Option(False, "--insecure-skip-signature", help="Push without --key: signatures NOT checked (loud)."),
+    platform_manifest: bool = typer.Option(False, "--platform-manifest", help="Where the registry refuses a platform-reduced multi-arch index (Harbor 2), tag the site's platform manifest instead."),
 ) -> None:
     """Verify the bundle (--key), then copy exactly the image digests its signed index lists, with their cosign
     signature manifests, into an OCI registry.
@@ -101,9 +102,10 @@ def push(
 
         not_checked_banner(err, f"bundle push {bundle}: {NOT_CHECKED_BANNER}")
     results = push_bundle(bundle, registry, ca_file=ca_file, insecure=insecure, progress=None if as_json else err,
-                          key=key, skip_signature=skip_signature)
+                          key=key, skip_signature=skip_signature, platform_manifest=platform_manifest)
     if as_json:
-        typer.echo(json.dumps([{"dest": r.dest, "digest": r.digest, "uploadedBytes": r.uploaded_bytes, "signatures": r.signatures}
+        typer.echo(json.dumps([{"dest": r.dest, "digest": r.digest, "uploadedBytes": r.uploaded_bytes, "signatures": r.signatures,
+                                "fallback": r.fallback}
                                for r in results], indent=2))
     else:
         for r in results:

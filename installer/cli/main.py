@@ -53,6 +53,9 @@ def _register() -> None:
     from installer.cli import vault
 
     app.add_typer(vault.app, name="vault", help="Vault: init (shares to named operators), unseal, status, setup, certificates.")
+    from installer.cli import harbor
+
+    app.add_typer(harbor.app, name="harbor", help="Seed Harbor from the bundle (site key verified before and after).")
     install.register(app)
     verify.register(app)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from installer.bundle.images import PushResult, push_image
+from installer.bundle.images import PushResult, present_platform_manifests, push_image
 from installer.bundle.oci_layout import OCILayout
 from installer.bundle.sources.oci import RegistryClient, parse_ref
 from installer.errors import BundleError, RegistryError
@@ -25,11 +25,15 @@ def destination(registry: str, ref: str) -> str:
 
 def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.PathLike | None = None,
                 insecure: bool = False, progress=None, key: str | os.PathLike | None = None,
-                skip_signature: bool = False, state: Path | None = None) -> list[PushResult]:
+                skip_signature: bool = False, state: Path | None = None,
+                platform_manifest: bool = False) -> list[PushResult]:
     """Verify the bundle (index signature with `key`, every file, every image signature) into a private working
     copy, then push from that copy exactly the image digests the signed index lists; one PushResult per image.
 
     Without `key` it refuses unless `skip_signature` (the caller prints the SIGNATURES NOT CHECKED banner).
+    ``platform_manifest``: where the registry refuses a multi-arch index reduced to the site's platforms
+    (distribution 2.x, so Harbor 2), tag the platform manifest instead (see push_image); that manifest must be
+    one the signed index digest names.
     """
     from installer.deploy.state import state_dir
     from installer.deploy.working_copy import verified_working_copy
@@ -51,8 +55,9 @@ def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.Path
             if progress is not None:
                 progress.print(f"pushing {ref}@{want} -> {destination(registry, ref)}", highlight=False)
             # "@digest": push_image refuses when the layout's reference points anywhere but the signed digest
-            res = push_image(client, oci, ref, f"{destination(registry, ref)}@{want}")
-            if res.digest != want:
+            res = push_image(client, oci, ref, f"{destination(registry, ref)}@{want}",
+                             platform_fallback=platform_manifest)
+            if res.digest != want and not (res.fallback and res.digest in present_platform_manifests(oci, want)):
                 raise RegistryError(f"image {ref}: pushed {res.digest}, the signed index lists {want}")
             results.append(res)
     return results

@@ -1,0 +1,97 @@
+"""Harbor robot accounts with least privilege; their secrets go to a SecretSink, never to output.
+
+A system-level robot whose permissions name each project it may touch: ``cluster-pull`` may only pull (the
+nodes' containerd), ``site-ci`` may push and pull in ``medical-ai`` only. Rerun: permissions are PUT when they
+differ; the secret is kept unless the sink lacks it (an earlier run stopped between create and store), in
+which case a new one is set with PATCH and stored.
+"""
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass, field
+
+from installer.deploy.harbor.client import HarborClient, HarborError
+from installer.deploy.secret_sink import SecretSink
+
+# Harbor's project-level RBAC resource/action names (src/common/rbac/const.go).
+PULL = (("repository", "pull"), ("artifact", "read"))
+PUSH = (("repository", "push"), ("repository", "pull"), ("artifact", "read"), ("artifact", "create"), ("tag", "create"))
+
+
+@dataclass(frozen=True)
+class RobotSpec:
+    name: str
+    projects: tuple[str, ...]
+    access: tuple[tuple[str, str], ...]
+    secret_path: str
+    description: str = ""
+    duration: int = -1  # days; -1 never expires (rotated through Vault instead)
+
+    def permissions(self) -> list[dict]:
+        return [{"kind": "project", "namespace": p,
+                 "access": [{"resource": r, "action": a, "effect": "allow"} for r, a in self.access]}
+                for p in self.projects]
+
+
+@dataclass
+class RobotResult:
+    name: str
+    action: str  # created | updated | unchanged | secret-reset
+    secret_path: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def new_secret(length: int = 32) -> str:
+    """Harbor wants 8-128 characters with an upper-case letter, a lower-case letter and a digit."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        s = "".join(secrets.choice(alphabet) for _ in range(length))
+        if any(c.isupper() for c in s) and any(c.islower() for c in s) and any(c.isdigit() for c in s):
+            return s
+
+
+def _norm(perms: list[dict] | None) -> set[tuple]:
+    out = set()
+    for p in perms or []:
+        for a in p.get("access") or []:
+            out.add((p.get("kind"), p.get("namespace"), a.get("resource"), a.get("action"), a.get("effect") or "allow"))
+    return out
+
+
+def find_robot(client: HarborClient, name: str) -> dict | None:
+    for r in client.get("/robots", params={"q": f"name={name}", "page_size": 100}).json() or []:
+        # Harbor answers with the configured prefix ("robot$") in front of the name given at creation.
+        if r.get("name") == name or str(r.get("name", "")).endswith("$" + name):
+            return r
+    return None
+
+
+def _store(sink: SecretSink, spec: RobotSpec, full_name: str, secret: str) -> None:
+    sink.put_secret(spec.secret_path, {"username": full_name, "password": secret})
+
+
+def ensure_robot(client: HarborClient, spec: RobotSpec, sink: SecretSink) -> RobotResult:
+    current = find_robot(client, spec.name)
+    if current is None:
+        body = {"name": spec.name, "description": spec.description, "level": "system", "disable": False,
+                "duration": spec.duration, "permissions": spec.permissions()}
+        created = client.post("/robots", body).json()
+        if not created.get("secret"):
+            raise HarborError(f"POST /api/v2.0/robots: Harbor created robot {spec.name} but returned no secret")
+        _store(sink, spec, created.get("name", spec.name), created["secret"])
+        return RobotResult(spec.name, "created", spec.secret_path)
+    rid = current["id"]
+    result = RobotResult(spec.name, "unchanged", spec.secret_path)
+    if _norm(current.get("permissions")) != _norm(spec.permissions()) or current.get("disable"):
+        body = {"name": current["name"], "description": spec.description, "level": current.get("level", "system"),
+                "disable": False, "duration": current.get("duration", spec.duration), "permissions": spec.permissions()}
+        client.put(f"/robots/{rid}", body)
+        result.action = "updated"
+    if not sink.has_secret(spec.secret_path):
+        secret = new_secret()
+        client.patch(f"/robots/{rid}", {"secret": secret})
+        _store(sink, spec, current["name"], secret)
+        result.action = "secret-reset"
+        result.notes.append("the secret store had no secret for this robot: a new one was set and stored")
+    return result

@@ -1,0 +1,111 @@
+"""Render realm ``medical-ai`` (and the master-realm permanent admin) for keycloak-config-cli.
+
+Secrets never appear in the documents: keycloak-config-cli substitutes ``$(env:NAME)`` at apply time
+(``IMPORT_VARSUBSTITUTION_ENABLED=true``), NAME coming from a Kubernetes Secret that the keycloak role fills
+from Vault. ``secret_env()`` lists those names with the Vault path each one is read from.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from installer.deploy.keycloak.settings import CLIENT_IDS, KeycloakSite
+from installer.errors import MedaiError
+
+REALM = "medical-ai"
+GROUPS = ("clinician", "researcher", "platform-admin")
+TOTP = "CONFIGURE_TOTP"
+_TEMPLATES = Path(__file__).with_name("templates")
+_ENV_REF = re.compile(r"^\$\(env:[A-Z][A-Z0-9_]*\)$")
+
+
+class RealmError(MedaiError):
+    """The realm document breaks a rule medai guarantees (MFA, exact redirects, no inline secret)."""
+
+
+def env_name(kind: str, name: str) -> str:
+    return f"KC_{kind}_{re.sub(r'[^A-Z0-9]', '_', name.upper())}"
+
+
+@dataclass(frozen=True)
+class SecretEnv:
+    env: str          # variable keycloak-config-cli substitutes
+    vault_path: str   # where medai generated and keeps it
+    key: str = "value"
+
+
+def secret_env(cluster: str, site: KeycloakSite) -> list[SecretEnv]:
+    base = f"medai/{cluster}/keycloak"
+    out = [SecretEnv(env_name("CLIENT_SECRET", c), f"{base}/clients/{c}", "secret") for c in CLIENT_IDS]
+    out += [SecretEnv(env_name("USER_PASSWORD", u.username), f"{base}/users/{u.username}", "initial-password")
+            for u in site.users]
+    out.append(SecretEnv("KC_PERMANENT_ADMIN_PASSWORD", f"{base}/admin", "password"))
+    return out
+
+
+def _env():
+    e = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), undefined=jinja2.StrictUndefined,
+                           keep_trailing_newline=True, autoescape=False)
+    e.filters["env_name_secret"] = lambda c: env_name("CLIENT_SECRET", c)
+    e.filters["env_name_user"] = lambda u: env_name("USER_PASSWORD", u)
+    e.filters["group_path"] = lambda g: "/" + g
+    e.filters["yaml_str"] = lambda v: yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+    return e
+
+
+def render_realm(site: KeycloakSite) -> dict:
+    text = _env().get_template("realm-medical-ai.yaml.j2").render(site=site, realm=REALM, groups=GROUPS,
+                                                                 client_ids=CLIENT_IDS)
+    doc = yaml.safe_load(text)
+    check_realm(doc)
+    return doc
+
+
+def render_master_admin(username: str = "medai-admin") -> dict:
+    """The permanent admin (master realm) that replaces the temporary bootstrap admin."""
+    return yaml.safe_load(_env().get_template("realm-master-admin.yaml.j2").render(username=username))
+
+
+def check_realm(doc: dict) -> None:
+    """Raise RealmError on the first broken rule; run on every rendered document (and by the tests)."""
+    where = f"realm {doc.get('realm')}"
+    actions = {a.get("alias"): a for a in doc.get("requiredActions") or []}
+    totp = actions.get(TOTP) or {}
+    if not (totp.get("enabled") and totp.get("defaultAction")):
+        raise RealmError(f"{where}: requiredActions.{TOTP} must be enabled and a default action for new users")
+    for i, u in enumerate(doc.get("users") or []):
+        if TOTP not in (u.get("requiredActions") or []):
+            raise RealmError(f"{where}: users[{i}] ({u.get('username')}): requiredActions lacks {TOTP}")
+        for j, c in enumerate(u.get("credentials") or []):
+            if not _ENV_REF.match(str(c.get("value", ""))):
+                raise RealmError(f"{where}: users[{i}].credentials[{j}].value is inline; use $(env:NAME)")
+    for i, c in enumerate(doc.get("clients") or []):
+        for key in ("redirectUris", "webOrigins"):
+            for j, uri in enumerate(c.get(key) or []):
+                if "*" in uri:
+                    raise RealmError(f"{where}: clients[{i}] ({c.get('clientId')}).{key}[{j}] {uri!r} is a wildcard")
+        if not c.get("publicClient") and not _ENV_REF.match(str(c.get("secret", ""))):
+            raise RealmError(f"{where}: clients[{i}] ({c.get('clientId')}).secret is inline or missing; use $(env:NAME)")
+    if doc.get("otpPolicyType") != "totp":
+        raise RealmError(f"{where}: otpPolicyType must be totp")
+    if not doc.get("bruteForceProtected"):
+        raise RealmError(f"{where}: bruteForceProtected must be true")
+
+
+def ensure_secrets(cluster: str, site: KeycloakSite, sink) -> list[str]:
+    """Generate every secret the realm documents reference that the sink (Vault) does not hold yet; returns the
+    Vault paths written (never the values). Existing secrets are kept, so reruns change nothing."""
+    import secrets as _secrets
+
+    written = []
+    for s in secret_env(cluster, site):
+        if not sink.has_secret(s.vault_path):
+            # Letters, digits and a symbol from each class so Keycloak's password policy accepts initial passwords.
+            value = _secrets.token_urlsafe(24) + "aA1!"
+            sink.put_secret(s.vault_path, {s.key: value})
+            written.append(s.vault_path)
+    return written
