@@ -50,6 +50,8 @@ def _register() -> None:
     app.add_typer(lab.app, name="lab", help="A laptop-sized air-gapped lab: podman nodes on an internal network.")
     install.register(app)
     verify.register(app)
+    from installer.cli import render
+    render.register(app)
 
 
 def main() -> None:
