@@ -103,9 +103,13 @@ def release_values(chart, inv) -> dict[str, Any]:
 
 
 def site_objects(chart: str, inv, namespace: str) -> list[dict]:
-    """Objects medai applies after a release is ready (they need its CRDs): MetalLB's pool and L2 advertisement."""
+    """Objects medai applies after a release is ready: the namespace's NetworkPolicies (installer.render.policies)
+    and, for MetalLB, the pool and L2 advertisement (they need its CRDs)."""
+    from installer.render.policies import namespace_policies
+
+    policies = namespace_policies(chart, inv, namespace)
     if chart != "metallb":
-        return []
+        return policies
     name = role_vars("metallb", inv)["medai_metallb_pool_name"]
     meta = {"namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "medai"}}
     return [
@@ -113,7 +117,7 @@ def site_objects(chart: str, inv, namespace: str) -> list[dict]:
          "metadata": {"name": name, **meta}, "spec": {"addresses": [_pool_range(inv.site.medai_metallb_pool)]}},
         {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
          "metadata": {"name": name, **meta}, "spec": {"ipAddressPools": [name]}},
-    ]
+    ] + policies
 
 
 def _pool_range(text: str) -> str:

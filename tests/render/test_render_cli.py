@@ -61,7 +61,7 @@ def _objects(text: str) -> list[dict]:
 def test_one_file_per_release_in_apply_order(rendered_dir):
     names = sorted(p.name for p in rendered_dir.iterdir())
     assert names == ["01-cilium.values.yaml", "01-cilium.yaml", "02-metallb.site.yaml", "02-metallb.values.yaml",
-                     "02-metallb.yaml", "03-longhorn.values.yaml", "03-longhorn.yaml"]
+                     "02-metallb.yaml", "03-longhorn.site.yaml", "03-longhorn.values.yaml", "03-longhorn.yaml"]
 
 
 @pytest.mark.parametrize("stem,chart,ns", [("01-cilium", "cilium-1.18.0", "kube-system"),

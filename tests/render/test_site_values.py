@@ -77,5 +77,27 @@ def test_bundle_values_are_kept_and_site_values_win(tmp_path):
 
 def test_metallb_pool_objects(tmp_path):
     inv = _single(tmp_path)
-    pool, adv = site_objects("metallb", inv, "metallb-system")
+    pool, adv = site_objects("metallb", inv, "metallb-system")[:2]
     assert pool["spec"] == {"addresses": ["10.9.0.200/29"]} and adv["spec"] == {"ipAddressPools": ["medai-site"]}
+
+
+def test_platform_namespaces_get_default_deny_and_explicit_allows(tmp_path):
+    from installer.render.validate import validate_object
+    inv = _inv(tmp_path)
+    objs = site_objects("longhorn", inv, "longhorn-system")
+    by_name = {o["metadata"]["name"]: o for o in objs}
+    assert set(by_name) == {"medai-default-deny", "medai-allow-dns", "medai-allow-apiserver",
+                            "medai-allow-same-namespace", "medai-allow-from-nodes"}
+    deny = by_name["medai-default-deny"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}  # no rule: everything denied
+    api = by_name["medai-allow-apiserver"]["spec"]["egress"][0]
+    assert {b["ipBlock"]["cidr"] for b in api["to"]} == {"10.20.0.11/32", "10.20.0.12/32", "10.20.0.13/32", "10.20.0.10/32"}
+    assert api["ports"] == [{"protocol": "TCP", "port": 6443}]
+    nodes = by_name["medai-allow-from-nodes"]["spec"]["ingress"][0]
+    assert {p["port"] for p in nodes["ports"]} == {9500, 9501, 9502, 3260, 2049}
+    assert len(nodes["from"]) == 6  # five nodes and the VIP
+    for o in objs:
+        assert validate_object("longhorn", o, "1.34.2", {}) == "core"
+    metallb = {o["metadata"]["name"] for o in site_objects("metallb", inv, "metallb-system") if o["kind"] == "NetworkPolicy"}
+    assert "medai-default-deny" in metallb and "medai-allow-from-nodes" in metallb
+    assert site_objects("cilium", inv, "kube-system") == []  # kube-system: see installer/render/policies.py
