@@ -59,6 +59,46 @@ def _save_kubeconfig(inv: Inventory, fetched: Path) -> Path:
     return dest
 
 
+def _render_platform(inv: Inventory, root: Path):
+    """The bundle's releases for this site, rendered, validated and image-gated before any host is contacted
+    (installer/render: the same function as `medai render`). None for a bundle without charts."""
+    from installer.bundle.layout import BundleLayout
+
+    layout = BundleLayout.at(root)
+    if not layout.manifest.is_file():
+        return None
+    from installer.bundle.manifest import load_manifest
+
+    if not load_manifest(layout.manifest).spec.charts:
+        return None
+    from installer.render.release import render_site
+
+    site = render_site(inv, root)
+    console.print(f"[green]ok[/] render: {len(site.releases)} release(s) valid at Kubernetes {site.kube_version}, "
+                  f"{len(site.plan.needed)} images all in the bundle", highlight=False)
+    return site
+
+
+def _platform_tagged(tags: str | None) -> bool:
+    return tags is None or bool({"platform", "cilium", "metallb", "longhorn"} & {t.strip() for t in tags.split(",")})
+
+
+def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord) -> None:
+    """Helm releases from the control host, in order (installer/deploy/platform.py); outcomes into the run record."""
+    from installer.deploy.platform import ApplyOptions, HelmCli, KubeApi, apply_platform, release_timeouts
+
+    opts = ApplyOptions(timeouts=release_timeouts(inv),
+                        log=lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
+    try:
+        outcomes = apply_platform(site, HelmCli(kubeconfig), KubeApi(kubeconfig), opts)
+    except MedaiError as e:
+        record.data["platform"] = {"error": str(e)}
+        record.finish("failed", error=str(e))
+        raise
+    record.data["platform"] = {"releases": [o.__dict__ for o in outcomes]}
+    record.save()
+
+
 def install(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="site inventory (inventories/<site>/site.yml)"),
     bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="bundle directory (default: medai_bundle_dir)"),
@@ -74,6 +114,7 @@ def install(
     root = bundle_path(inv, bundle)
     checked = verify_bundle(root, key)
     console.print(f"[green]ok[/] bundle {root}: {checked} verified", highlight=False)
+    site = _render_platform(inv, root)
     plan = build_plan(root, state_dir() / "cache")
     if not plan.k3s_present:
         console.print("[yellow]note[/] the bundle holds no K3s binary: K3s is configured but not started", highlight=False)
@@ -101,6 +142,8 @@ def install(
     if fetched.is_file():
         dest = _save_kubeconfig(inv, fetched)
         console.print(f"[green]ok[/] kubeconfig {dest} (server {inv.api_address})", highlight=False)
+        if site is not None and site.releases and _platform_tagged(tags):
+            _apply_platform(inv, site, dest, record)
     elif not check and plan.k3s_present:
         raise InstallError(f"K3s started but the kubeconfig was not fetched from {inv.servers[0]}; run record {record.dir}")
 
