@@ -53,6 +53,7 @@ class BuildOptions:
     registry_client: Any = None  # an installer.bundle.sources.oci.RegistryClient (tests pass their own)
     os_cache_dir: Path | None = None
     progress: Progress | None = None
+    mirrors: dict[str, str] = field(default_factory=dict)  # --mirror REGISTRY=HOST[/PATH], over spec.mirrors
 
 
 @dataclass
@@ -302,6 +303,10 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
         oci = OCILayout(layout.oci, layout.tmp)
         client = opts.registry_client or RegistryClient()
+        mirrors = {**spec.mirrors, **opts.mirrors}
+        if mirrors:
+            from installer.bundle.mirrors import MirroredClient
+            client = MirroredClient(client, mirrors)
         try:
             images_out, upstream = _collect(client, oci, spec, needed_by, platforms, old_lock, opts.locked, base, progress)
         finally:

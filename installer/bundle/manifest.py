@@ -161,6 +161,18 @@ class Spec(_Strict):
     files: list[File] = Field(default_factory=list)
     models: list[Model] = Field(default_factory=list)
     osPackages: list[OsPackages] = Field(default_factory=list)
+    mirrors: dict[str, str] = Field(default_factory=dict, description="registry -> HOST[/PATH] it is fetched through at build time")
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors(cls, v: dict[str, str]) -> dict[str, str]:
+        from installer.bundle.mirrors import check_mirrors
+        from installer.errors import ManifestError as _ME
+
+        try:
+            return check_mirrors(v, "mirrors")
+        except _ME as e:
+            raise ValueError(str(e).split(": ", 1)[1]) from None
 
     @field_validator("platforms")
     @classmethod
