@@ -83,7 +83,7 @@ def _platform_tagged(tags: str | None) -> bool:
     return tags is None or bool({"platform", "cilium", "metallb", "longhorn"} & {t.strip() for t in tags.split(",")})
 
 
-def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord) -> None:
+def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord, bundle: Path) -> None:
     """Helm releases from the control host, in order (installer/deploy/platform.py); outcomes into the run record."""
     from installer.deploy.platform import ApplyOptions, HelmCli, KubeApi, apply_platform, release_timeouts
 
@@ -97,6 +97,14 @@ def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord) -
         raise
     record.data["platform"] = {"releases": [o.__dict__ for o in outcomes]}
     record.save()
+    from installer.deploy.postcheck import post_install_check
+
+    try:
+        post_install_check(KubeApi(kubeconfig), sorted({r.namespace for r in site.releases}), bundle, record)
+    except MedaiError as e:
+        record.finish("failed", error=str(e))
+        raise
+    console.print(f"[green]ok[/] platform: {record.data['postcheck']['line']}", highlight=False)
 
 
 def install(
@@ -143,7 +151,7 @@ def install(
         dest = _save_kubeconfig(inv, fetched)
         console.print(f"[green]ok[/] kubeconfig {dest} (server {inv.api_address})", highlight=False)
         if site is not None and site.releases and _platform_tagged(tags):
-            _apply_platform(inv, site, dest, record)
+            _apply_platform(inv, site, dest, record, root)
     elif not check and plan.k3s_present:
         raise InstallError(f"K3s started but the kubeconfig was not fetched from {inv.servers[0]}; run record {record.dir}")
 
