@@ -100,7 +100,10 @@ def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord, b
     from installer.deploy.postcheck import post_install_check
 
     try:
-        post_install_check(KubeApi(kubeconfig), sorted({r.namespace for r in site.releases}), bundle, record)
+        by_ns: dict[str, list[str]] = {}
+        for r in site.releases:
+            by_ns.setdefault(r.namespace, []).append(r.name)
+        post_install_check(KubeApi(kubeconfig), by_ns, bundle, record)
     except MedaiError as e:
         record.finish("failed", error=str(e))
         raise

@@ -81,9 +81,22 @@ def check_pods(pods: list[dict], carried: set[str]) -> PostCheck:
     return out
 
 
-def post_install_check(kube, namespaces: list[str], bundle: Path, record=None) -> PostCheck:
+def platform_pods(pods_by_ns: dict[str, list[dict]], releases_by_ns: dict[str, list[str]]) -> list[dict]:
+    """Every pod of a namespace the platform owns; in kube-system (K3s's own CoreDNS, metrics-server, local-path,
+    from K3s's airgap images) only the pods of the releases installed there."""
+    from installer.deploy.platform import _owned
+
+    out = []
+    for ns, pods in pods_by_ns.items():
+        if ns == "kube-system":
+            pods = [p for p in pods if any(_owned(p, r) for r in releases_by_ns.get(ns, []))]
+        out.extend(pods)
+    return out
+
+
+def post_install_check(kube, releases_by_ns: dict[str, list[str]], bundle: Path, record=None) -> PostCheck:
     """Live: read the pods of the platform namespaces; fail naming the first problem; record the result."""
-    pods = [p for ns in namespaces for p in kube.pods(ns)]
+    pods = platform_pods({ns: kube.pods(ns) for ns in releases_by_ns}, releases_by_ns)
     result = check_pods(pods, bundle_digests(bundle))
     sha = _index_sha256(bundle)
     if record is not None:

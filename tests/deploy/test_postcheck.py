@@ -37,3 +37,12 @@ def test_bundle_digests_come_from_the_oci_layout(tmp_path):
     b = make_fixture_bundle(tmp_path / "b", fixture_manifest(charts=("metallb",)))
     index = json.loads((b / "oci" / "index.json").read_text())
     assert bundle_digests(b) == {m["digest"] for m in index["manifests"]} and len(index["manifests"]) == 2
+
+
+def test_kube_system_counts_only_the_release_pods():
+    from installer.deploy.postcheck import platform_pods
+    pods = load_pod_list(FIX / "pods_cilium_unschedulable.json")
+    picked = platform_pods({"kube-system": pods, "metallb-system": RUNNING[:2]},
+                           {"kube-system": ["cilium"], "metallb-system": ["metallb"]})
+    names = [p["metadata"]["name"] for p in picked]
+    assert "coredns-6799fbcd5-8wq2n" not in names and "cilium-7k2xq" in names and len(names) == 4
