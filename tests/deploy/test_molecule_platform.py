@@ -46,5 +46,5 @@ def test_molecule_longhorn_prerequisites(lab_image, tmp_path_factory):
 
     layout = BundleLayout.at(tmp_path_factory.mktemp("longhorn-os"))
     collect_os_packages(layout, OsPackages(release="debian-12", packages=[
-        "chrony", "auditd", "open-iscsi", "nfs-common", "multipath-tools"]), cache_dir=CACHE / "ospkgs")
+        "chrony", "auditd", "python3-apt", "open-iscsi", "nfs-common", "multipath-tools"]), cache_dir=CACHE / "ospkgs")
     _check(_molecule("longhorn", MEDAI_OS_TEST_BUNDLE=str(layout.root)))
