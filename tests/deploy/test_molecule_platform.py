@@ -48,3 +48,15 @@ def test_molecule_longhorn_prerequisites(lab_image, tmp_path_factory):
     collect_os_packages(layout, OsPackages(release="debian-12", packages=[
         "chrony", "auditd", "python3-apt", "open-iscsi", "nfs-common", "multipath-tools"]), cache_dir=CACHE / "ospkgs")
     _check(_molecule("longhorn", MEDAI_OS_TEST_BUNDLE=str(layout.root)))
+
+
+@pytest.mark.network
+def test_molecule_egress_ledger(lab_image, tmp_path_factory):
+    """nftables from a bundle repository; a deliberate attempt to 192.0.2.2 in a namespace the test creates on the
+    node is counted and reported naming node and destination; absent removes the table."""
+    from installer.bundle.sources.ospkgs import collect_os_packages
+
+    layout = BundleLayout.at(tmp_path_factory.mktemp("egress-os"))
+    collect_os_packages(layout, OsPackages(release="debian-12", packages=[
+        "chrony", "auditd", "python3-apt", "nftables", "iproute2"]), cache_dir=CACHE / "ospkgs")
+    _check(_molecule("egress", MEDAI_OS_TEST_BUNDLE=str(layout.root)))
