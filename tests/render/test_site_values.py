@@ -101,3 +101,13 @@ def test_platform_namespaces_get_default_deny_and_explicit_allows(tmp_path):
     metallb = {o["metadata"]["name"] for o in site_objects("metallb", inv, "metallb-system") if o["kind"] == "NetworkPolicy"}
     assert "medai-default-deny" in metallb and "medai-allow-from-nodes" in metallb
     assert site_objects("cilium", inv, "kube-system") == []  # kube-system: see installer/render/policies.py
+
+
+@pytest.mark.parametrize("role", ["cilium", "metallb", "longhorn", "egress"])
+def test_every_platform_role_default_is_documented(role):
+    base = ROOT / "roles" / role
+    defaults = yaml.safe_load((base / "defaults" / "main.yml").read_text())
+    spec = yaml.safe_load((base / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    assert set(defaults) <= set(spec), set(defaults) - set(spec)
+    assert all(o.get("description") and n.startswith(f"medai_{role}_") or n == "medai_metallb_pool"
+               for n, o in spec.items())
