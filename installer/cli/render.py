@@ -15,7 +15,7 @@ from installer.cli.inventory import load_or_exit
 from installer.errors import MedaiError
 from installer.render.errors import RenderError
 
-console = Console()
+console = Console(soft_wrap=True)
 charts_app = typer.Typer(no_args_is_help=True)
 
 
