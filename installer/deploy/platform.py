@@ -176,8 +176,9 @@ class KubeApi:
 
     def apply(self, obj: dict) -> None:
         res = self._dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        res.server_side_apply(body=obj, name=obj["metadata"]["name"], namespace=obj["metadata"].get("namespace"),
-                              field_manager="medai", force_conflicts=True)
+        self._dyn.server_side_apply(res, body=obj, name=obj["metadata"]["name"],
+                                    namespace=obj["metadata"].get("namespace"), field_manager="medai",
+                                    force_conflicts=True)
 
 
 # ----------------------------------------------------------------------------------------- the apply
