@@ -167,11 +167,10 @@ class Spec(_Strict):
     @classmethod
     def _mirrors(cls, v: dict[str, str]) -> dict[str, str]:
         from installer.bundle.mirrors import check_mirrors
-        from installer.errors import ManifestError as _ME
 
         try:
             return check_mirrors(v, "mirrors")
-        except _ME as e:
+        except ManifestError as e:
             raise ValueError(str(e).split(": ", 1)[1]) from None
 
     @field_validator("platforms")
