@@ -20,7 +20,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from installer.bundle.discover import discover_images, normalize_ref, render_chart
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout
 from installer.bundle.lock import Lock, chart_key, check_file_pin, default_lock_path
@@ -32,6 +31,10 @@ from installer.bundle.sources.models import ModelResult, fetch_model
 from installer.errors import BundleError, LockDriftError, ManifestError, MedaiError, TrustError
 from installer.hashing import digest_hex, sha256_bytes, sha256_file
 from installer.atomic import atomic_write_bytes
+from installer.bundle.policy import chart_only_images, check_registries
+from installer.render.gate import plan_images
+from installer.render.helm import k3s_kube_version, render_chart
+from installer.render.refs import normalize_ref
 
 # What a rebuild may find in a bundle directory; anything else means --out points at the wrong place.
 _BUNDLE_ENTRIES = {"index.json", "index.json.sig", "index.sigstore.json", "manifest.yaml", "lock.yaml", "oci", "charts",
@@ -52,6 +55,7 @@ class BuildOptions:
     registry_client: Any = None  # an installer.bundle.sources.oci.RegistryClient (tests pass their own)
     os_cache_dir: Path | None = None
     progress: Progress | None = None
+    mirrors: dict[str, str] = field(default_factory=dict)  # --mirror REGISTRY=HOST[/PATH], over spec.mirrors
 
 
 @dataclass
@@ -112,22 +116,6 @@ def check_lock_preflight(spec: Spec, lock: Lock) -> None:
             raise LockDriftError(f"model {m.name}: not in the lock file (rebuild without --locked to add it)")
         if lock.models[m.name].get("source") != m.source:
             raise LockDriftError(f"model {m.name}: source {m.source} differs from the lock's {lock.models[m.name].get('source')}")
-
-
-def plan_images(spec: Spec, discovered: dict[str, list[str]]) -> dict[str, list[str]]:
-    """{normalised ref: charts needing it}; listed images need no chart (empty list). Order: listed, then charts'."""
-    out: dict[str, set[str]] = {}
-    for i, im in enumerate(spec.images):
-        try:
-            out.setdefault(normalize_ref(im.ref), set())
-        except ValueError as e:
-            raise ManifestError(f"spec.images[{i}].ref: {e}") from None
-    for ref, charts in discovered.items():
-        out.setdefault(ref, set()).update(charts)
-    for c in spec.charts:
-        for ref in c.extraImages:
-            out.setdefault(normalize_ref(ref), set()).add(c.name)
-    return {ref: sorted(names) for ref, names in out.items()}
 
 
 def _model_sha256(files: dict[str, str]) -> str:
@@ -298,7 +286,8 @@ def _build(opts: BuildOptions) -> BuildSummary:
     keep: set[Path] = set()
     notes: list[str] = []
 
-    # --- charts: fetch, render, discover
+    # --- charts: fetch, render at the bundled Kubernetes version, and the image gate (before any other download)
+    kube_version = k3s_kube_version(spec)
     rendered: dict[str, list[dict]] = {}
     chart_results: dict[str, ChartResult] = {}
     for c in spec.charts:
@@ -307,12 +296,10 @@ def _build(opts: BuildOptions) -> BuildSummary:
         (progress.counters.fetched if res.fetched else progress.counters.reused)(res.size)
         chart_results[c.name] = res
         new_lock.charts[key] = res.sha256
-        rendered[c.name] = render_chart(c, res.path)
+        rendered[c.name] = render_chart(c.name, c.version, res.path, c.values, c.namespace, kube_version, c.releaseName)
         keep.add(res.path)
         known[layout.rel(res.path)] = res.sha256
-    discovered = discover_images(rendered)
-    needed_by = plan_images(spec, discovered)
-    from installer.bundle.policy import chart_only_images, check_registries
+    needed_by = plan_images(spec, rendered).needed
     check_registries(spec, needed_by)
     for ref, charts in sorted(chart_only_images(spec, needed_by).items()):
         notes.append(f"image {ref} came only from chart discovery ({', '.join(charts)}); it will be signed with the site key")
@@ -327,6 +314,10 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
         oci = OCILayout(layout.oci, layout.tmp)
         client = opts.registry_client or RegistryClient()
+        mirrors = {**spec.mirrors, **opts.mirrors}
+        if mirrors:
+            from installer.bundle.mirrors import MirroredClient
+            client = MirroredClient(client, mirrors)
         try:
             images_out, upstream = _collect(client, oci, spec, needed_by, platforms, old_lock, opts.locked, base, progress)
         finally:

@@ -55,12 +55,20 @@ class Image(_Strict):
     _ref = field_validator("ref")(classmethod(lambda cls, v: check_image_ref(v)))
 
 
+class IgnoreImage(_Strict):
+    """A reference discovery finds in a chart's output that is not an image anything pulls (a false positive)."""
+
+    ref: str
+    reason: str = Field(min_length=1, description="why it is not an image the site pulls")
+
+
 class Chart(_Strict):
     name: str
     version: str
     repo: str = Field(description="HTTP(S) Helm repository URL or oci://registry/path")
     values: dict[str, Any] = Field(default_factory=dict)
-    extraImages: list[str] = Field(default_factory=list)
+    extraImages: list[str] = Field(default_factory=list, description="images no rendered object names at all")
+    ignoreImages: list[IgnoreImage] = Field(default_factory=list)
     namespace: str = "default"
     releaseName: str | None = None
 
@@ -202,6 +210,17 @@ class Spec(_Strict):
     files: list[File] = Field(default_factory=list)
     models: list[Model] = Field(default_factory=list)
     osPackages: list[OsPackages] = Field(default_factory=list)
+    mirrors: dict[str, str] = Field(default_factory=dict, description="registry -> HOST[/PATH] it is fetched through at build time")
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors(cls, v: dict[str, str]) -> dict[str, str]:
+        from installer.bundle.mirrors import check_mirrors
+
+        try:
+            return check_mirrors(v, "mirrors")
+        except ManifestError as e:
+            raise ValueError(str(e).split(": ", 1)[1]) from None
 
     @field_validator("platforms")
     @classmethod

@@ -24,7 +24,7 @@ def allowed(ref: str, registries: list[str]) -> bool:
 
 def listed_refs(spec: Spec) -> set[str]:
     """Images the manifest names itself (spec.images and each chart's extraImages), normalised."""
-    from installer.bundle.discover import normalize_ref
+    from installer.render.refs import normalize_ref
 
     out = {normalize_ref(im.ref) for im in spec.images}
     for c in spec.charts:

@@ -37,9 +37,11 @@ def build(
     platform: Optional[list[str]] = typer.Option(None, "--platform", help="override spec.platforms (repeatable), e.g. linux/amd64"),
     tools: bool = typer.Option(True, "--with-tools/--no-tools", help="carry the installer wheelhouse, collections and helm"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
+    mirror: Optional[list[str]] = typer.Option(None, "--mirror", help="fetch a registry through a mirror, e.g. quay.io=nexus.example/quay (repeatable)"),
 ) -> None:
     """Build an offline bundle from a manifest: images, charts, files, models, OS packages, tools, SBOMs."""
     from installer.bundle.build import BuildOptions, build_bundle
+    from installer.bundle.mirrors import parse_mirror_option
     from installer.bundle.progress import Progress, RichProgress
 
     progress = RichProgress() if sys.stderr.isatty() else Progress()
@@ -47,6 +49,7 @@ def build(
         summary = build_bundle(BuildOptions(
             manifest=manifest, out=out_dir, lock=lock, locked=locked, sign_key=sign_key, sigstore=sigstore,
             platforms=list(platform) if platform else None, with_tools=tools, progress=progress,
+            mirrors=dict(parse_mirror_option(m) for m in mirror or []),
         ))
     finally:
         progress.close()

@@ -61,6 +61,57 @@ def _save_kubeconfig(inv: Inventory, fetched: Path) -> Path:
     return dest
 
 
+def _render_platform(inv: Inventory, root: Path):
+    """The bundle's releases for this site, rendered, validated and image-gated before any host is contacted
+    (installer/render: the same function as `medai render`). None for a bundle without charts."""
+    from installer.bundle.layout import BundleLayout
+
+    layout = BundleLayout.at(root)
+    if not layout.manifest.is_file():
+        return None
+    from installer.bundle.manifest import load_manifest
+
+    if not load_manifest(layout.manifest).spec.charts:
+        return None
+    from installer.render.release import render_site
+
+    site = render_site(inv, root)
+    console.print(f"[green]ok[/] render: {len(site.releases)} release(s) valid at Kubernetes {site.kube_version}, "
+                  f"{len(site.plan.needed)} images all in the bundle", highlight=False)
+    return site
+
+
+def _platform_tagged(tags: str | None) -> bool:
+    return tags is None or bool({"platform", "cilium", "metallb", "longhorn"} & {t.strip() for t in tags.split(",")})
+
+
+def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord, bundle: Path) -> None:
+    """Helm releases from the control host, in order (installer/deploy/platform.py); outcomes into the run record."""
+    from installer.deploy.platform import ApplyOptions, HelmCli, KubeApi, apply_platform, release_timeouts
+
+    opts = ApplyOptions(timeouts=release_timeouts(inv),
+                        log=lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
+    try:
+        outcomes = apply_platform(site, HelmCli(kubeconfig), KubeApi(kubeconfig), opts)
+    except MedaiError as e:
+        record.data["platform"] = {"error": str(e)}
+        record.finish("failed", error=str(e))
+        raise
+    record.data["platform"] = {"releases": [o.__dict__ for o in outcomes]}
+    record.save()
+    from installer.deploy.postcheck import post_install_check
+
+    try:
+        by_ns: dict[str, list[str]] = {}
+        for r in site.releases:
+            by_ns.setdefault(r.namespace, []).append(r.name)
+        post_install_check(KubeApi(kubeconfig), by_ns, bundle, record)
+    except MedaiError as e:
+        record.finish("failed", error=str(e))
+        raise
+    console.print(f"[green]ok[/] platform: {record.data['postcheck']['line']}", highlight=False)
+
+
 def install(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="site inventory (inventories/<site>/site.yml)"),
     bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="bundle directory (default: medai_bundle_dir)"),
@@ -82,6 +133,7 @@ def install(
                       f"verified into {vb.root}", highlight=False)
     else:
         not_checked_banner(console, f"bundle {safe_text(root)}: {NOT_CHECKED_BANNER}")
+    site = _render_platform(inv, vb.root)  # from the checked copy, before any host is contacted
     plan = build_plan(vb.index, vb.root, state_dir() / "cache", vb.index_sha256)
     if not plan.k3s_present:
         console.print("[yellow]note[/] the bundle holds no K3s binary: K3s is configured but not started", highlight=False)
@@ -111,6 +163,8 @@ def install(
     if fetched.is_file():
         dest = _save_kubeconfig(inv, fetched)
         console.print(f"[green]ok[/] kubeconfig {dest} (server {inv.api_address})", highlight=False)
+        if site is not None and site.releases and _platform_tagged(tags):
+            _apply_platform(inv, site, dest, record, vb.root)
     elif not check and plan.k3s_present:
         raise InstallError(f"K3s started but the kubeconfig was not fetched from {inv.servers[0]}; run record {record.dir}")
 

@@ -58,6 +58,8 @@ def _register() -> None:
     app.add_typer(harbor.app, name="harbor", help="Seed Harbor from the bundle (site key verified before and after).")
     install.register(app)
     verify.register(app)
+    from installer.cli import render
+    render.register(app)
 
 
 def main() -> None:

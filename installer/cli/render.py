@@ -1,0 +1,103 @@
+"""medai render  |  medai charts images"""
+from __future__ import annotations
+
+import json
+import sys
+import tarfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+
+from installer.cli.inventory import load_or_exit
+from installer.errors import MedaiError
+from installer.render.errors import RenderError
+
+console = Console(soft_wrap=True)
+charts_app = typer.Typer(no_args_is_help=True)
+
+
+def render(
+    inventory: Path = typer.Option(..., "--inventory", "-i", help="site inventory (inventories/<site>/site.yml)"),
+    bundle: Path = typer.Option(..., "--bundle", "-b", help="bundle directory (charts, manifest and images come from it)"),
+    out: Path = typer.Option(..., "--out", help="directory for one file per release (created)"),
+) -> None:
+    """Write every manifest the install would apply, one file per release, validated and image-gated."""
+    from installer.render.release import render_site, write_site
+
+    inv = load_or_exit(inventory)
+    result = render_site(inv, bundle)
+    written = write_site(result, out)
+    for r in result.releases:
+        c = result.counts[r.name]
+        console.print(f"[green]ok[/] {r.name}: {len(r.objects) + len(r.site_objects)} objects valid "
+                      f"({c['core']} core, {c['crd']} custom)", highlight=False)
+    console.print(f"{len(result.plan.needed)} images, all in the bundle; Kubernetes {result.kube_version} "
+                  f"(schemas {result.schema_version}); {len(written)} files in {out}", highlight=False)
+
+
+def _chart_meta(archive: Path) -> dict:
+    try:
+        with tarfile.open(archive) as t:
+            member = next(m for m in t.getmembers() if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml"))
+            return yaml.safe_load(t.extractfile(member).read())
+    except (OSError, tarfile.TarError, StopIteration, yaml.YAMLError) as e:
+        raise RenderError(f"{archive}: not a Helm chart archive ({type(e).__name__})") from None
+
+
+@charts_app.command("images")
+def images(
+    archive: Path = typer.Argument(..., help="chart archive (.tgz)"),
+    values: Optional[Path] = typer.Option(None, "--values", "-f", help="values file (YAML)"),
+    why: Optional[str] = typer.Option(None, "--why", help="show every place this image reference is found"),
+    namespace: str = typer.Option("default", "--namespace", "-n", help="release namespace"),
+    kube_version: Optional[str] = typer.Option(None, "--kube-version", help="Kubernetes version the chart sees"),
+    as_json: bool = typer.Option(False, "--json", help="findings as JSON"),
+) -> None:
+    """What image discovery finds in one chart, and where (chart, kind, object, field path)."""
+    from installer.render.discover import find_images
+    from installer.render.helm import render_chart
+
+    if not archive.is_file():
+        raise RenderError(f"{archive}: chart archive not found")
+    meta = _chart_meta(archive)
+    vals = {}
+    if values is not None:
+        from installer.yamldoc import read_yaml
+        vals = read_yaml(values, RenderError, "values file") or {}
+        if not isinstance(vals, dict):
+            raise RenderError(f"{values}: values must be a YAML mapping")
+    name = str(meta.get("name", archive.stem))
+    docs = render_chart(name, str(meta.get("version", "?")), archive, vals, namespace, kube_version)
+    findings = find_images({name: docs})
+    if why:
+        from installer.render.gate import ImagePlan
+        findings = ImagePlan(findings=findings).why(why)
+        if not findings:
+            raise RenderError(f"{why}: not found in chart {name}'s rendered output")
+    if as_json:
+        sys.stdout.write(json.dumps([{"ref": f.ref.name, "raw": f.ref.raw, "kind": f.kind, "name": f.name,
+                                      "path": f.path, "how": f.how, "tagged": f.ref.tagged} for f in findings],
+                                    indent=1) + "\n")
+        return
+    if why:
+        for f in findings:
+            console.print(f"{f.ref.name}  {f.kind} {f.name}  {f.path}  (as written: {f.ref.raw})", highlight=False)
+        return
+    by_ref: dict[str, list] = {}
+    for f in findings:
+        by_ref.setdefault(f.ref.name, []).append(f)
+    for ref, fs in sorted(by_ref.items()):
+        flag = "" if fs[0].ref.tagged and not fs[0].ref.latest else "  [red](refused: not pinned)[/]"
+        console.print(f"{ref}{flag}", highlight=False)
+        first = fs[0]
+        more = f" (+{len(fs) - 1} more)" if len(fs) > 1 else ""
+        console.print(f"    {first.kind} {first.name}  {first.path}{more}", highlight=False)
+    console.print(f"{len(by_ref)} images in chart {name} {meta.get('version')}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("render")(render)
+    app.add_typer(charts_app, name="charts", help="Inspect chart archives: the images discovery finds, and where.")

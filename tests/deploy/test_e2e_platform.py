@@ -1,0 +1,53 @@
+"""Cilium, MetalLB and Longhorn applied by `medai install` to a real K3s: needs MEDAI_E2E_K3S (a real K3s airgap
+set, see test_e2e_k3s.py) and MEDAI_E2E_PLATFORM_BUNDLE (a bundle built by `medai bundle build` from
+bundles/platform.yaml on a connected host, so it holds the real images). Skipped otherwise: neither K3s nor the
+upstream images can be downloaded here, and no stand-in is ever used. Not executed on this project's CI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.lab]
+ROOT = Path(__file__).resolve().parents[2]
+K3S_SET = os.environ.get("MEDAI_E2E_K3S")
+PLATFORM_BUNDLE = os.environ.get("MEDAI_E2E_PLATFORM_BUNDLE")
+
+
+@pytest.mark.skipif(not (K3S_SET and PLATFORM_BUNDLE),
+                    reason="MEDAI_E2E_K3S and MEDAI_E2E_PLATFORM_BUNDLE are not both set: no real K3s and no bundle "
+                           "with the real platform images; the Helm apply of Cilium/MetalLB/Longhorn was not executed")
+def test_platform_releases_come_up_in_order_and_a_rerun_changes_nothing(lab_nodes, tmp_path):
+    lab = lab_nodes(servers=1, agents=1)
+    inv = lab.inventory(tmp_path / "site.yml", cluster_name="e2e", bundle_dir=Path(PLATFORM_BUNDLE), extra_vars={
+        "medai_preflight_min_cpus": {"servers": 1, "agents": 1},
+        "medai_preflight_min_memory_mb": {"servers": 256, "agents": 256},
+        "medai_preflight_min_disk_gb": {"servers": 1, "agents": 1},
+        "medai_preflight_require_time_sync": False})
+    env = dict(os.environ, MEDAI_HOME=str(tmp_path / "home"))
+
+    def install():
+        return subprocess.run([sys.executable, "-m", "installer.cli.main", "install", "--inventory", str(inv), "--yes"],
+                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=3600)
+
+    first = install()
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr
+    out = first.stdout
+    assert out.index("release cilium") < out.index("release metallb") < out.index("release longhorn")
+    kc = tmp_path / "home" / "kubeconfig-e2e"
+    from installer.bundle.sources.charts import helm_executable
+    listed = json.loads(subprocess.run([helm_executable(), "--kubeconfig", str(kc), "list", "-A", "-o", "json"],
+                                       capture_output=True, text=True, check=True).stdout)
+    revisions = {r["name"]: (r["status"], r["revision"]) for r in listed}
+    assert {revisions[n][0] for n in ("cilium", "metallb", "longhorn")} == {"deployed"}
+    second = install()
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr
+    assert second.stdout.count("unchanged: release") >= 3
+    listed = json.loads(subprocess.run([helm_executable(), "--kubeconfig", str(kc), "list", "-A", "-o", "json"],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert {r["name"]: (r["status"], r["revision"]) for r in listed} == revisions

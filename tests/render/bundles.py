@@ -1,0 +1,84 @@
+"""A bundle made from the real fixture charts, for render tests: manifest.yaml (platform.yaml's charts and K3s
+entry), charts/*.tgz byte for byte, index.json, and an OCI layout naming every image the gate asks for, each a
+small real OCI image (one layer holding its own name) standing in for the upstream layers, which cannot be
+downloaded here. Cilium's digest pins are switched off in these values: a stand-in cannot have the upstream
+digest (that a pinned reference with another digest is refused is tested in test_gate)."""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from installer.bundle.index import Artifact, write_index
+from installer.bundle.layout import BundleLayout
+from installer.bundle.manifest import parse_manifest
+from installer.bundle.oci_layout import OCILayout
+from installer.bundle.sources.oci import OCI_MANIFEST
+from installer.hashing import sha256_file
+from installer.render.gate import plan_images
+from installer.render.helm import k3s_kube_version, render_chart
+from tests.render.fixture_charts import FIXTURES, PLATFORM
+
+NO_DIGESTS = {"image": {"useDigest": False}, "operator": {"image": {"useDigest": False}},
+              "hubble": {"relay": {"image": {"useDigest": False}}}, "envoy": {"image": {"useDigest": False}},
+              "certgen": {"image": {"useDigest": False}}}
+
+
+def fixture_manifest(charts=("cilium", "metallb", "longhorn")) -> dict:
+    from installer.render.site import merge
+
+    doc = yaml.safe_load(PLATFORM.read_text())
+    spec = doc["spec"]
+    spec["images"] = []
+    spec["models"] = []
+    spec["osPackages"] = []
+    spec["files"] = [f for f in spec["files"] if f["name"] == "k3s"]
+    spec["charts"] = [c for c in spec["charts"] if c["name"] in charts]
+    for c in spec["charts"]:
+        if c["name"] == "cilium":
+            c["values"] = merge(c["values"], NO_DIGESTS)
+    return doc
+
+
+def _stand_in(oci: OCILayout, ref: str) -> tuple[str, int]:
+    layer = oci.write_blob(f"stand-in layer for {ref}\n".encode())
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    config_digest = oci.write_blob(config)
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer,
+                    "size": len(f"stand-in layer for {ref}\n".encode())}],
+    }, sort_keys=True).encode()
+    return oci.write_blob(manifest), len(manifest)
+
+
+def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ...] = ()) -> Path:
+    doc = copy.deepcopy(doc or fixture_manifest())
+    layout = BundleLayout.at(root)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.manifest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    manifest = parse_manifest(doc)
+    layout.charts.mkdir(exist_ok=True)
+    artifacts, known, rendered = [], {}, {}
+    kube = k3s_kube_version(manifest.spec)
+    for c in manifest.spec.charts:
+        dest = layout.charts / f"{c.name}-{c.version}.tgz"
+        shutil.copyfile(FIXTURES / dest.name, dest)
+        sha = sha256_file(dest)
+        known[layout.rel(dest)] = sha
+        artifacts.append(Artifact(kind="chart", name=c.name, path=layout.rel(dest), size=dest.stat().st_size, sha256=sha))
+        rendered[c.name] = render_chart(c.name, c.version, dest, c.values, c.namespace, kube)
+    oci = OCILayout(layout.oci, layout.tmp).init()
+    for ref in plan_images(manifest.spec, rendered).needed:
+        if ref in omit:
+            continue
+        digest, size = _stand_in(oci, ref)
+        oci.set_ref(ref, digest, OCI_MANIFEST, size)
+    shutil.rmtree(layout.tmp, ignore_errors=True)
+    write_index(layout, {"name": "render-test", "version": "0.0.1", "created": "2026-01-01T00:00:00Z",
+                         "manifestSha256": sha256_file(layout.manifest), "platforms": ["linux/amd64"]}, artifacts, known)
+    return layout.root

@@ -1,0 +1,113 @@
+"""Site values: role defaults, the inventory over them, computed defaults, refusals naming the inventory var."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from installer.deploy.inventory import load_inventory
+from installer.errors import InventoryError
+from installer.render.site import release_values, role_vars, site_objects, site_values
+from tests.render.fixture_charts import ROOT
+
+EXAMPLE = ROOT / "inventories" / "example" / "site.yml"
+
+
+def _inv(tmp_path, **site_vars):
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["all"]["vars"].update(site_vars)
+    p = tmp_path / "site.yml"
+    p.write_text(yaml.safe_dump(doc))
+    return load_inventory(p)
+
+
+def _single(tmp_path, **site_vars):
+    doc = {"all": {"vars": {"medai_cluster_name": "lab", "medai_metallb_pool": "10.9.0.200/29", **site_vars},
+                   "children": {"servers": {"hosts": {"s1": {"ansible_host": "10.9.0.11"}}},
+                                "agents": {"hosts": {"a1": {"ansible_host": "10.9.0.21", "medai_longhorn_storage": False}}}}}}
+    p = tmp_path / "one.yml"
+    p.write_text(yaml.safe_dump(doc))
+    return load_inventory(p)
+
+
+def test_example_defaults(tmp_path):
+    inv = _inv(tmp_path)
+    c = site_values("cilium", inv)
+    assert c["k8sServiceHost"] == "10.20.0.10" and c["operator"] == {"replicas": 2}
+    assert c["ipam"] == {"mode": "kubernetes"} and c["policyCIDRMatchMode"] == ["nodes"]
+    assert site_values("longhorn", inv)["defaultSettings"]["defaultReplicaCount"] == 3
+    assert site_values("metallb", inv) == {"speaker": {"frr": {"enabled": False}}, "frrk8s": {"enabled": False}}
+    assert site_values("vault", inv) == {}
+
+
+def test_single_server_without_vip_and_storage_opt_out(tmp_path):
+    inv = _single(tmp_path)
+    c = site_values("cilium", inv)
+    assert c["k8sServiceHost"] == "10.9.0.11" and c["operator"] == {"replicas": 1}
+    assert site_values("longhorn", inv)["persistence"]["defaultClassReplicaCount"] == 1  # a1 opted out
+
+
+def test_inventory_overrides(tmp_path):
+    inv = _inv(tmp_path, medai_longhorn_replicas=2, medai_cilium_kube_proxy_replacement=False,
+               medai_longhorn_node_drain_policy="block-for-eviction")
+    assert site_values("longhorn", inv)["defaultSettings"] == {"defaultReplicaCount": 2, "nodeDrainPolicy": "block-for-eviction"}
+    assert site_values("cilium", inv)["kubeProxyReplacement"] is False
+
+
+@pytest.mark.parametrize("var,value,msg", [
+    ("medai_longhorn_replicas", 3, r"all.vars.medai_longhorn_replicas: 3 replicas but only 1 storage node\(s\)"),
+    ("medai_longhorn_replicas", "two", r"'two' must be a positive integer"),
+    ("medai_longhorn_node_drain_policy", "yolo", r"'yolo' is not one of"),
+    ("medai_cilium_operator_replicas", 0, r"all.vars.medai_cilium_operator_replicas: 0 must be a positive integer"),
+])
+def test_refusals_name_file_and_var(tmp_path, var, value, msg):
+    inv = _single(tmp_path, **{var: value})
+    with pytest.raises(InventoryError, match=msg) as e:
+        role_vars(var.split("_")[1], inv)
+    assert str(e.value).startswith(str(inv.path))
+
+
+def test_bundle_values_are_kept_and_site_values_win(tmp_path):
+    from installer.bundle.manifest import Chart
+    chart = Chart(name="cilium", version="1.18.0", repo="https://x.example",
+                  values={"envoy": {"enabled": True}, "operator": {"replicas": 9, "prometheus": {"enabled": True}}})
+    v = release_values(chart, _inv(tmp_path))
+    assert v["envoy"] == {"enabled": True}
+    assert v["operator"] == {"replicas": 2, "prometheus": {"enabled": True}}
+
+
+def test_metallb_pool_objects(tmp_path):
+    inv = _single(tmp_path)
+    pool, adv = site_objects("metallb", inv, "metallb-system")[:2]
+    assert pool["spec"] == {"addresses": ["10.9.0.200/29"]} and adv["spec"] == {"ipAddressPools": ["medai-site"]}
+
+
+def test_platform_namespaces_get_default_deny_and_explicit_allows(tmp_path):
+    from installer.render.validate import validate_object
+    inv = _inv(tmp_path)
+    objs = site_objects("longhorn", inv, "longhorn-system")
+    by_name = {o["metadata"]["name"]: o for o in objs}
+    assert set(by_name) == {"medai-default-deny", "medai-allow-dns", "medai-allow-apiserver",
+                            "medai-allow-same-namespace", "medai-allow-from-nodes"}
+    deny = by_name["medai-default-deny"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}  # no rule: everything denied
+    api = by_name["medai-allow-apiserver"]["spec"]["egress"][0]
+    assert {b["ipBlock"]["cidr"] for b in api["to"]} == {"10.20.0.11/32", "10.20.0.12/32", "10.20.0.13/32", "10.20.0.10/32"}
+    assert api["ports"] == [{"protocol": "TCP", "port": 6443}]
+    nodes = by_name["medai-allow-from-nodes"]["spec"]["ingress"][0]
+    assert {p["port"] for p in nodes["ports"]} == {9500, 9501, 9502, 3260, 2049}
+    assert len(nodes["from"]) == 6  # five nodes and the VIP
+    for o in objs:
+        assert validate_object("longhorn", o, "1.34.2", {}) == "core"
+    metallb = {o["metadata"]["name"] for o in site_objects("metallb", inv, "metallb-system") if o["kind"] == "NetworkPolicy"}
+    assert "medai-default-deny" in metallb and "medai-allow-from-nodes" in metallb
+    assert site_objects("cilium", inv, "kube-system") == []  # kube-system: see installer/render/policies.py
+
+
+@pytest.mark.parametrize("role", ["cilium", "metallb", "longhorn", "egress"])
+def test_every_platform_role_default_is_documented(role):
+    base = ROOT / "roles" / role
+    defaults = yaml.safe_load((base / "defaults" / "main.yml").read_text())
+    spec = yaml.safe_load((base / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    assert set(defaults) <= set(spec), set(defaults) - set(spec)
+    assert all(o.get("description") and n.startswith(f"medai_{role}_") or n == "medai_metallb_pool"
+               for n, o in spec.items())
