@@ -51,7 +51,8 @@ def test_k3s_config_values_stay_yaml_scalars():
     common = dict(medai_k3s_tls_san=["api.site"], medai_k3s_disable=["traefik\nsecrets-encryption: false"],
                   medai_k3s_audit_log_maxage=30, medai_k3s_audit_log_maxbackup=10, medai_k3s_audit_log_maxsize=100,
                   medai_k3s_node_labels=['a=b"\nprotect-kernel-defaults: false'], medai_k3s_node_taints=[],
-                  medai_k3s_server_url=evil, medai_k3s_first_server="s1")
+                  medai_k3s_server_url=evil, medai_k3s_first_server="s1", medai_k3s_disable_kube_proxy=True,
+                  medai_k3s_cluster_cidr="10.42.0.0/16\nprotect-kernel-defaults: false", medai_k3s_service_cidr="10.43.0.0/16")
     for role, host in (("server", "s2"), ("agent", "a1")):
         doc = yaml.safe_load(render(tpl, medai_k3s_role=role, inventory_hostname=host, ansible_host="10.0.0.9", **common))
         assert doc["server"] == evil and "cluster-init" not in doc
@@ -59,5 +60,6 @@ def test_k3s_config_values_stay_yaml_scalars():
         assert doc["node-label"] == ['a=b"\nprotect-kernel-defaults: false']
         if role == "server":
             assert doc["disable"] == ["traefik\nsecrets-encryption: false"] and doc["secrets-encryption"] is True
+            assert doc["cluster-cidr"] == "10.42.0.0/16\nprotect-kernel-defaults: false"
             assert "anonymous-auth=true" not in doc["kube-apiserver-arg"]
             assert "10.0.0.9" in doc["tls-san"]
