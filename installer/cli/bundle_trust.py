@@ -36,12 +36,18 @@ def verify(
     path: Optional[Path] = typer.Option(None, "--path", help="With --model: the model directory on this node."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report here (and a .txt summary beside it) instead of BUNDLE/reports/."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    volume: Optional[list[Path]] = typer.Option(None, "--volume", help="Media: further volumes' mount points (else asked for)."),
 ) -> None:
     """Check the index signature, every file's sha256 and every image signature, offline; write the evidence.
 
     Exit 0 when everything checked passed, 1 when anything failed. Without --key only hashes are checked and the
     output says SIGNATURES NOT CHECKED.
     """
+    from installer.bundle.media_manifest import is_media
+
+    if is_media(bundle):  # USB media written by `bundle export`: read in place, parts checked, nothing written
+        from installer.cli.bundle_media import verify_media_cli
+        raise typer.Exit(verify_media_cli(bundle, key, list(volume or []), as_json))
     from installer.trust.verify import verify_bundle, verify_model
 
     if model or path:

@@ -43,6 +43,7 @@ def _root(
 def _register() -> None:
     from installer.cli import bundle, install, inventory, keys, lab, verify
     from installer.cli import bundle_trust  # noqa: F401  (adds `bundle verify` and `bundle push`)
+    from installer.cli import bundle_media  # noqa: F401  (adds `bundle export` and `bundle import`)
 
     app.add_typer(bundle.app, name="bundle", help="Build, verify, inspect and push offline bundles.")
     app.add_typer(keys.app, name="keys", help="Signing keys (cosign-compatible).")
