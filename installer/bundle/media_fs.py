@@ -14,6 +14,8 @@ from installer.errors import BundleError
 
 FAT32_MAX_FILE = 4 * 1024 ** 3 - 1
 FAT_TYPES = {"vfat", "msdos", "fat", "fuse.fusefat", "fusefat"}
+# Drivers below the format's limit: fusefat 1.0 (Debian 12) refuses any write past 2 GiB in one file (measured).
+DRIVER_MAX_FILE = {"fuse.fusefat": 2 ** 31, "fusefat": 2 ** 31}
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,11 @@ def mount_of(path: str | os.PathLike) -> Mount:
 def max_file_size(mount: Mount, requested: int | None) -> int | None:
     """The part size limit: FAT's own, or the operator's --max-file-size (never above FAT's); None = no split."""
     if mount.is_fat:
-        if requested is not None and requested > FAT32_MAX_FILE:
+        limit = min(FAT32_MAX_FILE, DRIVER_MAX_FILE.get(mount.fstype, FAT32_MAX_FILE))
+        if requested is not None and requested > limit:
             raise BundleError(f"--max-file-size {requested}: {mount.mountpoint} is FAT32 ({mount.fstype}), "
-                              f"whose files hold at most {FAT32_MAX_FILE} bytes")
-        return requested or FAT32_MAX_FILE
+                              f"whose files hold at most {limit} bytes")
+        return requested or limit
     return requested
 
 

@@ -37,6 +37,7 @@ def build(
     platform: Optional[list[str]] = typer.Option(None, "--platform", help="override spec.platforms (repeatable), e.g. linux/amd64"),
     tools: bool = typer.Option(True, "--with-tools/--no-tools", help="carry the installer wheelhouse, collections and helm"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
+    base: Optional[Path] = typer.Option(None, "--base", help="differential: the installed bundle's index.json (or directory); carry only what it lacks"),
 ) -> None:
     """Build an offline bundle from a manifest: images, charts, files, models, OS packages, tools, SBOMs."""
     from installer.bundle.build import BuildOptions, build_bundle
@@ -46,7 +47,7 @@ def build(
     try:
         summary = build_bundle(BuildOptions(
             manifest=manifest, out=out_dir, lock=lock, locked=locked, sign_key=sign_key, sigstore=sigstore,
-            platforms=list(platform) if platform else None, with_tools=tools, progress=progress,
+            platforms=list(platform) if platform else None, with_tools=tools, progress=progress, base=base,
         ))
     finally:
         progress.close()

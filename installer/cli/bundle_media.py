@@ -116,3 +116,22 @@ def verify_media_cli(bundle: Path, key: Optional[Path], volumes: list[Path], as_
         for p in res.problems:
             typer.echo(f"problem: {p}")
     return 0 if res.ok else 1
+
+
+def verify_differential_cli(bundle: Path, base: Path, key: Optional[Path], as_json: bool) -> int:
+    """`medai bundle verify DIFF --base DIR`: the differential, its base, and that together they are whole."""
+    from installer.bundle.differential import verify_union
+
+    problems, summary = verify_union(bundle, base, key)
+    doc = {**summary, "result": "passed" if not problems else "failed", "problems": problems}
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        typer.echo(f"medai differential verification: {doc['result'].upper()}\n"
+                   f"differential: {bundle} ({summary['carried']} files carried, {summary['fromBase']} from the base)\n"
+                   f"base:         {base} (index sha256 {summary['baseIndexSha256']})")
+        if key is None:
+            typer.echo("WARNING:      SIGNATURES NOT CHECKED: no --key")
+        for p in problems:
+            typer.echo(f"problem: {p}")
+    return 0 if not problems else 1

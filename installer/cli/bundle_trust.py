@@ -37,6 +37,7 @@ def verify(
     report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report here (and a .txt summary beside it) instead of BUNDLE/reports/."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     volume: Optional[list[Path]] = typer.Option(None, "--volume", help="Media: further volumes' mount points (else asked for)."),
+    base: Optional[Path] = typer.Option(None, "--base", help="Differential bundle: its base bundle directory; checks the union."),
 ) -> None:
     """Check the index signature, every file's sha256 and every image signature, offline; write the evidence.
 
@@ -45,6 +46,9 @@ def verify(
     """
     from installer.bundle.media_manifest import is_media
 
+    if base is not None:
+        from installer.cli.bundle_media import verify_differential_cli
+        raise typer.Exit(verify_differential_cli(bundle, base, key, as_json))
     if is_media(bundle):  # USB media written by `bundle export`: read in place, parts checked, nothing written
         from installer.cli.bundle_media import verify_media_cli
         raise typer.Exit(verify_media_cli(bundle, key, list(volume or []), as_json))

@@ -11,6 +11,7 @@ import pytest
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout
 from installer.bundle.media import ExportOptions, export_bundle, plan_layout
+from installer.bundle.media_fs import FAT32_MAX_FILE, Mount, max_file_size
 from installer.bundle.media_manifest import VOLUME_DIR
 from installer.bundle.media_reader import import_media, verify_media
 from installer.errors import BundleError, TrustError
@@ -201,9 +202,22 @@ def test_cli_export_and_verify_on_media(tmp_path, bundle, keys, stick):
         assert r.returncode == 0 and "PASSED" in r.stdout, r.stdout + r.stderr
 
 
+def test_fat32_limit_and_the_driver_limit():
+    vfat = Mount("/media/usb", "vfat", "/dev/sdb1", "rw")
+    assert max_file_size(vfat, None) == 4 * 1024 ** 3 - 1
+    assert max_file_size(Mount("/m", "fuse.fusefat", "fusefat", "rw"), None) == 2 ** 31
+    assert max_file_size(Mount("/m", "exfat", "/dev/sdb1", "rw"), None) is None
+    assert max_file_size(Mount("/m", "ext4", "/dev/sdb1", "rw"), 1000) == 1000
+    with pytest.raises(BundleError, match="FAT32"):
+        max_file_size(vfat, 4 * 1024 ** 3)
+
+
 @pytest.mark.slow
 def test_real_fat32_limit_with_a_file_over_4_gib(tmp_path, keys):
-    """One real file of 4 GiB + 1 MiB (sparse source) against FAT32's own limit: no --max-file-size."""
+    """One real file of 4 GiB + 1 MiB (sparse source) onto real FAT32 with no --max-file-size: split at the limit.
+
+    FAT32 itself holds 4 GiB - 1 per file; fusefat, the only FAT driver these machines can mount, stops at 2 GiB,
+    and export takes the lower of the two (on a kernel vfat mount the parts are 4 GiB - 1)."""
     src = tmp_path / "b"
     (src / "models/big").mkdir(parents=True)
     big = src / "models/big/shard.safetensors"
@@ -219,8 +233,8 @@ def test_real_fat32_limit_with_a_file_over_4_gib(tmp_path, keys):
     mnt = tmp_path / "mnt"
     with mounted(img, mnt):
         s = export(layout, [mnt], keys[0])
-        assert s.max_part_size == 4 * 1024 ** 3 - 1 and s.split_files == 1
+        assert s.max_part_size == 2 ** 31 and s.split_files == 1
         sizes = [p.stat().st_size for p in sorted((mnt / VOLUME_DIR / "models/big").iterdir())]
-        assert sizes == [4 * 1024 ** 3 - 1, 1024 ** 2 + 1]
+        assert sizes == [2 ** 31, 2 ** 31, 1024 ** 2] and max(sizes) <= FAT32_MAX_FILE
     with mounted(img, mnt, read_only=True):
         assert verify_media([mnt], keys[1]).ok
