@@ -50,6 +50,8 @@ def _register() -> None:
     app.add_typer(inventory.app, name="inventory", help="Check a site inventory before anything runs.")
     app.add_typer(lab.app, name="lab", help="A laptop-sized air-gapped lab: podman nodes on an internal network.")
     install.register(app)
+    from installer.cli import upgrade
+    upgrade.register(app)
     verify.register(app)
 
 

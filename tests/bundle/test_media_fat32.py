@@ -19,6 +19,7 @@ from installer.hashing import sha256_bytes, sha256_file
 from installer.trust.keys import generate_keypair, load_private_key, load_public_key
 from installer.trust.signing import sign_index
 from tests.support.fat32 import make_image, mounted
+from tests.support.signed_bundle import make_signed_bundle
 
 PASSWORD = b"media-test-pass"
 BIG = os.urandom(300 * 1024 + 17)  # > 4 parts of 64 KiB
@@ -31,14 +32,7 @@ def keys(tmp_path):
 
 
 def make_bundle(root: Path, key, files: dict[str, bytes]) -> BundleLayout:
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    layout = BundleLayout.at(root)
-    arts = [Artifact("file", Path(rel).name, rel, len(d), sha256_bytes(d)) for rel, d in files.items()]
-    data = write_index(layout, {"name": "site", "version": "1.0.0"}, arts, known={})
-    sign_index(layout, data, key)
-    return layout
+    return make_signed_bundle(root, key, files)
 
 
 @pytest.fixture
