@@ -72,6 +72,10 @@ def install(
     inv = load_or_exit(inventory)
     console.print(f"[green]ok[/] inventory {inventory}: {len(inv.servers)} server(s), {len(inv.agents)} agent(s)", highlight=False)
     root = bundle_path(inv, bundle)
+    from installer.bundle.layout import BundleLayout
+    from installer.upgrade.base_check import refuse_wrong_base  # a differential on the wrong base: both digests named
+    if refuse_wrong_base(BundleLayout.at(root).read_index(), root, inv.path):
+        raise InstallError(f"{root}: a differential bundle is applied with `medai upgrade` (it assembles it with its base)")
     checked = verify_bundle(root, key)
     console.print(f"[green]ok[/] bundle {root}: {checked} verified", highlight=False)
     plan = build_plan(root, state_dir() / "cache")

@@ -149,3 +149,10 @@ def test_journal_resumes_at_the_first_step_not_done(site, tmp_path):
     assert Journal.load(rec.dir).pending == ["server:s0", "agents:a1"]
     rec.finish("successful")
     assert resumable_run(inv, home=home) is None
+
+
+def test_install_refuses_a_differential_before_any_host(site):
+    tmp, key, pub, home, v1, v2, inv = site
+    diff = version_bundle(tmp / "v2diff", key, "v1.34.2+k3s1", "1.10.0", b"weights-1", True, base=v1.root)
+    r = medai("install", "--inventory", str(inv), "--bundle", str(diff.root), "--key", str(pub), "--yes", home=home)
+    assert r.returncode == 2 and "no successful install" in r.stderr and no_run_started(home)
