@@ -52,6 +52,8 @@ class UpgradePlan:
         out = []
         if self.rollout and self.rollout.steps:
             out += ["snapshot", *self.rollout.steps]
+        elif self.changes.os_packages or self.changes.files:
+            out.append("hosts")  # OS packages and staged files, host by host, without a K3s restart
         if self.changes.charts:
             out.append("releases")
         return out
@@ -123,6 +125,9 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     changes = change_list(cur_index, index, manifest_text(cur), manifest_text(layout))
     plan = UpgradePlan(root, index, hashlib.sha256(layout.index.read_bytes()).hexdigest(), base, changes, None, None)
     target = k3s_version(index)
+    if target is None:
+        plan.cluster_note = "the bundle carries no k3s binary: K3s stays as it is"
+        return plan
     if cluster_state is None:
         try:
             from installer.deploy.state import kubeconfig_path
@@ -133,9 +138,6 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
                 raise
             plan.cluster_note = str(e)
             return plan
-    if target is None:
-        plan.cluster_note = "the bundle carries no k3s binary: K3s stays as it is"
-        return plan
     plan.rollout = plan_rollout(cluster_state["nodes"], target, opts.batch)
     drain = [s.node for s in plan.rollout.servers] + [s.node for b in plan.rollout.agents for s in b]
     plan.preflight = preflight(cluster_state["nodes"], cluster_state["pods"], cluster_state["pdbs"],
@@ -181,7 +183,8 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
     extravars = {**stage.extravars(), "medai_bundle_dir": str(plan.bundle), "medai_upgrade_run_id": record.id,
                  "medai_upgrade_fetch_dir": str(fetch), "medai_upgrade_target": plan.rollout.target if plan.rollout else "",
                  "medai_upgrade_batch": opts.batch, "medai_upgrade_disable_eviction": opts.disable_eviction,
-                 "medai_upgrade_drain_timeout": opts.drain_timeout, "medai_upgrade_ready_retries": 60}
+                 "medai_upgrade_drain_timeout": opts.drain_timeout, "medai_upgrade_ready_retries": 60,
+                 "medai_upgrade_os": bool(plan.changes.os_packages)}
     for step in journal.pending:
         kind, _, nodes = step.partition(":")
         console.print(f"[bold]step[/] {step}", highlight=False)
@@ -195,7 +198,7 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
                 raise
             journal.done(step, detail)
             continue
-        tags = {"snapshot": "snapshot", "server": "servers", "agents": "agents"}[kind]
+        tags = {"snapshot": "snapshot", "server": "servers", "agents": "agents", "hosts": "hosts"}[kind]
         summary = run_playbook(record, "upgrade.yml", inv.path, extravars, {"medai_k3s_token": token}, console=console,
                                tags=tags, limit=nodes or None, host_key_checking=inv.site.medai_ssh_host_key_checking)
         if summary.status != "successful" or summary.failed or summary.unreachable:

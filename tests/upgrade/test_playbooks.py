@@ -23,7 +23,7 @@ def test_syntax(tmp_path, playbook):
 
 def test_upgrade_playbook_order_and_drain_rules():
     plays = yaml.safe_load((ROOT / "playbooks/upgrade.yml").read_text())
-    assert [p["tags"][0] for p in plays] == ["snapshot", "servers", "agents"]
+    assert [p["tags"][0] for p in plays] == ["snapshot", "servers", "agents", "hosts"]
     servers, agents = plays[1], plays[2]
     assert servers["serial"] == 1 and agents["serial"] == "{{ medai_upgrade_batch | default(1) }}"
     drain = next(t for t in servers["pre_tasks"] if "drain" in t["name"])
