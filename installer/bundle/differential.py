@@ -154,3 +154,24 @@ def _union_image_problems(diff: Path, base: Path, diff_index: dict, key) -> list
             if not check.ok:
                 out.append(f"image {a.get('ref') or a['name']}: {check.detail}")
     return out
+
+
+def assemble_union(diff: Path, base: Path, dest: Path) -> Path:
+    """A private working copy holding the differential's files and the ones it pins from its base, each copied
+    through its hash check; its index.json is derived (files = the union) and unsigned: it is used on the control
+    host after both signed indexes were verified, and records name the differential's own signed index."""
+    from installer.atomic import atomic_write_bytes
+    from installer.bundle.index import dumps
+    from installer.bundle.private_copy import copy_verified, directory_opener
+
+    idx = json.loads((diff / "index.json").read_bytes())
+    carried, pinned = list(idx["files"]), list(idx.get("fromBase") or [])
+    (dest / "index.json").unlink(missing_ok=True)
+    copy_verified(directory_opener(diff), carried, dest)
+    copy_verified(directory_opener(base), pinned, dest)
+    union = {**idx, "files": sorted(carried + pinned, key=lambda f: f["path"]),
+             "derivedFrom": {"indexSha256": hashlib.sha256((diff / "index.json").read_bytes()).hexdigest(),
+                             "base": idx.get("base")}}
+    union.pop("fromBase", None)
+    atomic_write_bytes(dest / "index.json", dumps(union))
+    return dest

@@ -232,7 +232,7 @@ def export_bundle(opts: ExportOptions) -> ExportSummary:
     unit = min(max(unit, 512), 64 * 1024)
     nfiles = len(index["files"])
     est_parts = nfiles + sum(int(f["size"]) // max_part for f in index["files"]) if max_part else nfiles
-    reserve = sum(_roundup(len(b), unit) for b in control.values()) + _roundup(400 * (est_parts + 8), unit) + 4 * unit
+    reserve = sum(_roundup(len(b), unit) for b in control.values()) + _roundup(700 * (est_parts + 8), unit) + 4 * unit
     plan = plan_layout(index["files"], max_part, opts.volume_size, unit, reserve)
     check_fat_names(plan)  # cheap, and a layout valid on FAT is valid everywhere
     summary.max_part_size = max_part

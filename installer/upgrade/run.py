@@ -47,6 +47,7 @@ class UpgradePlan:
     preflight: Preflight | None
     cluster_note: str = ""
     drains: dict[str, list[str]] = field(default_factory=dict)
+    signed_index: Path | None = None  # the bundle's own signed index (a differential's, not the union's)
 
     def steps(self) -> list[str]:
         out = []
@@ -121,9 +122,18 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         problems, _ = verify_union(root, cur.root, opts.key)
         if problems:
             raise BundleError(f"{root}: differential bundle refused: {'; '.join(problems[:5])}")
+        from installer.bundle.differential import assemble_union
+        from installer.deploy.state import state_dir
+        signed_index = layout.index
+        root = assemble_union(root, cur.root, state_dir() / "bundles" / f"{hashlib.sha256(signed_index.read_bytes()).hexdigest()}-union")
+        layout = BundleLayout.at(root)
+        console.print(f"[green]ok[/] differential + base assembled in {root}", highlight=False)
+    else:
+        signed_index = layout.index
     manifest_text = lambda lay: lay.manifest.read_text() if lay.manifest.is_file() else None  # noqa: E731
     changes = change_list(cur_index, index, manifest_text(cur), manifest_text(layout))
-    plan = UpgradePlan(root, index, hashlib.sha256(layout.index.read_bytes()).hexdigest(), base, changes, None, None)
+    plan = UpgradePlan(root, index, hashlib.sha256(signed_index.read_bytes()).hexdigest(), base, changes, None, None,
+                       signed_index=signed_index)
     target = k3s_version(index)
     if target is None:
         plan.cluster_note = "the bundle carries no k3s binary: K3s stays as it is"
@@ -171,7 +181,7 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
     else:
         if opts.resume:
             console.print("[yellow]note[/] no interrupted upgrade to resume: starting a new one", highlight=False)
-        record = new_run("upgrade", inv.path, plan.bundle / "index.json")
+        record = new_run("upgrade", inv.path, plan.signed_index or plan.bundle / "index.json")
         journal = Journal.create(record.dir, plan.steps(), {
             "indexSha256": plan.index_sha256, "base": plan.base, "target": plan.rollout.target if plan.rollout else None,
             "disableEviction": opts.disable_eviction, "drainTimeout": opts.drain_timeout, "batch": opts.batch,

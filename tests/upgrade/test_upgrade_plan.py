@@ -108,6 +108,13 @@ def test_differential_on_the_wrong_base_is_refused_before_any_host_naming_both_d
     r = medai("upgrade", "--inventory", str(inv), "--bundle", str(diff.root), "--key", str(pub), "--current", str(v1.root),
               "--plan", home=home)
     assert r.returncode == 0 and f"differential on base index sha256 {v1_sha}" in r.stdout, r.stdout + r.stderr
+    # the steps run from a private union copy: the differential's files plus those pinned from v1, each hash-checked
+    plan = make_plan(UpgradeOptions(inv, diff.root, pub, current=v1.root, plan_only=True), Console(file=open(os.devnull, "w")))
+    from installer.deploy.plan import build_plan
+    staged = {f["dest"] for f in build_plan(plan.bundle, tmp / "cache").files}
+    assert {"files/k3s", "models/tiny/model.safetensors"} <= staged
+    assert (plan.bundle / "models/tiny/model.safetensors").read_bytes() == b"weights-1"
+    assert plan.index_sha256 == hashlib.sha256(diff.index.read_bytes()).hexdigest()
 
 
 def _state(nodes: str = "nodes-ready.json") -> dict:
