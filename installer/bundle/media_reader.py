@@ -318,3 +318,13 @@ def verify_media(mounts: list, pub, ask: AskVolume | None = None, progress: Call
             if h.hexdigest() != f["sha256"]:
                 res.problems.append(f"{f['path']}: sha256 {h.hexdigest()} differs from the signed index")
     return res
+
+
+def bundle_source(path, verified_index_bytes: bytes, pubkey, volumes: list | None = None,
+                  ask: AskVolume | None = None) -> Callable[[str], BinaryIO]:
+    """The opener for copy_verified over whatever ``path`` is: exported media (their volume 1, or any volume, and
+    ``volumes``) or a plain bundle directory. ``verified_index_bytes``: index.json after its signature was checked
+    (on media it lies in volume_root(path), beside media.json)."""
+    if (volume_root(path) / MEDIA).is_file():
+        return media_opener([path, *(volumes or [])], verified_index_bytes, pubkey, ask)
+    return directory_opener(path)
