@@ -177,6 +177,15 @@ def test_two_volume_export_and_import_asking_for_the_second(tmp_path, bundle, ke
         assert asked == [(2, 2)] and r.copied == 5
         assert sha256_file(tmp_path / "copy/models/m/model-00001.safetensors") == sha256_bytes(BIG)
         assert verify_media([m1, m2], pub).ok
+        medai = str(Path(__file__).resolve().parents[2] / ".venv/bin/medai")
+        r = subprocess.run([medai, "bundle", "import", "--from", str(m1), "--volume", str(m2), "--to", str(tmp_path / "cli"),
+                            "--key", str(keys[2])], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                           env={**os.environ, "COLUMNS": "300"})
+        assert r.returncode == 0 and "5 file(s) copied" in r.stdout, r.stdout + r.stderr
+        r = subprocess.run([medai, "bundle", "import", "--from", str(m1), "--to", str(tmp_path / "cli2"),
+                            "--key", str(keys[2])], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                           env={**os.environ, "COLUMNS": "300"})
+        assert r.returncode == 2 and "volume 2 of 2 was not given" in r.stderr, r.stderr
 
 
 def test_layout_planner_fills_volumes_and_splits_at_boundaries():
@@ -191,7 +200,7 @@ def test_layout_planner_fills_volumes_and_splits_at_boundaries():
 def test_cli_export_and_verify_on_media(tmp_path, bundle, keys, stick):
     _, _, pub_path = keys
     mnt = tmp_path / "mnt"
-    env = {**os.environ, "MEDAI_KEY_PASSWORD": PASSWORD.decode()}
+    env = {**os.environ, "MEDAI_KEY_PASSWORD": PASSWORD.decode(), "COLUMNS": "300"}
     medai = str(Path(__file__).resolve().parents[2] / ".venv/bin/medai")
     with mounted(stick, mnt):
         r = subprocess.run([medai, "bundle", "export", str(bundle.root), "--to", str(mnt), "--max-file-size", "64K",
