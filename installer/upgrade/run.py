@@ -68,7 +68,7 @@ class UpgradePlan:
             out.append(f"nodes: not planned: {self.cluster_note}")
         else:
             out += [f"already at {self.rollout.target}: {n}" for n in self.rollout.done]
-            out += [f"step: {s}" for s in self.steps()]
+        out += [f"step: {s}" for s in self.steps()] or ["step: none (nothing to do)"]
         if self.preflight is not None:
             out += [f"preflight: {p}" for p in self.preflight.problems]
             out += [f"blocking PDB: {b}" for b in self.preflight.blockers]
