@@ -39,5 +39,6 @@ def test_rollback_follows_the_k3s_restore_procedure():
     text = (ROOT / "playbooks/rollback.yml").read_text()
     assert plays[0]["tasks"][0]["ansible.builtin.systemd_service"]["state"] == "stopped"
     assert "--cluster-reset" in text and "--cluster-reset-restore-path=" in text
-    others = next(p for p in plays if p["hosts"].startswith("servers:!"))
+    assert next(p for p in plays if "cluster reset" in str(p))["hosts"] == "servers[0]"
+    others = next(p for p in plays if p["hosts"] == "servers[1:]")
     assert others["tasks"][0]["ansible.builtin.file"] == {"path": "/var/lib/rancher/k3s/server/db", "state": "absent"}
