@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,6 +210,9 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
             journal.done(step, detail)
             continue
         tags = {"snapshot": "snapshot", "server": "servers", "agents": "agents", "hosts": "hosts"}[kind]
+        # ansible-runner prefers env/envvars and env/extravars left in the private data dir by an earlier call
+        # (a killed run's parent PID among them) over the ones passed now: start each step without them
+        shutil.rmtree(record.runner_dir / "env", ignore_errors=True)
         summary = run_playbook(record, "upgrade.yml", inv.path, extravars, {"medai_k3s_token": token}, console=console,
                                tags=tags, limit=nodes or None, host_key_checking=inv.site.medai_ssh_host_key_checking)
         if summary.status != "successful" or summary.failed or summary.unreachable:
