@@ -173,5 +173,6 @@ def assemble_union(diff: Path, base: Path, dest: Path) -> Path:
              "derivedFrom": {"indexSha256": hashlib.sha256((diff / "index.json").read_bytes()).hexdigest(),
                              "base": idx.get("base")}}
     union.pop("fromBase", None)
+    union.pop("base", None)  # the union is whole: what it was assembled from is in derivedFrom
     atomic_write_bytes(dest / "index.json", dumps(union))
     return dest
