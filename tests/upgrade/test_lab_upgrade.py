@@ -57,6 +57,9 @@ def site(lab_nodes, tmp_path_factory):
     v2_files = dict(deploy_bundles.FILES)
     v2_files["site-ca.pem"] = (CA_V2, ["all"])
     v2_files["release-notes.txt"] = (b"bundle v2\n", ["all"])
+    # the airgap image archive of v1 is replaced by another one in v2: the old one must leave the nodes
+    v2_files.pop("k3s-airgap-images-amd64.tar")
+    v2_files["k3s-airgap-images-amd64-v2.tar"] = (b"placeholder archive of bundle v2\n", ["all"])
     v2 = signed(tmp / "v2", key, v2_files, base=v1)  # differential: only the changed and the new file inside
     inv = lab.inventory(tmp / "site.yml", cluster_name="lab-upgrade", bundle_dir=v1, extra_vars=LAB_VARS)
     home = tmp / "home"
@@ -74,7 +77,7 @@ def test_upgrade_replaces_staged_files_then_resume_after_sigkill_converges(site)
     lab, inv, v1, v2, pub, home = site
     args = ("upgrade", "--inventory", str(inv), "--bundle", str(v2), "--key", str(pub), "--current", str(v1))
     carried = {f["path"] for f in json.loads((v2 / "index.json").read_text())["files"]}
-    assert carried == {"files/site-ca.pem", "files/release-notes.txt"}
+    assert carried == {"files/site-ca.pem", "files/release-notes.txt", "files/k3s-airgap-images-amd64-v2.tar"}
     r = medai(home, *args, "--plan")
     assert r.returncode == 0 and "step: hosts" in r.stdout and "file site-ca.pem: changed" in r.stdout, r.stdout + r.stderr
     assert "differential on base index sha256" in r.stdout
@@ -97,7 +100,8 @@ def test_upgrade_replaces_staged_files_then_resume_after_sigkill_converges(site)
     for n in lab.nodes:
         assert staged_sha(n, "files/site-ca.pem") == sha["files/site-ca.pem"]
         assert staged_sha(n, "files/release-notes.txt") == sha["files/release-notes.txt"]
-    assert staged_sha(lab.nodes[0], "files/k3s-airgap-images-amd64.tar") == sha["files/k3s-airgap-images-amd64.tar"]
+        images = node_exec(n, "ls /var/lib/rancher/k3s/agent/images").stdout.split()
+        assert images == ["k3s-airgap-images-amd64-v2.tar"], images  # v1's archive removed, v2's in place
     # the roles are idempotent across the two versions: installing the assembled v2 over the upgraded hosts changes
     # nothing (the union copy's index is derived, so it is installed by hashes, without --key)
     union = next((home / "bundles").glob("*-union"))
