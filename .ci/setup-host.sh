@@ -10,7 +10,8 @@ export DEBIAN_FRONTEND=noninteractive
 need_apt=()
 for p in podman runc skopeo docker-registry mmdebstrap apache2-utils openssl uidmap slirp4netns \
          fuse-overlayfs openssh-client sshpass iproute2 rsync golang-go file dpkg-dev gnupg \
-         apt-utils openscap-scanner ssg-debderived xsltproc rpm iptables nftables; do
+         apt-utils openscap-scanner ssg-debderived xsltproc rpm iptables nftables \
+         dosfstools fusefat; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

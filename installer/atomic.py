@@ -6,6 +6,7 @@ after return both the content and the name are on the device (a stick pulled at 
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -28,7 +29,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) 
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, mode)
+        try:
+            os.fchmod(fd, mode)
+        except OSError as e:
+            if e.errno not in (errno.ENOSYS, errno.ENOTSUP, errno.EPERM):
+                raise  # FAT (fusefat) has no permissions to set; anything else is a real failure
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

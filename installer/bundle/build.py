@@ -56,6 +56,7 @@ class BuildOptions:
     os_cache_dir: Path | None = None
     progress: Progress | None = None
     mirrors: dict[str, str] = field(default_factory=dict)  # --mirror REGISTRY=HOST[/PATH], over spec.mirrors
+    base: Path | None = None  # differential: carry only files the base index (or bundle dir) lacks
 
 
 @dataclass
@@ -460,6 +461,11 @@ def _build(opts: BuildOptions) -> BuildSummary:
     # --- .tmp must be empty: partial downloads never belong to a finished bundle
     shutil.rmtree(layout.tmp, ignore_errors=True)
 
+    differential: dict = {}
+    if opts.base is not None:
+        from installer.bundle.differential import prune_to_base
+        differential = prune_to_base(layout, opts.base, known)
+
     try:
         index_bytes = write_index(layout, {
             "name": manifest.metadata.name,
@@ -468,6 +474,7 @@ def _build(opts: BuildOptions) -> BuildSummary:
             "manifestSha256": sha256_bytes(manifest_bytes),
             "platforms": list(platforms),
             "signed": opts.sign_key is not None,
+            **differential,
         }, artifacts, known)
     except ValueError as e:  # a symlink or special file in the bundle
         raise BundleError(f"{layout.root}: {e}") from None

@@ -38,6 +38,7 @@ def build(
     tools: bool = typer.Option(True, "--with-tools/--no-tools", help="carry the installer wheelhouse, collections and helm"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
     mirror: Optional[list[str]] = typer.Option(None, "--mirror", help="fetch a registry through a mirror, e.g. quay.io=nexus.example/quay (repeatable)"),
+    base: Optional[Path] = typer.Option(None, "--base", help="differential: the installed bundle's index.json (or directory); carry only what it lacks"),
 ) -> None:
     """Build an offline bundle from a manifest: images, charts, files, models, OS packages, tools, SBOMs."""
     from installer.bundle.build import BuildOptions, build_bundle
@@ -48,7 +49,7 @@ def build(
     try:
         summary = build_bundle(BuildOptions(
             manifest=manifest, out=out_dir, lock=lock, locked=locked, sign_key=sign_key, sigstore=sigstore,
-            platforms=list(platform) if platform else None, with_tools=tools, progress=progress,
+            platforms=list(platform) if platform else None, with_tools=tools, progress=progress, base=base,
             mirrors=dict(parse_mirror_option(m) for m in mirror or []),
         ))
     finally:

@@ -37,12 +37,22 @@ def verify(
     path: Optional[Path] = typer.Option(None, "--path", help="With --model: the model directory on this node."),
     report: Optional[Path] = typer.Option(None, "--report", help="Directory for the JSON report and its .txt summary (default: the state directory, $MEDAI_HOME/reports), or an explicit PATH.json; never inside the bundle."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    volume: Optional[list[Path]] = typer.Option(None, "--volume", help="Media: further volumes' mount points (else asked for)."),
+    base: Optional[Path] = typer.Option(None, "--base", help="Differential bundle: its base bundle directory; checks the union."),
 ) -> None:
     """Check the index signature, every file's sha256 and every image signature, offline; write the evidence.
 
     Exit 0 when everything checked passed, 1 when anything failed. Without --key only hashes are checked and the
     output says SIGNATURES NOT CHECKED.
     """
+    from installer.bundle.media_manifest import is_media
+
+    if base is not None:
+        from installer.cli.bundle_media import verify_differential_cli
+        raise typer.Exit(verify_differential_cli(bundle, base, key, as_json))
+    if is_media(bundle):  # USB media written by `bundle export`: read in place, parts checked, nothing written
+        from installer.cli.bundle_media import verify_media_cli
+        raise typer.Exit(verify_media_cli(bundle, key, list(volume or []), as_json))
     from installer.trust.verify import verify_bundle, verify_model
 
     if model or path:

@@ -18,6 +18,7 @@ from installer.deploy.working_copy import NOT_CHECKED_BANNER
 from installer.deploy.state import RunRecord, cluster_token, kubeconfig_path, new_run, state_dir, write_private
 from installer.errors import InstallError, MedaiError
 from installer.textsafe import not_checked_banner, safe_text
+from installer.upgrade.base_check import refuse_wrong_base
 
 console = Console()
 
@@ -133,6 +134,9 @@ def install(
                       f"verified into {vb.root}", highlight=False)
     else:
         not_checked_banner(console, f"bundle {safe_text(root)}: {NOT_CHECKED_BANNER}")
+    # a differential bundle on the wrong base is refused naming both digests (read from the verified index)
+    if refuse_wrong_base(vb.index, root, inv.path):
+        raise InstallError(f"{safe_text(root)}: a differential bundle is applied with `medai upgrade` (it assembles it with its base)")
     site = _render_platform(inv, vb.root)  # from the checked copy, before any host is contacted
     plan = build_plan(vb.index, vb.root, state_dir() / "cache", vb.index_sha256)
     if not plan.k3s_present:

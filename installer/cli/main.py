@@ -45,6 +45,7 @@ def _root(
 def _register() -> None:
     from installer.cli import bundle, install, inventory, keys, lab, verify
     from installer.cli import bundle_trust  # noqa: F401  (adds `bundle verify` and `bundle push`)
+    from installer.cli import bundle_media  # noqa: F401  (adds `bundle export` and `bundle import`)
 
     app.add_typer(bundle.app, name="bundle", help="Build, verify, inspect and push offline bundles.")
     app.add_typer(keys.app, name="keys", help="Signing keys (cosign-compatible).")
@@ -57,6 +58,8 @@ def _register() -> None:
 
     app.add_typer(harbor.app, name="harbor", help="Seed Harbor from the bundle (site key verified before and after).")
     install.register(app)
+    from installer.cli import upgrade
+    upgrade.register(app)
     verify.register(app)
     from installer.cli import render
     render.register(app)

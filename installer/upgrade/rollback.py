@@ -1,0 +1,69 @@
+"""`medai rollback`: back to the previous bundle.
+
+With a K3s snapshot (the default): every server stopped, the previous bundle's binary staged, the first server
+reset from the pre-upgrade snapshot (`k3s server --cluster-reset --cluster-reset-restore-path`), the other
+servers' databases cleared and rejoined (playbooks/rollback.yml). The snapshot also restores Helm's release
+records, so releases come back with it. --releases-only rolls just the releases back to the revisions whose
+chart versions the previous bundle carries. Needs a running cluster: executed only in the K3s E2E test.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from installer.errors import InstallError
+
+
+def newest_snapshot(cluster: str) -> Path:
+    from installer.deploy.state import state_dir
+
+    d = state_dir() / "snapshots" / cluster
+    snaps = sorted((p for p in d.glob("medai-*") if p.is_file()), key=lambda p: p.stat().st_mtime_ns) if d.is_dir() else []
+    if not snaps:
+        raise InstallError(f"{d}: no pre-upgrade etcd snapshot: a K3s rollback is impossible without one "
+                           "(use --releases-only to roll back only the platform releases)")
+    return snaps[-1]
+
+
+def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None, releases_only: bool,
+                 console: Console) -> Path:
+    from installer.bundle.layout import BundleLayout
+    from installer.deploy.inventory import load_inventory
+    from installer.deploy.plan import build_plan
+    from installer.deploy.preinstall import verify_bundle
+    from installer.deploy.runner import run_playbook
+    from installer.deploy.state import cluster_token, kubeconfig_path, new_run, state_dir
+    from installer.upgrade.helm_decision import rollback_target
+    from installer.upgrade.releases import _helm, history
+
+    inv = load_inventory(inventory)
+    root = BundleLayout.at(bundle).root
+    console.print(f"[green]ok[/] previous bundle {root}: {verify_bundle(root, key)} verified", highlight=False)
+    snap = None if releases_only else (snapshot or newest_snapshot(inv.cluster))
+    record = new_run("rollback", inv.path, root / "index.json")
+    try:
+        if snap is not None:
+            stage = build_plan(root, state_dir() / "cache")
+            s = run_playbook(record, "rollback.yml", inv.path,
+                             {**stage.extravars(), "medai_bundle_dir": str(root), "medai_rollback_snapshot": str(snap)},
+                             {"medai_k3s_token": cluster_token(inv.cluster)}, console=console,
+                             host_key_checking=inv.site.medai_ssh_host_key_checking)
+            if s.status != "successful" or s.failed or s.unreachable:
+                raise InstallError(f"K3s restore failed: {s.failures[0] if s.failures else s.status}; record {record.dir}")
+        else:
+            index = BundleLayout.at(root).read_index()
+            kc = kubeconfig_path(inv.cluster)
+            for a in (a for a in index.get("artifacts", []) if a.get("kind") == "chart"):
+                ns = a["name"]
+                rev = rollback_target(history(a["name"], ns, kc), str((a.get("meta") or {}).get("version")))
+                if rev is None:
+                    raise InstallError(f"release {a['name']}: no revision with chart version "
+                                       f"{(a.get('meta') or {}).get('version')} in its history")
+                _helm(["rollback", a["name"], str(rev), "-n", ns, "--wait"], kc)
+                console.print(f"[green]ok[/] release {a['name']} back to revision {rev}", highlight=False)
+    except InstallError as e:
+        record.finish("failed", error=str(e))
+        raise
+    record.finish("successful")
+    return record.dir

@@ -1,0 +1,226 @@
+"""`medai upgrade`: bundle in (directory or media), plan out, then the steps one by one with a journal.
+
+Order: verify the new bundle (or import it off the media into a private copy) -> refuse a differential on the
+wrong base -> change list against the installed bundle -> read the cluster -> skew plan -> preflight (every
+blocker listed) -> [--plan stops here] -> snapshot -> servers one at a time -> agents in batches -> releases.
+Each step is one ansible-runner run of playbooks/upgrade.yml (tags + limit) recorded in the journal;
+--resume continues the newest unfinished upgrade run at its first step not done.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from installer.bundle.layout import BundleLayout
+from installer.errors import BundleError, InstallError
+from installer.upgrade.changes import ChangeList, change_list, k3s_version
+from installer.upgrade.cluster_checks import Preflight, drain_decision, preflight
+from installer.upgrade.skew import RolloutPlan, plan_rollout
+
+
+@dataclass
+class UpgradeOptions:
+    inventory: Path
+    bundle: Path
+    key: Path
+    current: Path | None = None  # the installed bundle (default: the inventory's medai_bundle_dir)
+    plan_only: bool = False
+    resume: bool = False
+    batch: int = 1
+    disable_eviction: bool = False
+    drain_timeout: int = 600
+    volumes: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class UpgradePlan:
+    bundle: Path
+    index: dict
+    index_sha256: str
+    base: str | None
+    changes: ChangeList
+    rollout: RolloutPlan | None
+    preflight: Preflight | None
+    cluster_note: str = ""
+    drains: dict[str, list[str]] = field(default_factory=dict)
+    signed_index: Path | None = None  # the bundle's own signed index (a differential's, not the union's)
+
+    def steps(self) -> list[str]:
+        out = []
+        if self.rollout and self.rollout.steps:
+            out += ["snapshot", *self.rollout.steps]
+        elif self.changes.os_packages or self.changes.files:
+            out.append("hosts")  # OS packages and staged files, host by host, without a K3s restart
+        if self.changes.charts:
+            out.append("releases")
+        return out
+
+    def lines(self) -> list[str]:
+        out = [f"bundle {self.index.get('name')} {self.index.get('version')} (index sha256 {self.index_sha256})"]
+        if self.base:
+            out.append(f"differential on base index sha256 {self.base} (matches what is installed)")
+        out += [f"change: {line}" for line in self.changes.lines()]
+        if self.rollout is None:
+            out.append(f"nodes: not planned: {self.cluster_note}")
+        else:
+            out += [f"already at {self.rollout.target}: {n}" for n in self.rollout.done]
+        out += [f"step: {s}" for s in self.steps()] or ["step: none (nothing to do)"]
+        if self.preflight is not None:
+            out += [f"preflight: {p}" for p in self.preflight.problems]
+            out += [f"blocking PDB: {b}" for b in self.preflight.blockers]
+        return out
+
+
+def _media_or_dir(opts: UpgradeOptions, console: Console) -> Path:
+    """A bundle directory as is; media imported into the control host's private copy first (parts checked)."""
+    from installer.bundle.media_manifest import is_media
+
+    if not is_media(opts.bundle):
+        return BundleLayout.at(opts.bundle).root
+    from installer.bundle.media_reader import import_media, read_verified_index
+    from installer.deploy.state import state_dir
+    from installer.trust.keys import load_public_key
+
+    pub = load_public_key(opts.key)
+    index_bytes, _ = read_verified_index(opts.bundle, pub)
+    dest = state_dir() / "bundles" / hashlib.sha256(index_bytes).hexdigest()
+    res = import_media([opts.bundle, *opts.volumes], dest, pub)
+    console.print(f"[green]ok[/] media imported into {dest}: {res.copied} copied, {res.skipped} already there", highlight=False)
+    return dest
+
+
+def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None = None) -> UpgradePlan:
+    from installer.deploy.inventory import load_inventory
+    from installer.deploy.preinstall import verify_bundle
+    from installer.upgrade.base_check import installed_index, refuse_wrong_base
+
+    inv = load_inventory(opts.inventory)
+    root = _media_or_dir(opts, console)
+    layout = BundleLayout.at(root)
+    index = layout.read_index()
+    base = refuse_wrong_base(index, root, inv.path)  # before any host (or the bundle's files) is touched
+    if base is None:
+        console.print(f"[green]ok[/] bundle {root}: {verify_bundle(root, opts.key)} verified", highlight=False)
+    current_dir = opts.current or (Path(inv.site.medai_bundle_dir) if inv.site.medai_bundle_dir else None)
+    if current_dir is None:
+        raise InstallError(f"{inv.path}: the installed bundle is needed to know what changes: pass --current DIR")
+    cur = BundleLayout.at(current_dir)
+    cur_index = cur.read_index()
+    have, _run = installed_index(inv.path)
+    cur_sha = hashlib.sha256(cur.index.read_bytes()).hexdigest()
+    if have is not None and have != cur_sha:
+        raise InstallError(f"{cur.root}: index sha256 {cur_sha} is not the installed bundle ({have}): pass --current "
+                           "with the bundle the cluster runs")
+    if base is not None:
+        if base != cur_sha:
+            raise InstallError(f"{root}: differential on {base}, --current is {cur_sha}")
+        from installer.bundle.differential import verify_union
+        problems, _ = verify_union(root, cur.root, opts.key)
+        if problems:
+            raise BundleError(f"{root}: differential bundle refused: {'; '.join(problems[:5])}")
+        from installer.bundle.differential import assemble_union
+        from installer.deploy.state import state_dir
+        signed_index = layout.index
+        root = assemble_union(root, cur.root, state_dir() / "bundles" / f"{hashlib.sha256(signed_index.read_bytes()).hexdigest()}-union")
+        layout = BundleLayout.at(root)
+        console.print(f"[green]ok[/] differential + base assembled in {root}", highlight=False)
+    else:
+        signed_index = layout.index
+    manifest_text = lambda lay: lay.manifest.read_text() if lay.manifest.is_file() else None  # noqa: E731
+    changes = change_list(cur_index, index, manifest_text(cur), manifest_text(layout))
+    plan = UpgradePlan(root, index, hashlib.sha256(signed_index.read_bytes()).hexdigest(), base, changes, None, None,
+                       signed_index=signed_index)
+    target = k3s_version(index)
+    if target is None:
+        plan.cluster_note = "the bundle carries no k3s binary: K3s stays as it is"
+        return plan
+    if cluster_state is None:
+        try:
+            from installer.deploy.state import kubeconfig_path
+            from installer.upgrade.cluster_api import ClusterAPI
+            cluster_state = ClusterAPI(kubeconfig_path(inv.cluster)).state()
+        except InstallError as e:
+            if not opts.plan_only:
+                raise
+            plan.cluster_note = str(e)
+            return plan
+    plan.rollout = plan_rollout(cluster_state["nodes"], target, opts.batch)
+    drain = [s.node for s in plan.rollout.servers] + [s.node for b in plan.rollout.agents for s in b]
+    plan.preflight = preflight(cluster_state["nodes"], cluster_state["pods"], cluster_state["pdbs"],
+                               cluster_state["readyzEtcd"], cluster_state["longhorn"], drain, opts.disable_eviction)
+    plan.drains = {n: drain_decision(n, cluster_state["pdbs"], cluster_state["pods"], opts.drain_timeout,
+                                     opts.disable_eviction).argv for n in drain}
+    return plan
+
+
+def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
+    """Run the plan's steps (or the rest of an interrupted run's); returns the run directory."""
+    from installer.deploy.inventory import load_inventory
+    from installer.deploy.plan import build_plan
+    from installer.deploy.runner import run_playbook
+    from installer.deploy.state import RunRecord, cluster_token, new_run, state_dir
+    from installer.upgrade.journal import Journal, resumable_run
+
+    if plan.preflight is not None and not plan.preflight.ok:
+        raise InstallError("preflight failed, nothing was touched: " + "; ".join(
+            plan.preflight.problems + [str(b) for b in plan.preflight.blockers]))
+    inv = load_inventory(opts.inventory)
+    run_dir = resumable_run(inv.path) if opts.resume else None
+    if run_dir is not None:
+        data = json.loads((run_dir / "run.json").read_text())
+        record = RunRecord(run_dir, {**data, "result": "running", "resumed": data.get("resumed", 0) + 1})
+        record.save()
+        journal = Journal.load(run_dir)
+        if journal.data["facts"].get("indexSha256") != plan.index_sha256:
+            raise InstallError(f"{run_dir}: the interrupted upgrade was to index {journal.data['facts'].get('indexSha256')}, "
+                               f"this bundle is {plan.index_sha256}: resume with the same bundle")
+    else:
+        if opts.resume:
+            console.print("[yellow]note[/] no interrupted upgrade to resume: starting a new one", highlight=False)
+        record = new_run("upgrade", inv.path, plan.signed_index or plan.bundle / "index.json")
+        journal = Journal.create(record.dir, plan.steps(), {
+            "indexSha256": plan.index_sha256, "base": plan.base, "target": plan.rollout.target if plan.rollout else None,
+            "disableEviction": opts.disable_eviction, "drainTimeout": opts.drain_timeout, "batch": opts.batch,
+            "drains": plan.drains, "changes": plan.changes.to_json()})
+    token = cluster_token(inv.cluster)
+    stage = build_plan(plan.bundle, state_dir() / "cache")
+    fetch = state_dir() / "snapshots" / inv.cluster
+    fetch.mkdir(parents=True, exist_ok=True, mode=0o700)
+    extravars = {**stage.extravars(), "medai_bundle_dir": str(plan.bundle), "medai_upgrade_run_id": record.id,
+                 "medai_upgrade_fetch_dir": str(fetch), "medai_upgrade_target": plan.rollout.target if plan.rollout else "",
+                 "medai_upgrade_batch": opts.batch, "medai_upgrade_disable_eviction": opts.disable_eviction,
+                 "medai_upgrade_drain_timeout": opts.drain_timeout, "medai_upgrade_ready_retries": 60,
+                 "medai_upgrade_os": bool(plan.changes.os_packages)}
+    for step in journal.pending:
+        kind, _, nodes = step.partition(":")
+        console.print(f"[bold]step[/] {step}", highlight=False)
+        if kind == "releases":
+            from installer.upgrade.releases import upgrade_releases
+            try:
+                detail = upgrade_releases(plan, inv, console)
+            except InstallError as e:
+                journal.fail(step, str(e))
+                record.finish("failed", error=f"step {step}: {e}")
+                raise
+            journal.done(step, detail)
+            continue
+        tags = {"snapshot": "snapshot", "server": "servers", "agents": "agents", "hosts": "hosts"}[kind]
+        # ansible-runner prefers env/envvars and env/extravars left in the private data dir by an earlier call
+        # (a killed run's parent PID among them) over the ones passed now: start each step without them
+        shutil.rmtree(record.runner_dir / "env", ignore_errors=True)
+        summary = run_playbook(record, "upgrade.yml", inv.path, extravars, {"medai_k3s_token": token}, console=console,
+                               tags=tags, limit=nodes or None, host_key_checking=inv.site.medai_ssh_host_key_checking)
+        if summary.status != "successful" or summary.failed or summary.unreachable:
+            first = summary.failures[0] if summary.failures else f"ansible-runner status {summary.status}"
+            journal.fail(step, first)
+            record.finish("failed", summary.to_json(), error=f"stopped at step {step}: {first}")
+            raise InstallError(f"upgrade stopped at step {step} ({first}); steps done: {', '.join(journal.data['done']) or 'none'}; "
+                               f"the cluster is as those steps left it; fix and run medai upgrade --resume (record {record.dir})")
+        journal.done(step, {"summary": summary.to_json()})
+    record.finish("successful")
+    return record.dir
