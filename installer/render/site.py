@@ -20,6 +20,8 @@ import yaml
 
 from installer.errors import InventoryError
 
+# A chart whose site values live in a role of another name.
+CHART_ROLES = {"keycloakx": "keycloak"}
 # The order releases are applied in: nodes stay NotReady until the CNI runs, MetalLB and Longhorn need pods.
 PLATFORM_ORDER = ("cilium", "metallb", "longhorn")
 DRAIN_POLICIES = ("block-if-contains-last-replica", "allow-if-replica-is-stopped", "always-allow",
@@ -48,6 +50,10 @@ def _bad(inv, var: str, msg: str) -> InventoryError:
 
 def role_vars(role: str, inv) -> dict[str, Any]:
     """The role's variables for this site: defaults, the inventory's all.vars over them, null ones computed."""
+    if role == "vault":  # replicas by node count, the Transit seal: computed beside Vault's own client code
+        from installer.deploy.vault.values import role_vars as vault_role_vars
+
+        return vault_role_vars(inv)
     site = inv.site.model_dump()
     out = {k: site.get(k, v) for k, v in role_defaults(role).items()}
     if role == "cilium":
@@ -78,12 +84,20 @@ def role_vars(role: str, inv) -> dict[str, Any]:
 
 def site_values(chart: str, inv) -> dict[str, Any]:
     """The values the site adds for one chart ({} for a chart without a role template)."""
-    template = _roles_dir() / chart / "templates" / "values.yaml.j2"
+    role = CHART_ROLES.get(chart, chart)
+    template = _roles_dir() / role / "templates" / "values.yaml.j2"
     if not template.is_file():
         return {}
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    text = env.from_string(template.read_text()).render(**role_vars(chart, inv))
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
+    env.filters["bool"] = _ansible_bool  # the roles' templates are Ansible templates too
+    text = env.from_string(template.read_text()).render(**role_vars(role, inv))
     return yaml.safe_load(text) or {}
+
+
+def _ansible_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
+    return bool(value)
 
 
 def merge(base: dict, over: dict) -> dict:

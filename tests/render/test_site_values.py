@@ -36,7 +36,7 @@ def test_example_defaults(tmp_path):
     assert c["ipam"] == {"mode": "kubernetes"} and c["policyCIDRMatchMode"] == ["nodes"]
     assert site_values("longhorn", inv)["defaultSettings"]["defaultReplicaCount"] == 3
     assert site_values("metallb", inv) == {"speaker": {"frr": {"enabled": False}}, "frrk8s": {"enabled": False}}
-    assert site_values("vault", inv) == {}
+    assert site_values("nvidia-device-plugin", inv) == {}  # no role carries values for it: the bundle's only
 
 
 def test_single_server_without_vip_and_storage_opt_out(tmp_path):
@@ -111,3 +111,18 @@ def test_every_platform_role_default_is_documented(role):
     assert set(defaults) <= set(spec), set(defaults) - set(spec)
     assert all(o.get("description") and n.startswith(f"medai_{role}_") or n == "medai_metallb_pool"
                for n, o in spec.items())
+
+
+def test_render_takes_vaults_computed_values_from_its_own_client_code(tmp_path):
+    """`medai render` and the vault role agree: 3 Raft replicas on the 5-node example, 1 on a 2-node site."""
+    from installer.deploy.vault.values import site_values as vault_values
+
+    big, small = _inv(tmp_path), _single(tmp_path)
+    assert site_values("vault", big) == vault_values(big)
+    assert site_values("vault", big)["server"]["ha"]["replicas"] == 3
+    assert site_values("vault", small)["server"]["ha"]["replicas"] == 1
+
+
+def test_keycloakx_chart_takes_the_keycloak_roles_values(tmp_path):
+    values = site_values("keycloakx", _inv(tmp_path))
+    assert values["command"][-1] == "start" and "start-dev" not in values["command"] + values["args"]
