@@ -28,6 +28,17 @@ UNINDEXED = {INDEX, INDEX_SIG, INDEX_SIGSTORE}
 UNINDEXED_DIRS: set[str] = set()  # reports/ is no longer special: verify writes outside the bundle
 
 
+def parse_index_bytes(raw: bytes, where: Path) -> dict:
+    """index.json's bytes as a dict, or BundleError naming `where` (parse only bytes whose signature was checked)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BundleError(f"{where}: not valid JSON: {e}") from None
+    if not isinstance(data, dict) or data.get("kind") != "BundleIndex" or not isinstance(data.get("files"), list):
+        raise BundleError(f"{where}: not a medai bundle index (kind BundleIndex with a files list)")
+    return data
+
+
 @dataclass(frozen=True)
 class BundleLayout:
     root: Path
@@ -108,10 +119,4 @@ class BundleLayout:
         return self.parse_index(self.index.read_bytes())
 
     def parse_index(self, raw: bytes) -> dict:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise BundleError(f"{self.index}: not valid JSON: {e}") from None
-        if not isinstance(data, dict) or data.get("kind") != "BundleIndex" or not isinstance(data.get("files"), list):
-            raise BundleError(f"{self.index}: not a medai bundle index (kind BundleIndex with a files list)")
-        return data
+        return parse_index_bytes(raw, self.index)

@@ -15,16 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from installer.atomic import atomic_write_bytes
-from installer.bundle.layout import INDEX, INDEX_SIG
+from installer.bundle.layout import INDEX, INDEX_SIG, parse_index_bytes
 from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener, safe_relpath
 from installer.errors import BundleError, TrustError
 from installer.hashing import is_sha256_hex
+from installer.safe_read import read_regular_file
 
 MAX_INDEX = 64 * 1024 * 1024
 SKIP_FLAG = "--insecure-skip-signature"
@@ -56,29 +56,12 @@ class VerifiedBundle:
 
 def read_member_once(root: Path, name: str, limit: int) -> bytes | None:
     """A top-level bundle file's bytes: regular, not a symlink, at most `limit` bytes; None when absent."""
-    try:
-        fd = os.open(root / name, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise BundleError(f"{root / name}: cannot read ({e.strerror}; a symlink is refused)") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise BundleError(f"{root / name}: not a regular file")
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise BundleError(f"{root / name}: larger than {limit} bytes: refused")
-    return data
+    return read_regular_file(root / name, limit, BundleError)
 
 
 def parse_index(data: bytes, where: Path) -> dict:
     """The verified index bytes as a dict; every listed path, size and digest checked for shape."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BundleError(f"{where}: not valid JSON: {e}") from None
-    if not isinstance(doc, dict) or doc.get("kind") != "BundleIndex" or not isinstance(doc.get("files"), list):
-        raise BundleError(f"{where}: not a medai bundle index (kind BundleIndex with a files list)")
+    doc = parse_index_bytes(data, where)
     seen = set()
     for e in doc["files"]:
         if not isinstance(e, dict) or not isinstance(e.get("path"), str):

@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import stat
 from pathlib import Path
 
 from installer.errors import TrustError
+from installer.safe_read import read_regular_file
 from installer.trust.keys import fingerprint, verify_signature
 
 MAX_SIG_FILE = 4096  # a base64 DER ECDSA P-256 signature is under 100 bytes
@@ -20,20 +20,7 @@ MAX_SIG_FILE = 4096  # a base64 DER ECDSA P-256 signature is under 100 bytes
 
 def read_signature_file(path: str | os.PathLike) -> bytes | None:
     """The signature file's bytes (a regular file, not a symlink, small); None when absent."""
-    p = Path(path)
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise TrustError(f"{p}: cannot read ({e.strerror}; a symlink is refused)") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise TrustError(f"{p}: not a regular file")
-        data = f.read(MAX_SIG_FILE + 1)
-    if len(data) > MAX_SIG_FILE:
-        raise TrustError(f"{p}: larger than {MAX_SIG_FILE} bytes: not a signature")
-    return data
+    return read_regular_file(path, MAX_SIG_FILE, TrustError, "not a signature")
 
 
 def decode_signature(sig_file: bytes) -> bytes | None:

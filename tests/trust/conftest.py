@@ -59,9 +59,10 @@ def cosign_keys(tmp_path_factory) -> KeyPair:
 
 
 def trust_manifest(path: Path, src, seeded) -> Path:
-    """Three single-platform images (base, app, tool) reached through the demo chart, plus files and a model."""
+    """Three single-platform images, plus files and a model: base and app reached through the demo chart, tool
+    named only in extraImages (the gate refuses an extraImages entry the rendered chart already names)."""
     values = {"debugPod": False, "images": {
-        "init": seeded.base, "web": seeded.app, "db": seeded.app, "agent": seeded.tool,
+        "init": seeded.base, "web": seeded.app, "db": seeded.app, "agent": seeded.app,
         "job": seeded.base, "cron": seeded.app, "custom": seeded.app, "pod": seeded.tool}}
     return write_manifest(path, src, chart_values=values, extra_images=[seeded.tool], name="trust-demo")
 
