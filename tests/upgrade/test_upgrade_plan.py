@@ -111,7 +111,8 @@ def test_differential_on_the_wrong_base_is_refused_before_any_host_naming_both_d
     # the steps run from a private union copy: the differential's files plus those pinned from v1, each hash-checked
     plan = make_plan(UpgradeOptions(inv, diff.root, pub, current=v1.root, plan_only=True), Console(file=open(os.devnull, "w")))
     from installer.deploy.plan import build_plan
-    staged = {f["dest"] for f in build_plan(plan.bundle, tmp / "cache").files}
+    union = json.loads((plan.bundle / "index.json").read_bytes())
+    staged = {f["dest"] for f in build_plan(union, plan.bundle, tmp / "cache", plan.index_sha256).files}
     assert {"files/k3s", "models/tiny/model.safetensors"} <= staged
     assert (plan.bundle / "models/tiny/model.safetensors").read_bytes() == b"weights-1"
     assert plan.index_sha256 == hashlib.sha256(diff.index.read_bytes()).hexdigest()
