@@ -35,8 +35,12 @@ MIB = 1024 * 1024
 PASSWORD = "bench-password"
 
 
+PROFILE: list[str] = []  # --profile DIR: each medai run under cProfile (slower; for finding where time goes)
+
+
 def medai_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "installer.cli.main", *args]
+    prof = ["-m", "cProfile", "-o", f"{PROFILE[0]}/medai-{len(os.listdir(PROFILE[0]))}.prof"] if PROFILE else []
+    return [sys.executable, *prof, "-m", "installer.cli.main", *args]
 
 
 def main() -> None:
@@ -45,10 +49,15 @@ def main() -> None:
     ap.add_argument("--big-mib", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--profile", default=None)
     args = ap.parse_args()
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        PROFILE.append(args.profile)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="medai-bench-build-"))
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MEDAI_KEY_PASSWORD": PASSWORD}
+    # a fresh SBOM layer-facts cache: the first build must gather them, not find them from an earlier bench
+    env = {**os.environ, "MEDAI_KEY_PASSWORD": PASSWORD, "MEDAI_CACHE": str(work / "cache")}
     os.environ.update(env)  # timed() passes the environment on
     try:
         from installer.trust.keys import generate_keypair
