@@ -434,10 +434,10 @@ def _build(opts: BuildOptions) -> BuildSummary:
                                         **({"artifact": True} if getattr(im, "artifact", False) else {})}))
 
     # --- SBOMs (per image + bundle level)
-    from installer.trust.sbom import write_sboms
-
     sbom_files = _reusable_sboms(layout, previous, artifacts)
     if sbom_files is None:
+        from installer.trust.sbom import write_sboms
+
         # OCI artifacts (e.g. Trivy's databases) have no file system to catalog
         sbom_files = write_sboms(layout, [im for im in images_out if not getattr(im, "artifact", False)], list(artifacts),
                                  facts=layer_facts)
