@@ -399,7 +399,8 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     # --- the manifest as given and the lock as resolved
     manifest_bytes = manifest_path.read_bytes()
-    atomic_write_bytes(layout.manifest, manifest_bytes)
+    if not (layout.manifest.is_file() and not layout.manifest.is_symlink() and layout.manifest.read_bytes() == manifest_bytes):
+        atomic_write_bytes(layout.manifest, manifest_bytes)
     new_lock.write(layout.lock)
     for p, kind in ((layout.manifest, "manifest"), (layout.lock, "lock")):
         sha = sha256_bytes(p.read_bytes())
