@@ -39,6 +39,10 @@ def _print_summary(title: str, s: Summary, record: RunRecord) -> None:
 
 def _finish(record: RunRecord, s: Summary, what: str) -> None:
     good = s.status == "successful" and s.failed == 0 and s.unreachable == 0
+    if what.startswith("install"):
+        from installer.deploy.egress import ledger_record
+
+        record.data["egress"] = ledger_record(s.egress)
     record.finish("successful" if good else "failed", s.to_json())
     _print_summary(f"medai {what}", s, record)
     if not good:

@@ -45,7 +45,7 @@ def make_bundle(root: Path, full: bool = False) -> Path:
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("MEDAI_TEST_CACHE", Path.home() / ".cache" / "medai-test"))
 # python3-apt: Ansible's apt module (hardening, compliance `package` tasks) needs it on Debian nodes
-FULL_PACKAGES = ["chrony", "auditd", "openscap-scanner", "libpam-pwquality", "python3-apt"]
+FULL_PACKAGES = ["chrony", "auditd", "openscap-scanner", "libpam-pwquality", "python3-apt", "nftables"]
 
 
 def _add_os_and_scap(layout: BundleLayout, artifacts: list, known: dict) -> None:
