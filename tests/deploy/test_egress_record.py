@@ -95,9 +95,14 @@ def test_site_yml_ledger_on_by_default_and_tagged_always():
     plays = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())
     ledger = [(p["name"], r) for p in plays for r in p.get("roles", []) if isinstance(r, dict) and r.get("role") == "egress"]
     assert [r["vars"]["medai_egress_state"] for _, r in ledger] == ["present", "report", "absent"]
+    on = "medai_egress_ledger | default(true) | bool and not ansible_check_mode"
+    assert ledger[0][1]["when"] == on
+    for _, r in ledger[1:]:  # the report waits for egress-report.yml when the platform is applied after site.yml
+        assert r["when"] == on + " and not medai_egress_report_later | default(false) | bool"
     for _, r in ledger:
-        assert r["when"] == "medai_egress_ledger | default(true) | bool and not ansible_check_mode"
         assert r["tags"] == ["always"]
+    later = yaml.safe_load((ROOT / "playbooks" / "egress-report.yml").read_text())
+    assert [r["vars"]["medai_egress_state"] for p in later for r in p["roles"]] == ["report", "absent"]
     tasks = yaml.safe_load((ROOT / "roles" / "egress" / "tasks" / "main.yml").read_text())
     names = [t["name"] for t in tasks if "report" in str(t.get("when"))]
     # the table is removed before the assert that may fail the host

@@ -59,3 +59,47 @@ def test_install_runs_the_ledger_and_records_it(site):
     assert r2.returncode == 0, (r2.stdout + r2.stderr)[-3000:]
     again = runs(home)[-1]
     assert again["egress"]["result"] == "clean" and again["summary"]["changed"] == 0, json.dumps(again["summary"]["per_host"])
+
+
+def test_ledger_kept_through_the_platform_then_reported_naming_node_and_destination(site, monkeypatch):
+    """With the platform applied after site.yml (medai_egress_report_later, set by install when K3s runs and the
+    bundle has releases; set in the inventory here, K3s cannot run) the rules stay loaded after the playbook; the
+    later report (playbooks/egress-report.yml) then fails on a deliberate send to an address this test owns in a
+    network namespace it creates on the node, naming node, destination and count, and removes the table."""
+    import yaml
+
+    from installer.deploy.egress import report_after_platform
+    from installer.deploy.inventory import load_inventory
+    from installer.deploy.state import RunRecord
+    from installer.errors import InstallError
+    from rich.console import Console
+
+    lab, inv, home = site
+    server = lab.servers[0]
+    later = inv.parent / "site-later.yml"
+    doc = yaml.safe_load(inv.read_text())
+    doc["all"]["vars"]["medai_egress_report_later"] = True
+    later.write_text(yaml.safe_dump(doc))
+    r = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(later), "--tags", "os", "--yes", timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    rec = runs(home)[-1]
+    assert rec["egress"]["result"] == "not run"
+    assert "medai_egress" in node_exec(server, "nft list tables").stdout  # still counting
+    node_exec(server, "ip netns add medai-eg-t && ip link add medai-egt0 type veth peer name medai-egt1 netns medai-eg-t"
+                      " && ip addr add 192.0.2.1/30 dev medai-egt0 && ip link set medai-egt0 up"
+                      " && ip -n medai-eg-t addr add 192.0.2.2/30 dev medai-egt1 && ip -n medai-eg-t link set medai-egt1 up"
+                      " && python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
+                      " [s.sendto(b'x', ('192.0.2.2', 9)) for _ in range(3)]\"")
+    try:
+        monkeypatch.setenv("MEDAI_HOME", str(home))
+        record = RunRecord(home / "runs" / rec["id"], rec)
+        with pytest.raises(InstallError) as e:
+            report_after_platform(record, load_inventory(later), Console(file=open("/dev/null", "w")))
+    finally:
+        node_exec(server, "ip link del medai-egt0; ip netns del medai-eg-t", check=False)
+    assert f"egress: {server.hostname} sent packets outside" in str(e.value) and "192.0.2.2: 3 packet(s)" in str(e.value)
+    saved = json.loads((home / "runs" / rec["id"] / "run.json").read_text())
+    assert saved["result"] == "failed" and saved["egress"]["result"] == "failed"
+    assert saved["egress"]["failures"][0]["node"] == server.hostname
+    assert saved["egress"]["nodes"][server.hostname][0]["address"] == "192.0.2.2"
+    assert "medai_egress" not in node_exec(server, "nft list tables").stdout  # removed even though it failed
