@@ -87,6 +87,8 @@ def _with_debs(layout: BundleLayout, spec, artifact: Artifact, debs) -> tuple[Ar
     pk["packages"] = pk["packages"] + [n for n in names if n not in pk["packages"]]
     (repo / "packages.json").write_text(json.dumps(pk, indent=1, sort_keys=True) + "\n")
     _apt_repo_index(repo, spec)
+    for name in ("medai-repo.gpg", "medai-repo.asc", "InRelease", "Release.gpg", "medai-repo.fingerprint"):
+        (repo / name).unlink(missing_ok=True)  # gpg will not overwrite the first build's signature files
     _sign_repo(repo, apt=True)
     rel = layout.rel(repo)
     files = {f"{rel}/{p.relative_to(repo).as_posix()}": sha256_file(p) for p in sorted(repo.rglob("*")) if p.is_file()}
