@@ -39,6 +39,10 @@ def _print_summary(title: str, s: Summary, record: RunRecord) -> None:
 
 def _finish(record: RunRecord, s: Summary, what: str) -> None:
     good = s.status == "successful" and s.failed == 0 and s.unreachable == 0
+    if what.startswith("install"):
+        from installer.deploy.egress import ledger_record
+
+        record.data["egress"] = ledger_record(s.egress)
     record.finish("successful" if good else "failed", s.to_json())
     _print_summary(f"medai {what}", s, record)
     if not good:
@@ -154,6 +158,10 @@ def install(
         "medai_bundle_dir": str(vb.root),  # the checked private copy, never the stick
         "medai_kubeconfig_fetch_dest": str(fetched),
     }
+    # the egress ledger stays on through the platform's Helm releases; its report runs after them
+    later = bool(site is not None and site.releases and _platform_tagged(tags) and plan.k3s_present and not check)
+    if later:
+        extravars["medai_egress_report_later"] = True
     try:
         summary = run_playbook(
             record, "site.yml", inv.path, extravars, {"medai_k3s_token": token},
@@ -164,13 +172,27 @@ def install(
         record.finish("failed", error=str(e))
         raise
     _finish(record, summary, "install --check" if check else "install")
-    if fetched.is_file():
-        dest = _save_kubeconfig(inv, fetched)
-        console.print(f"[green]ok[/] kubeconfig {dest} (server {inv.api_address})", highlight=False)
-        if site is not None and site.releases and _platform_tagged(tags):
-            _apply_platform(inv, site, dest, record, vb.root)
-    elif not check and plan.k3s_present:
-        raise InstallError(f"K3s started but the kubeconfig was not fetched from {inv.servers[0]}; run record {record.dir}")
+    try:
+        if fetched.is_file():
+            dest = _save_kubeconfig(inv, fetched)
+            console.print(f"[green]ok[/] kubeconfig {dest} (server {inv.api_address})", highlight=False)
+            if site is not None and site.releases and _platform_tagged(tags):
+                _apply_platform(inv, site, dest, record, vb.root)
+        elif not check and plan.k3s_present:
+            raise InstallError(f"K3s started but the kubeconfig was not fetched from {inv.servers[0]}; run record {record.dir}")
+    except BaseException:
+        if later:  # the platform's error stands; the ledger is still read into the record and removed
+            from installer.deploy.egress import report_after_platform
+
+            try:
+                report_after_platform(record, inv, console)
+            except MedaiError:
+                pass
+        raise
+    if later:
+        from installer.deploy.egress import report_after_platform
+
+        report_after_platform(record, inv, console)
 
 
 def reset(

@@ -1,7 +1,7 @@
 """`medai upgrade`: bundle in (directory or media), plan out, then the steps one by one with a journal.
 
 Order: verify the new bundle (or import it off the media into a private copy) -> refuse a differential on the
-wrong base -> change list against the installed bundle -> read the cluster -> skew plan -> preflight (every
+wrong base -> render + completeness gate (installer/render, as install) -> change list against the installed bundle -> read the cluster -> skew plan -> preflight (every
 blocker listed) -> [--plan stops here] -> snapshot -> servers one at a time -> agents in batches -> releases.
 Each step is one ansible-runner run of playbooks/upgrade.yml (tags + limit) recorded in the journal;
 --resume continues the newest unfinished upgrade run at its first step not done.
@@ -94,6 +94,19 @@ def _media_or_dir(opts: UpgradeOptions, console: Console) -> Path:
     return dest
 
 
+def gate_bundle(inv, root: Path):
+    """installer/render's render_site on the bundle the upgrade will apply (the verified copy, or a differential
+    assembled with its base), as `medai install` runs it: every release rendered from the bundle's archives with
+    the site's values, validated, and every image it can start found in the bundle. None without charts."""
+    from installer.bundle.manifest import load_manifest
+    from installer.render.release import render_site
+
+    layout = BundleLayout.at(root)
+    if not layout.manifest.is_file() or not load_manifest(layout.manifest).spec.charts:
+        return None
+    return render_site(inv, root)
+
+
 def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None = None) -> UpgradePlan:
     from installer.deploy.inventory import load_inventory
     from installer.deploy.preinstall import verify_bundle
@@ -134,6 +147,10 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         console.print(f"[green]ok[/] differential + base assembled in {root}", highlight=False)
     else:
         signed_index = layout.index
+    site = gate_bundle(inv, root)  # the same render, validation and completeness gate as install, before any host
+    if site is not None:
+        console.print(f"[green]ok[/] render: {len(site.releases)} release(s) valid at Kubernetes {site.kube_version}, "
+                      f"{len(site.plan.needed)} images all in the bundle", highlight=False)
     manifest_text = lambda lay: lay.manifest.read_text() if lay.manifest.is_file() else None  # noqa: E731
     changes = change_list(cur_index, index, manifest_text(cur), manifest_text(layout))
     plan = UpgradePlan(root, index, vb.index_sha256, base, changes, None, None, signed_index=signed_index)
