@@ -19,7 +19,7 @@ from typing import Iterable
 from rich.console import Console
 
 from installer.childenv import ANSIBLE, child_env, only_environ
-from installer.deploy.state import SECRET_VARS, RunRecord, write_private
+from installer.deploy.state import SECRET_VARS, RunRecord, installed_copy, state_dir, write_private
 from installer.errors import InstallError
 
 # playbooks/ and roles/: the source tree, or the copy a bundle carries in tools/ansible (bootstrap.py sets it).
@@ -161,8 +161,6 @@ def run_secrets(secret_vars: dict, known: Iterable[str] = ()) -> list[str]:
 def stored_secrets(max_file: int = 1 << 16) -> list[str]:
     """Every secret generated into the state directory's secrets/ (cluster token, generated passwords, unseal
     keys): one-line files whole, JSON documents by their string values. Fetched kubeconfigs are left out."""
-    from installer.deploy.state import state_dir
-
     root = state_dir() / "secrets"
     found: list[str] = []
     if not root.is_dir():
@@ -246,6 +244,13 @@ def run_playbook(
     import ansible_runner  # heavy import, only when a playbook really runs
 
     repo, collections = REPO, None
+    if bundle_root is None and os.environ.get("MEDAI_ANSIBLE_DIR"):
+        # Run from a bundle (bootstrap.py) with no bundle verified in this command (reset, verify without --key):
+        # the playbooks come from the installed bundle's verified copy, never from the stick.
+        bundle_root = installed_copy(Path(inventory))
+        if bundle_root is None:
+            raise InstallError(f"{inventory}: no verified copy of an installed bundle under {state_dir() / 'bundles'}: "
+                               "the stick's playbooks are not run unchecked (pass --bundle and --key, or install first)")
     if bundle_root is not None and (Path(bundle_root) / "tools" / "ansible" / "playbooks").is_dir() \
             and os.environ.get("MEDAI_ANSIBLE_DIR"):
         repo = Path(bundle_root) / "tools" / "ansible"

@@ -122,3 +122,37 @@ def new_run(command: str, inventory: Path, bundle_index: Path | None = None, hom
     })
     rec.save()
     return rec
+
+
+INSTALLING_COMMANDS = ("install", "upgrade", "rollback")
+
+
+def installed_index(inventory: Path, home: Path | None = None) -> tuple[str | None, str | None]:
+    """(bundle index sha256, run id) of the newest successful install/upgrade/rollback of ``inventory``."""
+    runs = (home or state_dir()) / "runs"
+    if not runs.is_dir():
+        return None, None
+    want = str(Path(inventory).resolve())
+    found = []
+    for run in (p for p in runs.iterdir() if p.is_dir()):
+        try:
+            data = json.loads((run / "run.json").read_text())
+            when = (run / "run.json").stat().st_mtime_ns  # ids share a one-second stamp; the record's write time orders
+        except (OSError, ValueError):
+            continue
+        if (data.get("command") in INSTALLING_COMMANDS and data.get("result") == "successful"
+                and (data.get("inventory") or {}).get("path") == want and data.get("bundleIndexSha256")):
+            found.append((when, data["bundleIndexSha256"], data.get("id", run.name)))
+    if not found:
+        return None, None
+    _, digest, run_id = max(found)
+    return digest, run_id
+
+
+def installed_copy(inventory: Path, home: Path | None = None) -> Path | None:
+    """The verified private working copy of the bundle the cluster has installed (from the run records), if kept."""
+    digest, _ = installed_index(inventory, home)
+    if digest is None:
+        return None
+    root = (home or state_dir()) / "bundles" / digest[:32]
+    return root if (root / "index.json").is_file() else None
