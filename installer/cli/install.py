@@ -154,6 +154,10 @@ def install(
         "medai_bundle_dir": str(vb.root),  # the checked private copy, never the stick
         "medai_kubeconfig_fetch_dest": str(fetched),
     }
+    # the GPU tier: driver only when the bundle carries it; vLLM digest and weight lists from the verified index
+    from installer.inference.plan import install_extravars
+
+    extravars.update(install_extravars(vb.index, inv))
     try:
         summary = run_playbook(
             record, "site.yml", inv.path, extravars, {"medai_k3s_token": token},
