@@ -224,11 +224,14 @@ def apply_platform(rendered, helm: Helm, kube: Kube, opts: ApplyOptions | None =
 
 def release_timeouts(inv) -> dict[str, int]:
     """medai_<role>_release_timeout for each platform role (role defaults, the inventory over them)."""
-    from installer.render.site import PLATFORM_ORDER, role_vars
+    from installer.render.site import CHART_ROLES, PLATFORM_ORDER, role_defaults, role_vars
 
     out = {}
-    for role in PLATFORM_ORDER:
+    for chart in PLATFORM_ORDER:
+        role = CHART_ROLES.get(chart, chart)
+        if f"medai_{role}_release_timeout" not in role_defaults(role) and role != "vault":
+            continue
         v = role_vars(role, inv).get(f"medai_{role}_release_timeout")
         if v is not None:
-            out[role] = int(v)
+            out[chart] = int(v)
     return out
