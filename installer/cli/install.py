@@ -83,7 +83,7 @@ def _render_platform(inv: Inventory, root: Path):
 
 
 def _platform_tagged(tags: str | None) -> bool:
-    return tags is None or bool({"platform", "cilium", "metallb", "longhorn"} & {t.strip() for t in tags.split(",")})
+    return tags is None or bool({"platform", "cilium", "metallb", "longhorn", "vault", "postgres", "keycloak", "harbor", "inference"} & {t.strip() for t in tags.split(",")})
 
 
 def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord, bundle: Path) -> None:
@@ -92,6 +92,13 @@ def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord, b
 
     opts = ApplyOptions(timeouts=release_timeouts(inv),
                         log=lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
+    # Vault: applied without --wait (sealed), then init, unseal, configure, PKI and the platform secrets
+    from installer.deploy.vault.install_step import has_vault, vault_after_release
+
+    if has_vault(site):
+        opts.no_wait = frozenset({"vault"})
+        opts.after["vault"] = vault_after_release(
+            inv, KubeApi(kubeconfig), record, lambda line: console.print(f"[cyan]vault[/] {line}", highlight=False))
     try:
         outcomes = apply_platform(site, HelmCli(kubeconfig), KubeApi(kubeconfig), opts)
     except MedaiError as e:
@@ -158,9 +165,13 @@ def install(
     from installer.inference.plan import install_extravars
 
     extravars.update(install_extravars(vb.index, inv))
+    # Vault's first TLS certificate for roles/vault (secret vars, no_log), only when K3s will run
+    from installer.deploy.vault.install_step import vault_secret_vars
+
+    secret_vars = {"medai_k3s_token": token, **vault_secret_vars(inv, site, plan.k3s_present and not check)}
     try:
         summary = run_playbook(
-            record, "site.yml", inv.path, extravars, {"medai_k3s_token": token},
+            record, "site.yml", inv.path, extravars, secret_vars,
             console=console, limit=limit, tags=tags, check=check,
             host_key_checking=inv.site.medai_ssh_host_key_checking, bundle_root=vb.root,
         )

@@ -139,3 +139,40 @@ def test_generated_platform_secrets_land_in_kv_and_nothing_in_clear_stays(bao, t
         for path in (p for p in root.rglob("*") if p.is_file()):
             data = path.read_bytes()
             assert not [v for v in values if v.encode() in data], f"a secret is in clear in {path}"
+
+
+class RecordingKube:
+    def __init__(self):
+        self.applied: list[dict] = []
+
+    def apply(self, obj):
+        self.applied.append(obj)
+
+
+def test_install_step_generates_into_vault_and_syncs_the_kubernetes_secrets(bao, tmp_path):
+    import base64
+
+    from installer.deploy.inventory import load_inventory
+    from installer.deploy.vault.install_step import platform_secrets_into_vault
+    from tests.render.fixture_charts import ROOT
+
+    client, _ = bao
+    import yaml
+    doc = yaml.safe_load((ROOT / "inventories" / "example" / "site.yml").read_text())
+    doc["all"]["vars"]["medai_cluster_name"] = "sync-test"  # a cluster of its own on the shared server
+    (tmp_path / "site.yml").write_text(yaml.safe_dump(doc))
+    inv = load_inventory(tmp_path / "site.yml")
+    sink, kube = VaultKvSink(client, "medai"), RecordingKube()
+    first = platform_secrets_into_vault(inv, sink, kube)
+    assert len(first["created"]) == 9
+    by_name = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in kube.applied}
+    db = by_name[("keycloak", "keycloak-db-credentials")]
+    assert db["type"] == "kubernetes.io/basic-auth"
+    assert base64.b64decode(db["data"]["password"]).decode() == \
+        sink.read_secret(f"medai/{inv.cluster}/postgres/keycloak")["password"]
+    admin = by_name[("harbor", "medai-harbor-admin")]
+    assert base64.b64decode(admin["data"]["HARBOR_ADMIN_PASSWORD"]).decode() == \
+        sink.read_secret(f"medai/{inv.cluster}/harbor/admin")["HARBOR_ADMIN_PASSWORD"]
+    assert len(kube.applied) == 2 + 7
+    again = platform_secrets_into_vault(inv, sink, RecordingKube())
+    assert again["created"] == [] and again["synced"] == first["synced"]  # a rerun keeps every value
