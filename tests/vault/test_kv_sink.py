@@ -165,7 +165,9 @@ def test_install_step_generates_into_vault_and_syncs_the_kubernetes_secrets(bao,
     sink, kube = VaultKvSink(client, "medai"), RecordingKube()
     first = platform_secrets_into_vault(inv, sink, kube)
     assert len(first["created"]) == 9
-    by_name = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in kube.applied}
+    assert [o["metadata"]["name"] for o in kube.applied if o["kind"] == "Namespace"] == ["keycloak", "harbor"]
+    assert kube.applied.index(next(o for o in kube.applied if o["kind"] == "Secret")) == 2  # namespaces first
+    by_name = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in kube.applied if o["kind"] == "Secret"}
     db = by_name[("keycloak", "keycloak-db-credentials")]
     assert db["type"] == "kubernetes.io/basic-auth"
     assert base64.b64decode(db["data"]["password"]).decode() == \
@@ -173,6 +175,6 @@ def test_install_step_generates_into_vault_and_syncs_the_kubernetes_secrets(bao,
     admin = by_name[("harbor", "medai-harbor-admin")]
     assert base64.b64decode(admin["data"]["HARBOR_ADMIN_PASSWORD"]).decode() == \
         sink.read_secret(f"medai/{inv.cluster}/harbor/admin")["HARBOR_ADMIN_PASSWORD"]
-    assert len(kube.applied) == 2 + 7
+    assert len(by_name) == 2 + 7
     again = platform_secrets_into_vault(inv, sink, RecordingKube())
     assert again["created"] == [] and again["synced"] == first["synced"]  # a rerun keeps every value

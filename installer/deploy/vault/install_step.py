@@ -65,13 +65,17 @@ def platform_secrets_into_vault(inv, sink, kube) -> dict[str, list[str]]:
     dbs = pg["medai_postgres_databases"]
     created = ensure_postgres_passwords(inv.cluster, [d["name"] for d in dbs], sink)
     created += ensure_harbor_secrets(inv.cluster, sink)
+    hv = role_vars("harbor", inv)
     synced = []
+    # the Secrets come before the releases that create these namespaces (CNPG's site objects, harbor's chart)
+    for ns in dict.fromkeys([d["namespace"] for d in dbs] + [hv["medai_harbor_namespace"]]):
+        kube.apply({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": ns, "labels": {"app.kubernetes.io/managed-by": "medai"}}})
     for d in dbs:
         pw = sink.read_secret(f"medai/{inv.cluster}/postgres/{d['name']}")["password"]
         kube.apply(secret_object(f"{d['name']}-db-credentials", d["namespace"],
                                  {"username": d["owner"], "password": pw}, "kubernetes.io/basic-auth"))
         synced.append(f"{d['namespace']}/{d['name']}-db-credentials")
-    hv = role_vars("harbor", inv)
     for name, path in harbor_secret_layout(inv.cluster, hv["medai_harbor_secret_names"]).items():
         kube.apply(secret_object(name, hv["medai_harbor_namespace"], sink.read_secret(path)))
         synced.append(f"{hv['medai_harbor_namespace']}/{name}")
