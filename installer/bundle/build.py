@@ -57,6 +57,7 @@ class BuildOptions:
     progress: Progress | None = None
     mirrors: dict[str, str] = field(default_factory=dict)  # --mirror REGISTRY=HOST[/PATH], over spec.mirrors
     base: Path | None = None  # differential: carry only files the base index (or bundle dir) lacks
+    sbom_cache_dir: Path | None = None  # layer facts for SBOMs by digest (default: $MEDAI_CACHE/sbom-layers)
 
 
 @dataclass
@@ -176,7 +177,7 @@ def prune_oci(oci, image_names: set[str], image_digests: set[str]) -> None:
 
 
 def _collect(client, oci, spec: Spec, needed_by: dict[str, list[str]], platforms: list[str], old_lock: Lock,
-             locked: bool, base: Path, progress: Progress) -> tuple[list, dict[str, list]]:
+             locked: bool, base: Path, progress: Progress, layer_facts=None) -> tuple[list, dict[str, list]]:
     """Collect every image into the OCI layout; verify upstream signatures where the manifest names a key."""
     from installer.bundle.images import collect_images
 
@@ -187,7 +188,7 @@ def _collect(client, oci, spec: Spec, needed_by: dict[str, list[str]], platforms
     try:
         with progress.task(f"images ({len(needed_by)})") as advance:
             collected = collect_images(client, oci, list(needed_by), platforms,
-                                       old_lock.images if locked else None, advance)
+                                       old_lock.images if locked else None, advance, layer_facts)
     except MedaiError as e:
         charts = needed_by.get(_which_ref(str(e), needed_by), [])
         if charts:  # say which chart wanted the image that could not be collected
@@ -310,6 +311,9 @@ def _build(opts: BuildOptions) -> BuildSummary:
     images_out: list = []
     upstream: dict[str, list] = {}
     oci = None
+    # SBOM facts of each layer, gathered while it downloads (or once from the layout), kept by digest outside the bundle
+    from installer.trust.sbom.layer_facts import LayerFactsStore, default_dir
+    layer_facts = LayerFactsStore(opts.sbom_cache_dir or default_dir())
     if needed_by:
         from installer.bundle.oci_layout import OCILayout
         from installer.bundle.sources.oci import RegistryClient
@@ -321,7 +325,8 @@ def _build(opts: BuildOptions) -> BuildSummary:
             from installer.bundle.mirrors import MirroredClient
             client = MirroredClient(client, mirrors)
         try:
-            images_out, upstream = _collect(client, oci, spec, needed_by, platforms, old_lock, opts.locked, base, progress)
+            images_out, upstream = _collect(client, oci, spec, needed_by, platforms, old_lock, opts.locked, base, progress,
+                                            layer_facts)
         finally:
             if opts.registry_client is None:
                 client.close()
@@ -395,7 +400,8 @@ def _build(opts: BuildOptions) -> BuildSummary:
 
     # --- the manifest as given and the lock as resolved
     manifest_bytes = manifest_path.read_bytes()
-    atomic_write_bytes(layout.manifest, manifest_bytes)
+    if not (layout.manifest.is_file() and not layout.manifest.is_symlink() and layout.manifest.read_bytes() == manifest_bytes):
+        atomic_write_bytes(layout.manifest, manifest_bytes)
     new_lock.write(layout.lock)
     for p, kind in ((layout.manifest, "manifest"), (layout.lock, "lock")):
         sha = sha256_bytes(p.read_bytes())
@@ -430,12 +436,13 @@ def _build(opts: BuildOptions) -> BuildSummary:
                                         **({"artifact": True} if getattr(im, "artifact", False) else {})}))
 
     # --- SBOMs (per image + bundle level)
-    from installer.trust.sbom import write_sboms
-
     sbom_files = _reusable_sboms(layout, previous, artifacts)
     if sbom_files is None:
+        from installer.trust.sbom import write_sboms
+
         # OCI artifacts (e.g. Trivy's databases) have no file system to catalog
-        sbom_files = write_sboms(layout, [im for im in images_out if not getattr(im, "artifact", False)], list(artifacts))
+        sbom_files = write_sboms(layout, [im for im in images_out if not getattr(im, "artifact", False)], list(artifacts),
+                                 facts=layer_facts)
     known.update(sbom_files)
     for rel, sha in sorted(sbom_files.items()):
         artifacts.append(Artifact("sbom", rel.removeprefix("sbom/"), rel, (layout.root / rel).stat().st_size, sha))

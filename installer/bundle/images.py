@@ -84,6 +84,7 @@ class _Plan:
     platforms: list[str] = field(default_factory=list)
     prefetched: dict[str, int] = field(default_factory=dict)  # bytes downloaded while resolving (configs)
     artifact: bool = False
+    layers: set[str] = field(default_factory=set)  # layer digests of its runnable images (what SBOMs catalog)
 
 
 def _media_type(doc: dict) -> str:
@@ -177,20 +178,26 @@ def fetch_blob_into(
     size: int,
     progress: Callable[[int], None] | None = None,
     cancel: threading.Event | None = None,
+    facts=None,
 ) -> int:
     """Make sure blob ``digest`` is in the layout: resume a partial download, check the digest, rename.
 
     Returns the bytes downloaded now (0 when the blob was already there). A blob whose content does not match
-    its digest raises RegistryError and leaves no file under the digest's name.
+    its digest raises RegistryError and leaves no file under the digest's name. With ``facts`` (a
+    layer_facts.LayerFactsStore; for image layers) the SBOM facts are gathered from the same bytes as they are
+    written, and kept under the digest once it matched: the layer is never read back just to be catalogued.
     """
     if layout.has_blob(digest, size):
         return 0
     fetched = 0
     for attempt in (0, 1):
         resumed = False
+        tap = None
         try:
             with layout.blob_writer(digest, resume=attempt == 0) as w:
                 resumed = w.offset > 0
+                if facts is not None and w.offset == 0 and facts.get(digest) is None:
+                    tap = w.tap = facts.tap()
                 if w.offset == size:
                     continue_fetch = False  # the whole blob arrived before the last run was cut off
                 elif w.offset > size:
@@ -206,11 +213,19 @@ def fetch_blob_into(
                         w.restart()
                         resumed = False
                         fetched += _fetch(client, ref, digest, w, size, progress, cancel)
+            if tap is not None and w.tap is tap:
+                got, tap = tap.finish(), None
+                if got is not None:
+                    facts.put(digest, got)
             return fetched
         except DigestMismatch as e:
             if attempt == 0 and resumed:
                 continue  # the partial file from an earlier run may be what is wrong: start over once
             raise RegistryError(f"{ref}: blob {digest} digest mismatch: the registry served content hashing to {e.actual}") from None
+        finally:
+            if tap is not None:
+                tap.invalidate()
+                tap.finish()
     raise AssertionError("unreachable")
 
 
@@ -259,6 +274,8 @@ def _resolve_one(
             plan.children.append(child)
             plan.platforms.append(platform_string(desc.get("platform")))
             plan.blobs.update(_manifest_blobs(ref, child))
+            if not is_artifact(child.json()):
+                plan.layers.update(d["digest"] for d in child.json()["layers"])
         if not plan.children:
             raise RegistryError(
                 f"{ref}: no manifest for {', '.join(platforms)} in its index (it has {', '.join(sorted(set(available))) or 'none'})"
@@ -268,6 +285,7 @@ def _resolve_one(
         plan.artifact = True
     else:
         plan.blobs.update(_manifest_blobs(ref, top))
+        plan.layers.update(d["digest"] for d in doc["layers"])
         cfg = doc["config"]
         plan.prefetched[cfg["digest"]] = fetch_blob_into(client, layout, ref, cfg["digest"], int(cfg["size"]), cancel=cancel)
         try:
@@ -303,6 +321,7 @@ def collect_images(
     platforms: Iterable[str],
     expected: dict[str, str] | None = None,
     progress: Callable[[int], None] | None = None,
+    layer_facts=None,
 ) -> list[CollectedImage]:
     """Copy images from their registries into ``layout`` and name them in its index.json.
 
@@ -314,6 +333,7 @@ def collect_images(
         expected: lock pins, ``{ref: manifest digest}`` keyed by the ref as given or its normalised name; a ref
             that resolves to another digest raises LockDriftError naming the ref and both digests.
         progress: called with the byte count of every blob chunk written (for a progress bar).
+        layer_facts: a layer_facts.LayerFactsStore: image layers downloaded now are catalogued on the stream.
 
     Returns one CollectedImage per distinct ref, in input order. Raises RegistryError (one line, naming the
     image ref) when a registry is unreachable, a tag or blob is missing or a blob's digest does not match;
@@ -345,10 +365,12 @@ def collect_images(
                 owner.setdefault(d, (plan, size))
         todo = sorted(((d, p, s) for d, (p, s) in owner.items()), key=lambda t: -t[2])
         fetched: dict[str, int] = {}
+        layers = {d for plan in plans for d in plan.layers}
 
         def fetch(item: tuple[str, _Plan, int]) -> tuple[str, int]:
             d, plan, size = item
-            return d, fetch_blob_into(client, layout, plan.ref, d, size, progress, cancel)
+            return d, fetch_blob_into(client, layout, plan.ref, d, size, progress, cancel,
+                                      layer_facts if d in layers else None)
 
         for d, n in _run_all(ex, [ex.submit(fetch, t) for t in todo], cancel):
             fetched[d] = n

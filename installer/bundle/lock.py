@@ -77,7 +77,13 @@ class Lock:
                 + yaml.safe_dump(self.to_doc(), sort_keys=False, default_flow_style=False))
 
     def write(self, path: str | Path) -> None:
-        atomic_write_text(path, self.dumps())
+        text = self.dumps()
+        try:
+            if Path(path).read_text() == text:
+                return  # unchanged (a no-change rebuild): no rewrite, no fsync
+        except (OSError, UnicodeDecodeError):
+            pass
+        atomic_write_text(path, text)
 
 
 def chart_key(name: str, version: str) -> str:

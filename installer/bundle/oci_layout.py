@@ -68,10 +68,13 @@ class BlobWriter:
         self.offset = offset  # bytes already in the file (resumed from a previous run)
         self.written = 0
         self._advised = offset
+        self.tap = None  # optional: also handed every chunk (a layer_facts.StreamTap), after the hash
 
     def write(self, chunk: bytes) -> None:
         self._f.write(chunk)
         self._h.update(chunk)
+        if self.tap is not None:
+            self.tap(chunk)
         self.written += len(chunk)
         end = self.offset + self.written
         if end - self._advised >= WRITEBACK_EVERY and hasattr(os, "posix_fadvise"):
@@ -86,6 +89,9 @@ class BlobWriter:
         """Discard what is in the file (the source could not resume) and start from byte 0."""
         self._f.seek(0)
         self._f.truncate()
+        if self.tap is not None:
+            self.tap.invalidate()
+            self.tap = None
         self._h = hashlib.sha256()
         self.offset = 0
         self.written = 0

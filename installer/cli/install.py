@@ -39,6 +39,10 @@ def _print_summary(title: str, s: Summary, record: RunRecord) -> None:
 
 def _finish(record: RunRecord, s: Summary, what: str) -> None:
     good = s.status == "successful" and s.failed == 0 and s.unreachable == 0
+    if what.startswith("install"):
+        from installer.deploy.egress import ledger_record
+
+        record.data["egress"] = ledger_record(s.egress)
     record.finish("successful" if good else "failed", s.to_json())
     _print_summary(f"medai {what}", s, record)
     if not good:
@@ -151,6 +155,10 @@ def install(
     if not (yes or check):
         typer.confirm(f"Install cluster {inv.cluster} on {len(inv.hosts)} host(s)?", abort=True)
     token = cluster_token(inv.cluster)
+    # Vault's first TLS certificate for roles/vault (secret vars, no_log), only when K3s will run
+    from installer.deploy.vault.install_step import vault_secret_vars
+
+    secret_vars = {"medai_k3s_token": token, **vault_secret_vars(inv, site, plan.k3s_present and not check)}
     record = new_run("install" if not check else "install-check", inv.path, vb.root / "index.json")
     record.data["bundle"] = vb.record()
     record.save()
@@ -161,14 +169,14 @@ def install(
         "medai_bundle_dir": str(vb.root),  # the checked private copy, never the stick
         "medai_kubeconfig_fetch_dest": str(fetched),
     }
+    # the egress ledger stays on through the platform's Helm releases; its report runs after them
+    later = bool(site is not None and site.releases and _platform_tagged(tags) and plan.k3s_present and not check)
+    if later:
+        extravars["medai_egress_report_later"] = True
     # the GPU tier: driver only when the bundle carries it; vLLM digest and weight lists from the verified index
     from installer.inference.plan import install_extravars
 
     extravars.update(install_extravars(vb.index, inv))
-    # Vault's first TLS certificate for roles/vault (secret vars, no_log), only when K3s will run
-    from installer.deploy.vault.install_step import vault_secret_vars
-
-    secret_vars = {"medai_k3s_token": token, **vault_secret_vars(inv, site, plan.k3s_present and not check)}
     try:
         summary = run_playbook(
             record, "site.yml", inv.path, extravars, secret_vars,
@@ -179,13 +187,27 @@ def install(
         record.finish("failed", error=str(e))
         raise
     _finish(record, summary, "install --check" if check else "install")
-    if fetched.is_file():
-        dest = _save_kubeconfig(inv, fetched)
-        console.print(f"[green]ok[/] kubeconfig {dest} (server {inv.api_address})", highlight=False)
-        if site is not None and site.releases and _platform_tagged(tags):
-            _apply_platform(inv, site, dest, record, vb.root)
-    elif not check and plan.k3s_present:
-        raise InstallError(f"K3s started but the kubeconfig was not fetched from {inv.servers[0]}; run record {record.dir}")
+    try:
+        if fetched.is_file():
+            dest = _save_kubeconfig(inv, fetched)
+            console.print(f"[green]ok[/] kubeconfig {dest} (server {inv.api_address})", highlight=False)
+            if site is not None and site.releases and _platform_tagged(tags):
+                _apply_platform(inv, site, dest, record, vb.root)
+        elif not check and plan.k3s_present:
+            raise InstallError(f"K3s started but the kubeconfig was not fetched from {inv.servers[0]}; run record {record.dir}")
+    except BaseException:
+        if later:  # the platform's error stands; the ledger is still read into the record and removed
+            from installer.deploy.egress import report_after_platform
+
+            try:
+                report_after_platform(record, inv, console)
+            except MedaiError:
+                pass
+        raise
+    if later:
+        from installer.deploy.egress import report_after_platform
+
+        report_after_platform(record, inv, console)
 
 
 def reset(

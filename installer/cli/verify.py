@@ -88,6 +88,10 @@ def run_verify(
     report = merge(out_dir, waivers=waiver_set, fail_on=fail_on, bundle=bundle_info, started=started)
     check_inputs(report, verified_index, verified_index is not None, waiver_set.source)
     add_to_report(report, hosts_dir)
+    from installer.compliance.install_evidence import add_install_evidence
+    from installer.deploy.state import state_dir
+
+    add_install_evidence(report, state_dir() / "runs", inventory)
     report["runRecord"] = str(record.dir)
     result = write_report(out_dir, report)
     record.data["evidence"] = {

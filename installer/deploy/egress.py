@@ -26,3 +26,34 @@ def failure_line(node: str, entries: list[dict]) -> str | None:
         return None
     return (f"egress: {node} sent packets outside the cluster, node and allowed networks: "
             + "; ".join(e["line"] for e in entries))
+
+
+def ledger_record(per_host: dict[str, list[dict]] | None) -> dict:
+    """The run record's `egress`: each node's count per destination, the total, and one failure line per node
+    that sent anything ("not run" when no report came back, e.g. --check or medai_egress_ledger: false)."""
+    if per_host is None:
+        return {"result": "not run", "nodes": {}, "packets": 0, "failures": []}
+    nodes = {h: [{k: e.get(k) for k in ("address", "packets", "bytes")} for e in entries]
+             for h, entries in sorted(per_host.items())}
+    failures = [{"node": h, "line": line} for h, entries in sorted(per_host.items()) if (line := failure_line(h, entries))]
+    return {"result": "failed" if failures else "clean", "nodes": nodes,
+            "packets": sum(int(e.get("packets") or 0) for es in per_host.values() for e in es), "failures": failures}
+
+
+def report_after_platform(record, inv, console) -> dict:
+    """playbooks/egress-report.yml once the platform's releases are applied (the ledger stayed on through them):
+    the run record's `egress` is replaced by these counts; a count or a failed run raises naming node/destination."""
+    from installer.deploy.runner import run_playbook
+    from installer.errors import InstallError
+
+    summary = run_playbook(record, "egress-report.yml", inv.path, {}, {}, console=console,
+                           host_key_checking=inv.site.medai_ssh_host_key_checking)
+    record.data["egress"] = ledger_record(summary.egress)
+    record.save()
+    failures = record.data["egress"]["failures"]
+    if failures or summary.status != "successful" or summary.failed or summary.unreachable:
+        first = failures[0]["line"] if failures else (summary.failures[0] if summary.failures else summary.status)
+        if record.data.get("result") != "failed":
+            record.finish("failed", error=first)
+        raise InstallError(f"egress ledger: {first}; run record {record.dir}")
+    return record.data["egress"]

@@ -13,6 +13,10 @@ def bundle_path(inv: Inventory, bundle: Path | None) -> Path:
     chosen = bundle or (Path(inv.site.medai_bundle_dir) if inv.site.medai_bundle_dir else None)
     if chosen is None:
         raise BundleError(f"{inv.path}: no bundle: pass --bundle DIR or set all.vars.medai_bundle_dir")
+    from installer.bundle.media_manifest import is_media, volume_root
+
+    if is_media(chosen):  # USB media written by `bundle export`: read in place by the working copy
+        return volume_root(chosen)
     layout = BundleLayout.at(chosen)
     layout.require_index()  # one-line errors for a missing directory or index; nothing unsigned is parsed here
     return layout.root

@@ -42,6 +42,7 @@ class Summary:
     rc: int | None = None
     per_host: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    egress: dict[str, list[dict]] | None = None  # host -> the egress ledger's entries (roles/egress, state report)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -75,6 +76,9 @@ class Progress:
         res = data.get("res") or {}
         if kind == "runner_on_ok":
             state = "changed" if res.get("changed") else "ok"
+            entries = (res.get("ansible_facts") or {}).get("medai_egress_entries")
+            if isinstance(entries, list):
+                self.summary.egress = {**(self.summary.egress or {}), host: entries}
         elif kind == "runner_on_failed":
             if data.get("ignore_errors"):
                 return

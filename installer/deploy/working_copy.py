@@ -7,6 +7,11 @@
        one sha256 (installer.bundle.private_copy.copy_verified): a file swapped after the check cannot land;
     4. image signatures are checked on the copy, and the plan is built from the verified bytes.
 
+The source is a bundle directory or USB media written by `medai bundle export` (one or more volumes): on media
+the files come through installer.bundle.media_reader.bundle_source, each split file streamed part after part
+(every part checked against the signed media manifest) into the one hash of step 3, so a file exists once, on
+local disk, and the stick is only read. Media need the site key: no part is trusted without it.
+
 Nothing after this reads the stick again: the OS repository, the SCAP datastream, the platform images,
 tools/ansible and tools/collections all come from the copy.
 """
@@ -86,12 +91,18 @@ def _private_root(path: Path) -> Path:
 
 
 def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, state: Path,
-                          progress: Callable[[int], None] | None = None) -> VerifiedBundle:
-    """Steps 1-4 of the module doc. Raises a one-line MedaiError naming the file on any doubt."""
+                          progress: Callable[[int], None] | None = None,
+                          volumes: list[Path] | None = None) -> VerifiedBundle:
+    """Steps 1-4 of the module doc. Raises a one-line MedaiError naming the file on any doubt. ``volumes``: the
+    further volumes' mount points when ``source`` is media spanning several sticks."""
+    from installer.bundle.media_manifest import is_media, volume_root
     from installer.trust.index_signature import index_signature_problem
     from installer.trust.keys import fingerprint, load_public_key
 
     source = Path(source).absolute()
+    media = is_media(source)
+    if media:
+        source = volume_root(source)
     if key is None and not skip_signature:
         raise TrustError(f"{source}: no --key: refusing to install a bundle whose signature is not checked "
                          f"(pass the site public key, or {SKIP_FLAG} to accept an unsigned bundle knowingly)")
@@ -101,7 +112,9 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
     if data is None:
         raise BundleError(f"{source / INDEX}: missing: not a finished bundle (an interrupted or failed build leaves no index)")
     sig_file = read_member_once(source, INDEX_SIG, 4096)
-    fpr = None
+    fpr = pub = None
+    if media and key is None:
+        raise TrustError(f"{source}: USB media are read only with the site public key (--key): no part is trusted without it")
     if key is not None:
         if not Path(key).is_file():
             raise TrustError(f"{key}: public key not found")
@@ -117,7 +130,13 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
     digest = hashlib.sha256(data).hexdigest()
     root = _private_root(_private_root(state / "bundles") / digest[:32])
     try:
-        result = copy_verified(directory_opener(source), index["files"], root, progress=progress)
+        if media:
+            from installer.bundle.media_reader import bundle_source
+
+            opener = bundle_source(source, data, pub, volumes)
+        else:
+            opener = directory_opener(source)
+        result = copy_verified(opener, index["files"], root, progress=progress)
     except BundleError as e:
         raise BundleError(f"{source}: bundle refused: {e}") from None
     atomic_write_bytes(root / INDEX, data, mode=0o600)

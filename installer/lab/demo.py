@@ -36,7 +36,7 @@ from installer.lab.state import lab_dir, lab_inventory_file
 # bundles/platform.yaml's debian-12 list, plus what the hardening role's `package` tasks need behind the gap
 # (libpam-pwquality, and python3-apt for Ansible's apt module).
 DEMO_OS_PACKAGES = ["chrony", "auditd", "open-iscsi", "nfs-common", "openscap-scanner", "curl", "ca-certificates",
-                    "iptables", "libpam-pwquality", "python3-apt"]
+                    "iptables", "nftables", "libpam-pwquality", "python3-apt"]
 
 # The one high-severity rule the platform conflicts with by design (docs/compliance.md): it is waived, visibly,
 # in the evidence, never dropped from the scan.

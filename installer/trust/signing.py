@@ -18,6 +18,7 @@ from installer.errors import TrustError
 from installer.trust.cosign import (
     SignatureLayer,
     build_signature_image,
+    make_payload,
     parse_signature_manifest,
     sign_layer,
     signature_tag,
@@ -84,14 +85,20 @@ def sign_image(oci: OCILayout, ref: str, digest: str, key: SigningKey, keep: lis
     this same key, which are replaced, so a rebuild does not pile up signatures."""
     keep = list(keep or []) + existing_layers(oci, signature_ref_name(ref, digest))
     kept: list[SignatureLayer] = []
+    # A signature of ours over the very payload we would sign now (a no-change rebuild) verifies as a new one
+    # would: it is kept, so the signature manifest, its blobs and index.json stay byte for byte as they are.
+    expected = make_payload(parse_ref(ref).repo_name, digest)
+    mine: SignatureLayer | None = None
     for layer in keep:
         try:
             ours = verify_signature(key.public, base64.b64decode(layer.signature_b64), layer.payload)
         except ValueError:
             ours = False
-        if not ours and all((layer.payload, layer.signature_b64) != (k.payload, k.signature_b64) for k in kept):
+        if ours and mine is None and layer.payload == expected:
+            mine = layer
+        elif not ours and all((layer.payload, layer.signature_b64) != (k.payload, k.signature_b64) for k in kept):
             kept.append(layer)
-    return store_signature(oci, ref, digest, kept + [sign_layer(key, parse_ref(ref).repo_name, digest)])
+    return store_signature(oci, ref, digest, kept + [mine or sign_layer(key, parse_ref(ref).repo_name, digest)])
 
 
 def sign_build(layout: BundleLayout | OCILayout | str | os.PathLike, images: Iterable, key: SigningKey | str | os.PathLike,

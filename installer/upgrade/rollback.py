@@ -38,13 +38,15 @@ def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None
     from installer.upgrade.releases import _helm, history
 
     inv = load_inventory(inventory)
-    root = BundleLayout.at(bundle).root
-    console.print(f"[green]ok[/] previous bundle {root}: {verify_bundle(root, key)} verified", highlight=False)
+    vb = verify_bundle(BundleLayout.at(bundle).root, key)  # checked into a private copy; the stick is not read again
+    root = vb.root
+    console.print(f"[green]ok[/] previous bundle {bundle}: signature ({vb.key_fingerprint}) and files verified into {root}",
+                  highlight=False)
     snap = None if releases_only else (snapshot or newest_snapshot(inv.cluster))
     record = new_run("rollback", inv.path, root / "index.json")
     try:
         if snap is not None:
-            stage = build_plan(root, state_dir() / "cache")
+            stage = build_plan(vb.index, root, state_dir() / "cache", vb.index_sha256)
             s = run_playbook(record, "rollback.yml", inv.path,
                              {**stage.extravars(), "medai_bundle_dir": str(root), "medai_rollback_snapshot": str(snap)},
                              {"medai_k3s_token": cluster_token(inv.cluster)}, console=console,

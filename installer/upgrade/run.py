@@ -1,7 +1,7 @@
 """`medai upgrade`: bundle in (directory or media), plan out, then the steps one by one with a journal.
 
 Order: verify the new bundle (or import it off the media into a private copy) -> refuse a differential on the
-wrong base -> change list against the installed bundle -> read the cluster -> skew plan -> preflight (every
+wrong base -> render + completeness gate (installer/render, as install) -> change list against the installed bundle -> read the cluster -> skew plan -> preflight (every
 blocker listed) -> [--plan stops here] -> snapshot -> servers one at a time -> agents in batches -> releases.
 Each step is one ansible-runner run of playbooks/upgrade.yml (tags + limit) recorded in the journal;
 --resume continues the newest unfinished upgrade run at its first step not done.
@@ -94,18 +94,34 @@ def _media_or_dir(opts: UpgradeOptions, console: Console) -> Path:
     return dest
 
 
+def gate_bundle(inv, root: Path):
+    """installer/render's render_site on the bundle the upgrade will apply (the verified copy, or a differential
+    assembled with its base), as `medai install` runs it: every release rendered from the bundle's archives with
+    the site's values, validated, and every image it can start found in the bundle. None without charts."""
+    from installer.bundle.manifest import load_manifest
+    from installer.render.release import render_site
+
+    layout = BundleLayout.at(root)
+    if not layout.manifest.is_file() or not load_manifest(layout.manifest).spec.charts:
+        return None
+    return render_site(inv, root)
+
+
 def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None = None) -> UpgradePlan:
     from installer.deploy.inventory import load_inventory
     from installer.deploy.preinstall import verify_bundle
     from installer.upgrade.base_check import installed_index, refuse_wrong_base
 
     inv = load_inventory(opts.inventory)
-    root = _media_or_dir(opts, console)
+    source = _media_or_dir(opts, console)
+    # The index signature first, then every listed file hashed into the private copy; nothing after reads the
+    # stick, and nothing unsigned is parsed (a differential's files list holds what it carries, so it copies too).
+    vb = verify_bundle(source, opts.key)
+    root, index = vb.root, vb.index
     layout = BundleLayout.at(root)
-    index = layout.read_index()
-    base = refuse_wrong_base(index, root, inv.path)  # before any host (or the bundle's files) is touched
-    if base is None:
-        console.print(f"[green]ok[/] bundle {root}: {verify_bundle(root, opts.key)} verified", highlight=False)
+    base = refuse_wrong_base(index, source, inv.path)  # before any host is touched
+    console.print(f"[green]ok[/] bundle {source}: signature ({vb.key_fingerprint}) and {len(index['files'])} files "
+                  f"verified into {root}", highlight=False)
     current_dir = opts.current or (Path(inv.site.medai_bundle_dir) if inv.site.medai_bundle_dir else None)
     if current_dir is None:
         raise InstallError(f"{inv.path}: the installed bundle is needed to know what changes: pass --current DIR")
@@ -131,10 +147,13 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         console.print(f"[green]ok[/] differential + base assembled in {root}", highlight=False)
     else:
         signed_index = layout.index
+    site = gate_bundle(inv, root)  # the same render, validation and completeness gate as install, before any host
+    if site is not None:
+        console.print(f"[green]ok[/] render: {len(site.releases)} release(s) valid at Kubernetes {site.kube_version}, "
+                      f"{len(site.plan.needed)} images all in the bundle", highlight=False)
     manifest_text = lambda lay: lay.manifest.read_text() if lay.manifest.is_file() else None  # noqa: E731
     changes = change_list(cur_index, index, manifest_text(cur), manifest_text(layout))
-    plan = UpgradePlan(root, index, hashlib.sha256(signed_index.read_bytes()).hexdigest(), base, changes, None, None,
-                       signed_index=signed_index)
+    plan = UpgradePlan(root, index, vb.index_sha256, base, changes, None, None, signed_index=signed_index)
     target = k3s_version(index)
     if target is None:
         plan.cluster_note = "the bundle carries no k3s binary: K3s stays as it is"
@@ -188,7 +207,9 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
             "disableEviction": opts.disable_eviction, "drainTimeout": opts.drain_timeout, "batch": opts.batch,
             "drains": plan.drains, "changes": plan.changes.to_json()})
     token = cluster_token(inv.cluster)
-    stage = build_plan(plan.bundle, state_dir() / "cache")
+    # The private copy's index: the verified one, or for a differential the union derived after both were verified
+    stage_index = json.loads((plan.bundle / "index.json").read_bytes())
+    stage = build_plan(stage_index, plan.bundle, state_dir() / "cache", plan.index_sha256)
     fetch = state_dir() / "snapshots" / inv.cluster
     fetch.mkdir(parents=True, exist_ok=True, mode=0o700)
     extravars = {**stage.extravars(), "medai_bundle_dir": str(plan.bundle), "medai_upgrade_run_id": record.id,

@@ -34,6 +34,7 @@ def versions(tmp_path_factory, demo_sources, seeded_registry):
     opts = dict(with_tools=False, registry_client=RegistryClient(retries=1), sign_key=key)
     build_bundle(BuildOptions(manifest=m1, out=work / "v1", lock=work / "v1.lock", **opts))
     shutil.copytree(work / "v1", work / "v2")  # the build reuses what is there; --base then drops what v1 holds
+    mp.setenv("MEDAI_KEY_PASSWORD", PASSWORD)  # the build takes the password out of the environment once read
     s2 = build_bundle(BuildOptions(manifest=m2, out=work / "v2", lock=work / "v2.lock", base=work / "v1" / "index.json", **opts))
     mp.undo()
     return work, pub, s2, names

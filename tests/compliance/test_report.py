@@ -183,3 +183,32 @@ def test_swapped_datastream_blocks_the_gate_and_an_unverified_one_is_named_unsig
     rep = merge(evidence_dir, waivers=waivers, fail_on="none", bundle={"signature": "present, not verified (no --key given)"})
     check_inputs(rep, index, False, None)  # no key: nothing is called signed
     assert {i["status"] for i in rep["inputs"]} == {"UNSIGNED"} and len(rep["unsignedInputs"]) == 2
+
+
+def test_install_evidence_egress_and_postcheck_in_the_report(evidence_dir, waivers, tmp_path):
+    """The egress ledger and the post-install check of the newest install (its run record) in JSON and HTML."""
+    import json as _json
+
+    from installer.compliance.install_evidence import add_install_evidence
+    from installer.deploy.egress import ledger_record
+    from installer.hashing import sha256_file
+
+    inv = tmp_path / "site.yml"
+    inv.write_text("all: {}\n")
+    run = tmp_path / "runs" / "20260101T000000Z-install-abcdef"
+    run.mkdir(parents=True)
+    seen = [{"address": "203.0.113.9", "packets": 2, "bytes": 80, "line": "203.0.113.9: 2 packet(s), 80 bytes"}]
+    run.joinpath("run.json").write_text(_json.dumps({
+        "id": run.name, "command": "install", "result": "failed",
+        "inventory": {"path": str(inv.resolve()), "sha256": sha256_file(inv)},
+        "egress": ledger_record({"srv1": [], "agt1": seen}),
+        "postcheck": {"line": "12 pods, all images from bundle " + "d" * 64, "pods": 12}}))
+    rep = merge(evidence_dir, waivers=waivers, fail_on="none", bundle={"path": "/b", "indexSha256": "d" * 64, "signature": "verified"})
+    add_install_evidence(rep, tmp_path / "runs", inv)
+    assert rep["gate"]["passed"] is False and rep["gate"]["blocking"][-1]["host"] == "agt1"
+    html = render_html(rep)
+    assert "Egress ledger (install 20260101T000000Z-install-abcdef)" in html
+    assert "failed: 2 packet(s) outside the allowed networks" in html and "egress: agt1 sent packets" in html
+    assert "12 pods, all images from bundle " + "d" * 64 in html
+    out = write_report(tmp_path / "out", rep)
+    assert _json.loads(out.json_path.read_text())["egress"]["nodes"]["agt1"][0]["address"] == "203.0.113.9"

@@ -22,15 +22,16 @@ FILES = {
 }
 
 
-def make_bundle(root: Path, full: bool = False) -> Path:
+def make_bundle(root: Path, full: bool = False, extra_debs: tuple[Path, ...] = ()) -> Path:
     """files only; with ``full`` also a real Debian 12 repository (chrony, auditd, openscap-scanner,
     libpam-pwquality, python3-apt, from deb.debian.org on the connected side, cached) and the SCAP datastream, so that
-    the os, hardening and compliance roles can run too."""
+    the os, hardening and compliance roles can run too; ``extra_debs`` (local .deb files) join that repository and
+    its package list."""
     layout = BundleLayout.at(root)
     (layout.root / "files").mkdir(parents=True, exist_ok=True)
     artifacts, known = [], {}
     if full:
-        _add_os_and_scap(layout, artifacts, known)
+        _add_os_and_scap(layout, artifacts, known, extra_debs)
     for name, (content, groups) in FILES.items():
         rel = f"files/{name}"
         (layout.root / rel).write_bytes(content)
@@ -45,17 +46,18 @@ def make_bundle(root: Path, full: bool = False) -> Path:
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("MEDAI_TEST_CACHE", Path.home() / ".cache" / "medai-test"))
 # python3-apt: Ansible's apt module (hardening, compliance `package` tasks) needs it on Debian nodes
-FULL_PACKAGES = ["chrony", "auditd", "openscap-scanner", "libpam-pwquality", "python3-apt"]
+FULL_PACKAGES = ["chrony", "auditd", "openscap-scanner", "libpam-pwquality", "python3-apt", "nftables"]
 
 
-def _add_os_and_scap(layout: BundleLayout, artifacts: list, known: dict) -> None:
+def _add_os_and_scap(layout: BundleLayout, artifacts: list, known: dict, extra_debs=()) -> None:
     from installer.bundle.manifest import OsPackages
     from installer.bundle.sources.ospkgs import collect_os_packages
 
-    repo = collect_os_packages(layout, OsPackages(release="debian-12", packages=FULL_PACKAGES),
-                               cache_dir=CACHE / "ospkgs")
-    artifacts.append(repo.artifact)
-    known.update(repo.files)
+    spec = OsPackages(release="debian-12", packages=FULL_PACKAGES)
+    repo = collect_os_packages(layout, spec, cache_dir=CACHE / "ospkgs")
+    artifact, files = (repo.artifact, repo.files) if not extra_debs else _with_debs(layout, spec, repo.artifact, extra_debs)
+    artifacts.append(artifact)
+    known.update(files)
     ds = ROOT / ".tools" / "scap" / "ssg-debian12-ds.xml"
     rel = "files/ssg-debian12-ds.xml"
     shutil.copyfile(ds, layout.root / rel)
@@ -64,3 +66,48 @@ def _add_os_and_scap(layout: BundleLayout, artifacts: list, known: dict) -> None
     # the compliance role reads the datastream on the control host; no node needs it staged
     artifacts.append(Artifact(kind="scap", name="ssg-debian12-ds.xml", path=rel, size=(layout.root / rel).stat().st_size,
                               sha256=sha))
+
+
+def _with_debs(layout: BundleLayout, spec, artifact: Artifact, debs) -> tuple[Artifact, dict]:
+    """The release's repository with local .debs added to its pool and package list, re-indexed and re-signed
+    with the same code the build uses (apt-ftparchive, a throw-away key)."""
+    import dataclasses
+    import json
+    import subprocess
+
+    from installer.bundle.sources.ospkgs import _apt_repo_index, _sign_repo
+
+    repo = layout.root / "os" / spec.release
+    names = []
+    for deb in debs:
+        shutil.copyfile(deb, repo / "pool" / Path(deb).name)
+        names.append(subprocess.run(["dpkg-deb", "-f", str(deb), "Package"], capture_output=True, text=True,
+                                    check=True).stdout.strip())
+    pk = json.loads((repo / "packages.json").read_text())
+    pk["packages"] = pk["packages"] + [n for n in names if n not in pk["packages"]]
+    (repo / "packages.json").write_text(json.dumps(pk, indent=1, sort_keys=True) + "\n")
+    _apt_repo_index(repo, spec)
+    for name in ("medai-repo.gpg", "medai-repo.asc", "InRelease", "Release.gpg", "medai-repo.fingerprint"):
+        (repo / name).unlink(missing_ok=True)  # gpg will not overwrite the first build's signature files
+    _sign_repo(repo, apt=True)
+    rel = layout.rel(repo)
+    files = {f"{rel}/{p.relative_to(repo).as_posix()}": sha256_file(p) for p in sorted(repo.rglob("*")) if p.is_file()}
+    meta = {**artifact.meta, "packages": pk["packages"]}
+    return dataclasses.replace(artifact, sha256=files[f"{rel}/InRelease"], paths=sorted(files), meta=meta,
+                               size=sum((layout.root / f).stat().st_size for f in files)), files
+
+
+def probe_deb(out_dir: Path, version: str) -> Path:
+    """A tiny local package (medai-lab-probe VERSION, arch all) built with dpkg-deb: no network needed."""
+    import subprocess
+
+    src = out_dir / f"probe-{version}"
+    (src / "DEBIAN").mkdir(parents=True, exist_ok=True)
+    (src / "usr/share/medai-lab-probe").mkdir(parents=True, exist_ok=True)
+    (src / "usr/share/medai-lab-probe/version").write_text(version + "\n")
+    (src / "DEBIAN/control").write_text(f"Package: medai-lab-probe\nVersion: {version}\nArchitecture: all\n"
+                                        "Maintainer: medai tests <tests@medai.invalid>\nSection: misc\nPriority: optional\n"
+                                        "Description: medai lab upgrade probe\n a package whose version the upgrade raises\n")
+    deb = out_dir / f"medai-lab-probe_{version}_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(src), str(deb)], check=True, capture_output=True)
+    return deb

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +35,9 @@ LAB_VARS = {
     "medai_preflight_require_time_sync": False,
     # nodes share the CI host's kernel and have no /lib/modules: br_netfilter is the host's (not loaded on CI)
     "medai_preflight_kernel_modules": ["overlay"],
+    # these runs skip the os role, so the nodes have no nftables: the ledger (on by default) would refuse them,
+    # which test_refusals checks once; the ledger in a whole install is tests/deploy/test_install_egress_lab.py
+    "medai_egress_ledger": False,
 }
 
 
@@ -116,9 +120,22 @@ def test_refusals_touch_no_host(site):
     assert r.returncode == 2 and "bundle refused" in r.stderr and "files/gpu-notes.txt" in r.stderr
 
     assert runs(home) == []
+
     assert [ssh_logins(n) for n in lab.nodes] == before_logins, "a refused install must not open an SSH session"
     assert node_exec(server, "stat -c %Y:%s /root/medai-marker").stdout == before_marker
     assert node_exec(server, "test -e /var/lib/medai", check=False).returncode == 1
+
+    # the egress ledger is on unless the inventory says otherwise: a node without nft is refused, naming it
+    ledger_on = tmp / "ledger-on.yml"
+    doc = yaml.safe_load(inv.read_text())
+    doc["all"]["vars"]["medai_egress_ledger"] = True
+    ledger_on.write_text(yaml.safe_dump(doc))
+    r = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(ledger_on), "--tags", "preflight", "--yes")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and f"egress: {server.hostname}: nft not found" in out, out[-2000:]
+    assert runs(home)[-1]["egress"]["result"] == "not run"
+    assert node_exec(server, "test -e /etc/medai/egress.nft", check=False).returncode == 1
+    shutil.rmtree(home / "runs")  # the later tests count this module's runs from zero
 
 
 def _assert_no_secret(home: Path, token: str, *texts: str) -> None:

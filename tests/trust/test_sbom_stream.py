@@ -211,3 +211,83 @@ def test_layer_walk_is_capped_in_entries_and_uncompressed_bytes(tmp_path):
     with pytest.raises(TrustError, match=r"more than 8388608 uncompressed bytes in the image \(a decompression bomb\?\): refused"):
         rootfs.walk([("sha256:" + "2" * 64, bomb)], lambda p, m: False, lambda p, m, f: None, "demo/app",
                     max_bytes=8 * 1024 * 1024)
+
+
+# ---------------------------------------------------------------- issue 16: one read per byte
+
+
+@pytest.mark.loopback
+def test_layers_are_catalogued_on_the_download_stream_and_the_sboms_match_the_walk(registry, tmp_path, monkeypatch):
+    """Images with shadowing, whiteouts, an opaque directory, gzip/zstd/plain layers, a Go binary and its hardlink,
+    apk, rpmdb and a multi-platform index go through a real registry; collect_images gathers each layer's facts
+    while it streams, so write_sboms reads no layer back from disk, and every SBOM is byte for byte what the
+    walk from disk writes (the walk is today's code path, forced by refusing the replay)."""
+    import shutil
+
+    from installer.bundle.images import collect_images
+    from installer.bundle.oci_layout import OCILayout
+    from installer.bundle.sources.oci import RegistryClient
+    from installer.trust.sbom import layer_facts
+    from tests.support.images import skopeo_push
+    from tests.trust.sbom_images import build_layout
+
+    src = tmp_path / "src"
+    images = build_layout(src, tmp_path / "work")
+    lay = OCILayout(src, tmp_path / "src-tmp")
+    names = {images.debian: "debian-app", images.alpine: "alpine", images.rocky: "rocky", images.multi: "multi"}
+    refs = []
+    for digest, name in names.items():
+        size = (src / "blobs" / "sha256" / digest[7:]).stat().st_size
+        doc, mt = lay.read_manifest(digest)
+        lay.set_ref(f"local/{name}:1", digest, mt or "application/vnd.oci.image.manifest.v1+json", size)
+        skopeo_push(src, f"local/{name}:1", f"{registry.host}/sbom/{name}:1", all_platforms=name == "multi")
+        refs.append(f"{registry.host}/sbom/{name}:1")
+
+    store = layer_facts.LayerFactsStore(tmp_path / "facts")
+    root = tmp_path / "bundle"
+    (root / "oci").mkdir(parents=True)
+    with RegistryClient() as client:
+        got = collect_images(client, OCILayout(root / "oci", root / ".tmp"), refs, ["linux/amd64", "linux/arm64"],
+                             layer_facts=store)
+    layers = {d["digest"] for im in got for d in _layers(root / "oci", im.digest)}
+    assert layers and all(store.get(d) is not None and store.get(d)["complete"] for d in layers)
+    assert len(list((tmp_path / "facts").iterdir())) == len(layers)  # one small cache file per layer digest
+
+    walked = tmp_path / "walked"
+    shutil.copytree(root, walked)
+    with_facts = write_sboms(BundleLayout.at(root), got, [], facts=store)
+    assert store.disk_reads == []  # not one layer read back from disk to be catalogued
+    # a later build with an empty memory reads the cache files, not the blobs
+    again = layer_facts.LayerFactsStore(tmp_path / "facts")
+    assert write_sboms(BundleLayout.at(root), got, [], facts=again) == with_facts and again.disk_reads == []
+    monkeypatch.setattr(layer_facts, "replay", lambda *a, **k: False)
+    assert write_sboms(BundleLayout.at(walked), got, []) == with_facts
+    for rel in with_facts:
+        assert (root / rel).read_bytes() == (walked / rel).read_bytes(), rel
+
+
+def _layers(oci: Path, digest: str) -> list[dict]:
+    import json
+
+    doc = json.loads((oci / "blobs" / "sha256" / digest[7:]).read_bytes())
+    if "manifests" in doc:
+        return [d for m in doc["manifests"] if (oci / "blobs" / "sha256" / m["digest"][7:]).is_file()
+                for d in _layers(oci, m["digest"])]
+    if doc.get("config", {}).get("mediaType") != "application/vnd.oci.image.config.v1+json":
+        return []
+    return doc["layers"]
+
+
+def test_sbom_validation_still_checks_iri_formats_with_the_lean_iri_parser():
+    """cdx._validator stands in a one-parser rfc3987_syntax (the package builds 39 at import); the CycloneDX
+    schema's iri-reference format is still checked, both ways."""
+    import json
+
+    from installer.trust.sbom import cdx
+
+    v = cdx._validator()
+    doc = {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
+           "externalReferences": [{"type": "website", "url": "http://exa mple.com/<bad>"}]}
+    assert "is not valid under any of the given schemas" in str(v.validate_str(json.dumps(doc)))
+    doc["externalReferences"][0]["url"] = "https://example.com/sbom?x=1#f"
+    assert v.validate_str(json.dumps(doc)) is None

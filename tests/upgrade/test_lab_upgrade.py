@@ -1,7 +1,8 @@
 """`medai upgrade` between two bundle versions on a podman lab (1 server + 1 agent), v2 differential on v1:
 the union assembled, staged files replaced and checked, the roles idempotent across the versions, and --resume after SIGKILL converging. The bundles carry no
 K3s binary (none can be fetched here), so the upgrade is the `hosts` step: no snapshot, drain or restart, which
-run only in test_k3s_e2e.py. OS packages between two repositories are not exercised here (the bundles carry none)."""
+run only in test_k3s_e2e.py. OS packages between two repositories: the second test (network: the bundles' Debian
+repository) raises a local package from 1.0 to 2.0 through the os role's --only-upgrade step."""
 from __future__ import annotations
 
 import json
@@ -23,6 +24,7 @@ from tests.support.lab import node_exec
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
+SIGNING: dict = {}  # the module's signing key, for bundles a test builds itself
 CA_V2 = b"-----BEGIN CERTIFICATE-----\nmedai test site CA, version 2 (not a real certificate)\n-----END CERTIFICATE-----\n"
 
 
@@ -53,6 +55,7 @@ def site(lab_nodes, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("upgrade-lab")
     k, pub = generate_keypair(tmp / "site", b"lab-upgrade")
     key = load_private_key(k, b"lab-upgrade")
+    SIGNING["key"] = key
     v1 = signed(tmp / "v1", key, dict(deploy_bundles.FILES))
     v2_files = dict(deploy_bundles.FILES)
     v2_files["site-ca.pem"] = (CA_V2, ["all"])
@@ -105,6 +108,45 @@ def test_upgrade_replaces_staged_files_then_resume_after_sigkill_converges(site)
     # the roles are idempotent across the two versions: installing the assembled v2 over the upgraded hosts changes
     # nothing (the union copy's index is derived, so it is installed by hashes, without --key)
     union = next((home / "bundles").glob("*-union"))
-    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(union), "--tags", "stage,k3s", "--yes")
+    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(union), "--insecure-skip-signature",
+              "--tags", "stage,k3s", "--yes")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert runs(home)[-1]["summary"]["changed"] == 0, runs(home)[-1]["summary"]["per_host"]
+
+
+def node_version(node, pkg: str) -> str:
+    return node_exec(node, f"dpkg-query -W -f='${{Version}}' {pkg}", check=False).stdout.strip()
+
+
+@pytest.mark.network  # the bundles' Debian repository: apt-get update against deb.debian.org (cached .debs)
+def test_upgrade_raises_installed_os_packages_from_the_new_repository(site, tmp_path):
+    """OS packages between two repositories: v1 carries medai-lab-probe 1.0 (a local .deb built with dpkg-deb),
+    v2 the same package at 2.0. The upgrade's hosts step raises it from the new bundle's repository only."""
+    lab, inv, _v1, _v2, pub, home = site
+    key = SIGNING["key"]
+    os1 = deploy_bundles.make_bundle(tmp_path / "os1", full=True, extra_debs=(deploy_bundles.probe_deb(tmp_path, "1.0"),))
+    sign_index(BundleLayout.at(os1), (os1 / "index.json").read_bytes(), key)
+    os2 = deploy_bundles.make_bundle(tmp_path / "os2", full=True, extra_debs=(deploy_bundles.probe_deb(tmp_path, "2.0"),))
+    sign_index(BundleLayout.at(os2), (os2 / "index.json").read_bytes(), key)
+    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(os1), "--key", str(pub), "--tags", "os", "--yes",
+              timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    for n in lab.nodes:
+        assert node_version(n, "medai-lab-probe") == "1.0"
+    chrony_before = {n.hostname: node_version(n, "chrony") for n in lab.nodes}
+    args = ("upgrade", "--inventory", str(inv), "--bundle", str(os2), "--key", str(pub), "--current", str(os1))
+    r = medai(home, *args, "--plan")
+    assert r.returncode == 0 and "step: hosts" in r.stdout and "OS packages debian-12: changed" in r.stdout, r.stdout + r.stderr
+    r = medai(home, *args, "--yes", timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert "apt-get --only-upgrade install" in r.stdout
+    for n in lab.nodes:
+        assert node_version(n, "medai-lab-probe") == "2.0"  # the version really rose, from the bundle's repository
+        assert node_exec(n, "cat /usr/share/medai-lab-probe/version").stdout.strip() == "2.0"
+        assert node_version(n, "chrony") == chrony_before[n.hostname]  # same version in both repositories: untouched
+        assert node_exec(n, "test -e /usr/sbin/policy-rc.d", check=False).returncode == 1
+    # idempotent: the os role over the upgraded hosts with the v2 repository changes nothing
+    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(os2), "--key", str(pub), "--tags", "os", "--yes",
+              timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert runs(home)[-1]["summary"]["changed"] == 0, runs(home)[-1]["summary"]["per_host"]

@@ -39,8 +39,14 @@ def version_bundle(root: Path, key, k3s: str, longhorn: str, model: bytes, extra
                      ref=f"longhorn@{longhorn}", meta={"version": longhorn}),
             Artifact("model", "tiny", "models/tiny/model.safetensors", len(model), sha256_bytes(model), paths=["models/tiny/model.safetensors"]),
             Artifact("ospkgs", "bookworm", "os/bookworm/Packages", len(files["os/bookworm/Packages"]), sha256_bytes(files["os/bookworm/Packages"]))]
-    manifest = f"apiVersion: medai/v1\nkind: Bundle\nspec:\n  charts:\n  - name: longhorn\n    values: {{replicas: {2 if extra_image else 3}}}\n"
-    return make_signed_bundle(root, key, files, arts, manifest=manifest, base=base)
+    # no manifest.yaml: its stand-in chart archives could not be rendered, and upgrade (like install) renders and
+    # gates every chart of a bundle's manifest (that gate on real charts: test_upgrade_gate.py)
+    return make_signed_bundle(root, key, files, arts, base=base)
+
+
+def values_manifest(extra_image: bool) -> str:
+    """The chart values part of a manifest, for the change list alone."""
+    return f"apiVersion: medai/v1\nkind: Bundle\nspec:\n  charts:\n  - name: longhorn\n    values: {{replicas: {2 if extra_image else 3}}}\n"
 
 
 @pytest.fixture
@@ -63,7 +69,7 @@ def test_change_list_names_every_kind_of_change(site):
     old["artifacts"].append(busybox)
     new["artifacts"] += [busybox, {"kind": "image", "name": "nginx", "ref": "docker.io/library/nginx:1.27", "digest": "sha256:" + "b" * 64}]
     assert k3s_version(new) == "v1.34.2+k3s1"
-    cl = change_list(old, new, v1.manifest.read_text(), v2.manifest.read_text())
+    cl = change_list(old, new, values_manifest(False), values_manifest(True))
     lines = cl.lines()
     assert "K3s v1.33.5+k3s1 -> v1.34.2+k3s1" in lines
     assert "chart longhorn 1.9.2 -> 1.10.0 (values changed)" in lines
@@ -111,7 +117,8 @@ def test_differential_on_the_wrong_base_is_refused_before_any_host_naming_both_d
     # the steps run from a private union copy: the differential's files plus those pinned from v1, each hash-checked
     plan = make_plan(UpgradeOptions(inv, diff.root, pub, current=v1.root, plan_only=True), Console(file=open(os.devnull, "w")))
     from installer.deploy.plan import build_plan
-    staged = {f["dest"] for f in build_plan(plan.bundle, tmp / "cache").files}
+    union = json.loads((plan.bundle / "index.json").read_bytes())
+    staged = {f["dest"] for f in build_plan(union, plan.bundle, tmp / "cache", plan.index_sha256).files}
     assert {"files/k3s", "models/tiny/model.safetensors"} <= staged
     assert (plan.bundle / "models/tiny/model.safetensors").read_bytes() == b"weights-1"
     assert plan.index_sha256 == hashlib.sha256(diff.index.read_bytes()).hexdigest()

@@ -52,7 +52,7 @@ def seed_harbor(bundle: str | os.PathLike, harbor: str, key: str | os.PathLike, 
     pub = load_public_key(key)
     host = harbor.removeprefix("https://").split("/", 1)[0]
     results = push_bundle(bundle, f"{harbor.removeprefix('https://').rstrip('/')}/{project}", ca_file=ca_file,
-                          platform_manifest=True)
+                          platform_manifest=True, key=key)
     pushed: list[dict] = []
     with RegistryClient(https=[host], ca_file=Path(ca_file) if ca_file else None) as client:
         sboms = attach_sboms(client, bundle, results)

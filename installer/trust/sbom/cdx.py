@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from functools import lru_cache
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 from uuid import NAMESPACE_URL, uuid5
 
@@ -97,9 +98,46 @@ def package_components(packages: tuple[Package, ...]) -> list[Component]:
 def _validator():
     # Imported and compiled on first use: building the schema validator costs seconds, and most medai
     # commands never write an SBOM.
+    _lean_iri_syntax()
     from cyclonedx.validation.json import JsonStrictValidator
 
     return JsonStrictValidator(SchemaVersion.V1_6)
+
+
+def _lean_iri_syntax() -> None:
+    """jsonschema checks the "iri"/"iri-reference" formats with ``rfc3987_syntax.is_valid_syntax`` only, but
+    importing rfc3987_syntax builds 39 Earley parsers of its grammar (seconds: more than a whole SBOM build).
+    Stand in a module with that one function over the one parser the package itself uses for it (same grammar
+    file, same start symbols, same parser type), built on the first IRI checked: the same check, the same result."""
+    import importlib.util
+    import sys
+    import types
+
+    if "rfc3987_syntax" in sys.modules:
+        return
+    spec = importlib.util.find_spec("rfc3987_syntax")
+    if spec is None or not spec.submodule_search_locations:
+        return  # not installed: jsonschema then skips those formats, as it would anyway
+    grammar_file = Path(list(spec.submodule_search_locations)[0]) / "syntax_rfc3987.lark"
+    if not grammar_file.is_file():
+        return
+    parser: list = []
+
+    def is_valid_syntax(term: str, value: str) -> bool:
+        from lark import Lark, exceptions
+
+        if not parser:
+            parser.append(Lark(grammar_file.read_text(encoding="utf-8"), start=["iri", "iri_reference", "absolute_iri"],
+                               parser="earley"))
+        try:
+            parser[0].parse(value, start=term)
+            return True
+        except exceptions.LarkError:
+            return False
+
+    lean = types.ModuleType("rfc3987_syntax")
+    lean.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
+    sys.modules["rfc3987_syntax"] = lean
 
 
 def serialize(bom: Bom, what: str) -> bytes:

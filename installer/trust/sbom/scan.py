@@ -18,7 +18,9 @@ class Catalog:
     notes: tuple[str, ...] = ()
 
 
-def catalog_image(oci: OciLayout, image: PlatformImage, what: str) -> Catalog:
+def catalog_image(oci: OciLayout, image: PlatformImage, what: str, facts=None) -> Catalog:
+    """``facts``: a layer_facts.LayerFactsStore; each layer is then read at most once (or not at all when its
+    facts were gathered while it downloaded), else every layer is walked from disk."""
     os_release = OsReleaseReader()
     catalogers = [os_release, *all_catalogers()]
     claimed: dict[str, object] = {}
@@ -35,7 +37,13 @@ def catalog_image(oci: OciLayout, image: PlatformImage, what: str) -> Catalog:
 
     layers = [(d["digest"], oci.blob(d["digest"])) for d in image.layers]
     try:
-        walk(layers, wants, visit, what)
+        replayed = False
+        if facts is not None and all(blob.is_file() for _, blob in layers):
+            from installer.trust.sbom.layer_facts import replay
+
+            replayed = replay([facts.facts_for(d, blob) for d, blob in layers], catalogers)
+        if not replayed:
+            walk(layers, wants, visit, what)
         distro = os_release.distro()
         packages: list[Package] = []
         for c in catalogers[1:]:

@@ -32,13 +32,19 @@ def safe_name(ref: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", ref).strip("._") or "image"
 
 
-def write_sboms(layout: BundleLayout, images: list, artifacts: list, workers: int | None = None) -> dict[str, str]:
+def write_sboms(layout: BundleLayout, images: list, artifacts: list, workers: int | None = None,
+                facts=None) -> dict[str, str]:
     """Write per-image SBOMs and the bundle SBOM; returns {path relative to the bundle: sha256}.
 
     ``images``: objects with ``.ref`` and ``.digest`` (manifest or index digest, blobs in ``layout.oci``).
     ``artifacts``: installer.bundle.index.Artifact of the bundle (charts, files, models, tools).
+    ``facts``: a layer_facts.LayerFactsStore holding what the download already gathered (default: a fresh one
+    in memory, so a layer shared by several images is still read once).
     """
     workers = workers or min(4, os.cpu_count() or 2)
+    if facts is None:
+        from installer.trust.sbom.layer_facts import LayerFactsStore
+        facts = LayerFactsStore()
     oci = OciLayout(layout.oci)
     entries = sorted({(str(i.ref), str(i.digest)) for i in images})
     for ref, digest in entries:
@@ -56,7 +62,7 @@ def write_sboms(layout: BundleLayout, images: list, artifacts: list, workers: in
             unique.setdefault(img.digest, (img, f"image {ref}"))
     with ThreadPoolExecutor(max_workers=workers) as ex:
         catalogs: dict[str, Catalog] = dict(zip(
-            unique, ex.map(lambda t: catalog_image(oci, t[0], f"{t[1]} ({t[0].platform or t[0].digest})"),
+            unique, ex.map(lambda t: catalog_image(oci, t[0], f"{t[1]} ({t[0].platform or t[0].digest})", facts),
                            unique.values())))
 
     out: dict[str, bytes | tuple[OciLayout, upstream.UpstreamSbom]] = {}
