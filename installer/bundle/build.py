@@ -294,10 +294,11 @@ def _build(opts: BuildOptions) -> BuildSummary:
     chart_results: dict[str, ChartResult] = {}
     for c in spec.charts:
         key = chart_key(c.name, c.version)
-        res = fetch_chart(c, layout.charts, layout.tmp, old_lock.charts.get(key), enforce_lock=opts.locked)
+        res = fetch_chart(c, layout.charts, layout.tmp, old_lock.charts.get(key), enforce_lock=opts.locked,
+                          base_dir=Path(opts.manifest).resolve().parent)
         (progress.counters.fetched if res.fetched else progress.counters.reused)(res.size)
         chart_results[c.name] = res
-        new_lock.charts[key] = res.sha256
+        new_lock.charts[key] = res.lock_sha256
         rendered[c.name] = render_chart(c.name, c.version, res.path, c.values, c.namespace, kube_version, c.releaseName)
         keep.add(res.path)
         known[layout.rel(res.path)] = res.sha256

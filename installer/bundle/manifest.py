@@ -65,7 +65,9 @@ class IgnoreImage(_Strict):
 class Chart(_Strict):
     name: str
     version: str
-    repo: str = Field(description="HTTP(S) Helm repository URL or oci://registry/path")
+    repo: str | None = Field(None, description="HTTP(S) Helm repository URL or oci://registry/path")
+    path: str | None = Field(None, description="a chart directory of the project (relative to the manifest), "
+                                               "packaged by the build with helm package")
     values: dict[str, Any] = Field(default_factory=dict)
     extraImages: list[str] = Field(default_factory=list, description="images no rendered object names at all")
     ignoreImages: list[IgnoreImage] = Field(default_factory=list)
@@ -74,7 +76,9 @@ class Chart(_Strict):
 
     @field_validator("repo")
     @classmethod
-    def _repo(cls, v: str) -> str:
+    def _repo(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         if not re.match(r"^(https?|oci)://[^\s]+$", v):
             raise ValueError(f"{v!r} must be an http(s):// Helm repository or an oci:// reference")
         return v.rstrip("/")
@@ -85,6 +89,12 @@ class Chart(_Strict):
         for ref in v:
             check_image_ref(ref)
         return v
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.repo is None) == (self.path is None):
+            raise ValueError(f"chart {self.name}: give exactly one of repo (a Helm repository) and path (a local chart)")
+        return self
 
 
 class SigstoreRef(_Strict):

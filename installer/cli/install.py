@@ -87,7 +87,7 @@ def _render_platform(inv: Inventory, root: Path):
 
 
 def _platform_tagged(tags: str | None) -> bool:
-    return tags is None or bool({"platform", "cilium", "metallb", "longhorn"} & {t.strip() for t in tags.split(",")})
+    return tags is None or bool({"platform", "cilium", "metallb", "longhorn", "vault", "postgres", "keycloak", "harbor", "inference"} & {t.strip() for t in tags.split(",")})
 
 
 def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord, bundle: Path) -> None:
@@ -96,6 +96,13 @@ def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord, b
 
     opts = ApplyOptions(timeouts=release_timeouts(inv),
                         log=lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
+    # Vault: applied without --wait (sealed), then init, unseal, configure, PKI and the platform secrets
+    from installer.deploy.vault.install_step import has_vault, vault_after_release
+
+    if has_vault(site):
+        opts.no_wait = frozenset({"vault"})
+        opts.after["vault"] = vault_after_release(
+            inv, KubeApi(kubeconfig), record, lambda line: console.print(f"[cyan]vault[/] {line}", highlight=False))
     try:
         outcomes = apply_platform(site, HelmCli(kubeconfig), KubeApi(kubeconfig), opts)
     except MedaiError as e:
@@ -148,6 +155,10 @@ def install(
     if not (yes or check):
         typer.confirm(f"Install cluster {inv.cluster} on {len(inv.hosts)} host(s)?", abort=True)
     token = cluster_token(inv.cluster)
+    # Vault's first TLS certificate for roles/vault (secret vars, no_log), only when K3s will run
+    from installer.deploy.vault.install_step import vault_secret_vars
+
+    secret_vars = {"medai_k3s_token": token, **vault_secret_vars(inv, site, plan.k3s_present and not check)}
     record = new_run("install" if not check else "install-check", inv.path, vb.root / "index.json")
     record.data["bundle"] = vb.record()
     record.save()
@@ -162,9 +173,13 @@ def install(
     later = bool(site is not None and site.releases and _platform_tagged(tags) and plan.k3s_present and not check)
     if later:
         extravars["medai_egress_report_later"] = True
+    # the GPU tier: driver only when the bundle carries it; vLLM digest and weight lists from the verified index
+    from installer.inference.plan import install_extravars
+
+    extravars.update(install_extravars(vb.index, inv))
     try:
         summary = run_playbook(
-            record, "site.yml", inv.path, extravars, {"medai_k3s_token": token},
+            record, "site.yml", inv.path, extravars, secret_vars,
             console=console, limit=limit, tags=tags, check=check,
             host_key_checking=inv.site.medai_ssh_host_key_checking, bundle_root=vb.root,
         )

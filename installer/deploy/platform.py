@@ -148,9 +148,10 @@ class HelmCli:
     def values(self, release: str, namespace: str) -> dict:
         return asyncio.run(self._cmd.get_values(release, namespace=namespace))
 
-    def upgrade_install(self, release: str, archive: Path, values: dict, namespace: str, timeout_s: int) -> None:
+    def upgrade_install(self, release: str, archive: Path, values: dict, namespace: str, timeout_s: int,
+                        wait: bool = True) -> None:
         try:
-            asyncio.run(self._cmd.install_or_upgrade(release, archive, values, namespace=namespace, wait=True,
+            asyncio.run(self._cmd.install_or_upgrade(release, archive, values, namespace=namespace, wait=wait,
                                                      timeout=f"{timeout_s}s", create_namespace=True))
         except Exception as e:  # pyhelm3.errors.Error carries helm's stderr
             raise HelmError(str(e)) from None
@@ -197,6 +198,10 @@ class ApplyOptions:
     timeouts: dict[str, int] = field(default_factory=dict)  # release -> seconds
     default_timeout: int = 600
     log: Callable[[str], None] = lambda line: None
+    # releases applied without --wait (Vault: sealed, never Ready until the hook below unseals it)
+    no_wait: frozenset[str] = frozenset()
+    # release -> called with the Release once it is applied and its site objects are in (Vault's init/unseal)
+    after: dict[str, Callable[[Any], None]] = field(default_factory=dict)
 
 
 def apply_platform(rendered, helm: Helm, kube: Kube, opts: ApplyOptions | None = None) -> list[Outcome]:
@@ -212,23 +217,29 @@ def apply_platform(rendered, helm: Helm, kube: Kube, opts: ApplyOptions | None =
         if d.action != "unchanged":
             timeout = opts.timeouts.get(r.name, opts.default_timeout)
             try:
-                helm.upgrade_install(r.name, r.archive, r.values, r.namespace, timeout)
+                helm.upgrade_install(r.name, r.archive, r.values, r.namespace, timeout,
+                                     **({"wait": False} if r.name in opts.no_wait else {}))
             except HelmError as e:
                 raise InstallError(failure_line(r.name, r.namespace, str(e), kube.pods(r.namespace),
                                                 kube.events(r.namespace))) from None
         for obj in r.site_objects:
             kube.apply(obj)
+        if r.name in opts.after:
+            opts.after[r.name](r)
         outcomes.append(Outcome(r.name, d.action, d.reason, len(r.site_objects)))
     return outcomes
 
 
 def release_timeouts(inv) -> dict[str, int]:
     """medai_<role>_release_timeout for each platform role (role defaults, the inventory over them)."""
-    from installer.render.site import PLATFORM_ORDER, role_vars
+    from installer.render.site import CHART_ROLES, PLATFORM_ORDER, role_defaults, role_vars
 
     out = {}
-    for role in PLATFORM_ORDER:
+    for chart in PLATFORM_ORDER:
+        role = CHART_ROLES.get(chart, chart)
+        if f"medai_{role}_release_timeout" not in role_defaults(role) and role != "vault":
+            continue
         v = role_vars(role, inv).get(f"medai_{role}_release_timeout")
         if v is not None:
-            out[role] = int(v)
+            out[chart] = int(v)
     return out

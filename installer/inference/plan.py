@@ -1,6 +1,5 @@
-"""What `medai install` hands the inference role, from the verified bundle index (for the lead to wire in):
-
-    extravars.update(inference_extravars(index, models))   # models: medai_inference_models from the inventory
+"""What `medai install` hands the gpu and inference roles and the medai-inference release, from the verified
+bundle index (:func:`install_extravars`):
 
 The vLLM image digest comes from the index's image artifact (the digest the bundle lock pinned and the build
 copied), the weight lists from the index's model artifacts (installer/inference/weights.py).
@@ -29,3 +28,23 @@ def inference_extravars(index: dict, models: list[dict] | None = None, repositor
     models = models or DEFAULT_MODELS
     return {"medai_inference_image_digest": vllm_digest(index, repository),
             "medai_inference_weights": weights_values(index, {m["version"]: m["bundleName"] for m in models})}
+
+
+def bundle_has_gpu_driver(index: dict) -> bool:
+    """Does an OS repository of the bundle carry a gpu package group (the NVIDIA driver and toolkit)?"""
+    return any(a.get("kind") == "ospkgs" and ((a.get("meta") or {}).get("groups") or {}).get("gpu")
+               for a in index.get("artifacts", []))
+
+
+def install_extravars(index: dict, inv) -> dict:
+    """medai_gpu_bundle_driver always; the inference variables when the site has GPU hosts and the bundle the
+    vLLM image (a lab bundle has neither; a GPU site whose bundle lacks the image is refused by inference_extravars)."""
+    out: dict = {"medai_gpu_bundle_driver": bundle_has_gpu_driver(index)}
+    if inv.gpu and (bundle_has_gpu_driver(index) or _has_image(index, VLLM_REPOSITORY)):
+        out.update(inference_extravars(index, getattr(inv.site, "medai_inference_models", None)))
+    return out
+
+
+def _has_image(index: dict, repository: str) -> bool:
+    return any(a.get("kind") == "image" and str(a.get("ref", "")).split("@")[0].rsplit(":", 1)[0] == repository
+               for a in index.get("artifacts", []))

@@ -93,11 +93,30 @@ def plan_images(spec, rendered: dict[str, list[dict]]) -> ImagePlan:
     return plan
 
 
-def check_bundle_images(plan: ImagePlan, carried: dict[str, str]) -> None:
+def _seeded(ref: str, prefix: str, carried: dict[str, str]) -> str | None:
+    """PREFIX/PATH:TAG (the site's Harbor project, seeded from the bundle by `medai bundle push`) -> the one carried
+    REGISTRY/PATH:TAG it was seeded from."""
+    rest = ref[len(prefix):]
+    found = [c for c in carried if c.split("/", 1)[-1] == rest]
+    return found[0] if len(found) == 1 else None
+
+
+def check_bundle_images(plan: ImagePlan, carried: dict[str, str], seeded_prefixes: tuple[str, ...] = ()) -> None:
     """carried: {normalised ref: manifest digest} of the bundle's OCI layout. Every needed image must be there,
-    and a digest-pinned reference must be carried at exactly that digest."""
+    and a digest-pinned reference must be carried at exactly that digest. seeded_prefixes: HOST/PROJECT/ of the
+    site's Harbor, whose contents are the bundle's images under their upstream paths."""
     for ref in plan.needed:
         where = plan.sources.get(ref, "?")
+        prefix = next((p for p in seeded_prefixes if ref.startswith(p)), None)
+        if prefix is not None:
+            if _seeded(ref, prefix, carried) is None:
+                raise ImageGateError(f"image {ref} (from the site's Harbor) was seeded from no image the bundle "
+                                     f"carries (needed by {where})")
+            continue
+        # NAME:TAG@DIGEST from a site object (a CNPG Cluster's imageName, from the index) matches the image the
+        # bundle carries as NAME:TAG when that is exactly the pinned digest
+        if ref not in carried and "@" in ref and carried.get(ref.split("@")[0]) == ref.split("@")[1]:
+            continue
         if ref not in carried:
             raise ImageGateError(f"image {ref} is not in the bundle (needed by {where})")
         if "@" in ref and not ref.endswith(carried[ref]):

@@ -20,7 +20,7 @@ from installer.errors import BundleError
 from installer.hashing import sha256_file
 from installer.render.gate import ImagePlan, bundle_image_digests, check_bundle_images, plan_images
 from installer.render.helm import k3s_kube_version, render_chart
-from installer.render.site import PLATFORM_ORDER, release_values, site_objects
+from installer.render.site import PLATFORM_ORDER, chart_enabled, release_values, site_objects
 from installer.render.validate import crd_schemas, schema_version, validate_release
 
 
@@ -74,6 +74,16 @@ def chart_archive(layout: BundleLayout, chart: Chart, index: dict) -> Path:
     return path
 
 
+def harbor_prefixes(manifest: BundleManifest, inv) -> tuple[str, ...]:
+    """The site Harbor's platform project, when the bundle installs Harbor (roles/harbor: Trivy's databases)."""
+    if not any(c.name == "harbor" for c in manifest.spec.charts):
+        return ()
+    from installer.render.site import role_vars
+
+    host = role_vars("harbor", inv).get("medai_harbor_hostname")
+    return (f"{host}/platform/",) if host else ()
+
+
 def render_site(inv, bundle: str | Path, check_images: bool = True) -> SiteRender:
     """Render, validate and gate every release of the bundle for this site. One-line MedaiError on any failure."""
     layout = BundleLayout.at(bundle)
@@ -82,18 +92,20 @@ def render_site(inv, bundle: str | Path, check_images: bool = True) -> SiteRende
     kube = k3s_kube_version(manifest.spec)
     releases: list[Release] = []
     for c in apply_order(manifest.spec.charts):
-        values = release_values(c, inv)
+        if not chart_enabled(c.name, inv):
+            continue
+        values = release_values(c, inv, index)
         archive = chart_archive(layout, c, index)
         objects = render_chart(c.name, c.version, archive, values, c.namespace, kube, c.releaseName)
         releases.append(Release(c.releaseName or c.name, c, archive, c.namespace, values, objects,
-                                site_objects(c.name, inv, c.namespace)))
+                                site_objects(c.name, inv, c.namespace, index)))
     crds = crd_schemas(o for r in releases for o in r.objects)
     version = kube or DEFAULT_KUBE_VERSION
     counts = {r.name: validate_release(r.name, r.objects + r.site_objects, version, crds) for r in releases}
     plan = plan_images(manifest.spec, {r.chart.name: r.objects + r.site_objects for r in releases})
     if check_images:
         carried = bundle_image_digests(layout.oci) if (layout.oci / "index.json").is_file() else {}
-        check_bundle_images(plan, carried)
+        check_bundle_images(plan, carried, harbor_prefixes(manifest, inv))
     return SiteRender(releases, plan, kube, schema_version(version), counts)
 
 

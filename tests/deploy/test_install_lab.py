@@ -170,7 +170,7 @@ def test_install_converges_and_keeps_secrets(site):
     assert acfg["server"] == f"https://{server.ip}:6443" and "node-taint" not in acfg and "cluster-init" not in acfg
     gcfg = yaml.safe_load(node_exec(gpu, "cat /etc/rancher/k3s/config.yaml").stdout)
     assert gcfg["node-label"] == ["nvidia.com/gpu.present=true"]
-    assert gcfg["node-taint"] == ["nvidia.com/gpu=present:NoSchedule"]
+    assert gcfg["node-taint"] == ["gpu=true:NoSchedule"]
     for n in lab.nodes:
         assert node_exec(n, "cat /etc/rancher/k3s/cluster-token").stdout.strip() == token
         assert node_exec(n, "stat -c %a /etc/rancher/k3s/cluster-token /etc/rancher/k3s/config.yaml").stdout.split() == ["600", "600"]

@@ -140,3 +140,64 @@ def test_a_failing_release_stops_the_apply_with_its_failure_line():
     with pytest.raises(InstallError, match=r"^release longhorn: pod longhorn-system/longhorn-manager-x7p2d ImagePullBackOff"):
         apply_platform(_site(), r, r)
     assert ("list", "vault") not in r.calls  # nothing after the failed release
+
+
+class ReplayNoWait(Replay):
+    def upgrade_install(self, release, archive, values, namespace, timeout_s, wait=True):
+        self.calls.append(("upgrade", release, timeout_s) + (() if wait else ("no-wait",)))
+
+
+def test_vault_is_applied_without_wait_and_its_hook_runs_before_the_next_release():
+    r = ReplayNoWait(listed={}, values={})
+    site = _site(("cilium", "vault", "harbor"))
+    seen = []
+    opts = ApplyOptions(default_timeout=60, no_wait=frozenset({"vault"}),
+                        after={"vault": lambda rel: (seen.append(rel.name), r.calls.append(("hook", rel.name)))})
+    apply_platform(site, r, r, opts)
+    assert seen == ["vault"]
+    ups = [c for c in r.calls if c[0] in ("upgrade", "hook")]
+    assert ups == [("upgrade", "cilium", 60), ("upgrade", "vault", 60, "no-wait"), ("hook", "vault"),
+                   ("upgrade", "harbor", 60)]
+
+
+def test_vault_hook_failure_stops_the_apply():
+    r = ReplayNoWait(listed={}, values={})
+
+    def boom(rel):
+        raise InstallError("vault vault-0: still sealed")
+
+    with pytest.raises(InstallError, match="still sealed"):
+        apply_platform(_site(("cilium", "vault", "harbor")), r, r, ApplyOptions(after={"vault": boom}))
+    assert ("upgrade", "harbor", 600) not in r.calls
+
+
+def test_wait_running_names_the_pod_that_is_not_running():
+    from installer.deploy.vault.install_step import wait_running
+
+    class Pods:
+        def __init__(self, answers):
+            self.answers = answers
+
+        def pods(self, ns):
+            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    pending = [{"metadata": {"name": "vault-0"}, "status": {"phase": "Running"}},
+               {"metadata": {"name": "vault-1"}, "status": {"phase": "Pending"}}]
+    running = [{"metadata": {"name": f"vault-{i}"}, "status": {"phase": "Running"}} for i in range(3)]
+    wait_running(Pods([pending, running]), "vault", ["vault-0", "vault-1", "vault-2"], 60, sleep=lambda s: None)
+    with pytest.raises(InstallError, match=r"release vault: pod vault/vault-1 is Pending after 0s"):
+        wait_running(Pods([pending]), "vault", ["vault-0", "vault-1"], 0, sleep=lambda s: None)
+
+
+def test_vault_secret_vars_only_with_k3s_and_checked_before_any_host(tmp_path, monkeypatch):
+    from installer.deploy.inventory import load_inventory
+    from installer.deploy.vault.install_step import vault_secret_vars
+    from installer.errors import VaultError
+
+    monkeypatch.setenv("MEDAI_HOME", str(tmp_path / "home"))
+    inv = load_inventory(Path(__file__).resolve().parents[2] / "inventories" / "example" / "site.yml")
+    assert vault_secret_vars(inv, _site(("vault",)), k3s_present=False) == {}
+    assert vault_secret_vars(inv, _site(("cilium",)), k3s_present=True) == {}
+    with pytest.raises(VaultError, match="all.vars.medai_vault_operators: required for Vault"):
+        vault_secret_vars(inv, _site(("vault",)), k3s_present=True)
+    assert not (tmp_path / "home" / "pki").exists()  # no CA made for an inventory that is refused

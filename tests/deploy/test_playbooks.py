@@ -23,7 +23,7 @@ def test_playbooks_parse_with_all_roles():
 def test_site_order_and_serial_servers():
     plays = yaml.safe_load((ROOT / "playbooks/site.yml").read_text())
     roles = [p["roles"][0]["role"] for p in plays if p.get("roles")]
-    assert roles == ["preflight", "os", "egress", "stage", "k3s", "k3s", "hardening", "compliance", "egress"]
+    assert roles == ["preflight", "os", "egress", "stage", "k3s", "gpu", "k3s", "vault", "hardening", "compliance", "egress"]
     servers = next(p for p in plays if p.get("hosts") == "servers")
     assert servers["serial"] == 1 and servers["roles"][0]["tags"] == ["k3s"]
 

@@ -56,7 +56,10 @@ def _stand_in(oci: OCILayout, ref: str) -> tuple[str, int]:
     return oci.write_blob(manifest), len(manifest)
 
 
-def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ...] = ()) -> Path:
+def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ...] = (),
+                        images: tuple[str, ...] = ()) -> Path:
+    """images: refs carried besides what the charts name, recorded as image artifacts with their digest in
+    index.json (as the build records spec.images), e.g. the PostgreSQL image the CNPG Clusters name."""
     doc = copy.deepcopy(doc or fixture_manifest())
     layout = BundleLayout.at(root)
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -78,6 +81,11 @@ def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ..
             continue
         digest, size = _stand_in(oci, ref)
         oci.set_ref(ref, digest, OCI_MANIFEST, size)
+    for ref in images:
+        digest, size = _stand_in(oci, ref)
+        oci.set_ref(ref, digest, OCI_MANIFEST, size)
+        artifacts.append(Artifact(kind="image", name=ref, ref=ref, digest=digest,
+                                  path=f"oci/blobs/sha256/{digest.split(':')[1]}", size=size, sha256=digest.split(":")[1]))
     shutil.rmtree(layout.tmp, ignore_errors=True)
     write_index(layout, {"name": "render-test", "version": "0.0.1", "created": "2026-01-01T00:00:00Z",
                          "manifestSha256": sha256_file(layout.manifest), "platforms": ["linux/amd64"]}, artifacts, known)

@@ -25,7 +25,19 @@ def platform():
 
 def archive(name: str) -> Path:
     c = chart(name)
+    if c.path is not None:  # the project's own chart: packaged as `bundle build` packages it
+        return _packaged(name)
     return FIXTURES / f"{c.name}-{c.version}.tgz"
+
+
+@functools.lru_cache(maxsize=None)
+def _packaged(name: str) -> Path:
+    import tempfile
+
+    from installer.bundle.sources.charts import package_chart
+
+    work = Path(tempfile.mkdtemp(prefix="medai-local-chart-"))
+    return package_chart(chart(name), PLATFORM.parent, work / "charts", work / "tmp").path
 
 
 def chart(name: str):

@@ -1,4 +1,5 @@
-"""Fetch Helm chart archives (HTTP Helm repositories and oci:// charts) into the bundle's charts/ folder.
+"""Fetch Helm chart archives (HTTP Helm repositories and oci:// charts) into the bundle's charts/ folder, or
+package the project's own chart directories (``path:``) with `helm package`.
 
 Helm itself does the fetching (`helm pull`, through pyhelm3's command runner), so repository indexes, OCI
 registries and helm's own credentials behave exactly as they do for the operator. The archive lands in the
@@ -33,6 +34,10 @@ class ChartResult:
     sha256: str
     size: int
     fetched: bool  # False when an archive already present (and matching the lock) was reused
+    lock_sha256: str = ""  # what the lock records: the archive's sha256, for a local chart its source tree's
+
+    def __post_init__(self):
+        self.lock_sha256 = self.lock_sha256 or self.sha256
 
 
 def helm_executable() -> str:
@@ -94,12 +99,63 @@ def _one_line(text: str) -> str:
     return (lines[-1] if lines else "helm failed").removeprefix("Error: ")
 
 
+def tree_sha256(directory: Path) -> str:
+    """sha256 over the chart directory's files (relative path and content): `helm package` stamps times into the
+    archive, so the lock pins the source a local chart was packaged from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(directory).as_posix()}\0{sha256_file(f)}\n".encode())
+    return h.hexdigest()
+
+
+def package_chart(chart: Chart, base_dir: Path, charts_dir: Path, tmp_dir: Path, locked_sha256: str | None = None,
+                  enforce_lock: bool = False) -> ChartResult:
+    """charts/<name>-<version>.tgz from the project's chart directory, packaged each build (small); the
+    directory's Chart.yaml must name the manifest's name and version."""
+    import yaml
+
+    src = (base_dir / chart.path).resolve()
+    label = f"chart {chart.name} {chart.version} from {src}"
+    meta = src / "Chart.yaml"
+    if not meta.is_file():
+        raise SourceError(f"{label}: no Chart.yaml there")
+    declared = yaml.safe_load(meta.read_text()) or {}
+    if (str(declared.get("name")), str(declared.get("version"))) != (chart.name, chart.version):
+        raise SourceError(f"{meta}: declares {declared.get('name')} {declared.get('version')}, the manifest "
+                          f"{chart.name} {chart.version}")
+    tree = tree_sha256(src)
+    if enforce_lock and tree != locked_sha256:
+        raise LockDriftError(f"{label}: source tree sha256 {tree} differs from the lock's {locked_sha256 or 'none'}")
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"chart-{chart.name}-", dir=tmp_dir))
+    try:
+        try:
+            run_helm(["package", str(src), "--destination", str(work)])
+        except Exception as e:
+            raise SourceError(f"{label}: cannot package: {_one_line(str(e))}") from None
+        got = work / archive_name(chart)
+        if not got.is_file():
+            raise SourceError(f"{label}: helm package did not write {got.name}")
+        sha, size = sha256_file(got), got.stat().st_size
+        final = charts_dir / archive_name(chart)
+        charts_dir.mkdir(parents=True, exist_ok=True)
+        fsync_rename(got, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ChartResult(chart.name, chart.version, final, sha, size, fetched=True, lock_sha256=tree)
+
+
 def fetch_chart(chart: Chart, charts_dir: Path, tmp_dir: Path, locked_sha256: str | None = None,
-                enforce_lock: bool = False) -> ChartResult:
+                enforce_lock: bool = False, base_dir: Path | None = None) -> ChartResult:
     """Make charts/<name>-<version>.tgz present and checked; fetch it only when missing or not as locked.
 
     enforce_lock: the archive must hash to locked_sha256 (``--locked``), otherwise LockDriftError.
+    base_dir: where a local chart's ``path`` is resolved from (the manifest's directory).
     """
+    if chart.path is not None:
+        return package_chart(chart, base_dir or Path.cwd(), charts_dir, tmp_dir, locked_sha256, enforce_lock)
     final = charts_dir / archive_name(chart)
     label = f"chart {chart.name} {chart.version} from {chart.repo}"
     if enforce_lock and not locked_sha256:

@@ -20,7 +20,10 @@ def root_ca_dir(s: VaultSettings):
     return default_dir(s.inventory, s.root_ca_dir)
 
 
-def run_setup(s: VaultSettings, ask_share: Callable[[int, int], str], echo: Callable[[str], None] = print) -> dict:
+def run_setup(s: VaultSettings, ask_share: Callable[[int, int], str], echo: Callable[[str], None] = print,
+              with_root: Callable | None = None) -> dict:
+    """with_root(client, endpoint): called with the short-lived root token after configuration and PKI, before
+    every root token is revoked (the install writes the generated platform secrets there)."""
     with endpoints(s) as eps:
         init = initialize(s, eps[0])
         echo(("initialised: " if init.initialized_now else "already initialised: ")
@@ -39,6 +42,8 @@ def run_setup(s: VaultSettings, ask_share: Callable[[int, int], str], echo: Call
             for svc in ("keycloak", "harbor", "inference", "vault"):
                 if not _has_tls(client, s, svc):
                     issued.append(issue(s, ep, client, svc)["service"])
+            if with_root is not None:
+                with_root(client, ep)
             revoked = revoke_other_root_tokens(ep, client)
         del shares
     for line in changed:
