@@ -95,3 +95,9 @@ def ensure_harbor_secrets(cluster: str, sink: SecretSink) -> list[str]:
 def harbor_secret_layout(cluster: str, secret_names: Mapping[str, str]) -> dict[str, str]:
     """{Kubernetes Secret name (from the role's medai_harbor_secret_names): Vault path holding its data}."""
     return {secret_names[key]: f"medai/{cluster}/harbor/{item}" for item, key in _HARBOR_SECRET_NAMES.items()}
+
+
+def ensure_inference_api_key(cluster: str, sink: SecretSink) -> list[str]:
+    """``medai/<cluster>/inference/api-key`` {api-key}: what vLLM requires on /v1 (the chart's secretKeyRef)."""
+    path = f"medai/{cluster}/inference/api-key"
+    return [path] if _ensure(sink, path, lambda: {"api-key": random_text(48)}) else []

@@ -164,9 +164,10 @@ def test_install_step_generates_into_vault_and_syncs_the_kubernetes_secrets(bao,
     inv = load_inventory(tmp_path / "site.yml")
     sink, kube = VaultKvSink(client, "medai"), RecordingKube()
     first = platform_secrets_into_vault(inv, sink, kube)
-    assert len(first["created"]) == 9
-    assert [o["metadata"]["name"] for o in kube.applied if o["kind"] == "Namespace"] == ["keycloak", "harbor"]
-    assert kube.applied.index(next(o for o in kube.applied if o["kind"] == "Secret")) == 2  # namespaces first
+    assert len(first["created"]) == 10  # 2 databases, 7 Harbor secrets, the inference API key (the example has gpu hosts)
+    assert [o["metadata"]["name"] for o in kube.applied if o["kind"] == "Namespace"] == ["keycloak", "harbor",
+                                                                                        "medai-inference"]
+    assert kube.applied.index(next(o for o in kube.applied if o["kind"] == "Secret")) == 3  # namespaces first
     by_name = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in kube.applied if o["kind"] == "Secret"}
     db = by_name[("keycloak", "keycloak-db-credentials")]
     assert db["type"] == "kubernetes.io/basic-auth"
@@ -175,6 +176,9 @@ def test_install_step_generates_into_vault_and_syncs_the_kubernetes_secrets(bao,
     admin = by_name[("harbor", "medai-harbor-admin")]
     assert base64.b64decode(admin["data"]["HARBOR_ADMIN_PASSWORD"]).decode() == \
         sink.read_secret(f"medai/{inv.cluster}/harbor/admin")["HARBOR_ADMIN_PASSWORD"]
-    assert len(by_name) == 2 + 7
+    key = by_name[("medai-inference", "medai-inference-api-key")]
+    assert base64.b64decode(key["data"]["api-key"]).decode() == \
+        sink.read_secret(f"medai/{inv.cluster}/inference/api-key")["api-key"]
+    assert len(by_name) == 2 + 7 + 1
     again = platform_secrets_into_vault(inv, sink, RecordingKube())
     assert again["created"] == [] and again["synced"] == first["synced"]  # a rerun keeps every value

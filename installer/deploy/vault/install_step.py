@@ -58,7 +58,8 @@ def secret_object(name: str, namespace: str, data: dict[str, str], type_: str = 
 def platform_secrets_into_vault(inv, sink, kube) -> dict[str, list[str]]:
     """Generate what is missing into Vault KV, then sync the Kubernetes Secrets the PostgreSQL Clusters and the
     Harbor chart name (in memory, server-side apply). Returns the Vault paths created and the Secrets synced."""
-    from installer.deploy.platform_secrets import ensure_harbor_secrets, ensure_postgres_passwords, harbor_secret_layout
+    from installer.deploy.platform_secrets import (ensure_harbor_secrets, ensure_inference_api_key,
+                                                   ensure_postgres_passwords, harbor_secret_layout)
     from installer.render.site import role_vars
 
     pg = role_vars("postgres", inv)
@@ -66,9 +67,14 @@ def platform_secrets_into_vault(inv, sink, kube) -> dict[str, list[str]]:
     created = ensure_postgres_passwords(inv.cluster, [d["name"] for d in dbs], sink)
     created += ensure_harbor_secrets(inv.cluster, sink)
     hv = role_vars("harbor", inv)
+    # the inference tier runs only where there are gpu hosts (docs/inference.md); its API key is never optional
+    iv = role_vars("inference", inv) if inv.gpu else None
+    if iv is not None:
+        created += ensure_inference_api_key(inv.cluster, sink)
     synced = []
     # the Secrets come before the releases that create these namespaces (CNPG's site objects, harbor's chart)
-    for ns in dict.fromkeys([d["namespace"] for d in dbs] + [hv["medai_harbor_namespace"]]):
+    namespaces = [d["namespace"] for d in dbs] + [hv["medai_harbor_namespace"]]
+    for ns in dict.fromkeys(namespaces + ([iv["medai_inference_namespace"]] if iv else [])):
         kube.apply({"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": ns, "labels": {"app.kubernetes.io/managed-by": "medai"}}})
     for d in dbs:
@@ -79,6 +85,10 @@ def platform_secrets_into_vault(inv, sink, kube) -> dict[str, list[str]]:
     for name, path in harbor_secret_layout(inv.cluster, hv["medai_harbor_secret_names"]).items():
         kube.apply(secret_object(name, hv["medai_harbor_namespace"], sink.read_secret(path)))
         synced.append(f"{hv['medai_harbor_namespace']}/{name}")
+    if iv is not None:
+        ns, name = iv["medai_inference_namespace"], iv["medai_inference_api_key_secret"]
+        kube.apply(secret_object(name, ns, sink.read_secret(f"medai/{inv.cluster}/inference/api-key")))
+        synced.append(f"{ns}/{name}")
     return {"created": created, "synced": synced}
 
 
