@@ -35,6 +35,9 @@ LAB_VARS = {
     "medai_preflight_min_disk_gb": {"servers": 1, "agents": 1},
     "medai_preflight_require_time_sync": False,
     "medai_preflight_kernel_modules": ["overlay"],
+    # `--tags stage` skips the os role, so the nodes have no nftables for the egress ledger (its own lab test:
+    # tests/deploy/test_install_egress_lab.py)
+    "medai_egress_ledger": False,
 }
 
 

@@ -3,6 +3,7 @@ gpg key (its own GNUPGHOME) that clear-signs InRelease and signs Release.gpg. Al
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ class SignedRepo:
     fingerprint: str
     key_asc: Path       # the armored public key (inside root, so it can be fetched over HTTP too)
     package: str
+
+
+_EPOCH = 1700000000
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
@@ -51,7 +55,11 @@ def make_deb(work: Path, package: str, version: str = "1.0", arch: str = "amd64"
         f"Package: {package}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: medai tests <t@medai.invalid>\n"
         f"Description: medai test package\n")
     out = work / f"{package}_{version}_{arch}.deb"
-    _run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(out)])
+    # byte-identical on every run: the OS-package download cache (shared across runs) keys .debs by file name
+    for p in [root, *root.rglob("*")]:
+        os.utime(p, (_EPOCH, _EPOCH))
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(root), str(out)], check=True, capture_output=True,
+                   text=True, env={**os.environ, "SOURCE_DATE_EPOCH": str(_EPOCH)})
     return out
 
 
