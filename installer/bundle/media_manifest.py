@@ -20,11 +20,11 @@ import binascii
 import hashlib
 import json
 import os
-import stat
 from pathlib import Path
 
 from installer.errors import BundleError, TrustError
 from installer.trust.keys import SigningKey, fingerprint, verify_signature
+from installer.safe_read import read_regular_file
 
 VOLUME_DIR = "medai-bundle"
 MEDIA = "media.json"
@@ -60,13 +60,10 @@ def sign_manifest(doc: dict, key: SigningKey) -> tuple[bytes, bytes]:
 
 
 def _read_regular(path: Path, limit: int) -> bytes:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        raise BundleError(f"{path}: missing") from None
-    if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-        raise BundleError(f"{path}: not a regular file of at most {limit} bytes: refused")
-    return path.read_bytes()
+    data = read_regular_file(path, limit, BundleError)  # no symlink followed, read through the checked descriptor
+    if data is None:
+        raise BundleError(f"{path}: missing")
+    return data
 
 
 def load_manifest(root: Path, pub) -> dict:
