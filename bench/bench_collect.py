@@ -32,9 +32,9 @@ MIB = 1024 * 1024
 
 MEDAI = """
 import json, re, sys, time
-from installer.bundle.images import collect_images
-from installer.bundle.oci_layout import OCILayout
-from installer.bundle.sources.oci import RegistryClient
+from installer.oci.images import collect_images
+from installer.oci.layout import OCILayout
+from installer.oci.registry import RegistryClient
 t = time.monotonic()
 with RegistryClient() as c:
     got = collect_images(c, OCILayout(sys.argv[1]), sys.argv[2:], ["linux/amd64"])

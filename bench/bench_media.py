@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from installer.bundle.media import ExportOptions, export_bundle  # noqa: E402
-from installer.bundle.media_reader import import_media  # noqa: E402
+from installer.media.export import ExportOptions, export_bundle  # noqa: E402
+from installer.media.reader import import_media  # noqa: E402
 from installer.trust.keys import generate_keypair, load_private_key, load_public_key  # noqa: E402
 from tests.support.fat32 import make_image, mounted  # noqa: E402
 from tests.support.signed_bundle import make_signed_bundle  # noqa: E402

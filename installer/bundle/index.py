@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from installer.bundle.layout import UNINDEXED, UNINDEXED_DIRS, BundleLayout
-from installer.hashing import is_sha256_hex, sha256_file
-from installer.atomic import atomic_write_bytes
+from installer.core.hashing import is_sha256_hex, sha256_file
+from installer.core.atomic import atomic_write_bytes
 
 
 @dataclass

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.errors import BundleError
+from installer.core.errors import BundleError
 
 INDEX = "index.json"
 INDEX_SIG = "index.json.sig"
@@ -120,3 +120,8 @@ class BundleLayout:
 
     def parse_index(self, raw: bytes) -> dict:
         return parse_index_bytes(raw, self.index)
+
+
+def archive_name(chart) -> str:
+    """A chart's archive under charts/: <name>-<version>.tgz."""
+    return f"{chart.name}-{chart.version}.tgz"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from installer.errors import LockDriftError, ManifestError
-from installer.atomic import atomic_write_text
+from installer.core.errors import LockDriftError, ManifestError
+from installer.core.atomic import atomic_write_text
 
 
 def default_lock_path(manifest: str | Path) -> Path:

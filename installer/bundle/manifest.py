@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from installer.errors import ManifestError
-from installer.yamldoc import field_path, read_yaml
+from installer.core.errors import ManifestError
+from installer.core.yamldoc import field_path, read_yaml
 
 # docker reference grammar, simplified: [host[:port]/]path[:tag][@sha256:hex]
 _REF = re.compile(
@@ -225,7 +225,7 @@ class Spec(_Strict):
     @field_validator("mirrors")
     @classmethod
     def _mirrors(cls, v: dict[str, str]) -> dict[str, str]:
-        from installer.bundle.mirrors import check_mirrors
+        from installer.oci.mirrors import check_mirrors
 
         try:
             return check_mirrors(v, "mirrors")

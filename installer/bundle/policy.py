@@ -8,8 +8,8 @@ matches Docker Hub references written without a host.
 from __future__ import annotations
 
 from installer.bundle.manifest import Spec
-from installer.bundle.sources.oci import parse_ref
-from installer.errors import ManifestError
+from installer.oci.registry import parse_ref
+from installer.core.errors import ManifestError
 
 
 def allowed(ref: str, registries: list[str]) -> bool:
@@ -24,7 +24,7 @@ def allowed(ref: str, registries: list[str]) -> bool:
 
 def listed_refs(spec: Spec) -> set[str]:
     """Images the manifest names itself (spec.images and each chart's extraImages), normalised."""
-    from installer.render.refs import normalize_ref
+    from installer.oci.refs import normalize_ref
 
     out = {normalize_ref(im.ref) for im in spec.images}
     for c in spec.charts:

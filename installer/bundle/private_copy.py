@@ -1,7 +1,7 @@
 """Copy a bundle's files into a private working copy, hashing each byte once, as it is copied.
 
 The source is anything that can open a bundle member as a binary stream: a bundle directory on the stick
-(`directory_opener`), or the parts of a split file on FAT32 media (installer.bundle.media). Nothing is
+(`directory_opener`), or the parts of a split file on FAT32 media (installer.media.export). Nothing is
 trusted from the source: each entry's path, size and sha256 come from the caller (the verified index),
 a stream is read to at most the listed size, and a file is renamed to its name only after its digest matched.
 A rerun skips files already in place with the listed size and digest (the copy is resumable).
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable, Iterable
 
-from installer.atomic import fsync_dir
-from installer.errors import BundleError
-from installer.hashing import CHUNK, sha256_file
+from installer.core.atomic import fsync_dir
+from installer.core.errors import BundleError
+from installer.core.hashing import CHUNK, sha256_file
 
 Opener = Callable[[str], BinaryIO]
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 from installer.bundle.index import walk_files
 from installer.bundle.layout import BundleLayout
-from installer.hashing import sha256_file
+from installer.core.hashing import sha256_file
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""medai bundle build | inspect  (verify and push are registered onto this app by installer.cli.bundle_trust)."""
+"""medai bundle build | inspect | verify | push | export | import (verify/push in bundle_trust, export/import in bundle_media)."""
 from __future__ import annotations
 
 import json
@@ -11,19 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from installer.bundle.layout import BundleLayout
+from installer.cli.output import human
 
 app = typer.Typer(no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
-
-
-def human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 @app.command("build")
@@ -41,9 +33,9 @@ def build(
     base: Optional[Path] = typer.Option(None, "--base", help="differential: the installed bundle's index.json (or directory); carry only what it lacks"),
 ) -> None:
     """Build an offline bundle from a manifest: images, charts, files, models, OS packages, tools, SBOMs."""
-    from installer.bundle.build import BuildOptions, build_bundle
-    from installer.bundle.mirrors import parse_mirror_option
-    from installer.bundle.progress import Progress, RichProgress
+    from installer.collect.build import BuildOptions, build_bundle
+    from installer.oci.mirrors import parse_mirror_option
+    from installer.core.progress import Progress, RichProgress
 
     progress = RichProgress() if sys.stderr.isatty() else Progress()
     try:
@@ -72,50 +64,16 @@ def build(
         out.print(f"  note: {note}", highlight=False)
 
 
-def _sbom_counts(layout: BundleLayout) -> dict[str, int]:
-    """image ref -> number of components in its generated SBOM (installer.trust.sbom), when the bundle has SBOMs."""
-    if not layout.sbom.is_dir():
-        return {}
-    try:
-        from installer.trust.sbom import component_counts
-    except ImportError:
-        return {}
-    return component_counts(layout.root)
-
-
-def inspect_bundle(bundle: Path) -> dict:
-    layout = BundleLayout.at(bundle)
-    index = layout.read_index()
-    sboms = _sbom_counts(layout)
-    by_kind: dict[str, list[dict]] = {}
-    for a in index["artifacts"]:
-        by_kind.setdefault(a["kind"], []).append(a)
-    images = [{"ref": a["ref"], "digest": a.get("digest"), "size": a["size"], "neededBy": a.get("neededBy", []),
-               "platforms": (a.get("meta") or {}).get("platforms", []),
-               **({"sbomComponents": sboms[a["ref"]]} if a["ref"] in sboms else {})}
-              for a in by_kind.get("image", [])]
-    charts = [{"name": a["name"], "version": (a.get("meta") or {}).get("version"), "repo": (a.get("meta") or {}).get("repo"),
-               "sha256": a["sha256"], "size": a["size"], "images": (a.get("meta") or {}).get("images", [])}
-              for a in by_kind.get("chart", [])]
-    files = [{"name": a["name"], "url": a["ref"], "sha256": a["sha256"], "size": a["size"]} for a in by_kind.get("file", [])]
-    models = [{"name": a["name"], "source": a["ref"], "revision": (a.get("meta") or {}).get("revision"),
-               "files": len(a.get("paths") or []), "size": a["size"]} for a in by_kind.get("model", [])]
-    other = {k: len(v) for k, v in by_kind.items() if k not in ("image", "chart", "file", "model")}
-    return {
-        "bundle": str(layout.root), "name": index.get("name"), "version": index.get("version"),
-        "created": index.get("created"), "platforms": index.get("platforms", []),
-        "signed": layout.index_sig.is_file(), "images": images, "charts": charts, "files": files, "models": models,
-        "other": other, "totalSize": sum(f["size"] for f in index["files"]), "fileCount": len(index["files"]),
-    }
-
-
 @app.command("inspect")
 def inspect(
     bundle: Path = typer.Argument(..., help="bundle directory"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Show what a bundle holds: images (digest, size, which chart needs them), charts, files, models, size."""
-    info = inspect_bundle(bundle)
+    from installer.bundle.inspect import inspect_bundle
+    from installer.sbom import component_counts
+
+    info = inspect_bundle(bundle, component_counts(bundle) if BundleLayout.at(bundle).sbom.is_dir() else None)
     if as_json:
         sys.stdout.write(json.dumps(info, indent=1, sort_keys=True) + "\n")
         return
@@ -148,13 +106,13 @@ def inspect(
     out.print(f"total: {info['fileCount']} files, {human(info['totalSize'])}", highlight=False)
 
 
-def _register_trust_commands() -> None:
-    """verify/push live in the trust helper's module, which adds them to this app when imported."""
-    try:
-        import installer.cli.bundle_trust  # noqa: F401
-    except ImportError as e:
-        if e.name != "installer.cli.bundle_trust":
-            raise
+def _register_sub_commands() -> None:
+    from installer.cli import bundle_media, bundle_trust
+
+    app.command("verify")(bundle_trust.verify)
+    app.command("push")(bundle_trust.push)
+    app.command("export")(bundle_media.export)
+    app.command("import")(bundle_media.import_)
 
 
-_register_trust_commands()
+_register_sub_commands()

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from installer.cli.bundle import app, human
+from installer.cli.output import human
 
 out = Console()
 err = Console(stderr=True)
@@ -19,7 +19,7 @@ def ask_volume(n: int, m: int) -> Optional[Path]:
     """Prompt for volume N of M on a terminal; None (stop, rerun resumes) where there is none."""
     if not sys.stdin.isatty():
         return None
-    from installer.bundle.media import read_label
+    from installer.media.export import read_label
 
     while True:
         answer = typer.prompt(f"Insert volume {n} of {m} and give its mount point (empty to stop)", default="",
@@ -44,7 +44,6 @@ def _bytes_bar(total: int, label: str):
     return (lambda n: bars.advance(task, n)), bars.stop
 
 
-@app.command("export")
 def export(
     bundle: Path = typer.Argument(..., help="a finished, signed bundle directory"),
     to: list[Path] = typer.Option(..., "--to", help="mount point of the stick (repeat for volume 2, 3, ... of a spanned export)"),
@@ -54,8 +53,8 @@ def export(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Write a bundle onto USB media: free space checked first, large files split, every part read back."""
-    from installer.bundle.media import ExportOptions, export_bundle, parse_size
-    from installer.bundle.progress import Progress, RichProgress
+    from installer.media.export import ExportOptions, export_bundle, parse_size
+    from installer.core.progress import Progress, RichProgress
     from installer.trust.signing import resolve_key
 
     key = resolve_key(sign_key)
@@ -78,7 +77,6 @@ def export(
                   f"written ({human(v.bytes_written)}), {v.parts_skipped} already there and verified", highlight=False)
 
 
-@app.command("import")
 def import_(
     from_: Path = typer.Option(..., "--from", help="mount point of the stick (volume 1, or any volume)"),
     dest: Path = typer.Option(..., "--to", help="local bundle directory to create (a rerun resumes)"),
@@ -86,7 +84,7 @@ def import_(
     volume: Optional[list[Path]] = typer.Option(None, "--volume", help="further volumes' mount points (else asked for)"),
 ) -> None:
     """Copy a bundle off the media into a local directory, each part checked as it streams; the stick is only read."""
-    from installer.bundle.media_reader import import_media
+    from installer.media.reader import import_media
     from installer.trust.keys import load_public_key
 
     pub = load_public_key(key)
@@ -97,8 +95,8 @@ def import_(
 
 def verify_media_cli(bundle: Path, key: Optional[Path], volumes: list[Path], as_json: bool) -> int:
     """`medai bundle verify MOUNT --key PUB` on media: exit status 0 passed, 1 failed."""
-    from installer.bundle.media_reader import verify_media
-    from installer.errors import TrustError
+    from installer.media.reader import verify_media
+    from installer.core.errors import TrustError
     from installer.trust.keys import load_public_key
 
     if key is None:
@@ -120,7 +118,7 @@ def verify_media_cli(bundle: Path, key: Optional[Path], volumes: list[Path], as_
 
 def verify_differential_cli(bundle: Path, base: Path, key: Optional[Path], as_json: bool) -> int:
     """`medai bundle verify DIFF --base DIR`: the differential, its base, and that together they are whole."""
-    from installer.bundle.differential import verify_union
+    from installer.trust.differential import verify_union
 
     problems, summary = verify_union(bundle, base, key)
     doc = {**summary, "result": "passed" if not problems else "failed", "problems": problems}

@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from installer.cli.bundle import app
-from installer.textsafe import safe_text
+from installer.core.textsafe import safe_text
 
 err = Console(stderr=True)
 
@@ -26,7 +25,6 @@ def _progress_hook(quiet: bool):
     return (lambda n: bars.advance(task, n)), (lambda total: bars.update(task, total=total)), bars.stop
 
 
-@app.command("verify")
 def verify(
     bundle: Path = typer.Argument(..., help="The bundle directory."),
     key: Optional[Path] = typer.Option(None, "--key", help="Public key (PREFIX.pub) the bundle was signed with."),
@@ -45,7 +43,7 @@ def verify(
     Exit 0 when everything checked passed, 1 when anything failed. Without --key only hashes are checked and the
     output says SIGNATURES NOT CHECKED.
     """
-    from installer.bundle.media_manifest import is_media
+    from installer.media.manifest import is_media
 
     if base is not None:
         from installer.cli.bundle_media import verify_differential_cli
@@ -88,7 +86,6 @@ def verify(
     raise typer.Exit(0 if res.ok else 1)
 
 
-@app.command("push")
 def push(
     bundle: Path = typer.Argument(..., help="The bundle directory."),
     registry: str = typer.Argument(..., help="Destination registry HOST or HOST:PORT, optionally with a /PREFIX; images keep their repository path below it."),
@@ -104,11 +101,11 @@ def push(
 
     Digests are unchanged, so `cosign verify --key PREFIX.pub REGISTRY/REPO@DIGEST` works against the copy.
     """
-    from installer.trust.push import push_bundle
+    from installer.deploy.push import push_bundle
 
     if key is None and skip_signature:
         from installer.deploy.working_copy import NOT_CHECKED_BANNER
-        from installer.textsafe import not_checked_banner
+        from installer.core.textsafe import not_checked_banner
 
         not_checked_banner(err, f"bundle push {bundle}: {NOT_CHECKED_BANNER}")
     results = push_bundle(bundle, registry, ca_file=ca_file, insecure=insecure, progress=None if as_json else err,

@@ -12,12 +12,12 @@ from rich.table import Table
 from installer.cli.inventory import load_or_exit
 from installer.deploy.inventory import Inventory
 from installer.deploy.plan import build_plan
-from installer.deploy.preinstall import bundle_path, verify_bundle
+from installer.deploy.preinstall import bundle_path, verify_and_copy
 from installer.deploy.runner import Summary, run_playbook
 from installer.deploy.working_copy import NOT_CHECKED_BANNER
 from installer.deploy.state import RunRecord, cluster_token, kubeconfig_path, new_run, state_dir, write_private
-from installer.errors import InstallError, MedaiError
-from installer.textsafe import not_checked_banner, safe_text
+from installer.core.errors import InstallError, MedaiError
+from installer.core.textsafe import not_checked_banner, safe_text
 from installer.upgrade.base_check import refuse_wrong_base
 
 console = Console()
@@ -78,7 +78,7 @@ def _render_platform(inv: Inventory, root: Path):
 
     if not load_manifest(layout.manifest).spec.charts:
         return None
-    from installer.render.release import render_site
+    from installer.deploy.site_render import render_site
 
     site = render_site(inv, root)
     console.print(f"[green]ok[/] render: {len(site.releases)} release(s) valid at Kubernetes {site.kube_version}, "
@@ -139,7 +139,7 @@ def install(
     inv = load_or_exit(inventory)
     console.print(f"[green]ok[/] inventory {inventory}: {len(inv.servers)} server(s), {len(inv.agents)} agent(s)", highlight=False)
     root = bundle_path(inv, bundle)
-    vb = verify_bundle(root, key, skip_signature)
+    vb = verify_and_copy(root, key, skip_signature)
     if vb.signature == "verified":
         console.print(f"[green]ok[/] bundle {safe_text(root)}: signature ({vb.key_fingerprint}) and {len(vb.index['files'])} files "
                       f"verified into {vb.root}", highlight=False)

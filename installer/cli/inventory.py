@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 
 from installer.deploy.inventory import Inventory, load_inventory
-from installer.errors import InventoryError
+from installer.core.errors import InventoryError
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()

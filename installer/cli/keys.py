@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from installer.errors import TrustError
+from installer.core.errors import TrustError
 
 app = typer.Typer(no_args_is_help=True)
 

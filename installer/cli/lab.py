@@ -5,7 +5,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from installer.errors import LabError
+from installer.core.errors import LabError
 from installer.lab import image as lab_image
 from installer.lab import nodes as lab_nodes
 from installer.lab.inventory import write_inventory

@@ -6,8 +6,8 @@ import sys
 import typer
 from rich.console import Console
 
-from installer.errors import MedaiError
-from installer.textsafe import safe_text
+from installer.core.errors import MedaiError
+from installer.core.textsafe import safe_text
 from rich.markup import escape
 
 app = typer.Typer(
@@ -46,16 +46,12 @@ def _register_bundle_only() -> None:
     # `medai bundle ...` needs only the bundle group: skipping the other groups' imports keeps start-up a small
     # share of a no-change rebuild (issue 16)
     from installer.cli import bundle
-    from installer.cli import bundle_trust  # noqa: F401
-    from installer.cli import bundle_media  # noqa: F401
 
     app.add_typer(bundle.app, name="bundle", help="Build, verify, inspect and push offline bundles.")
 
 
 def _register() -> None:
     from installer.cli import bundle, install, inventory, keys, lab, verify
-    from installer.cli import bundle_trust  # noqa: F401  (adds `bundle verify` and `bundle push`)
-    from installer.cli import bundle_media  # noqa: F401  (adds `bundle export` and `bundle import`)
 
     app.add_typer(bundle.app, name="bundle", help="Build, verify, inspect and push offline bundles.")
     app.add_typer(keys.app, name="keys", help="Signing keys (cosign-compatible).")

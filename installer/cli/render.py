@@ -12,7 +12,7 @@ import yaml
 from rich.console import Console
 
 from installer.cli.inventory import load_or_exit
-from installer.errors import MedaiError
+from installer.core.errors import MedaiError
 from installer.render.errors import RenderError
 
 console = Console(soft_wrap=True)
@@ -25,7 +25,7 @@ def render(
     out: Path = typer.Option(..., "--out", help="directory for one file per release (created)"),
 ) -> None:
     """Write every manifest the install would apply, one file per release, validated and image-gated."""
-    from installer.render.release import render_site, write_site
+    from installer.deploy.site_render import render_site, write_site
 
     inv = load_or_exit(inventory)
     result = render_site(inv, bundle)
@@ -65,7 +65,7 @@ def images(
     meta = _chart_meta(archive)
     vals = {}
     if values is not None:
-        from installer.yamldoc import read_yaml
+        from installer.core.yamldoc import read_yaml
         vals = read_yaml(values, RenderError, "values file") or {}
         if not isinstance(vals, dict):
             raise RenderError(f"{values}: values must be a YAML mapping")

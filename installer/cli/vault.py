@@ -1,14 +1,13 @@
 """medai vault …: init, unseal, status, setup, rotate-cert. Shares are read without echo, or from stdin."""
 from __future__ import annotations
 
-import getpass
 import json
-import sys
 from pathlib import Path
 
 import typer
 
-from installer.errors import VaultError
+from installer.core.errors import VaultError
+from installer.deploy.vault.share_prompt import collect_shares, share_reader
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -20,28 +19,6 @@ def _settings(inventory: Path):
     from installer.deploy.vault.settings import vault_settings
 
     return vault_settings(load_inventory(inventory))
-
-
-def _share_reader(stdin: bool):
-    """Shares from a hidden prompt (getpass) or, for automation, one per line on stdin."""
-    use_stdin = stdin or not sys.stdin.isatty()
-
-    def ask(i: int, threshold: int) -> str:
-        if use_stdin:
-            line = sys.stdin.readline()
-            if not line:
-                raise VaultError(f"stdin ended after {i - 1} of {threshold} unseal shares")
-            return line.strip()
-        try:
-            return getpass.getpass(f"Unseal share {i} of {threshold} (not echoed): ")
-        except (EOFError, KeyboardInterrupt):
-            raise VaultError(f"no share entered ({i - 1} of {threshold})") from None
-
-    return ask
-
-
-def _collect(ask, threshold: int) -> list[str]:
-    return [ask(i + 1, threshold).strip() for i in range(threshold)]
 
 
 @app.command("init")
@@ -80,7 +57,7 @@ def unseal_cmd(
 
     s = _settings(inventory)
     with endpoints(s) as eps:
-        outcomes = unseal_all(eps, _share_reader(stdin), threshold=s.threshold)
+        outcomes = unseal_all(eps, share_reader(stdin), threshold=s.threshold)
     for o in outcomes:
         typer.echo(f"{o.member:<16} {'unsealed' if not o.sealed else f'SEALED ({o.progress}/{o.threshold})'}")
     if any(o.sealed for o in outcomes):
@@ -141,7 +118,7 @@ def setup_cmd(
     s = _settings(inventory)
     rec = new_run("vault-setup", s.inventory.path)
     try:
-        report = run_setup(s, _share_reader(stdin), echo=typer.echo)
+        report = run_setup(s, share_reader(stdin), echo=typer.echo)
     except BaseException as e:
         rec.finish("failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
         raise
@@ -162,7 +139,7 @@ def rotate_cmd(
     s = _settings(inventory)
     with endpoints(s) as eps:
         ep = service_endpoint(s, eps)
-        shares = _collect(_share_reader(stdin), s.threshold)
+        shares = collect_shares(share_reader(stdin), s.threshold)
         with root_session(ep, shares) as client:
             out = issue(s, ep, client, service)
     typer.echo(f"{out['service']}: new certificate serial {out['serial']}, valid until {out['notAfter']}, in {out['kv']}")

@@ -14,11 +14,12 @@ from rich.console import Console
 
 from installer.compliance.report import SEVERITY_CHOICES, ReportResult, bundle_status, check_inputs, merge, now, write_report
 from installer.compliance.waivers import Waivers, load_waivers
-from installer.errors import ComplianceError
+from installer.core.errors import ComplianceError
+from installer.core.resources import package_file
 from installer.inference.evidence import add_to_report
 
 console = Console()
-K3S_CHECKER = Path(__file__).resolve().parents[1] / "compliance" / "k3s_checks.py"
+K3S_CHECKER = package_file("compliance", "k3s_checks.py")
 
 
 def run_verify(
@@ -117,7 +118,7 @@ def _weight_check_vars(root: Path) -> dict:
     weights = weights_to_check(json.loads(index.read_bytes()))
     if not weights:
         return {}
-    return {"medai_inference_checker": str(Path(__file__).resolve().parents[1] / "trust" / "model_check.py"),
+    return {"medai_inference_checker": str(package_file("trust", "model_check.py")),
             "medai_inference_weights_check": weights}
 
 

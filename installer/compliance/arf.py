@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from installer.errors import ComplianceError
+from installer.core.errors import ComplianceError
 
 XCCDF = "http://checklists.nist.gov/xccdf/1.2"
 NS = {"x": XCCDF}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from installer.hashing import sha256_file
+from installer.core.hashing import sha256_file
 
 
 def latest_install(runs: Path, inventory: Path) -> dict | None:

@@ -20,9 +20,9 @@ import jinja2
 
 from installer.compliance.arf import RESULTS, SEVERITIES, parse_arf, severity_rank, short_rule_id
 from installer.compliance.waivers import Waivers
-from installer.errors import ComplianceError
-from installer.hashing import sha256_file
-from installer.atomic import atomic_write_bytes
+from installer.core.errors import ComplianceError
+from installer.core.hashing import sha256_file
+from installer.core.atomic import atomic_write_bytes
 
 FAILING = ("fail", "error")
 SEVERITY_CHOICES = ("low", "medium", "high", "none")

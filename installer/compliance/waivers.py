@@ -19,8 +19,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from installer.compliance.arf import full_rule_id
-from installer.errors import ComplianceError
-from installer.yamldoc import field_path, read_yaml
+from installer.core.errors import ComplianceError
+from installer.core.yamldoc import field_path, read_yaml
 
 
 class Scope(BaseModel):

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from installer.errors import InventoryError
-from installer.yamldoc import field_path, read_yaml
+from installer.core.errors import InventoryError
+from installer.core.yamldoc import field_path, read_yaml
 
 ROLE_GROUPS = ("servers", "agents")
 KNOWN_GROUPS = ("servers", "agents", "gpu")

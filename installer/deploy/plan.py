@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer.bundle.private_copy import safe_relpath
-from installer.errors import BundleError
-from installer.hashing import fsync_rename, sha256_file
+from installer.core.errors import BundleError
+from installer.core.hashing import fsync_rename, sha256_file
 
 K3S_BINARY = "k3s"
 K3S_INSTALL_SCRIPTS = ("k3s-install.sh", "install.sh")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 
 ROLLOUT_STATES = ("pending-install", "pending-upgrade", "pending-rollback", "uninstalling")
 
@@ -135,11 +135,9 @@ class HelmCli:
     """pyhelm3 over the bundle's helm binary and the kubeconfig the install fetched."""
 
     def __init__(self, kubeconfig: Path, executable: str | None = None):
-        from pyhelm3 import Command
+        from installer.core.helm import helm_command
 
-        from installer.bundle.sources.charts import allow_listed_helm
-
-        self._cmd = Command(executable=executable or allow_listed_helm(), kubeconfig=kubeconfig)
+        self._cmd = helm_command(executable, kubeconfig=kubeconfig)
 
     def listed(self, release: str, namespace: str) -> dict | None:
         rows = asyncio.run(self._cmd.list(all=True, namespace=namespace))
@@ -205,7 +203,7 @@ class ApplyOptions:
 
 
 def apply_platform(rendered, helm: Helm, kube: Kube, opts: ApplyOptions | None = None) -> list[Outcome]:
-    """rendered: an installer.render.release.SiteRender (already validated and image-gated). Releases in its
+    """rendered: an installer.deploy.site_render.SiteRender (already validated and image-gated). Releases in its
     order; the first failure raises InstallError with failure_line's text and nothing after it is applied."""
     opts = opts or ApplyOptions()
     outcomes: list[Outcome] = []
@@ -232,7 +230,7 @@ def apply_platform(rendered, helm: Helm, kube: Kube, opts: ApplyOptions | None =
 
 def release_timeouts(inv) -> dict[str, int]:
     """medai_<role>_release_timeout for each platform role (role defaults, the inventory over them)."""
-    from installer.render.site import CHART_ROLES, PLATFORM_ORDER, role_defaults, role_vars
+    from installer.deploy.site_values import CHART_ROLES, PLATFORM_ORDER, role_defaults, role_vars
 
     out = {}
     for chart in PLATFORM_ORDER:

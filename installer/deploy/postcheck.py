@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 
 _INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 
@@ -40,7 +40,7 @@ class PostCheck:
 def bundle_digests(bundle: str | Path) -> set[str]:
     """Every manifest digest the bundle's OCI layout holds: tops (an index or a manifest) and, under an index,
     each platform manifest (a kubelet reports whichever digest it pulled by)."""
-    from installer.bundle.oci_layout import OCILayout
+    from installer.oci.layout import OCILayout
 
     oci = OCILayout(Path(bundle) / "oci")
     out: set[str] = set()
@@ -109,7 +109,7 @@ def post_install_check(kube, releases_by_ns: dict[str, list[str]], bundle: Path,
 
 
 def _index_sha256(bundle: Path) -> str:
-    from installer.hashing import sha256_file
+    from installer.core.hashing import sha256_file
 
     return sha256_file(Path(bundle) / "index.json")
 

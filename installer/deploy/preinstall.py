@@ -6,14 +6,14 @@ from pathlib import Path
 from installer.bundle.layout import BundleLayout
 from installer.deploy.inventory import Inventory
 from installer.deploy.working_copy import VerifiedBundle, verified_working_copy
-from installer.errors import BundleError
+from installer.core.errors import BundleError
 
 
 def bundle_path(inv: Inventory, bundle: Path | None) -> Path:
     chosen = bundle or (Path(inv.site.medai_bundle_dir) if inv.site.medai_bundle_dir else None)
     if chosen is None:
         raise BundleError(f"{inv.path}: no bundle: pass --bundle DIR or set all.vars.medai_bundle_dir")
-    from installer.bundle.media_manifest import is_media, volume_root
+    from installer.media.manifest import is_media, volume_root
 
     if is_media(chosen):  # USB media written by `bundle export`: read in place by the working copy
         return volume_root(chosen)
@@ -22,7 +22,7 @@ def bundle_path(inv: Inventory, bundle: Path | None) -> Path:
     return layout.root
 
 
-def verify_bundle(bundle: Path, key: Path | None, skip_signature: bool = False, state: Path | None = None,
+def verify_and_copy(bundle: Path, key: Path | None, skip_signature: bool = False, state: Path | None = None,
                   progress=None) -> VerifiedBundle:
     """Check the bundle once and copy it, checked, into the private working copy everything after reads.
 

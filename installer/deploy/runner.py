@@ -18,12 +18,12 @@ from typing import Iterable
 
 from rich.console import Console
 
-from installer.childenv import ANSIBLE, child_env, only_environ
+from installer.core.childenv import ANSIBLE, child_env, only_environ
 from installer.deploy.state import SECRET_VARS, RunRecord, installed_copy, state_dir, write_private
-from installer.errors import InstallError
+from installer.core.errors import InstallError
+from installer.core.resources import ANSIBLE_DIR
 
-# playbooks/ and roles/: the source tree, or the copy a bundle carries in tools/ansible (bootstrap.py sets it).
-REPO = Path(os.environ.get("MEDAI_ANSIBLE_DIR") or Path(__file__).resolve().parents[2])
+REPO = ANSIBLE_DIR
 PLAYBOOKS = REPO / "playbooks"
 ROLES = REPO / "roles"
 GUARD = Path(__file__).resolve().parent / "playbook_guard.py"

@@ -18,12 +18,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.hashing import sha256_file
-from installer.atomic import atomic_write_bytes, atomic_write_text
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("MEDAI_HOME") or Path.cwd() / ".medai").absolute()
+from installer.core.hashing import sha256_file
+from installer.core.atomic import atomic_write_bytes, atomic_write_text
+from installer.core.resources import state_dir
 
 
 def _private_dir(path: Path) -> Path:

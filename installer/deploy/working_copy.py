@@ -8,7 +8,7 @@
     4. image signatures are checked on the copy, and the plan is built from the verified bytes.
 
 The source is a bundle directory or USB media written by `medai bundle export` (one or more volumes): on media
-the files come through installer.bundle.media_reader.bundle_source, each split file streamed part after part
+the files come through installer.media.reader.bundle_source, each split file streamed part after part
 (every part checked against the signed media manifest) into the one hash of step 3, so a file exists once, on
 local disk, and the stick is only read. Media need the site key: no part is trusted without it.
 
@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from installer.atomic import atomic_write_bytes
+from installer.core.atomic import atomic_write_bytes
 from installer.bundle.layout import INDEX, INDEX_SIG, parse_index_bytes
 from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener, safe_relpath
-from installer.errors import BundleError, TrustError
-from installer.hashing import is_sha256_hex
-from installer.safe_read import read_regular_file
+from installer.core.errors import BundleError, TrustError
+from installer.core.hashing import is_sha256_hex
+from installer.core.safe_read import read_regular_file
 
 MAX_INDEX = 64 * 1024 * 1024
 SKIP_FLAG = "--insecure-skip-signature"
@@ -95,7 +95,7 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
                           volumes: list[Path] | None = None) -> VerifiedBundle:
     """Steps 1-4 of the module doc. Raises a one-line MedaiError naming the file on any doubt. ``volumes``: the
     further volumes' mount points when ``source`` is media spanning several sticks."""
-    from installer.bundle.media_manifest import is_media, volume_root
+    from installer.media.manifest import is_media, volume_root
     from installer.trust.index_signature import index_signature_problem
     from installer.trust.keys import fingerprint, load_public_key
 
@@ -131,7 +131,7 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
     root = _private_root(_private_root(state / "bundles") / digest[:32])
     try:
         if media:
-            from installer.bundle.media_reader import bundle_source
+            from installer.media.reader import bundle_source
 
             opener = bundle_source(source, data, pub, volumes)
         else:

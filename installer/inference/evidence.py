@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from installer.errors import ComplianceError
+from installer.core.errors import ComplianceError
 from installer.inference.weights import model_weights_index
 
 PREFIX = "model-weights-"

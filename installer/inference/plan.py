@@ -6,7 +6,7 @@ copied), the weight lists from the index's model artifacts (installer/inference/
 """
 from __future__ import annotations
 
-from installer.errors import BundleError
+from installer.core.errors import BundleError
 from installer.inference.weights import weights_values
 
 VLLM_REPOSITORY = "docker.io/vllm/vllm-openai"

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 
 VERSION_LABEL = "medai.io/model-version"
 

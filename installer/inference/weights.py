@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from installer.errors import BundleError
+from installer.core.errors import BundleError
 from installer.trust.model_check import ModelIndexError, expected_files
 
 

@@ -25,7 +25,7 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from installer.errors import MedaiError
+from installer.core.errors import MedaiError
 from installer.lab import demo_sources
 from installer.lab import image as lab_image
 from installer.lab.inventory import write_inventory

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import yaml
 
-from installer.errors import LabError
+from installer.core.errors import LabError
+from installer.core.resources import SOURCE_ROOT
 from installer.lab.image import NODE_IMAGE, build_image
 from installer.lab.podman import podman, podman_env, run
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = SOURCE_ROOT
 CHART_NAME = "medai-demo"
 CHART_VERSION = "0.1.0"
 # Files a few Debian images are cut from (the node image's own root filesystem).
@@ -121,5 +122,5 @@ def write_manifest(path: Path, src: DemoSources, os_packages: list[str] | None) 
 
 
 def _sha256(p: Path) -> str:
-    from installer.hashing import sha256_file
+    from installer.core.hashing import sha256_file
     return sha256_file(p)

@@ -5,7 +5,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from installer.errors import LabError
+from installer.core.errors import LabError
 from installer.lab.podman import podman, podman_env, run
 
 NODE_IMAGE = "localhost/medai-node:bookworm"

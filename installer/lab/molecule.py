@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from installer.errors import MedaiError
+from installer.core.errors import MedaiError
 from installer.lab import nodes
 from installer.lab.image import NODE_IMAGE, build_image
 

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from installer.errors import LabError
+from installer.core.errors import LabError
 from installer.lab.image import NODE_IMAGE
 from installer.lab.podman import podman, run
 

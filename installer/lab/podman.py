@@ -5,9 +5,10 @@ import os
 import subprocess
 from pathlib import Path
 
-from installer.errors import LabError
+from installer.core.errors import LabError
+from installer.core.resources import SOURCE_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = SOURCE_ROOT
 
 
 def containers_conf() -> str:

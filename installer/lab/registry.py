@@ -15,7 +15,7 @@ from typing import Iterator
 
 import yaml
 
-from installer.errors import LabError
+from installer.core.errors import LabError
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 HTPASSWD_BIN = shutil.which("htpasswd") or "/usr/bin/htpasswd"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from installer.deploy.state import state_dir
+from installer.core.resources import state_dir
 
 
 def lab_dir() -> Path:

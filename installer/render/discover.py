@@ -5,7 +5,7 @@ Every string counts, not only ``containers[].image``: operators start images nam
 
 - container image fields (``...containers[N].image``): must be a reference; a malformed one is an error;
 - any other field named ``image`` and any ``{repository, tag[, registry]}`` mapping: read as one reference;
-- every other string: searched word by word with :func:`installer.render.refs.refs_in_text`.
+- every other string: searched word by word with :func:`installer.oci.refs.refs_in_text`.
 
 CustomResourceDefinitions are not searched: their schemas' descriptions quote example references, and a CRD
 starts nothing.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from installer.render.errors import ImageGateError
-from installer.render.refs import ParsedRef, parse_image, refs_in_text
+from installer.oci.refs import ParsedRef, parse_image, refs_in_text
 
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 _NOT_SEARCHED_KINDS = {"CustomResourceDefinition"}

@@ -1,4 +1,4 @@
-from installer.errors import MedaiError
+from installer.core.errors import MedaiError
 
 
 class ImageGateError(MedaiError):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from installer.render.discover import Finding, find_images
 from installer.render.errors import ImageGateError
-from installer.render.refs import parse_image
+from installer.oci.refs import parse_image
 
 
 @dataclass
@@ -126,6 +126,6 @@ def check_bundle_images(plan: ImagePlan, carried: dict[str, str], seeded_prefixe
 
 def bundle_image_digests(oci_dir) -> dict[str, str]:
     """{ref name: manifest digest} of a bundle's OCI layout (oci/index.json)."""
-    from installer.bundle.oci_layout import OCILayout
+    from installer.oci.layout import OCILayout
 
     return {name: entry.digest for name, entry in OCILayout(oci_dir).refs().items()}

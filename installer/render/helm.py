@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from installer.bundle.sources.charts import allow_listed_helm
+from installer.core.helm import helm_command
 from installer.render.errors import RenderError
 
 _K3S_VERSION = re.compile(r"v(\d+\.\d+\.\d+)(?:%2B|\+)k3s\d+")
@@ -40,9 +40,7 @@ def template_args(release: str, archive: Path, namespace: str, kube_version: str
 def render_chart(name: str, version: str, archive: Path, values: dict[str, Any], namespace: str,
                  kube_version: str | None, release: str | None = None) -> list[dict]:
     """helm template with the given values; every non-empty document parsed. One-line RenderError on failure."""
-    from pyhelm3 import Command
-
-    cmd = Command(executable=allow_listed_helm())
+    cmd = helm_command()
     args = template_args(release or name, archive, namespace, kube_version)
     try:
         out = asyncio.run(cmd.run(args, json.dumps(values or {}).encode()))

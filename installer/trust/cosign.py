@@ -22,19 +22,15 @@ from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from installer.bundle.sources.oci import OCI_CONFIG, OCI_MANIFEST
-from installer.errors import TrustError
-from installer.hashing import digest_hex
+from installer.oci.media_types import OCI_CONFIG, OCI_MANIFEST
+from installer.core.errors import TrustError
+from installer.core.hashing import digest_hex
+from installer.oci.cosign_tags import signature_tag
 from installer.trust.keys import SigningKey, verify_signature
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PAYLOAD_TYPE = "cosign container image signature"
-
-
-def signature_tag(digest: str) -> str:
-    """'sha256:abc…' -> 'sha256-abc….sig' (cosign's tag convention)."""
-    return f"sha256-{digest_hex(digest)}.sig"
 
 
 def repository_of(ref: str) -> str:
@@ -194,7 +190,7 @@ MAX_PAYLOAD = 1024 * 1024
 
 def fetch_registry_layers(client, ref: str, digest: str) -> list[SignatureLayer]:
     """The simple-signing layers stored in a registry for image ``ref`` at ``digest`` (cosign's .sig tag)."""
-    from installer.bundle.sources.oci import parse_ref
+    from installer.oci.registry import parse_ref
 
     image = parse_ref(ref)
     manifest = client.get_manifest(image, signature_tag(digest))
@@ -215,7 +211,7 @@ def fetch_registry_layers(client, ref: str, digest: str) -> list[SignatureLayer]
 
 def verify_registry_image(client, ref: str, digest: str, pub: ec.EllipticCurvePublicKey) -> tuple[SignatureCheck, list[SignatureLayer]]:
     """Check the cosign signature of ``ref``@``digest`` in its registry. A missing signature is a failed check."""
-    from installer.errors import RegistryError
+    from installer.core.errors import RegistryError
 
     try:
         layers = fetch_registry_layers(client, ref, digest)

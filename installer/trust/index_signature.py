@@ -11,8 +11,8 @@ import binascii
 import os
 from pathlib import Path
 
-from installer.errors import TrustError
-from installer.safe_read import read_regular_file
+from installer.core.errors import TrustError
+from installer.core.safe_read import read_regular_file
 from installer.trust.keys import fingerprint, verify_signature
 
 MAX_SIG_FILE = 4096  # a base64 DER ECDSA P-256 signature is under 100 bytes

@@ -17,14 +17,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from installer.atomic import fsync_dir
+from installer.core.atomic import fsync_dir
 from installer.bundle.layout import BundleLayout
-from installer.bundle.oci_layout import OCILayout
+from installer.oci.layout import OCILayout
 from installer.bundle.verify import VerifyResult, artifact_owners, verify_files
-from installer.errors import BundleError, TrustError
-from installer.textsafe import safe_text
+from installer.core.errors import BundleError, TrustError
+from installer.core.textsafe import safe_text
 from installer.trust import sigstore as sigstore_mod
-from installer.trust.cosign import SignatureCheck, check_layers, parse_signature_manifest, signature_tag
+from installer.trust.cosign import SignatureCheck, check_layers, parse_signature_manifest
+from installer.oci.cosign_tags import signature_tag
 from installer.trust.index_signature import index_signature_problem, read_signature_file
 from installer.trust.keys import fingerprint, load_public_key
 from installer.trust.model_check import ModelIndexError, check_model_dir
@@ -339,7 +340,7 @@ def _check_sigstore(layout: BundleLayout, identity: str, issuer: str, trusted_ro
 
 def default_report_dir() -> Path:
     """Reports go outside the bundle (the stick may be read-only, and is hostile): the state directory."""
-    from installer.deploy.state import state_dir
+    from installer.core.resources import state_dir
 
     return state_dir() / "reports"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 
 
 class ClusterAPI:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.atomic import atomic_write_text
+from installer.core.atomic import atomic_write_text
 from installer.deploy.state import state_dir
 
 JOURNAL = "upgrade.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 from installer.upgrade.helm_decision import after_upgrade, release_order
 
 

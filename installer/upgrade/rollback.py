@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 
 
 def newest_snapshot(cluster: str) -> Path:
@@ -31,14 +31,14 @@ def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None
     from installer.bundle.layout import BundleLayout
     from installer.deploy.inventory import load_inventory
     from installer.deploy.plan import build_plan
-    from installer.deploy.preinstall import verify_bundle
+    from installer.deploy.preinstall import verify_and_copy
     from installer.deploy.runner import run_playbook
     from installer.deploy.state import cluster_token, kubeconfig_path, new_run, state_dir
     from installer.upgrade.helm_decision import rollback_target
     from installer.upgrade.releases import _helm, history
 
     inv = load_inventory(inventory)
-    vb = verify_bundle(BundleLayout.at(bundle).root, key)  # checked into a private copy; the stick is not read again
+    vb = verify_and_copy(BundleLayout.at(bundle).root, key)  # checked into a private copy; the stick is not read again
     root = vb.root
     console.print(f"[green]ok[/] previous bundle {bundle}: signature ({vb.key_fingerprint}) and files verified into {root}",
                   highlight=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 
 from installer.bundle.layout import BundleLayout
-from installer.errors import BundleError, InstallError
+from installer.core.errors import BundleError, InstallError
 from installer.upgrade.changes import ChangeList, change_list, k3s_version
 from installer.upgrade.cluster_checks import Preflight, drain_decision, preflight
 from installer.upgrade.skew import RolloutPlan, plan_rollout
@@ -78,11 +78,11 @@ class UpgradePlan:
 
 def _media_or_dir(opts: UpgradeOptions, console: Console) -> Path:
     """A bundle directory as is; media imported into the control host's private copy first (parts checked)."""
-    from installer.bundle.media_manifest import is_media
+    from installer.media.manifest import is_media
 
     if not is_media(opts.bundle):
         return BundleLayout.at(opts.bundle).root
-    from installer.bundle.media_reader import import_media, read_verified_index
+    from installer.media.reader import import_media, read_verified_index
     from installer.deploy.state import state_dir
     from installer.trust.keys import load_public_key
 
@@ -99,7 +99,7 @@ def gate_bundle(inv, root: Path):
     assembled with its base), as `medai install` runs it: every release rendered from the bundle's archives with
     the site's values, validated, and every image it can start found in the bundle. None without charts."""
     from installer.bundle.manifest import load_manifest
-    from installer.render.release import render_site
+    from installer.deploy.site_render import render_site
 
     layout = BundleLayout.at(root)
     if not layout.manifest.is_file() or not load_manifest(layout.manifest).spec.charts:
@@ -109,14 +109,14 @@ def gate_bundle(inv, root: Path):
 
 def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None = None) -> UpgradePlan:
     from installer.deploy.inventory import load_inventory
-    from installer.deploy.preinstall import verify_bundle
+    from installer.deploy.preinstall import verify_and_copy
     from installer.upgrade.base_check import installed_index, refuse_wrong_base
 
     inv = load_inventory(opts.inventory)
     source = _media_or_dir(opts, console)
     # The index signature first, then every listed file hashed into the private copy; nothing after reads the
     # stick, and nothing unsigned is parsed (a differential's files list holds what it carries, so it copies too).
-    vb = verify_bundle(source, opts.key)
+    vb = verify_and_copy(source, opts.key)
     root, index = vb.root, vb.index
     layout = BundleLayout.at(root)
     base = refuse_wrong_base(index, source, inv.path)  # before any host is touched
@@ -135,11 +135,11 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     if base is not None:
         if base != cur_sha:
             raise InstallError(f"{root}: differential on {base}, --current is {cur_sha}")
-        from installer.bundle.differential import verify_union
+        from installer.trust.differential import verify_union
         problems, _ = verify_union(root, cur.root, opts.key)
         if problems:
             raise BundleError(f"{root}: differential bundle refused: {'; '.join(problems[:5])}")
-        from installer.bundle.differential import assemble_union
+        from installer.trust.differential import assemble_union
         from installer.deploy.state import state_dir
         signed_index = layout.index
         root = assemble_union(root, cur.root, state_dir() / "bundles" / f"{hashlib.sha256(signed_index.read_bytes()).hexdigest()}-union")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 from installer.upgrade.changes import K3S_VERSION
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.bundle.build import BuildOptions, build_bundle
+from installer.collect.build import BuildOptions, build_bundle
 from installer.bundle.lock import Lock
-from installer.bundle.sources.oci import RegistryClient
+from installer.oci.registry import RegistryClient
 from installer.bundle.verify import verify_files
-from installer.cli.bundle import inspect_bundle
-from installer.errors import LockDriftError, ManifestError, MedaiError, RegistryError, SourceError
+from installer.bundle.inspect import inspect_bundle
+from installer.core.errors import LockDriftError, ManifestError, MedaiError, RegistryError, SourceError
 from tests.support.sources import seeded_chart_values, write_manifest
 
 pytestmark = pytest.mark.loopback
@@ -327,8 +327,8 @@ def test_killed_build_resumes_and_verifies(tmp_path):
     from functools import partial
     from http.server import ThreadingHTTPServer
 
-    from installer.bundle.progress import Progress
-    from installer.hashing import sha256_bytes
+    from installer.core.progress import Progress
+    from installer.core.hashing import sha256_bytes
 
     www = tmp_path / "www"
     www.mkdir()
@@ -342,7 +342,7 @@ def test_killed_build_resumes_and_verifies(tmp_path):
         manifest = tmp_path / "m.yaml"
         manifest.write_text(yaml.safe_dump(doc))
         out = tmp_path / "b"
-        code = ("from installer.bundle.build import BuildOptions, build_bundle; "
+        code = ("from installer.collect.build import BuildOptions, build_bundle; "
                 f"build_bundle(BuildOptions(manifest={str(manifest)!r}, out={str(out)!r}, with_tools=False))")
         proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
                                 stderr=open(tmp_path / "build.log", "wb"))

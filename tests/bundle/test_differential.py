@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from installer.bundle.build import BuildOptions, build_bundle
-from installer.bundle.differential import verify_union
-from installer.bundle.sources.oci import RegistryClient
+from installer.collect.build import BuildOptions, build_bundle
+from installer.trust.differential import verify_union
+from installer.oci.registry import RegistryClient
 from installer.deploy.state import new_run
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 from installer.trust.keys import generate_keypair
 from installer.upgrade.base_check import refuse_wrong_base
 from tests.support.sources import seeded_chart_values, write_manifest

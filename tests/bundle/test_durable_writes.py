@@ -7,12 +7,12 @@ import os
 
 import pytest
 
-import installer.atomic as atomic
+import installer.core.atomic as atomic
 
 
 @pytest.fixture
 def synced(monkeypatch):
-    """Records every fsync of a file descriptor and of a directory made through installer.atomic."""
+    """Records every fsync of a file descriptor and of a directory made through installer.core.atomic."""
     dirs, files = [], []
     real_fsync, real_dir = os.fsync, atomic.fsync_dir
 

@@ -9,8 +9,8 @@ import pytest
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout
 from installer.bundle.verify import verify_files
-from installer.errors import BundleError
-from installer.hashing import sha256_bytes
+from installer.core.errors import BundleError
+from installer.core.hashing import sha256_bytes
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from installer.bundle.manifest import load_manifest, parse_manifest
-from installer.errors import ManifestError
+from installer.core.errors import ManifestError
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "a" * 64

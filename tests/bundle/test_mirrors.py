@@ -8,12 +8,12 @@ import subprocess
 
 import pytest
 
-from installer.bundle.images import collect_images
+from installer.oci.images import collect_images
 from installer.bundle.manifest import parse_manifest
-from installer.bundle.mirrors import MirroredClient, mirrored_name, parse_mirror_option
-from installer.bundle.oci_layout import OCILayout
-from installer.bundle.sources.oci import RegistryClient
-from installer.errors import ManifestError, RegistryError
+from installer.oci.mirrors import MirroredClient, mirrored_name, parse_mirror_option
+from installer.oci.layout import OCILayout
+from installer.oci.registry import RegistryClient
+from installer.core.errors import ManifestError, RegistryError
 from tests.support.images import build_seed_layout, skopeo_push
 
 pytestmark = pytest.mark.loopback

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from installer.bundle.images import collect_images
-from installer.bundle.oci_layout import OCILayout
-from installer.bundle.sources.oci import RegistryClient
-from installer.errors import LockDriftError, RegistryError
+from installer.oci.images import collect_images
+from installer.oci.layout import OCILayout
+from installer.oci.registry import RegistryClient
+from installer.core.errors import LockDriftError, RegistryError
 from tests.support.images import layer_tgz, skopeo_push, write_big_image, LayoutWriter
 from tests.support.registry_proxy import run_registry_proxy
 from tests.support.servers import free_port
@@ -93,9 +93,9 @@ def test_lock_drift(seeded_registry, tmp_path, client):
 
 KILL_SCRIPT = """
 import sys
-from installer.bundle.images import collect_images
-from installer.bundle.oci_layout import OCILayout
-from installer.bundle.sources.oci import RegistryClient
+from installer.oci.images import collect_images
+from installer.oci.layout import OCILayout
+from installer.oci.registry import RegistryClient
 with RegistryClient() as c:
     collect_images(c, OCILayout(sys.argv[1]), [sys.argv[2]], ["linux/amd64"])
 """

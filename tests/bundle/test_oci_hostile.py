@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from installer.bundle.sources.oci import MAX_TOKEN_RESPONSE, RegistryClient, credentials_may_go_to, parse_ref
-from installer.errors import RegistryError
+from installer.oci.registry import MAX_TOKEN_RESPONSE, RegistryClient, credentials_may_go_to, parse_ref
+from installer.core.errors import RegistryError
 
 pytestmark = pytest.mark.loopback
 BLOB = b"exactly the descriptor's bytes\n"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from installer.bundle.images import collect_images, push_image
-from installer.bundle.oci_layout import OCILayout
-from installer.bundle.sources.oci import RegistryClient, parse_ref
-from installer.errors import RegistryError
+from installer.oci.images import collect_images, push_image
+from installer.oci.layout import OCILayout
+from installer.oci.registry import RegistryClient, parse_ref
+from installer.core.errors import RegistryError
 from tests.support.images import seed
 from tests.support.servers import make_tls_pair, run_registry
 

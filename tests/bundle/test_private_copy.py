@@ -7,7 +7,7 @@ import os
 import pytest
 
 from installer.bundle.private_copy import copy_verified, directory_opener, safe_relpath
-from installer.errors import BundleError
+from installer.core.errors import BundleError
 
 
 def entry(root, rel):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from installer.bundle.build import BuildOptions, build_bundle
+from installer.collect.build import BuildOptions, build_bundle
 from installer.bundle.layout import BundleLayout
-from installer.trust.sbom import layer_facts
+from installer.sbom import layer_facts
 from tests.support.sources import write_manifest
 
 pytestmark = pytest.mark.loopback

@@ -12,18 +12,18 @@ from types import SimpleNamespace
 import pytest
 
 from installer.bundle.manifest import Chart, File, Model
-from installer.bundle.progress import Progress
-from installer.bundle.sources.charts import fetch_chart
-from installer.bundle.sources.files import fetch_file
-from installer.bundle.sources.models import (
+from installer.core.progress import Progress
+from installer.collect.charts import fetch_chart
+from installer.collect.files import fetch_file
+from installer.collect.models import (
     fetch_model,
     hf_endpoint,
     parse_hf,
     remote_files_from_info,
     safe_relpath,
 )
-from installer.errors import LockDriftError, SourceError
-from installer.hashing import sha256_bytes
+from installer.core.errors import LockDriftError, SourceError
+from installer.core.hashing import sha256_bytes
 from tests.support.sources import make_chart
 
 pytestmark = pytest.mark.loopback
@@ -283,7 +283,7 @@ def test_helm_runs_with_an_allow_listed_environment(monkeypatch, tmp_path):
     """issue 9, point 4: pyhelm3 starts helm through a shell with our whole environment; the launcher cuts it."""
     import subprocess
 
-    from installer.bundle.sources.charts import allow_listed_helm
+    from installer.core.helm import allow_listed_helm
 
     monkeypatch.setenv("MEDAI_KEY_PASSWORD", "never-in-helm-0042")
     monkeypatch.setenv("SOME_CLOUD_TOKEN", "cloud-token-0042")
@@ -292,7 +292,7 @@ def test_helm_runs_with_an_allow_listed_environment(monkeypatch, tmp_path):
     assert "/usr/bin/env -i" in text and "never-in-helm-0042" not in text and "cloud-token-0042" not in text
     assert subprocess.run([launcher, "version", "--short"], capture_output=True, text=True, timeout=60).returncode == 0
     # the same launcher around `env` shows exactly what the child sees
-    from installer.childenv import allow_listed_executable, child_env
+    from installer.core.childenv import allow_listed_executable, child_env
 
     seen = subprocess.run([allow_listed_executable("/usr/bin/env", child_env(network=True))], capture_output=True,
                           text=True, timeout=60).stdout

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from installer.compliance.arf import datastream_info, parse_arf
-from installer.errors import ComplianceError
+from installer.core.errors import ComplianceError
 from tests.compliance.conftest import DEBIAN_DS, DEBIAN_PROFILE, UBUNTU_DS, UBUNTU_PROFILE, oscap_listing
 
 pytestmark = pytest.mark.lab

@@ -16,7 +16,7 @@ from installer.compliance import k3s_checks
 from installer.compliance.arf import parse_arf
 from installer.compliance.report import bundle_status, merge, render_html, write_report
 from installer.compliance.waivers import load_waivers
-from installer.errors import ComplianceError
+from installer.core.errors import ComplianceError
 from tests.compliance.conftest import oscap_listing
 from tests.compliance.test_k3s_checks import write_tree
 
@@ -191,7 +191,7 @@ def test_install_evidence_egress_and_postcheck_in_the_report(evidence_dir, waive
 
     from installer.compliance.install_evidence import add_install_evidence
     from installer.deploy.egress import ledger_record
-    from installer.hashing import sha256_file
+    from installer.core.hashing import sha256_file
 
     inv = tmp_path / "site.yml"
     inv.write_text("all: {}\n")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout
-from installer.hashing import sha256_file
+from installer.core.hashing import sha256_file
 from installer.trust.keys import SigningKey, public_key_pem
 from tests.compliance.conftest import DEBIAN_DS
 from tests.compliance.debrepo import install_repo

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from installer.compliance.waivers import load_waivers
-from installer.errors import ComplianceError
+from installer.core.errors import ComplianceError
 
 TODAY = dt.date(2026, 11, 22)
 RULE = "xccdf_org.ssgproject.content_rule_sudoers_no_root_target"

@@ -12,7 +12,7 @@ import shutil
 
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout
-from installer.hashing import sha256_file
+from installer.core.hashing import sha256_file
 
 FILES = {
     # name: (content, groups)
@@ -51,7 +51,7 @@ FULL_PACKAGES = ["chrony", "auditd", "openscap-scanner", "libpam-pwquality", "py
 
 def _add_os_and_scap(layout: BundleLayout, artifacts: list, known: dict, extra_debs=()) -> None:
     from installer.bundle.manifest import OsPackages
-    from installer.bundle.sources.ospkgs import collect_os_packages
+    from installer.collect.ospkgs import collect_os_packages
 
     spec = OsPackages(release="debian-12", packages=FULL_PACKAGES)
     repo = collect_os_packages(layout, spec, cache_dir=CACHE / "ospkgs")
@@ -75,7 +75,7 @@ def _with_debs(layout: BundleLayout, spec, artifact: Artifact, debs) -> tuple[Ar
     import json
     import subprocess
 
-    from installer.bundle.sources.ospkgs import _apt_repo_index, _sign_repo
+    from installer.collect.ospkgs import _apt_repo_index, _sign_repo
 
     repo = layout.root / "os" / spec.release
     names = []

@@ -13,7 +13,7 @@ import pytest
 
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout
-from installer.hashing import sha256_file
+from installer.core.hashing import sha256_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lab]
 ROOT = Path(__file__).resolve().parents[2]

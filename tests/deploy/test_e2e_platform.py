@@ -40,7 +40,7 @@ def test_platform_releases_come_up_in_order_and_a_rerun_changes_nothing(lab_node
     out = first.stdout
     assert out.index("release cilium") < out.index("release metallb") < out.index("release longhorn")
     kc = tmp_path / "home" / "kubeconfig-e2e"
-    from installer.bundle.sources.charts import helm_executable
+    from installer.core.helm import helm_executable
     listed = json.loads(subprocess.run([helm_executable(), "--kubeconfig", str(kc), "list", "-A", "-o", "json"],
                                        capture_output=True, text=True, check=True).stdout)
     revisions = {r["name"]: (r["status"], r["revision"]) for r in listed}

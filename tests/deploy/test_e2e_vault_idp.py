@@ -92,7 +92,7 @@ def test_vault_idp_apply_unseal_secrets_and_rerun(lab_nodes, tmp_path):
                              "--json"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert status.returncode == 0, status.stdout + status.stderr
     assert not [m for m in json.loads(status.stdout)["members"] if m["sealed"]]
-    from installer.bundle.sources.charts import helm_executable
+    from installer.core.helm import helm_executable
     listed = json.loads(subprocess.run([helm_executable(), "--kubeconfig", str(kc), "list", "-A", "-o", "json"],
                                        capture_output=True, text=True, check=True).stdout)
     revisions = {r["name"]: (r["status"], r["revision"]) for r in listed}

@@ -44,7 +44,7 @@ def test_no_report_is_not_run_and_clean_is_clean():
 
 
 def _record(runs: Path, name: str, inv: Path, command="install", result="successful", **extra):
-    from installer.hashing import sha256_file
+    from installer.core.hashing import sha256_file
 
     (runs / name).mkdir(parents=True)
     (runs / name / "run.json").write_text(json.dumps({"id": name, "command": command, "result": result,

@@ -71,7 +71,7 @@ def test_ledger_kept_through_the_platform_then_reported_naming_node_and_destinat
     from installer.deploy.egress import report_after_platform
     from installer.deploy.inventory import load_inventory
     from installer.deploy.state import RunRecord
-    from installer.errors import InstallError
+    from installer.core.errors import InstallError
     from rich.console import Console
 
     lab, inv, home = site

@@ -182,7 +182,7 @@ def test_dotdot_dest_in_a_validly_signed_index_is_refused(tmp_path, bundle, site
 
     from installer.deploy.plan import build_plan
     from installer.deploy.working_copy import verified_working_copy
-    from installer.errors import BundleError
+    from installer.core.errors import BundleError
 
     doc = json.loads((bundle / "index.json").read_text())
     evil = "files/../../../../etc/cron.d/medai"
@@ -215,7 +215,7 @@ def test_stick_swapped_after_the_check_does_not_reach_the_plan(tmp_path, bundle,
     import installer.deploy.working_copy as wc
     from installer.bundle.private_copy import directory_opener
     from installer.deploy.plan import build_plan
-    from installer.errors import BundleError
+    from installer.core.errors import BundleError
 
     good = json.loads((bundle / "index.json").read_text())
     evil = json.loads((bundle / "index.json").read_text())

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from installer.deploy.inventory import AddressPool, load_inventory
-from installer.errors import InventoryError
+from installer.core.errors import InventoryError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example" / "site.yml"

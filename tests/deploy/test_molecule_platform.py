@@ -42,7 +42,7 @@ def test_molecule_node_side(role, lab_image):
 
 @pytest.mark.network
 def test_molecule_longhorn_prerequisites(lab_image, tmp_path_factory):
-    from installer.bundle.sources.ospkgs import collect_os_packages
+    from installer.collect.ospkgs import collect_os_packages
 
     layout = BundleLayout.at(tmp_path_factory.mktemp("longhorn-os"))
     collect_os_packages(layout, OsPackages(release="debian-12", packages=[
@@ -54,7 +54,7 @@ def test_molecule_longhorn_prerequisites(lab_image, tmp_path_factory):
 def test_molecule_egress_ledger(lab_image, tmp_path_factory):
     """nftables from a bundle repository; a deliberate attempt to 192.0.2.2 in a namespace the test creates on the
     node is counted and reported naming node and destination; absent removes the table."""
-    from installer.bundle.sources.ospkgs import collect_os_packages
+    from installer.collect.ospkgs import collect_os_packages
 
     layout = BundleLayout.at(tmp_path_factory.mktemp("egress-os"))
     collect_os_packages(layout, OsPackages(release="debian-12", packages=[

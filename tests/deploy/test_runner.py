@@ -12,7 +12,7 @@ from rich.console import Console
 from installer.deploy import state
 from installer.deploy.plan import build_plan
 from installer.deploy.runner import find_secrets, run_playbook
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 from tests.deploy.bundles import make_bundle
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from installer.errors import BundleError
+from installer.core.errors import BundleError
 from installer.inference.plan import inference_extravars
 
 D = "sha256:" + "cd" * 32

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 from installer.inference.switch import VERSION_LABEL, rollout_ready, switch_service
 
 REC = Path(__file__).parent / "recorded"

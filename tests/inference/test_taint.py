@@ -9,7 +9,7 @@ import jinja2
 import pytest
 import yaml
 
-from installer.errors import BundleError
+from installer.core.errors import BundleError
 from installer.inference.plan import bundle_has_gpu_driver, install_extravars
 
 ROOT = Path(__file__).resolve().parents[2]

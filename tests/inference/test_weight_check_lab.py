@@ -43,7 +43,7 @@ LAB_VARS = {
 
 @pytest.fixture(scope="module")
 def staged(lab_nodes, tmp_path_factory):
-    from installer.bundle.build import BuildOptions, build_bundle
+    from installer.collect.build import BuildOptions, build_bundle
     from installer.trust.keys import generate_keypair
     from installer.trust.verify import verify_bundle
 

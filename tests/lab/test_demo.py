@@ -49,7 +49,7 @@ def test_the_node_image_is_made_before_anything_cuts_images_from_it_and_a_failur
                                                                                                    monkeypatch):
     """On an empty podman store the image step runs first; when it fails, nothing that needs it runs, and the
     last line names the step, its cause and the retry and clean-up commands (issue 8)."""
-    from installer.errors import LabError
+    from installer.core.errors import LabError
     from installer.lab.demo import run_demo
 
     monkeypatch.setenv("MEDAI_HOME", str(tmp_path / ".medai"))

@@ -11,7 +11,7 @@ import pytest
 
 from installer.bundle.layout import BundleLayout
 from installer.bundle.manifest import OsPackages
-from installer.bundle.sources.ospkgs import collect_os_packages
+from installer.collect.ospkgs import collect_os_packages
 
 TEST_CACHE = Path(os.environ.get("MEDAI_TEST_CACHE", Path.home() / ".cache" / "medai-test"))
 # Small on purpose: chrony and auditd (the os role's own packages) for all hosts, one extra for the gpu group.

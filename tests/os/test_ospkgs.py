@@ -1,4 +1,4 @@
-"""The Debian 12 path of installer.bundle.sources.ospkgs, for real against Debian's archive (connected side);
+"""The Debian 12 path of installer.collect.ospkgs, for real against Debian's archive (connected side);
 the RHEL/Rocky path is tested only for its command lines (dnf cannot run here)."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 
 from installer.bundle.layout import BundleLayout
 from installer.bundle.manifest import OsPackages
-from installer.bundle.sources import ospkgs
-from installer.errors import SourceError
-from installer.hashing import sha256_file
+from installer.collect import ospkgs
+from installer.core.errors import SourceError
+from installer.core.hashing import sha256_file
 
 from .conftest import DEBIAN_SPEC, TEST_CACHE
 

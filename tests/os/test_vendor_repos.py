@@ -9,8 +9,8 @@ import pytest
 
 from installer.bundle.layout import BundleLayout
 from installer.bundle.manifest import OsPackages, OsRepository
-from installer.bundle.sources import ospkgs, vendor_repos
-from installer.errors import SourceError
+from installer.collect import ospkgs, vendor_repos
+from installer.core.errors import SourceError
 from tests.support.apt_repo import ThrowawayKey, make_signed_apt_repo, make_signed_repomd
 from tests.support.servers import run_file_server
 

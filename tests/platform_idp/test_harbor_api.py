@@ -132,7 +132,7 @@ def test_bad_severity_and_plain_http_are_refused():
 
 def test_site_from_inventory_and_its_one_line_errors():
     from installer.deploy.harbor.configure import site_from_inventory
-    from installer.errors import InventoryError
+    from installer.core.errors import InventoryError
     from tests.platform_idp.site import SITE_VARS
 
     url, site = site_from_inventory({**SITE_VARS, "medai_harbor_hostname": "harbor.radiology.internal",

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.bundle.sources.oci import RegistryClient
+from installer.oci.registry import RegistryClient
 from installer.deploy.harbor.seed import seed_harbor
-from installer.errors import TrustError
+from installer.core.errors import TrustError
 from installer.trust.keys import generate_keypair
 from tests.support.servers import make_tls_pair, run_registry
 from tests.support.sources import seeded_chart_values, write_manifest
@@ -36,7 +36,7 @@ def keys(tmp_path_factory):
 @pytest.fixture(scope="module")
 def multi_bundle(tmp_path_factory, seeded_registry, demo_sources, keys):
     """A signed bundle for linux/amd64 whose chart pulls a two-platform image: its index is kept reduced."""
-    from installer.bundle.build import BuildOptions, build_bundle
+    from installer.collect.build import BuildOptions, build_bundle
 
     work = tmp_path_factory.mktemp("seed-bundle")
     manifest = write_manifest(work / "bundle.yaml", demo_sources, chart_values=seeded_chart_values(seeded_registry),
@@ -90,7 +90,7 @@ def test_seed_pushes_platform_manifests_that_cosign_verifies(multi_bundle, harbo
     assert sbom.returncode == 0, sbom.stderr
     assert sbom.stdout.strip() == (multi_bundle / "sbom/images" / (seeded_registry.multi.replace(":", "_").replace("/", "_") + ".cdx.json")).read_bytes().strip()
     with RegistryClient(https=[host], ca_file=ca) as client:
-        from installer.bundle.sources.oci import parse_ref
+        from installer.oci.registry import parse_ref
         m = client.get_manifest(parse_ref(multi["dest"]))
     assert m.digest == multi["digest"] and not m.is_index
 

@@ -11,7 +11,7 @@ import pytest
 from installer.deploy.keycloak.realm import (RealmError, check_realm, ensure_secrets, render_master_admin, render_realm,
                                              secret_env)
 from installer.deploy.keycloak.settings import keycloak_site
-from installer.errors import InventoryError, MedaiError
+from installer.core.errors import InventoryError, MedaiError
 from tests.platform_idp.harbor_contract import DictSink
 from tests.platform_idp.site import SITE_VARS
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from installer.bundle.layout import BundleLayout
-from installer.bundle.sources.oci import RegistryClient, parse_ref, sha256_digest
+from installer.oci.registry import RegistryClient, parse_ref, sha256_digest
 from installer.deploy.harbor.seed import seed_harbor
 from installer.trust.keys import generate_keypair
 from installer.trust.verify import verify_bundle
@@ -62,7 +62,7 @@ def push_artifact(host: str, repo_tag: str, layer: bytes, layer_type: str, title
 
 @pytest.fixture(scope="module")
 def trivy_bundle(tmp_path_factory, registry, demo_sources):
-    from installer.bundle.build import BuildOptions, build_bundle
+    from installer.collect.build import BuildOptions, build_bundle
 
     work = tmp_path_factory.mktemp("trivy-bundle")
     (work / "blobs").mkdir()

@@ -34,7 +34,7 @@ def archive(name: str) -> Path:
 def _packaged(name: str) -> Path:
     import tempfile
 
-    from installer.bundle.sources.charts import package_chart
+    from installer.collect.charts import package_chart
 
     work = Path(tempfile.mkdtemp(prefix="medai-local-chart-"))
     return package_chart(chart(name), PLATFORM.parent, work / "charts", work / "tmp").path

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from installer.render.site import PLATFORM_ORDER
+from installer.deploy.site_values import PLATFORM_ORDER
 from tests.render.bundles import fixture_manifest, make_fixture_bundle
 from tests.render.fixture_charts import FIXTURES, ROOT, needs_fixtures
 

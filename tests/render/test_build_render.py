@@ -11,9 +11,9 @@ import sys
 import pytest
 import yaml
 
-from installer.bundle.build import BuildOptions, build_bundle
+from installer.collect.build import BuildOptions, build_bundle
 from installer.bundle.manifest import parse_manifest
-from installer.bundle.mirrors import mirrored_name
+from installer.oci.mirrors import mirrored_name
 from installer.render.gate import plan_images
 from installer.render.helm import k3s_kube_version, render_chart
 from tests.render.bundles import fixture_manifest
@@ -38,7 +38,7 @@ def built(registry, file_server, tmp_path_factory):
     k3s = work / "v1.34.2+k3s1" / "k3s"
     k3s.parent.mkdir()
     k3s.write_bytes(b"not a K3s binary: its URL names the K3s version for --kube-version in this render test\n")
-    from installer.hashing import sha256_file
+    from installer.core.hashing import sha256_file
     doc["spec"]["files"] = [{"name": "k3s", "url": f"file://{k3s}", "sha256": sha256_file(k3s), "hosts": ["servers"]}]
     mirrors = {"quay.io": f"{registry.host}/mirror/quay", "docker.io": f"{registry.host}/mirror/docker"}
     doc["spec"]["mirrors"] = mirrors

@@ -7,7 +7,7 @@ import pytest
 from installer.bundle.manifest import Chart, Spec
 from installer.render.errors import ImageGateError
 from installer.render.gate import check_bundle_images, plan_images
-from installer.render.refs import normalize_ref
+from installer.oci.refs import normalize_ref
 from tests.render.fixture_charts import FIXTURES, needs_fixtures, platform, rendered
 
 pytestmark = needs_fixtures

@@ -13,10 +13,10 @@ import sys
 import pytest
 import yaml
 
-from installer.bundle.build import BuildOptions, build_bundle
-from installer.bundle.mirrors import mirrored_name
-from installer.errors import LockDriftError, MedaiError
-from installer.hashing import sha256_file
+from installer.collect.build import BuildOptions, build_bundle
+from installer.oci.mirrors import mirrored_name
+from installer.core.errors import LockDriftError, MedaiError
+from installer.core.hashing import sha256_file
 from tests.render.bundles import fixture_manifest
 from tests.render.fixture_charts import ROOT, needs_fixtures
 from tests.support.images import build_seed_layout, skopeo_push
@@ -68,7 +68,7 @@ def test_the_build_packages_the_local_chart_into_charts(built):
     assert files["charts/medai-inference-0.1.0.tgz"] == sha256_file(archive)
     listing = subprocess.run(["tar", "tzf", str(archive)], capture_output=True, text=True, check=True).stdout.split()
     assert "medai-inference/templates/deployment.yaml" in listing and "medai-inference/files/model_check.py" in listing
-    from installer.bundle.sources.charts import tree_sha256
+    from installer.collect.charts import tree_sha256
     lock = yaml.safe_load((work / "platform.lock.yaml").read_text())
     assert tree_sha256(chart) in json.dumps(lock)  # the lock pins the chart's source tree
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.bundle.sources.charts import helm_executable
+from installer.core.helm import helm_executable
 from tests.render.bundles import make_fixture_bundle
 from tests.render.fixture_charts import FIXTURES, ROOT, needs_fixtures
 

@@ -5,8 +5,8 @@ import pytest
 import yaml
 
 from installer.deploy.inventory import load_inventory
-from installer.errors import InventoryError
-from installer.render.site import release_values, role_vars, site_objects, site_values
+from installer.core.errors import InventoryError
+from installer.deploy.site_values import release_values, role_vars, site_objects, site_values
 from tests.render.fixture_charts import ROOT
 
 EXAMPLE = ROOT / "inventories" / "example" / "site.yml"

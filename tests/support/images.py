@@ -51,7 +51,7 @@ def layer_tgz(files: dict[str, bytes]) -> bytes:
 
 
 class LayoutWriter:
-    """Writes blobs + index.json of an OCI layout (test side; independent of installer.bundle.oci_layout)."""
+    """Writes blobs + index.json of an OCI layout (test side; independent of installer.oci.layout)."""
 
     def __init__(self, root: Path):
         self.root = Path(root)

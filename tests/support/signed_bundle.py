@@ -5,14 +5,14 @@ from pathlib import Path
 
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout
-from installer.hashing import sha256_bytes
+from installer.core.hashing import sha256_bytes
 from installer.trust.signing import sign_index
 
 
 def make_signed_bundle(root: Path, key, files: dict[str, bytes], artifacts: list[Artifact] | None = None,
                        header: dict | None = None, manifest: str | None = None, base: Path | None = None) -> BundleLayout:
     """Write ``files``, index them (one file artifact per file unless ``artifacts``), sign with ``key``.
-    ``base``: make it differential on that bundle (installer.bundle.differential.prune_to_base)."""
+    ``base``: make it differential on that bundle (installer.trust.differential.prune_to_base)."""
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
@@ -24,7 +24,7 @@ def make_signed_bundle(root: Path, key, files: dict[str, bytes], artifacts: list
     known: dict[str, str] = {}
     head = {"name": "site", "version": "1.0.0", **(header or {})}
     if base is not None:
-        from installer.bundle.differential import prune_to_base
+        from installer.trust.differential import prune_to_base
         head.update(prune_to_base(layout, base / "index.json", known))
     data = write_index(layout, head, arts, known=known)
     sign_index(layout, data, key)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.hashing import sha256_bytes
+from installer.core.hashing import sha256_bytes
 
 CHART_NAME = "demo"
 CHART_VERSION = "1.0.0"

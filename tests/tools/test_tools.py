@@ -1,4 +1,4 @@
-"""The installer travels with the bundle (installer/bundle/tools.py): wheelhouse, collections, helm, playbooks and
+"""The installer travels with the bundle (installer/collect/tools.py): wheelhouse, collections, helm, playbooks and
 bootstrap.py, proven by bootstrapping medai with NO package index reachable.
 
 The dependency wheels (~65 MB) are resolved once and cached in ~/.cache/medai-test/wheelhouse/<pyproject key>.
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from installer.bundle import tools
+from installer.collect import tools
 from installer.bundle.layout import BundleLayout
-from installer.errors import SourceError
-from installer.hashing import sha256_file
+from installer.core.errors import SourceError
+from installer.core.hashing import sha256_file
 
 TEST_CACHE = Path(os.environ.get("MEDAI_TEST_CACHE", Path.home() / ".cache" / "medai-test"))
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -218,7 +218,7 @@ def test_edited_bootstrap_is_named_by_the_fingerprint_check(stick, tmp_path):
 
 
 def test_build_writes_the_fingerprint_beside_the_public_key(tools_bundle, tmp_path):
-    from installer.bundle.build import BuildOptions, _bootstrap_fingerprint
+    from installer.collect.build import BuildOptions, _bootstrap_fingerprint
 
     layout, files = tools_bundle
     opts = BuildOptions(manifest=tmp_path / "m.yaml", out=layout.root, sign_key=tmp_path / "keys" / "site.key")
@@ -273,7 +273,7 @@ def test_sdist_build_code_never_sees_the_key_password(tmp_path, monkeypatch):
 
 def test_wheels_are_locked_and_locked_catches_a_changed_wheel(tools_bundle, tmp_path):
     from installer.bundle.lock import Lock, check_wheel_pins, lock_wheels
-    from installer.errors import LockDriftError
+    from installer.core.errors import LockDriftError
 
     layout, files = tools_bundle
     wheels = lock_wheels(files)

@@ -70,7 +70,7 @@ def trust_manifest(path: Path, src, seeded) -> Path:
 @pytest.fixture(scope="session")
 def signed_bundle(tmp_path_factory, seeded_registry, demo_sources, medai_keys) -> Path:
     """A bundle built and signed by the real build (read-only for tests: copy it before changing anything)."""
-    from installer.bundle.build import BuildOptions, build_bundle
+    from installer.collect.build import BuildOptions, build_bundle
 
     work = tmp_path_factory.mktemp("trust-bundle")
     manifest = trust_manifest(work / "bundle.yaml", demo_sources, seeded_registry)

@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from installer.compliance.report import bundle_status
-from installer.errors import TrustError
+from installer.core.errors import TrustError
 from installer.trust.index_signature import index_signature_problem, read_signature_file, require_index_signature
 from installer.trust.keys import SigningKey, public_key_pem
 from installer.trust.verify import _check_index_signature

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.bundle.sources.oci import RegistryClient, parse_ref
-from installer.errors import TrustError
+from installer.oci.registry import RegistryClient, parse_ref
+from installer.core.errors import TrustError
 from installer.trust.cosign import verify_registry_image, verify_upstream
 from installer.trust.keys import load_public_key
 from tests.trust.conftest import COSIGN, trust_manifest
@@ -97,7 +97,7 @@ def test_cosign_signature_passes_medais_verifier(cosign_signed_image, cosign_key
 def test_build_checks_upstream_signature_and_carries_it(cosign_signed_image, cosign_keys, medai_keys, other_keys,
                                                          seeded_registry, demo_sources, tmp_path):
     """An image entry with `key`: the build verifies the upstream signature first, and fails without a match."""
-    from installer.bundle.build import BuildOptions, build_bundle
+    from installer.collect.build import BuildOptions, build_bundle
     from installer.trust.verify import verify_bundle
 
     ref, digest = cosign_signed_image
@@ -114,7 +114,7 @@ def test_build_checks_upstream_signature_and_carries_it(cosign_signed_image, cos
         up = next(c for c in res.images if c.image == ref)
         assert up.ok
         from installer.trust.verify import check_layout_image
-        from installer.bundle.oci_layout import OCILayout
+        from installer.oci.layout import OCILayout
 
         oci = OCILayout(tmp_path / "b" / "oci")
         assert check_layout_image(oci, oci.refs(), ref, digest, load_public_key(cosign_keys.pub)).ok
@@ -184,7 +184,7 @@ def test_rebuild_replaces_its_own_signature(signed_bundle, medai_keys, seeded_re
     """Signing again (a rebuild into the same directory) keeps one signature per key, not one per run."""
     import shutil
 
-    from installer.bundle.oci_layout import OCILayout
+    from installer.oci.layout import OCILayout
     from installer.trust.signing import existing_layers, sign_build, signature_ref_name
 
     b = tmp_path / "b"
@@ -234,8 +234,8 @@ def test_push_of_an_edited_oci_index_is_refused(signed_bundle, registry, medai_k
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and len(errors) == 1, out.stderr
     assert "oci/index.json" in errors[0] and "refused" in errors[0]
-    from installer.bundle.sources.oci import parse_ref
-    from installer.trust.push import destination
+    from installer.oci.registry import parse_ref
+    from installer.deploy.push import destination
 
     with RegistryClient() as client:  # nothing reached the registry: the copy was refused before any push
         for a in images_of(signed_bundle):

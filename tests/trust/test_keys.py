@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from installer.errors import TrustError
+from installer.core.errors import TrustError
 from installer.trust import keys
 from tests.trust.conftest import COSIGN
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from installer.bundle.build import BuildOptions, build_bundle
+from installer.collect.build import BuildOptions, build_bundle
 from installer.bundle.policy import allowed
-from installer.errors import ManifestError
+from installer.core.errors import ManifestError
 from tests.trust.conftest import trust_manifest
 
 pytestmark = pytest.mark.loopback

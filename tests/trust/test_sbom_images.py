@@ -14,7 +14,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from installer.bundle.index import Artifact
 from installer.bundle.layout import BundleLayout
-from installer.trust.sbom import component_counts, write_sboms
+from installer.sbom import component_counts, write_sboms
 from tests.trust.sbom_images import build_layout
 
 DEBIAN_REF = "registry.example:5000/medai/debian-app:1.0"

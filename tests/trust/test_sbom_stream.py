@@ -14,11 +14,11 @@ from types import SimpleNamespace
 import pytest
 
 from installer.bundle.layout import BundleLayout
-from installer.errors import TrustError
-from installer.trust.sbom import write_sboms
-from installer.trust.sbom.catalogers import golang, rpmheader
-from installer.trust.sbom.oci import OciLayout
-from installer.trust.sbom.scan import catalog_image
+from installer.core.errors import TrustError
+from installer.sbom import write_sboms
+from installer.sbom.catalogers import golang, rpmheader
+from installer.sbom.oci import OciLayout
+from installer.sbom.scan import catalog_image
 from tests.support.oci_layout import LAYER_MEDIA, LayoutWriter, file
 
 START = bytes.fromhex("3077af0c9274080241e1c107e6d618e6")  # cmd/go's module info framing
@@ -187,8 +187,8 @@ def test_layer_walk_is_capped_in_entries_and_uncompressed_bytes(tmp_path):
     import io
     import tarfile
 
-    from installer.errors import TrustError
-    from installer.trust.sbom import rootfs
+    from installer.core.errors import TrustError
+    from installer.sbom import rootfs
 
     many = tmp_path / "many.tar"
     with tarfile.open(many, "w") as t:
@@ -224,10 +224,10 @@ def test_layers_are_catalogued_on_the_download_stream_and_the_sboms_match_the_wa
     walk from disk writes (the walk is today's code path, forced by refusing the replay)."""
     import shutil
 
-    from installer.bundle.images import collect_images
-    from installer.bundle.oci_layout import OCILayout
-    from installer.bundle.sources.oci import RegistryClient
-    from installer.trust.sbom import layer_facts
+    from installer.oci.images import collect_images
+    from installer.oci.layout import OCILayout
+    from installer.oci.registry import RegistryClient
+    from installer.sbom import layer_facts
     from tests.support.images import skopeo_push
     from tests.trust.sbom_images import build_layout
 
@@ -283,7 +283,7 @@ def test_sbom_validation_still_checks_iri_formats_with_the_lean_iri_parser():
     schema's iri-reference format is still checked, both ways."""
     import json
 
-    from installer.trust.sbom import cdx
+    from installer.sbom import cdx
 
     v = cdx._validator()
     doc = {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,

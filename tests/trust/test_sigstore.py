@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from installer.errors import TrustError
+from installer.core.errors import TrustError
 from installer.trust import sigstore as ss
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "sigstore"
@@ -35,7 +35,7 @@ def signed_wheel(tmp_path_factory) -> Path:
     wheel = d / WHEEL
     if out.returncode != 0 or not wheel.is_file():
         pytest.skip(f"cannot fetch {WHEEL} from the package index: {out.stderr.strip()[-200:]}")
-    from installer.hashing import sha256_file
+    from installer.core.hashing import sha256_file
 
     assert sha256_file(wheel) == WHEEL_SHA256
     return wheel
@@ -150,7 +150,7 @@ def test_bundle_verify_checks_the_keyless_signature_when_asked(bundle_copy, meda
 
 def test_identity_without_issuer_is_refused(tmp_path):
     from installer.trust.verify import verify_bundle
-    from installer.errors import BundleError
+    from installer.core.errors import BundleError
 
     with pytest.raises((TrustError, BundleError)):
         verify_bundle(tmp_path, sigstore_identity=IDENTITY)
@@ -162,7 +162,7 @@ def test_build_checks_a_files_entry_sigstore_bundle(signed_wheel, file_server, t
     """files[] with sigstore {bundle, identity, issuer}: the build verifies before accepting the file."""
     import yaml
 
-    from installer.bundle.build import BuildOptions, build_bundle
+    from installer.collect.build import BuildOptions, build_bundle
 
     served = file_server.root / "sigstore-upstream"
     served.mkdir(exist_ok=True)

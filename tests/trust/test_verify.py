@@ -195,7 +195,7 @@ def test_verify_model_on_a_node(signed_bundle, medai_keys, other_keys, tmp_path)
     r = run_verify(signed_bundle, "--model", "tiny", "--path", node_dir, "--key", medai_keys.pub)
     assert r.exit_code == 1 and "weights.safetensors" in r.output
 
-    from installer.errors import TrustError
+    from installer.core.errors import TrustError
 
     with pytest.raises(TrustError, match="does not verify"):
         verify_model(signed_bundle, "tiny", node_dir, key=other_keys.pub)
@@ -250,7 +250,7 @@ def test_report_never_follows_a_planted_link_even_when_named(signed_bundle, meda
     out = tmp_path / "out"
     out.mkdir()
     (out / "rep.txt").symlink_to(victim)
-    from installer.errors import BundleError
+    from installer.core.errors import BundleError
 
     with pytest.raises(BundleError, match="exists; refusing to overwrite"):
         verify_bundle(signed_bundle, key=medai_keys.pub, report=out / "rep.json")
@@ -286,7 +286,7 @@ def test_malformed_oci_index_is_a_one_line_problem(bundle_copy, medai_keys, doc)
 def test_malformed_oci_index_in_a_validly_signed_bundle_is_one_line(bundle_copy, medai_keys, tmp_path):
     """Even a signed-but-malformed oci/index.json (a broken build) gives a named problem, never a traceback."""
     from installer.bundle.index import dumps
-    from installer.hashing import sha256_file
+    from installer.core.hashing import sha256_file
     from installer.trust.signing import sign_index
 
     oci_index = bundle_copy / "oci" / "index.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import tests.deploy.bundles as deploy_bundles
-from installer.bundle.differential import prune_to_base
+from installer.trust.differential import prune_to_base
 from installer.bundle.index import dumps
 from installer.bundle.layout import BundleLayout
 from installer.trust.keys import generate_keypair, load_private_key

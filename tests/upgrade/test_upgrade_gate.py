@@ -9,7 +9,7 @@ import os
 import pytest
 from rich.console import Console
 
-from installer.errors import MedaiError
+from installer.core.errors import MedaiError
 from installer.trust.keys import generate_keypair, load_private_key
 from installer.trust.signing import sign_index
 from installer.upgrade.run import UpgradeOptions, make_plan
@@ -49,7 +49,7 @@ def test_upgrade_gates_the_verified_copy_like_install(tmp_path, keys, monkeypatc
     plan = _plan(good, current.root, pub)
     # the plan runs from the private checked copy, not the directory it was given
     assert plan.bundle.parent == home / "bundles" and plan.bundle != good
-    from installer.render.release import render_site
+    from installer.deploy.site_render import render_site
     from installer.deploy.inventory import load_inventory
 
     assert len(render_site(load_inventory(INVENTORY), plan.bundle).releases) == 3  # the copy is what passes

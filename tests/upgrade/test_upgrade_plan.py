@@ -15,8 +15,8 @@ from rich.console import Console
 
 from installer.bundle.index import Artifact
 from installer.deploy.state import new_run
-from installer.errors import InstallError
-from installer.hashing import sha256_bytes
+from installer.core.errors import InstallError
+from installer.core.hashing import sha256_bytes
 from installer.trust.keys import generate_keypair, load_private_key
 from installer.upgrade.changes import change_list, k3s_version
 from installer.upgrade.journal import Journal, resumable_run

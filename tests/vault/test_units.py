@@ -18,7 +18,7 @@ from installer.deploy.vault.pgp import read_public_key
 from installer.deploy.vault.portforward import forward_command, pod_names
 from installer.deploy.vault.settings import vault_settings
 from installer.deploy.vault.token import decode_otp_token
-from installer.errors import VaultError
+from installer.core.errors import VaultError
 
 
 def _inv(tmp_path, servers=1, **vars_):

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from installer.errors import MedaiError
+from installer.core.errors import MedaiError
 
 
 class HarborError(MedaiError):

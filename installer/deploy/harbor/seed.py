@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from installer.atomic import atomic_write_text
-from installer.errors import TrustError
+from installer.core.atomic import atomic_write_text
+from installer.core.errors import TrustError
 
 PLATFORM_PROJECT = "platform"
 HARBOR_COSIGN_CAVEAT = ("Harbor's cosign enforcement only checks that some cosign signature exists, not whose: "
@@ -37,10 +37,10 @@ def seed_harbor(bundle: str | os.PathLike, harbor: str, key: str | os.PathLike, 
                 ca_file: str | os.PathLike | None = None, project: str = PLATFORM_PROJECT) -> SeedResult:
     """Verify ``bundle`` with the site ``key``, push its images to ``harbor``/``project`` (platform manifests
     where the index is refused), verify each pushed digest in Harbor with the key, write harbor-seed.json."""
-    from installer.bundle.sources.oci import RegistryClient
+    from installer.oci.registry import RegistryClient
     from installer.trust.cosign import verify_registry_image
     from installer.trust.keys import fingerprint, load_public_key
-    from installer.trust.push import push_bundle
+    from installer.deploy.push import push_bundle
     from installer.trust.verify import verify_bundle
 
     evidence_dir = Path(evidence_dir)
@@ -99,7 +99,8 @@ def attach_sboms(client, bundle: str | os.PathLike, results) -> dict[str, str]:
     ``sha256-<hex>.sbom`` tag (``cosign download sbom`` reads it). Returns {dest: sbom tag}."""
     import tempfile
 
-    from installer.bundle.sources.oci import OCI_MANIFEST, parse_ref, sha256_digest
+    from installer.oci.media_types import OCI_MANIFEST
+    from installer.oci.registry import parse_ref, sha256_digest
 
     attached: dict[str, str] = {}
     subjects = _sbom_subjects(Path(bundle))

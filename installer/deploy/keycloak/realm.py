@@ -14,7 +14,7 @@ import jinja2
 import yaml
 
 from installer.deploy.keycloak.settings import CLIENT_IDS, KeycloakSite
-from installer.errors import MedaiError
+from installer.core.errors import MedaiError
 
 REALM = "medical-ai"
 GROUPS = ("clinician", "researcher", "platform-admin")

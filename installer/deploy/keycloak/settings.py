@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from installer.errors import InventoryError
-from installer.yamldoc import field_path
+from installer.core.errors import InventoryError
+from installer.core.yamldoc import field_path
 
 CLIENT_IDS = ("harbor", "medical-ai-api", "medical-ai-web")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")

@@ -10,7 +10,7 @@ import hvac.exceptions
 import requests
 
 from installer.deploy.vault.settings import Member, VaultSettings
-from installer.errors import VaultError
+from installer.core.errors import VaultError
 
 TIMEOUT_S = 15
 

@@ -15,7 +15,7 @@ from installer.deploy.state import kubeconfig_path
 from installer.deploy.vault.catalogue import COMPONENTS, TLS_SERVICES, CatalogueContext, Component, create_missing
 from installer.deploy.vault.client import Endpoint, vault_call
 from installer.deploy.vault.settings import VaultSettings
-from installer.errors import VaultError
+from installer.core.errors import VaultError
 
 KUBERNETES_AUTH_MOUNT = "kubernetes"
 AUDIT_DEVICE = "file"

@@ -16,7 +16,7 @@ from installer.deploy.vault import state
 from installer.deploy.vault.client import Endpoint, vault_call
 from installer.deploy.vault.pgp import fingerprint, read_public_key
 from installer.deploy.vault.settings import VaultSettings
-from installer.errors import VaultError
+from installer.core.errors import VaultError
 
 # Test hook: SIGKILL the process right after init.json is written (proves the shares survive a crash).
 KILL_AFTER_INIT_ENV = "MEDAI_VAULT_TEST_KILL_AFTER_INIT"

@@ -17,7 +17,7 @@ import base64
 import time
 from typing import Callable
 
-from installer.errors import InstallError
+from installer.core.errors import InstallError
 
 
 def has_vault(site) -> bool:
@@ -60,7 +60,7 @@ def platform_secrets_into_vault(inv, sink, kube) -> dict[str, list[str]]:
     Harbor chart name (in memory, server-side apply). Returns the Vault paths created and the Secrets synced."""
     from installer.deploy.platform_secrets import (ensure_harbor_secrets, ensure_inference_api_key,
                                                    ensure_postgres_passwords, harbor_secret_layout)
-    from installer.render.site import role_vars
+    from installer.deploy.site_values import role_vars
 
     pg = role_vars("postgres", inv)
     dbs = pg["medai_postgres_databases"]
@@ -95,7 +95,7 @@ def platform_secrets_into_vault(inv, sink, kube) -> dict[str, list[str]]:
 def vault_after_release(inv, kube, record, echo: Callable[[str], None], ask_share=None):
     """The platform step's hook for release vault (installer.deploy.platform.ApplyOptions.after)."""
     def hook(release) -> None:
-        from installer.cli.vault import _share_reader
+        from installer.deploy.vault.share_prompt import share_reader
         from installer.deploy.vault.kv_sink import VaultKvSink
         from installer.deploy.vault.portforward import pod_names
         from installer.deploy.vault.settings import vault_settings
@@ -108,7 +108,7 @@ def vault_after_release(inv, kube, record, echo: Callable[[str], None], ask_shar
         def with_root(client, ep) -> None:
             outcome.update(platform_secrets_into_vault(inv, VaultKvSink(client, s.kv_mount, ep), kube))
 
-        report = run_setup(s, ask_share or _share_reader(False), echo=echo, with_root=with_root)
+        report = run_setup(s, ask_share or share_reader(False), echo=echo, with_root=with_root)
         record.data["vault"] = {**report, "platformSecrets": outcome}  # paths and names only, never a value
         record.save()
         echo(f"platform secrets: {len(outcome.get('created', []))} created in Vault, "

@@ -12,7 +12,7 @@ import hvac
 import hvac.exceptions
 
 from installer.deploy.vault.client import Endpoint, vault_call
-from installer.errors import VaultError
+from installer.core.errors import VaultError
 
 
 class VaultKvSink:

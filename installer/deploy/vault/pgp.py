@@ -5,7 +5,7 @@ import base64
 import binascii
 from pathlib import Path
 
-from installer.errors import VaultError
+from installer.core.errors import VaultError
 
 _BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
 _END = "-----END PGP PUBLIC KEY BLOCK-----"

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from installer.atomic import atomic_write_bytes
-from installer.errors import VaultError
+from installer.core.atomic import atomic_write_bytes
+from installer.core.errors import VaultError
 
 ROOT_KEY = "root-ca.key"
 ROOT_CERT = "root-ca.pem"

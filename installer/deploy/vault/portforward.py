@@ -15,7 +15,7 @@ from typing import Iterator
 
 from installer.deploy.state import kubeconfig_path
 from installer.deploy.vault.settings import Member, VaultSettings
-from installer.errors import VaultError
+from installer.core.errors import VaultError
 
 VAULT_PORT = 8200
 

@@ -11,7 +11,7 @@ from installer.deploy.vault.pki_engine import issue, setup_intermediate
 from installer.deploy.vault.settings import VaultSettings
 from installer.deploy.vault.token import revoke_other_root_tokens, root_session
 from installer.deploy.vault.unseal import unseal_member
-from installer.errors import VaultError
+from installer.core.errors import VaultError
 
 
 def root_ca_dir(s: VaultSettings):

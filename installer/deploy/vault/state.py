@@ -15,9 +15,9 @@ import json
 import os
 from pathlib import Path
 
-from installer.atomic import atomic_write_bytes
+from installer.core.atomic import atomic_write_bytes
 from installer.deploy.state import state_dir
-from installer.errors import VaultError
+from installer.core.errors import VaultError
 
 
 def vault_dir(cluster: str, home: Path | None = None) -> Path:

@@ -14,7 +14,7 @@ import hvac
 import hvac.exceptions
 
 from installer.deploy.vault.client import Endpoint, vault_call
-from installer.errors import VaultError
+from installer.core.errors import VaultError
 
 
 def decode_otp_token(encoded: str, otp: str) -> str:

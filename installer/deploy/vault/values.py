@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from installer.errors import InventoryError
+from installer.core.errors import InventoryError
 
 ROLE = "vault"
 

@@ -1,0 +1,40 @@
+"""The user's YAML documents (manifest, inventory, waivers): reading them, and naming a field in an error."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from installer.core.errors import MedaiError
+
+
+def read_yaml(path: str | Path, error: type[MedaiError], what: str) -> Any:
+    """Parse a YAML file; a missing, unreadable or malformed file raises ``error`` in one line naming it."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise error(f"{p}: {what} not found") from None
+    except OSError as e:
+        raise error(f"{p}: cannot read {what}: {e.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise error(f"{p}:{where}: not valid YAML: {getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
+
+
+def field_path(loc: Iterable[Any], skip: Iterable[str] = ()) -> str:
+    """pydantic's error location as the user writes it: ('spec', 'images', 2, 'ref') -> 'spec.images[2].ref'.
+
+    ``skip``: location parts that are pydantic's own union-member tags, not fields of the document."""
+    skipped = set(skip)
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in skipped:
+            out += f".{part}" if out else str(part)
+    return out
