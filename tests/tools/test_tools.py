@@ -218,16 +218,17 @@ def test_edited_bootstrap_is_named_by_the_fingerprint_check(stick, tmp_path):
 
 
 def test_build_writes_the_fingerprint_beside_the_public_key(tools_bundle, tmp_path):
-    from installer.collect.build import BuildOptions, _bootstrap_fingerprint
+    from installer.collect.build import BuildOptions
+    from installer.collect.steps.finish import bootstrap_fingerprint
 
     layout, files = tools_bundle
     opts = BuildOptions(manifest=tmp_path / "m.yaml", out=layout.root, sign_key=tmp_path / "keys" / "site.key")
     (tmp_path / "keys").mkdir()
-    sha, where = _bootstrap_fingerprint(layout, opts)
+    sha, where = bootstrap_fingerprint(layout.root, opts)
     assert sha == files["bootstrap.py"] and where == str(tmp_path / "keys" / "site.bootstrap.sha256")
     assert Path(where).read_text() == f"{sha}  bootstrap.py\n"
     unsigned = BuildOptions(manifest=tmp_path / "m.yaml", out=layout.root)
-    assert _bootstrap_fingerprint(layout, unsigned) == (sha, None)
+    assert bootstrap_fingerprint(layout.root, unsigned) == (sha, None)
 
 
 # ---------------------------------------------------------------- issue 9, point 4: the key password stays out of builds

@@ -1,0 +1,1 @@
+"""The steps of `medai bundle build`, in order; each takes the BuildContext and returns the artifacts it adds."""

@@ -1,0 +1,21 @@
+"""OS packages: the dependency closure from the distribution's archive (and pinned vendor repositories), as
+a signed local repository."""
+from __future__ import annotations
+
+import shutil
+
+from installer.bundle.index import Artifact
+from installer.collect.context import BuildContext
+
+
+def run(ctx: BuildContext) -> list[Artifact]:
+    if not ctx.spec.osPackages:
+        if ctx.layout.os.is_dir():
+            shutil.rmtree(ctx.layout.os)
+        return []
+    from installer.collect.ospkgs import collect_all_os_packages
+
+    arts, files = collect_all_os_packages(ctx.layout, ctx.spec.osPackages, cache_dir=ctx.opts.os_cache_dir,
+                                          log=ctx.progress.note)
+    ctx.known.update(files)
+    return arts

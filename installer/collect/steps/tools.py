@@ -1,0 +1,25 @@
+"""The installer travels with the bundle: wheelhouse, collections, helm, playbooks/roles and bootstrap.py."""
+from __future__ import annotations
+
+import shutil
+
+from installer.bundle.index import Artifact
+from installer.collect.context import BuildContext
+
+
+def run(ctx: BuildContext) -> list[Artifact]:
+    layout = ctx.layout
+    if not ctx.opts.with_tools:
+        if layout.tools.is_dir():
+            shutil.rmtree(layout.tools)
+        (layout.root / "bootstrap.py").unlink(missing_ok=True)
+        return []
+    from installer.bundle.lock import check_wheel_pins, lock_wheels
+    from installer.collect.tools import stage_tools, tools_artifacts
+
+    tool_files: dict[str, str] = stage_tools(layout, log=ctx.progress.note)
+    ctx.new_lock.wheels = lock_wheels(tool_files)
+    if ctx.opts.locked:
+        check_wheel_pins(ctx.old_lock, ctx.new_lock.wheels)
+    ctx.known.update(tool_files)
+    return tools_artifacts(tool_files)
