@@ -301,7 +301,7 @@ def copy_ansible_content(dest: Path, repo_root: Path) -> None:
 def bootstrap_source(python_version: str, wheels: dict[str, str] | None = None) -> str:
     """The text of BUNDLE/bootstrap.py (kept as a package resource so it is a real, lintable script), carrying
     the sha256 of every wheel it installs: its own sha256 (the bootstrap fingerprint) then pins them all."""
-    text = resources.files("installer.bundle").joinpath("bootstrap_template.py").read_text()
+    text = resources.files("installer.collect").joinpath("bootstrap_template.py").read_text()
     text = text.replace('TARGET_PYTHON = "3.11"', f'TARGET_PYTHON = "{python_version}"', 1)
     for name, sha in (wheels or {}).items():
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+\.whl", name) or not re.fullmatch(r"[0-9a-f]{64}", sha):
