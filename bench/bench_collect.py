@@ -116,12 +116,17 @@ def main() -> None:
         size = du(medai_dir)
         print(f"images: {len(refs)}, unique bytes in the layout: {size / MIB:.0f} MiB (skopeo's layout: {du(sk_dir) / MIB:.0f} MiB)")
         print(f"medai collect:     {m_wall:7.2f} s  {size / MIB / m_wall:7.1f} MiB/s  peak RSS {m_rss / MIB:6.1f} MiB   {m_out.strip()}")
-        print(f"skopeo copy --all: {s_wall:7.2f} s  {size / MIB / s_wall:7.1f} MiB/s  peak RSS {s_rss / MIB:6.1f} MiB (largest of its {len(refs)} processes)")
+        print(
+            f"skopeo copy --all: {s_wall:7.2f} s  {size / MIB / s_wall:7.1f} MiB/s  peak RSS {s_rss / MIB:6.1f} MiB "
+            f"(largest of its {len(refs)} processes)"
+        )
         print(f"ratio medai/skopeo time: {m_wall / s_wall:.2f}  (goal <= 1.0)")
         r_in = json.loads(r_out)["seconds"]
         m_in = json.loads(m_out)["seconds"]
-        print(f"no-change rerun:   {r_in:7.2f} s in collect_images = {100 * r_in / m_in:.1f}% of the first run's (goal < 5%); "
-              f"{r_wall:.2f} s = {100 * r_wall / m_wall:.1f}% with interpreter start-up and imports   {r_out.strip()}")
+        print(
+            f"no-change rerun:   {r_in:7.2f} s in collect_images = {100 * r_in / m_in:.1f}% of the first run's (goal < 5%); "
+            f"{r_wall:.2f} s = {100 * r_wall / m_wall:.1f}% with interpreter start-up and imports   {r_out.strip()}"
+        )
         print(f"peak RSS goal < 256 MiB with a {args.big_mib} MiB blob: {'met' if m_rss < 256 * MIB else 'MISSED'}")
     finally:
         if not args.keep:

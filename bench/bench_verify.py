@@ -77,8 +77,15 @@ def bench(name: str, root: Path, paths: list[Path]) -> None:
     rows.append(("sha256sum", best(lambda: run(["sha256sum", *map(str, paths)]))))
     rows.append(("openssl dgst -sha256", best(lambda: run(["openssl", "dgst", "-sha256", *map(str, paths)]))))
     if len(paths) > 1:
-        rows.append((f"sha256sum, xargs -P{cores}", best(lambda: run(f"printf '%s\\n' {names} | xargs -P{cores} -n1 sha256sum", shell=True))))
-        rows.append((f"openssl, xargs -P{cores}", best(lambda: run(f"printf '%s\\n' {names} | xargs -P{cores} -n1 openssl dgst -sha256", shell=True))))
+        rows.append(
+            (f"sha256sum, xargs -P{cores}", best(lambda: run(f"printf '%s\\n' {names} | xargs -P{cores} -n1 sha256sum", shell=True)))
+        )
+        rows.append(
+            (
+                f"openssl, xargs -P{cores}",
+                best(lambda: run(f"printf '%s\\n' {names} | xargs -P{cores} -n1 openssl dgst -sha256", shell=True)),
+            )
+        )
     print(f"\n{name}: {len(paths)} file(s), {total:.0f} MiB, {cores} cores")
     openssl = dict(rows)["openssl dgst -sha256"]
     for label, secs in rows:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import run_file_server, run_registry
 from tests.support.images import seeded_registry  # noqa: F401  (session fixture: demo images in `registry`)
 from tests.support.lab import lab_image, lab_nodes  # noqa: F401  (lab fixtures, see docs/lab.md)
+from tests.support.servers import run_file_server, run_registry
 from tests.support.sources import demo_sources  # noqa: F401  (chart repo, files, tiny model on loopback)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from installer.bundle.layout import UNINDEXED, UNINDEXED_DIRS, BundleLayout
-from installer.core.hashing import is_sha256_hex, sha256_file
 from installer.core.atomic import atomic_write_bytes
+from installer.core.hashing import is_sha256_hex, sha256_file
 
 
 @dataclass

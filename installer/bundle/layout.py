@@ -44,7 +44,7 @@ class BundleLayout:
     root: Path
 
     @classmethod
-    def at(cls, root: str | Path) -> "BundleLayout":
+    def at(cls, root: str | Path) -> BundleLayout:
         return cls(Path(root).resolve())
 
     @property

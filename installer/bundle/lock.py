@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from installer.core.errors import LockDriftError, ManifestError
 from installer.core.atomic import atomic_write_text
+from installer.core.errors import LockDriftError, ManifestError
 
 
 def default_lock_path(manifest: str | Path) -> Path:
@@ -41,7 +41,7 @@ class Lock:
     wheels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Lock":
+    def load(cls, path: str | Path) -> Lock:
         """The lock at path; an empty lock when there is none yet."""
         p = Path(path)
         if not p.exists():
@@ -120,7 +120,9 @@ def check_wheel_pins(lock: Lock, wheels: dict[str, str]) -> None:
         if name not in lock.wheels:
             raise LockDriftError(f"wheel {name}: not in the lock file (a new or changed dependency; rebuild without --locked)")
         if lock.wheels[name] != sha:
-            raise LockDriftError(f"wheel {name}: sha256 {sha}, the lock says {lock.wheels[name]} (the wheel changed upstream or in the cache)")
+            raise LockDriftError(
+                f"wheel {name}: sha256 {sha}, the lock says {lock.wheels[name]} (the wheel changed upstream or in the cache)"
+            )
     missing = sorted(set(lock.wheels) - set(wheels))
     if missing:
         raise LockDriftError(f"wheel {missing[0]}: in the lock file but no longer resolved (rebuild without --locked)")

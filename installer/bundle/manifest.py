@@ -243,7 +243,7 @@ class Spec(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _unique(self) -> "Spec":
+    def _unique(self) -> Spec:
         for section, key in (("files", "name"), ("models", "name"), ("charts", "name")):
             seen: set[str] = set()
             for i, item in enumerate(getattr(self, section)):

@@ -8,8 +8,8 @@ matches Docker Hub references written without a host.
 from __future__ import annotations
 
 from installer.bundle.manifest import Spec
-from installer.oci.registry import parse_ref
 from installer.core.errors import ManifestError
+from installer.oci.registry import parse_ref
 
 
 def allowed(ref: str, registries: list[str]) -> bool:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from installer.bundle.index import walk_files
 from installer.bundle.layout import BundleLayout

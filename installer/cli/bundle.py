@@ -29,21 +29,35 @@ def build(
     platform: Optional[list[str]] = typer.Option(None, "--platform", help="override spec.platforms (repeatable), e.g. linux/amd64"),
     tools: bool = typer.Option(True, "--with-tools/--no-tools", help="carry the installer wheelhouse, collections and helm"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
-    mirror: Optional[list[str]] = typer.Option(None, "--mirror", help="fetch a registry through a mirror, e.g. quay.io=nexus.example/quay (repeatable)"),
-    base: Optional[Path] = typer.Option(None, "--base", help="differential: the installed bundle's index.json (or directory); carry only what it lacks"),
+    mirror: Optional[list[str]] = typer.Option(
+        None, "--mirror", help="fetch a registry through a mirror, e.g. quay.io=nexus.example/quay (repeatable)"
+    ),
+    base: Optional[Path] = typer.Option(
+        None, "--base", help="differential: the installed bundle's index.json (or directory); carry only what it lacks"
+    ),
 ) -> None:
     """Build an offline bundle from a manifest: images, charts, files, models, OS packages, tools, SBOMs."""
     from installer.collect.build import BuildOptions, build_bundle
-    from installer.oci.mirrors import parse_mirror_option
     from installer.core.progress import Progress, RichProgress
+    from installer.oci.mirrors import parse_mirror_option
 
     progress = RichProgress() if sys.stderr.isatty() else Progress()
     try:
-        summary = build_bundle(BuildOptions(
-            manifest=manifest, out=out_dir, lock=lock, locked=locked, sign_key=sign_key, sigstore=sigstore,
-            platforms=list(platform) if platform else None, with_tools=tools, progress=progress, base=base,
-            mirrors=dict(parse_mirror_option(m) for m in mirror or []),
-        ))
+        summary = build_bundle(
+            BuildOptions(
+                manifest=manifest,
+                out=out_dir,
+                lock=lock,
+                locked=locked,
+                sign_key=sign_key,
+                sigstore=sigstore,
+                platforms=list(platform) if platform else None,
+                with_tools=tools,
+                progress=progress,
+                base=base,
+                mirrors=dict(parse_mirror_option(m) for m in mirror or []),
+            )
+        )
     finally:
         progress.close()
     if as_json:
@@ -52,14 +66,18 @@ def build(
     parts = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in summary.counts.items())
     out.print(f"[bold green]bundle built[/]: {summary.bundle}", highlight=False)
     out.print(f"  {summary.name} {summary.version}: {parts}; {human(summary.total_bytes)} in all", highlight=False)
-    out.print(f"  fetched {human(summary.fetched_bytes)}, reused {human(summary.reused_bytes)}, "
-              f"{summary.seconds:.1f} s", highlight=False)
-    out.print(f"  index sha256 {summary.index_sha256}; "
-              f"{'signed' if summary.signed else 'NOT signed (no --sign-key)'}; lock {summary.lock}", highlight=False)
+    out.print(f"  fetched {human(summary.fetched_bytes)}, reused {human(summary.reused_bytes)}, {summary.seconds:.1f} s", highlight=False)
+    out.print(
+        f"  index sha256 {summary.index_sha256}; {'signed' if summary.signed else 'NOT signed (no --sign-key)'}; lock {summary.lock}",
+        highlight=False,
+    )
     if summary.bootstrap_sha256:
         where = f" (written to {summary.bootstrap_fingerprint_file})" if summary.bootstrap_fingerprint_file else ""
-        out.print(f"  [bold]bootstrap fingerprint[/] sha256 {summary.bootstrap_sha256}{where}: give it to the site "
-                  "with the public key; they check bootstrap.py against it before running it", highlight=False)
+        out.print(
+            f"  [bold]bootstrap fingerprint[/] sha256 {summary.bootstrap_sha256}{where}: give it to the site "
+            "with the public key; they check bootstrap.py against it before running it",
+            highlight=False,
+        )
     for note in summary.notes:
         out.print(f"  note: {note}", highlight=False)
 
@@ -77,8 +95,11 @@ def inspect(
     if as_json:
         sys.stdout.write(json.dumps(info, indent=1, sort_keys=True) + "\n")
         return
-    out.print(f"[bold]{info['name']} {info['version']}[/]  {info['bundle']}  created {info['created']}  "
-              f"platforms {', '.join(info['platforms'])}  {'signed' if info['signed'] else 'unsigned'}", highlight=False)
+    out.print(
+        f"[bold]{info['name']} {info['version']}[/]  {info['bundle']}  created {info['created']}  "
+        f"platforms {', '.join(info['platforms'])}  {'signed' if info['signed'] else 'unsigned'}",
+        highlight=False,
+    )
     t = Table("image", "digest", "size", "needed by", title="images", show_edge=False)
     show_sbom = any("sbomComponents" in i for i in info["images"])
     if show_sbom:

@@ -48,33 +48,50 @@ def export(
     bundle: Path = typer.Argument(..., help="a finished, signed bundle directory"),
     to: list[Path] = typer.Option(..., "--to", help="mount point of the stick (repeat for volume 2, 3, ... of a spanned export)"),
     sign_key: Path = typer.Option(..., "--sign-key", help="the site private key that signed the bundle (signs the media manifest)"),
-    max_file_size: Optional[str] = typer.Option(None, "--max-file-size", help="split files above this size (FAT32: at most 4 GiB - 1, the default there)"),
-    volume_size: Optional[str] = typer.Option(None, "--volume-size", help="capacity of each stick; the bundle spans as many as needed, each labelled N of M"),
+    max_file_size: Optional[str] = typer.Option(
+        None, "--max-file-size", help="split files above this size (FAT32: at most 4 GiB - 1, the default there)"
+    ),
+    volume_size: Optional[str] = typer.Option(
+        None, "--volume-size", help="capacity of each stick; the bundle spans as many as needed, each labelled N of M"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Write a bundle onto USB media: free space checked first, large files split, every part read back."""
-    from installer.media.export import ExportOptions, export_bundle, parse_size
     from installer.core.progress import Progress, RichProgress
+    from installer.media.export import ExportOptions, export_bundle, parse_size
     from installer.trust.signing import resolve_key
 
     key = resolve_key(sign_key)
     progress = RichProgress() if sys.stderr.isatty() else Progress()
     try:
-        summary = export_bundle(ExportOptions(
-            bundle=bundle, targets=list(to), sign_key=key,
-            max_file_size=parse_size(max_file_size) if max_file_size else None,
-            volume_size=parse_size(volume_size) if volume_size else None, progress=progress, ask=ask_volume))
+        summary = export_bundle(
+            ExportOptions(
+                bundle=bundle,
+                targets=list(to),
+                sign_key=key,
+                max_file_size=parse_size(max_file_size) if max_file_size else None,
+                volume_size=parse_size(volume_size) if volume_size else None,
+                progress=progress,
+                ask=ask_volume,
+            )
+        )
     finally:
         progress.close()
     if as_json:
         sys.stdout.write(json.dumps(summary.to_json(), indent=1, sort_keys=True) + "\n")
         return
-    out.print(f"[bold green]exported[/] {summary.bundle} (index sha256 {summary.index_sha256[:16]}…) onto "
-              f"{len(summary.volumes)} volume(s); {summary.split_files} file(s) split into parts of at most "
-              f"{human(summary.max_part_size) if summary.max_part_size else 'unlimited size'}", highlight=False)
+    out.print(
+        f"[bold green]exported[/] {summary.bundle} (index sha256 {summary.index_sha256[:16]}…) onto "
+        f"{len(summary.volumes)} volume(s); {summary.split_files} file(s) split into parts of at most "
+        f"{human(summary.max_part_size) if summary.max_part_size else 'unlimited size'}",
+        highlight=False,
+    )
     for v in summary.volumes:
-        out.print(f"  volume {v.volume} of {len(summary.volumes)}: {v.target} ({v.fstype}): {v.parts_written} part(s) "
-                  f"written ({human(v.bytes_written)}), {v.parts_skipped} already there and verified", highlight=False)
+        out.print(
+            f"  volume {v.volume} of {len(summary.volumes)}: {v.target} ({v.fstype}): {v.parts_written} part(s) "
+            f"written ({human(v.bytes_written)}), {v.parts_skipped} already there and verified",
+            highlight=False,
+        )
 
 
 def import_(
@@ -89,28 +106,40 @@ def import_(
 
     pub = load_public_key(key)
     res = import_media([from_, *(volume or [])], dest, pub, ask=ask_volume)
-    out.print(f"[bold green]imported[/] into {dest}: {res.copied} file(s) copied ({human(res.bytes_copied)}), "
-              f"{res.skipped} already there and verified", highlight=False)
+    out.print(
+        f"[bold green]imported[/] into {dest}: {res.copied} file(s) copied ({human(res.bytes_copied)}), "
+        f"{res.skipped} already there and verified",
+        highlight=False,
+    )
 
 
 def verify_media_cli(bundle: Path, key: Optional[Path], volumes: list[Path], as_json: bool) -> int:
     """`medai bundle verify MOUNT --key PUB` on media: exit status 0 passed, 1 failed."""
-    from installer.media.reader import verify_media
     from installer.core.errors import TrustError
+    from installer.media.reader import verify_media
     from installer.trust.keys import load_public_key
 
     if key is None:
         raise TrustError(f"{bundle}: media are verified only with the site public key (--key)")
     res = verify_media([bundle, *volumes], load_public_key(key), ask=ask_volume)
-    doc = {"media": str(bundle), "result": "passed" if res.ok else "failed", "indexSha256": res.index_sha256,
-           "volumes": res.volumes, "files": res.files, "bytes": res.bytes, "problems": res.problems,
-           "notChecked": "image signatures: checked by `bundle verify` of the imported copy and by install"}
+    doc = {
+        "media": str(bundle),
+        "result": "passed" if res.ok else "failed",
+        "indexSha256": res.index_sha256,
+        "volumes": res.volumes,
+        "files": res.files,
+        "bytes": res.bytes,
+        "problems": res.problems,
+        "notChecked": "image signatures: checked by `bundle verify` of the imported copy and by install",
+    }
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
     else:
-        typer.echo(f"medai media verification: {'PASSED' if res.ok else 'FAILED'}\nmedia:   {bundle} ({res.volumes} volume(s))\n"
-                   f"index:   sha256:{res.index_sha256} (signature verified)\nfiles:   {res.files} streamed, "
-                   f"{res.bytes} bytes, every part checked\nnote:    {doc['notChecked']}")
+        typer.echo(
+            f"medai media verification: {'PASSED' if res.ok else 'FAILED'}\nmedia:   {bundle} ({res.volumes} volume(s))\n"
+            f"index:   sha256:{res.index_sha256} (signature verified)\nfiles:   {res.files} streamed, "
+            f"{res.bytes} bytes, every part checked\nnote:    {doc['notChecked']}"
+        )
         for p in res.problems:
             typer.echo(f"problem: {p}")
     return 0 if res.ok else 1
@@ -125,9 +154,11 @@ def verify_differential_cli(bundle: Path, base: Path, key: Optional[Path], as_js
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
     else:
-        typer.echo(f"medai differential verification: {doc['result'].upper()}\n"
-                   f"differential: {bundle} ({summary['carried']} files carried, {summary['fromBase']} from the base)\n"
-                   f"base:         {base} (index sha256 {summary['baseIndexSha256']})")
+        typer.echo(
+            f"medai differential verification: {doc['result'].upper()}\n"
+            f"differential: {bundle} ({summary['carried']} files carried, {summary['fromBase']} from the base)\n"
+            f"base:         {base} (index sha256 {summary['baseIndexSha256']})"
+        )
         if key is None:
             typer.echo("WARNING:      SIGNATURES NOT CHECKED: no --key")
         for p in problems:

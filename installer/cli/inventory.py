@@ -6,8 +6,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from installer.deploy.inventory import Inventory, load_inventory
 from installer.core.errors import InventoryError
+from installer.deploy.inventory import Inventory, load_inventory
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()

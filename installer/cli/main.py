@@ -5,10 +5,10 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from installer.core.errors import MedaiError
 from installer.core.textsafe import safe_text
-from rich.markup import escape
 
 app = typer.Typer(
     name="medai",

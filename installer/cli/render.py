@@ -12,7 +12,6 @@ import yaml
 from rich.console import Console
 
 from installer.cli.inventory import load_or_exit
-from installer.core.errors import MedaiError
 from installer.render.errors import RenderError
 
 console = Console(soft_wrap=True)

@@ -18,7 +18,9 @@ def upgrade(
     plan: bool = typer.Option(False, "--plan", help="print the change list, the node order and every preflight finding; change nothing"),
     resume: bool = typer.Option(False, "--resume", help="continue the newest interrupted upgrade at its first step not done"),
     batch: int = typer.Option(1, "--batch", help="agents upgraded at a time (servers: always one)"),
-    disable_eviction: bool = typer.Option(False, "--disable-eviction", help="drain by deleting pods, bypassing PodDisruptionBudgets (recorded)"),
+    disable_eviction: bool = typer.Option(
+        False, "--disable-eviction", help="drain by deleting pods, bypassing PodDisruptionBudgets (recorded)"
+    ),
     drain_timeout: int = typer.Option(600, "--drain-timeout", help="seconds a drain may wait on evictions"),
     volume: Optional[list[Path]] = typer.Option(None, "--volume", help="media: further volumes' mount points"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),

@@ -84,7 +84,9 @@ def run_verify(
     if summary.status != "successful" or summary.failed or summary.unreachable:
         record.finish("failed", summary.to_json())
         first = summary.failures[0] if summary.failures else f"ansible-runner status {summary.status}, rc {summary.rc}"
-        raise ComplianceError(f"verify: scan failed ({summary.failed} failed, {summary.unreachable} unreachable): {first}; run record {record.dir}")
+        raise ComplianceError(
+            f"verify: scan failed ({summary.failed} failed, {summary.unreachable} unreachable): {first}; run record {record.dir}"
+        )
 
     report = merge(out_dir, waivers=waiver_set, fail_on=fail_on, bundle=bundle_info, started=started)
     check_inputs(report, verified_index, verified_index is not None, waiver_set.source)
@@ -118,8 +120,7 @@ def _weight_check_vars(root: Path) -> dict:
     weights = weights_to_check(json.loads(index.read_bytes()))
     if not weights:
         return {}
-    return {"medai_inference_checker": str(package_file("trust", "model_check.py")),
-            "medai_inference_weights_check": weights}
+    return {"medai_inference_checker": str(package_file("trust", "model_check.py")), "medai_inference_weights_check": weights}
 
 
 def _print(result: ReportResult) -> None:
@@ -144,9 +145,13 @@ def _print(result: ReportResult) -> None:
 
 def verify(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="site inventory"),
-    profile: Optional[str] = typer.Option(None, "--profile", help="XCCDF profile id for every host (default: by OS, or medai_compliance_profile per group)"),
+    profile: Optional[str] = typer.Option(
+        None, "--profile", help="XCCDF profile id for every host (default: by OS, or medai_compliance_profile per group)"
+    ),
     out: Path = typer.Option(Path("evidence"), "--out", help="directory for ARF files and the evidence report"),
-    fail_on: str = typer.Option("high", "--fail-on", help="exit 1 if an unwaived rule of this severity or higher fails: low|medium|high|none"),
+    fail_on: str = typer.Option(
+        "high", "--fail-on", help="exit 1 if an unwaived rule of this severity or higher fails: low|medium|high|none"
+    ),
     waivers: Optional[Path] = typer.Option(None, "--waivers", help="waivers YAML (rule, scope, justification, expires)"),
     bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="bundle directory (default: medai_bundle_dir)"),
     key: Optional[Path] = typer.Option(None, "--key", help="public key to check the bundle index signature with"),

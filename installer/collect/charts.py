@@ -22,7 +22,6 @@ from installer.core.errors import LockDriftError, SourceError
 from installer.core.hashing import fsync_rename, sha256_file
 from installer.core.helm import run_helm
 
-
 # pyhelm3 logs every failed helm command as a warning; medai reports the failure itself, on one line.
 logging.getLogger("pyhelm3").setLevel(logging.ERROR)
 

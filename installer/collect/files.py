@@ -17,9 +17,9 @@ from urllib.parse import unquote, urlparse
 import httpx
 
 from installer.bundle.manifest import File
-from installer.core.progress import Progress
 from installer.core.errors import SourceError, TrustError
 from installer.core.hashing import CHUNK, fsync_rename, sha256_file
+from installer.core.progress import Progress
 
 RETRIES = 4
 
@@ -33,7 +33,7 @@ class FileResult:
     fetched: bool
 
 
-def _hash_existing(path: Path) -> "hashlib._Hash":
+def _hash_existing(path: Path) -> hashlib._Hash:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):

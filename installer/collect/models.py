@@ -18,10 +18,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from installer.bundle.manifest import Model
-from installer.core.progress import Progress
 from installer.collect.files import copy_local, http_download, local_path
 from installer.core.errors import LockDriftError, SourceError
 from installer.core.hashing import fsync_rename, sha256_file
+from installer.core.progress import Progress
 
 _HF = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)@(?P<rev>[\w.-]+)$")
 _SKIP_DIRS = {".git", ".cache", ".huggingface"}

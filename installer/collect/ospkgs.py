@@ -46,15 +46,15 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from installer.bundle.index import Artifact
 from installer.bundle.layout import BundleLayout
 from installer.bundle.manifest import OsPackages
-from installer.core.childenv import child_env
 from installer.collect import vendor_repos
+from installer.core.childenv import child_env
 from installer.core.errors import SourceError
 from installer.core.hashing import CHUNK, fsync_rename, sha256_file
 
@@ -432,8 +432,12 @@ def _sign_repo(repo: Path, apt: bool) -> str:
         _run([*gpg, "--output", str(repo / "medai-repo.gpg"), "--export", fpr], "gpg export")
         _run([*gpg, "--armor", "--output", str(repo / "medai-repo.asc"), "--export", fpr], "gpg export")
         if apt:
-            _run([*gpg, "--digest-algo", "SHA512", "--clearsign", "--output", str(repo / "InRelease"), str(repo / "Release")], "gpg clearsign")
-            _run([*gpg, "--digest-algo", "SHA512", "--detach-sign", "--armor", "--output", str(repo / "Release.gpg"), str(repo / "Release")], "gpg sign")
+            _run([*gpg, "--digest-algo", "SHA512", "--clearsign", "--output", str(repo / "InRelease"), str(repo / "Release")],
+                 "gpg clearsign")
+            _run(
+                [*gpg, "--digest-algo", "SHA512", "--detach-sign", "--armor", "--output", str(repo / "Release.gpg"), str(repo / "Release")],
+                "gpg sign",
+            )
         else:
             md = repo / "repodata" / "repomd.xml"
             _run([*gpg, "--digest-algo", "SHA512", "--detach-sign", "--armor", "--output", str(md) + ".asc", str(md)], "gpg sign")
@@ -445,8 +449,7 @@ def _sign_repo(repo: Path, apt: bool) -> str:
 # ---------------------------------------------------------------- RHEL / Rocky (not executed here)
 
 
-def dnf_commands(spec: OsPackages, destdir: Path, installroot: Path,
-                 extra: list[vendor_repos.CheckedRepository] = ()) -> list[list[str]]:
+def dnf_commands(spec: OsPackages, destdir: Path, installroot: Path, extra: list[vendor_repos.CheckedRepository] = ()) -> list[list[str]]:
     """The commands the RHEL/Rocky path runs, in order (tested for their construction only).
 
     ``--installroot`` on an empty directory makes ``--resolve --alldeps`` download the full closure, as for apt's
@@ -456,17 +459,37 @@ def dnf_commands(spec: OsPackages, destdir: Path, installroot: Path,
     if not arch:
         raise SourceError(f"spec.osPackages[{spec.release}].arch: {spec.arch!r} is not an RPM architecture (amd64/arm64)")
     releasever = RPM_RELEASES[spec.release]
-    dnf = ["dnf", "-y", "--quiet", f"--releasever={releasever}", f"--forcearch={arch}",
-           f"--installroot={installroot}", "--setopt=install_weak_deps=False", "--setopt=reposdir=/etc/yum.repos.d"]
+    dnf = [
+        "dnf",
+        "-y",
+        "--quiet",
+        f"--releasever={releasever}",
+        f"--forcearch={arch}",
+        f"--installroot={installroot}",
+        "--setopt=install_weak_deps=False",
+        "--setopt=reposdir=/etc/yum.repos.d",
+    ]
     if spec.mirror:
         dnf += ["--disablerepo=*", f"--repofrompath=medai-mirror,{spec.mirror}", "--enablerepo=medai-mirror"]
     for c in extra:  # signature already checked against the pinned key; dnf checks packages and repomd with it
         n = c.repo.name
-        dnf += [f"--repofrompath={n},{c.repo.baseurl}", f"--enablerepo={n}", f"--setopt={n}.gpgcheck=1",
-                f"--setopt={n}.repo_gpgcheck=1", f"--setopt={n}.gpgkey=file://{c.keyring}"]
+        dnf += [
+            f"--repofrompath={n},{c.repo.baseurl}",
+            f"--enablerepo={n}",
+            f"--setopt={n}.gpgcheck=1",
+            f"--setopt={n}.repo_gpgcheck=1",
+            f"--setopt={n}.gpgkey=file://{c.keyring}",
+        ]
     return [
-        [*dnf, "download", "--resolve", "--alldeps", f"--arch={arch},noarch", f"--destdir={destdir / 'Packages'}",
-         *requested_packages(spec)],
+        [
+            *dnf,
+            "download",
+            "--resolve",
+            "--alldeps",
+            f"--arch={arch},noarch",
+            f"--destdir={destdir / 'Packages'}",
+            *requested_packages(spec),
+        ],
         ["createrepo_c", "--no-database", "--unique-md-filenames", str(destdir)],
     ]
 

@@ -36,17 +36,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable
 
 from installer.bundle.index import Artifact
 from installer.bundle.layout import BundleLayout
+from installer.core.atomic import atomic_write_text
 from installer.core.childenv import child_env
 from installer.core.errors import SourceError
-from installer.core.resources import SOURCE_ROOT
 from installer.core.hashing import sha256_file
-from installer.core.atomic import atomic_write_text
+from installer.core.resources import SOURCE_ROOT
 
 Log = Callable[[str], None]
 REPO = SOURCE_ROOT

@@ -104,7 +104,7 @@ def _fix_text(fix, values: dict[str, str]) -> str:
     for child in fix:
         if isinstance(child.tag, str) and etree.QName(child).localname == "sub":
             idref = child.get("idref", "")
-            parts.append(values.get(idref, "${%s}" % idref.removeprefix("xccdf_org.ssgproject.content_value_")))
+            parts.append(values.get(idref, "${" + idref.removeprefix("xccdf_org.ssgproject.content_value_") + "}"))
         elif isinstance(child.tag, str):
             parts.append("".join(child.itertext()))
         parts.append(child.tail or "")
@@ -136,7 +136,9 @@ def parse_arf(path: str | Path) -> ArfReport:
     tree = _parse(path)
     test_results = tree.findall(".//x:TestResult", NS)
     if len(test_results) != 1:
-        raise ComplianceError(f"{path}: expected one XCCDF TestResult, found {len(test_results)} (is this an ARF file from `oscap xccdf eval --results-arf`?)")
+        raise ComplianceError(
+            f"{path}: expected one XCCDF TestResult, found {len(test_results)} (is this an ARF file from `oscap xccdf eval --results-arf`?)"
+        )
     tr = test_results[0]
     benchmarks = tree.findall(".//x:Benchmark", NS)
     bench_ref = tr.find("x:benchmark", NS)
@@ -163,15 +165,17 @@ def parse_arf(path: str | Path) -> ArfReport:
             continue
         rid = rr.get("idref", "")
         meta = rules.get(rid, {})
-        results.append(RuleResult(
-            id=rid,
-            result=result,
-            severity=rr.get("severity") or meta.get("severity", "unknown"),
-            title=meta.get("title", rid),
-            fix=meta.get("fix", ""),
-            fix_system=meta.get("fix_system", ""),
-            description=meta.get("description", ""),
-        ))
+        results.append(
+            RuleResult(
+                id=rid,
+                result=result,
+                severity=rr.get("severity") or meta.get("severity", "unknown"),
+                title=meta.get("title", rid),
+                fix=meta.get("fix", ""),
+                fix_system=meta.get("fix_system", ""),
+                description=meta.get("description", ""),
+            )
+        )
     return ArfReport(
         path=path,
         target=tr.findtext("x:target", default="", namespaces=NS),
@@ -201,7 +205,14 @@ def datastream_info(path: str | Path) -> DatastreamInfo:
         raise ComplianceError(f"{path}: SCAP datastream not found")
     bench_id, version, profiles = "", "", {}
     try:
-        for _, el in etree.iterparse(str(path), events=("end",), tag=(f"{{{XCCDF}}}Profile", f"{{{XCCDF}}}version", f"{{{XCCDF}}}Benchmark", f"{{{XCCDF}}}Rule", f"{{{XCCDF}}}Group"), huge_tree=True, resolve_entities=False, no_network=True):
+        for _, el in etree.iterparse(
+            str(path),
+            events=("end",),
+            tag=(f"{{{XCCDF}}}Profile", f"{{{XCCDF}}}version", f"{{{XCCDF}}}Benchmark", f"{{{XCCDF}}}Rule", f"{{{XCCDF}}}Group"),
+            huge_tree=True,
+            resolve_entities=False,
+            no_network=True,
+        ):
             name = etree.QName(el).localname
             parent = el.getparent()
             if name == "Profile":

@@ -20,9 +20,9 @@ import jinja2
 
 from installer.compliance.arf import RESULTS, SEVERITIES, parse_arf, severity_rank, short_rule_id
 from installer.compliance.waivers import Waivers
+from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import ComplianceError
 from installer.core.hashing import sha256_file
-from installer.core.atomic import atomic_write_bytes
 
 FAILING = ("fail", "error")
 SEVERITY_CHOICES = ("low", "medium", "high", "none")
@@ -47,7 +47,7 @@ class ReportResult:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def bundle_status(bundle: Path | None, key: Path | None = None) -> dict:
@@ -216,19 +216,24 @@ def _failures_by_severity(report: dict) -> list[tuple[str, list[dict]]]:
                 e["hosts"].append(h["host"])
     groups = []
     for sev in SEVERITIES:
-        items = sorted((r for r in by_rule.values() if (r["severity"] if r["severity"] in SEVERITIES else "unknown") == sev), key=lambda r: r["title"])
+        items = sorted((r for r in by_rule.values() if (r["severity"] if r["severity"] in SEVERITIES else "unknown") == sev),
+                       key=lambda r: r["title"])
         if items:
             groups.append((sev, items))
     return groups
 
 
 def render_html(report: dict) -> str:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("installer.compliance", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("installer.compliance", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
     waived = [(h["host"], r) for h in report["hosts"] for r in h["rules"] if r["effective"] == "waived"]
     expired = [(h["host"], r) for h in report["hosts"] for r in h["rules"] if r.get("waiver") and not r["waiver"]["honoured"]]
-    return env.get_template("evidence.html.j2").render(r=report, failures=_failures_by_severity(report), waived=waived,
-                                                        expired=expired, results=RESULTS, short=short_rule_id)
+    return env.get_template("evidence.html.j2").render(
+        r=report, failures=_failures_by_severity(report), waived=waived, expired=expired, results=RESULTS, short=short_rule_id
+    )
 
 
 def _write(path: Path, data: bytes) -> str:

@@ -93,10 +93,10 @@ class Waivers:
     def __init__(self, waivers: list[Waiver], source: Path | None = None, today: dt.date | None = None):
         self.items = waivers
         self.source = source
-        self.today = today or dt.datetime.now(dt.timezone.utc).date()
+        self.today = today or dt.datetime.now(dt.UTC).date()
 
     @classmethod
-    def empty(cls) -> "Waivers":
+    def empty(cls) -> Waivers:
         return cls([])
 
     def lookup(self, rule_id: str, host: str, groups: list[str]) -> Decision:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from installer.core.atomic import fsync_dir
 

@@ -6,9 +6,9 @@ handled; ``progress.finish(handle)`` removes the bar. Counters for the build sum
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 Advance = Callable[[int], None]
 
@@ -49,8 +49,8 @@ class RichProgress(Progress):
     def __init__(self) -> None:
         super().__init__()
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress as _P, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+        from rich.progress import Progress as _P
 
         self._console = Console(stderr=True)
         self._bars = _P(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),

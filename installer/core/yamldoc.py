@@ -1,8 +1,9 @@
 """The user's YAML documents (manifest, inventory, waivers): reading them, and naming a field in an error."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 

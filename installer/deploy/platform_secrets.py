@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import secrets
 import string
-from typing import Mapping
+from collections.abc import Mapping
 
 from installer.deploy.secret_sink import SecretSink
 
@@ -53,7 +53,7 @@ def _token_pair() -> dict[str, str]:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "harbor-token-ca")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=3650)).sign(key, hashes.SHA256()))

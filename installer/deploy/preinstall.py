@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from installer.bundle.layout import BundleLayout
+from installer.core.errors import BundleError
 from installer.deploy.inventory import Inventory
 from installer.deploy.working_copy import VerifiedBundle, verified_working_copy
-from installer.core.errors import BundleError
 
 
 def bundle_path(inv: Inventory, bundle: Path | None) -> Path:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from installer.core.errors import BundleError, RegistryError
 from installer.oci.images import PushResult, present_platform_manifests, push_image
 from installer.oci.layout import OCILayout
 from installer.oci.registry import RegistryClient, parse_ref
-from installer.core.errors import BundleError, RegistryError
 
 
 def destination(registry: str, ref: str) -> str:

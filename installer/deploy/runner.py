@@ -12,16 +12,16 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from rich.console import Console
 
 from installer.core.childenv import ANSIBLE, child_env, only_environ
-from installer.deploy.state import SECRET_VARS, RunRecord, installed_copy, state_dir, write_private
 from installer.core.errors import InstallError
 from installer.core.resources import ANSIBLE_DIR
+from installer.deploy.state import SECRET_VARS, RunRecord, installed_copy, state_dir, write_private
 
 REPO = ANSIBLE_DIR
 PLAYBOOKS = REPO / "playbooks"

@@ -5,7 +5,8 @@ The Vault KV v2 implementation (installer/deploy/vault/, built separately) satis
 """
 from __future__ import annotations
 
-from typing import Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
 
 
 @runtime_checkable

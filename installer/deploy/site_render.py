@@ -12,16 +12,15 @@ from typing import Any
 
 import yaml
 
-from installer.core.atomic import atomic_write_text
 from installer.bundle.layout import BundleLayout, archive_name
 from installer.bundle.manifest import BundleManifest, Chart, load_manifest
+from installer.core.atomic import atomic_write_text
 from installer.core.errors import BundleError
 from installer.core.hashing import sha256_file
+from installer.deploy.site_values import PLATFORM_ORDER, chart_enabled, release_values, site_objects
 from installer.render.gate import ImagePlan, bundle_image_digests, check_bundle_images, plan_images
 from installer.render.helm import k3s_kube_version, render_chart
-from installer.deploy.site_values import PLATFORM_ORDER, chart_enabled, release_values, site_objects
 from installer.render.validate import crd_schemas, schema_version, validate_release
-
 
 # A bundle without K3s (a lab demo) is still validated: at the Kubernetes minor medai's platform.yaml ships.
 DEFAULT_KUBE_VERSION = "1.34.0"

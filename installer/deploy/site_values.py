@@ -42,7 +42,7 @@ def _roles_dir():
     return ROLES
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def role_defaults(role: str) -> dict[str, Any]:
     path = _roles_dir() / role / "defaults" / "main.yml"
     return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}

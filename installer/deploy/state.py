@@ -18,8 +18,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.core.hashing import sha256_file
 from installer.core.atomic import atomic_write_bytes, atomic_write_text
+from installer.core.hashing import sha256_file
 from installer.core.resources import state_dir
 
 
@@ -77,7 +77,7 @@ class RunRecord:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 SECRET_VARS = "secret-vars.json"
@@ -103,7 +103,7 @@ def sweep_interrupted(runs: Path) -> list[str]:
 def new_run(command: str, inventory: Path, bundle_index: Path | None = None, home: Path | None = None) -> RunRecord:
     runs = _private_dir((home or state_dir()) / "runs")
     sweep_interrupted(runs)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = runs / f"{stamp}-{command}-{secrets.token_hex(3)}"
     _private_dir(run_dir)
     rec = RunRecord(run_dir, {

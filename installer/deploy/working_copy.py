@@ -18,15 +18,14 @@ tools/ansible and tools/collections all come from the copy.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from installer.core.atomic import atomic_write_bytes
 from installer.bundle.layout import INDEX, INDEX_SIG, parse_index_bytes
 from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener, safe_relpath
+from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import is_sha256_hex
 from installer.core.safe_read import read_regular_file

@@ -10,8 +10,9 @@ API responses; the client is the ``kubernetes`` package (not executed against K3
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from installer.core.errors import InstallError
 

@@ -3,11 +3,13 @@
 Air gap: podman gives an internal network no gateway and no NAT. The host gets one address on the bridge (the
 network's first address, which podman's IPAM reserves as gateway and never hands out) so the control host can SSH
 to the nodes, as it would in a data centre; iptables rules drop everything the host would otherwise route in or
-out of that bridge (node-to-node traffic on the bridge still flows), so the host is never a way out. K3s refuses to start without a default route, so each node gets
-`default via <last address of the subnet>`: an address that nothing owns, so anything not on the lab subnet dies at
+out of that bridge (node-to-node traffic on the bridge still flows), so the host is never a way out. K3s refuses
+to start without a default route, so each node gets `default via <last address of the subnet>`: an address that
+nothing owns, so anything not on the lab subnet dies at
 ARP on the lab bridge. A `blackhole` default route was rejected: it has no device, and K3s and Ansible
 (ansible_default_ipv4) pick the node address from the default route's interface.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -82,7 +84,7 @@ class Lab:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "Lab":
+    def load(cls, path: Path) -> Lab:
         try:
             data = json.loads(path.read_text())
             data["nodes"] = [LabNode(**n) for n in data["nodes"]]
@@ -118,9 +120,11 @@ def default_specs(servers: int, agents: int, gpu_agents: int) -> list[NodeSpec]:
     """server-1…, agent-1…, gpu-1… (GPU nodes are agents in the gpu group)."""
     if servers < 1 or agents < 0 or gpu_agents < 0:
         raise LabError(f"lab: need at least 1 server (got servers={servers}, agents={agents}, gpu_agents={gpu_agents})")
-    return ([NodeSpec(f"server-{i + 1}", "server") for i in range(servers)]
-            + [NodeSpec(f"agent-{i + 1}", "agent") for i in range(agents)]
-            + [NodeSpec(f"gpu-{i + 1}", "agent", True) for i in range(gpu_agents)])
+    return (
+        [NodeSpec(f"server-{i + 1}", "server") for i in range(servers)]
+        + [NodeSpec(f"agent-{i + 1}", "agent") for i in range(agents)]
+        + [NodeSpec(f"gpu-{i + 1}", "agent", True) for i in range(gpu_agents)]
+    )
 
 
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
@@ -138,8 +142,16 @@ def check_specs(specs: list[NodeSpec]) -> list[NodeSpec]:
     return specs
 
 
-def create_lab(*, servers: int = 1, agents: int = 0, gpu_agents: int = 0, key_dir: Path,
-               specs: list[NodeSpec] | None = None, lab_id: str | None = None, image: str = NODE_IMAGE) -> Lab:
+def create_lab(
+    *,
+    servers: int = 1,
+    agents: int = 0,
+    gpu_agents: int = 0,
+    key_dir: Path,
+    specs: list[NodeSpec] | None = None,
+    lab_id: str | None = None,
+    image: str = NODE_IMAGE,
+) -> Lab:
     """Start a lab and return it once every node runs systemd and answers SSH. Nothing is left behind on failure."""
     specs = check_specs(specs if specs is not None else default_specs(servers, agents, gpu_agents))
     lab_id = lab_id or new_lab_id()
@@ -154,21 +166,54 @@ def create_lab(*, servers: int = 1, agents: int = 0, gpu_agents: int = 0, key_di
         lab.subnet, lab.bridge = str(subnet), info["network_interface"]
         lab.host_ip, lab.blackhole_hop = str(hosts[0]), str(hosts[-1])
         for i, spec in enumerate(specs):
-            lab.nodes.append(LabNode(name=f"{lab_id}-{spec.hostname}", hostname=spec.hostname,
-                                     ip=str(hosts[FIRST_NODE_OFFSET - 1 + i]), role=spec.role, gpu=spec.gpu,
-                                     ssh_key=str(key)))
+            lab.nodes.append(
+                LabNode(
+                    name=f"{lab_id}-{spec.hostname}",
+                    hostname=spec.hostname,
+                    ip=str(hosts[FIRST_NODE_OFFSET - 1 + i]),
+                    role=spec.role,
+                    gpu=spec.gpu,
+                    ssh_key=str(key),
+                )
+            )
         add_hosts = [f"--add-host={n.hostname}:{n.ip}" for n in lab.nodes]
         pub = Path(f"{key}.pub").read_text()
         for n in lab.nodes:
-            podman("create", "--name", n.name, "--hostname", n.hostname, "--label", f"{LABEL}={lab_id}",
-                   "--network", network, "--ip", n.ip, *add_hosts, "--systemd=always", "--privileged", image,
-                   what=f"creating node {n.name}")
+            podman(
+                "create",
+                "--name",
+                n.name,
+                "--hostname",
+                n.hostname,
+                "--label",
+                f"{LABEL}={lab_id}",
+                "--network",
+                network,
+                "--ip",
+                n.ip,
+                *add_hosts,
+                "--systemd=always",
+                "--privileged",
+                image,
+                what=f"creating node {n.name}",
+            )
             _seed_ssh(n, pub)
         podman("start", *(n.name for n in lab.nodes), what=f"starting lab {lab_id}")
         _attach_host(lab)
         for n in lab.nodes:
-            podman("exec", n.name, "ip", "route", "replace", "default", "via", lab.blackhole_hop, "dev", "eth0",
-                   what=f"default route on {n.name}")
+            podman(
+                "exec",
+                n.name,
+                "ip",
+                "route",
+                "replace",
+                "default",
+                "via",
+                lab.blackhole_hop,
+                "dev",
+                "eth0",
+                what=f"default route on {n.name}",
+            )
         for n in lab.nodes:
             wait_for_ssh(n)
             wait_for_systemd(n)
@@ -184,11 +229,13 @@ def _seed_ssh(n: LabNode, pubkey: str) -> None:
     with tempfile.TemporaryDirectory(prefix="medai-node-") as tmp:
         etc = Path(tmp, "etc")
         (etc / "sshd_config.d").mkdir(parents=True)
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", n.hostname, "-f", str(etc / "ssh_host_ed25519_key")],
-            what="ssh-keygen (node host key)")
+        run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", n.hostname, "-f", str(etc / "ssh_host_ed25519_key")],
+            what="ssh-keygen (node host key)",
+        )
         (etc / "sshd_config.d" / "10-medai-lab.conf").write_text(
-            "# medai lab: this node's own host key only (not the keys baked into the image)\n"
-            "HostKey /etc/ssh/ssh_host_ed25519_key\n")
+            "# medai lab: this node's own host key only (not the keys baked into the image)\nHostKey /etc/ssh/ssh_host_ed25519_key\n"
+        )
         dot_ssh = Path(tmp, "root-ssh")
         dot_ssh.mkdir(mode=0o700)
         auth = dot_ssh / "authorized_keys"
@@ -221,8 +268,10 @@ def _attach_host(lab: Lab) -> None:
     # Routed traffic only: with bridge netfilter on (bridge-nf-call-iptables=1), node-to-node frames on the bridge
     # also pass FORWARD with in = out = the bridge, and those must flow.
     for match in (["-i", lab.bridge, "!", "-o", lab.bridge], ["!", "-i", lab.bridge, "-o", lab.bridge]):
-        run(["iptables", "-w", "-I", "FORWARD", *match, "-m", "comment", "--comment", f"{LABEL}={lab.lab_id}",
-             "-j", "DROP"], what="iptables (lab air gap)")
+        run(
+            ["iptables", "-w", "-I", "FORWARD", *match, "-m", "comment", "--comment", f"{LABEL}={lab.lab_id}", "-j", "DROP"],
+            what="iptables (lab air gap)",
+        )
 
 
 def _detach_host(lab: Lab) -> None:
@@ -234,9 +283,23 @@ def _detach_host(lab: Lab) -> None:
 
 def ssh_argv(node: LabNode, *command: str) -> list[str]:
     """ssh from the control host to a node; host key checking is off for the throwaway lab only."""
-    return ["ssh", "-i", node.ssh_key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5",
-            f"root@{node.ip}", *command]
+    return [
+        "ssh",
+        "-i",
+        node.ssh_key,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=5",
+        f"root@{node.ip}",
+        *command,
+    ]
 
 
 def ssh(node: LabNode, command: str, *, check: bool = True, timeout: float = 60):

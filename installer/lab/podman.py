@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 from installer.core.errors import LabError
 from installer.core.resources import SOURCE_ROOT

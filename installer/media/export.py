@@ -13,20 +13,20 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
-from installer.core.atomic import atomic_write_bytes, fsync_dir
 from installer.bundle.layout import BundleLayout
-from installer.media.fs import Mount, free_space, max_file_size, mount_of
-from installer.media.manifest import (CONTROL_FILES, INDEX_FILES, MEDIA, MEDIA_SIG, VOLUME_DIR, layout_sha256,
-                                             sign_manifest)
-from installer.media.reader import MediaSource, import_media, media_opener, verify_media  # noqa: F401
 from installer.bundle.private_copy import safe_relpath
-from installer.core.progress import Progress
+from installer.core.atomic import atomic_write_bytes, fsync_dir
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import CHUNK, sha256_file
+from installer.core.progress import Progress
+from installer.media.fs import Mount, free_space, max_file_size, mount_of
+from installer.media.manifest import CONTROL_FILES, INDEX_FILES, MEDIA, MEDIA_SIG, VOLUME_DIR, layout_sha256, sign_manifest
+from installer.media.reader import MediaSource, import_media, media_opener, verify_media  # noqa: F401
 from installer.trust.keys import SigningKey, verify_signature
 
 FAT_BAD_CHARS = set('"*:<>?\\|')

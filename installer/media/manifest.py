@@ -23,8 +23,8 @@ import os
 from pathlib import Path
 
 from installer.core.errors import BundleError, TrustError
-from installer.trust.keys import SigningKey, fingerprint, verify_signature
 from installer.core.safe_read import read_regular_file
+from installer.trust.keys import SigningKey, fingerprint, verify_signature
 
 VOLUME_DIR = "medai-bundle"
 MEDIA = "media.json"

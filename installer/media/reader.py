@@ -15,15 +15,16 @@ import json
 import os
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
-from installer.media.manifest import CONTROL_FILES, INDEX_FILES, MEDIA, load_manifest, volume_root
 from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener
 from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import CHUNK
+from installer.media.manifest import CONTROL_FILES, INDEX_FILES, MEDIA, load_manifest, volume_root
 from installer.trust.keys import fingerprint, verify_signature
 
 AskVolume = Callable[[int, int], "str | os.PathLike | None"]

@@ -13,16 +13,15 @@ import json
 import queue
 import re
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
-from installer.oci.layout import DigestMismatch, OCILayout, RefEntry
-from installer.oci.media_types import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
-from installer.oci.registry import BlobRestart, Cancelled, ImageRef, Manifest, RegistryClient, parse_ref, sha256_digest
 from installer.core.errors import BundleError, LockDriftError, MedaiError, RegistryError
 from installer.oci.cosign_tags import is_signature_tag, signature_tag
-from installer.oci.media_types import platform_matches, platform_string
+from installer.oci.layout import DigestMismatch, OCILayout, RefEntry
+from installer.oci.media_types import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, platform_matches, platform_string
+from installer.oci.registry import BlobRestart, Cancelled, ImageRef, Manifest, RegistryClient, parse_ref, sha256_digest
 
 # Configs of runnable images; any other config media type (or an artifactType) marks an OCI artifact such as
 # Trivy's vulnerability databases (application/vnd.aquasec.trivy.config.v1+json): carried, signed and pushed
@@ -216,7 +215,8 @@ def _resolve(*args) -> _Plan:
     try:
         return _resolve_one(*args)
     except MedaiError as e:
-        raise e.about(ref=args[2])
+        e.about(ref=args[2])
+        raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise RegistryError(f"{args[2]}: malformed manifest or index ({type(e).__name__}: {e})", ref=args[2]) from None
 
@@ -349,7 +349,8 @@ def collect_images(
                 return d, fetch_blob_into(client, layout, plan.ref, d, size, progress, cancel,
                                           layer_facts if d in layers else None)
             except MedaiError as e:
-                raise e.about(ref=plan.given)
+                e.about(ref=plan.given)
+                raise
 
         for d, n in _run_all(ex, [ex.submit(fetch, t) for t in todo], cancel):
             fetched[d] = n
@@ -541,7 +542,7 @@ def push_image(client: RegistryClient, layout: OCILayout, ref: str, dest_ref: st
             t = n.rsplit("/", 1)[-1].partition(":")[2]
             if any(t.startswith(w + ".") for w in wanted) and t not in sigs:
                 sigs[t] = (n, e)
-        for t, (n, e) in sorted(sigs.items()):
+        for t, (_n, e) in sorted(sigs.items()):
             result.uploaded_bytes += _push_tree(client, layout, dest, e.digest, e.media_type, t, ex)
             result.signatures.append(f"{dest.repo_name}:{t}")
     return result

@@ -19,10 +19,10 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from installer.core.errors import BundleError
 from installer.core.hashing import CHUNK, digest_hex, fsync_rename
@@ -131,7 +131,7 @@ class OCILayout:
     def index_path(self) -> Path:
         return self.path / "index.json"
 
-    def init(self) -> "OCILayout":
+    def init(self) -> OCILayout:
         """Create oci-layout, an empty index.json and blobs/sha256/ when missing (idempotent)."""
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)

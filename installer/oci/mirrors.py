@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from installer.oci.registry import DOCKER_HUB, ImageRef, parse_ref
 from installer.core.errors import ManifestError, RegistryError
+from installer.oci.registry import DOCKER_HUB, ImageRef, parse_ref
 
 _TARGET = re.compile(r"^(?P<host>[a-zA-Z0-9.-]+(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)(?P<prefix>(?:/[a-z0-9._-]+)*)$")
 

@@ -22,15 +22,14 @@ import re
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import httpx
 
 from installer.core.errors import RegistryError
-from installer.oci.media_types import ACCEPT, DOCKER_LIST, DOCKER_MANIFEST, INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
-
+from installer.oci.media_types import ACCEPT, INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -85,10 +84,10 @@ class ImageRef:
         """What to ask the registry for: the digest when pinned, else the tag."""
         return self.digest or self.tag or "latest"
 
-    def with_tag(self, tag: str) -> "ImageRef":
+    def with_tag(self, tag: str) -> ImageRef:
         return ImageRef(self.registry, self.repository, tag, None)
 
-    def with_digest(self, digest: str) -> "ImageRef":
+    def with_digest(self, digest: str) -> ImageRef:
         return ImageRef(self.registry, self.repository, None, digest)
 
     def __str__(self) -> str:
@@ -360,7 +359,7 @@ class RegistryClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "RegistryClient":
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -486,7 +485,9 @@ class RegistryClient:
                         r.close()
             except httpx.TransportError as e:
                 if "CERTIFICATE_VERIFY_FAILED" in str(e):  # retrying cannot fix trust
-                    raise RegistryError(f"{ref}: TLS certificate of {ref.registry} not trusted ({e}); pass the registry's CA file") from None
+                    raise RegistryError(
+                        f"{ref}: TLS certificate of {ref.registry} not trusted ({e}); pass the registry's CA file"
+                    ) from None
                 if attempt >= self.retries:
                     raise RegistryError(f"{ref}: registry {ref.registry} unreachable ({type(e).__name__}: {e or 'no detail'})") from None
                 time.sleep(delay)
@@ -635,8 +636,9 @@ class RegistryClient:
                         if cancel is not None and cancel.is_set():
                             raise Cancelled()
                         if size is not None and offset + received + len(chunk) > size:
-                            raise RegistryError(f"{ref}: blob {digest}: registry {ref.registry} sent more than the "
-                                                f"descriptor's {size} bytes: refused")
+                            raise RegistryError(
+                                f"{ref}: blob {digest}: registry {ref.registry} sent more than the descriptor's {size} bytes: refused"
+                            )
                         sink(chunk)
                         received += len(chunk)
                         self.stats.add(blob_bytes=len(chunk))

@@ -12,11 +12,12 @@ starts nothing.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
-from installer.render.errors import ImageGateError
 from installer.oci.refs import ParsedRef, parse_image, refs_in_text
+from installer.render.errors import ImageGateError
 
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 _NOT_SEARCHED_KINDS = {"CustomResourceDefinition"}

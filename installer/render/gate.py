@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from installer.oci.refs import parse_image
 from installer.render.discover import Finding, find_images
 from installer.render.errors import ImageGateError
-from installer.oci.refs import parse_image
 
 
 @dataclass

@@ -12,7 +12,8 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import jsonschema
 import kubernetes_validate
@@ -32,7 +33,7 @@ def schema_version(kube_version: str) -> str:
     return have[-1]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _core_validator(version: str, api_version: str, kind: str) -> jsonschema.Draft202012Validator | None:
     """kubernetes-validate's strict schema for one kind, loaded once (its validate() rereads the files per object)."""
     api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)

@@ -21,13 +21,12 @@ import queue
 import tarfile
 import threading
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from installer.core.atomic import atomic_write_bytes
 from installer.core.hashing import digest_hex
-from installer.sbom.catalogers import OsReleaseReader, all_catalogers
-from installer.sbom.catalogers import golang
+from installer.sbom.catalogers import OsReleaseReader, all_catalogers, golang
 from installer.sbom.package import MAX_METADATA
 from installer.sbom.rootfs import MAX_WALK_BYTES, MAX_WALK_ENTRIES, WH_OPAQUE, WH_PREFIX, _norm, _parents
 
@@ -274,7 +273,7 @@ def replay(layer_facts: list[dict], catalogers: list, max_entries: int | None = 
             bytes_left -= facts["bytes"]
             if entries_left < 0 or bytes_left < 0:
                 return False
-        for target, (_seq, paths) in sorted(groups.items(), key=lambda kv: kv[1][0]):
+        for _target, (_seq, paths) in sorted(groups.items(), key=lambda kv: kv[1][0]):
             first = sorted(paths)[0]
             visits.append((first, *paths[first]))
         if "" in add_opaque:  # a root opaque marker: nothing below this layer is visible
@@ -359,7 +358,7 @@ class LayerFactsStore:
                 self.put(digest, facts)
             return facts
 
-    def tap(self) -> "StreamTap":
+    def tap(self) -> StreamTap:
         return StreamTap()
 
 

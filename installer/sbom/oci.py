@@ -5,9 +5,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, platform_string
 from installer.core.errors import TrustError
 from installer.core.hashing import digest_hex
+from installer.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, platform_string
 
 # Manifests and configs are small; anything bigger is not one.
 MAX_JSON = 8 * 1024 * 1024

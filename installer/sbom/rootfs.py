@@ -10,9 +10,10 @@ from __future__ import annotations
 import gzip
 import tarfile
 import zlib
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO
 
 from installer.core.errors import TrustError
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer.core.errors import TrustError
-from installer.oci.media_types import REF_NAME
-from installer.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
+from installer.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, REF_NAME
 from installer.sbom.oci import OciLayout
 
 SBOM_MEDIA = {

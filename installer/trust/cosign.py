@@ -17,15 +17,15 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from installer.oci.media_types import OCI_CONFIG, OCI_MANIFEST
 from installer.core.errors import TrustError
 from installer.core.hashing import digest_hex
 from installer.oci.cosign_tags import signature_tag
+from installer.oci.media_types import OCI_CONFIG, OCI_MANIFEST
 from installer.trust.keys import SigningKey, verify_signature
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"

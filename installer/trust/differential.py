@@ -160,9 +160,9 @@ def assemble_union(diff: Path, base: Path, dest: Path) -> Path:
     """A private working copy holding the differential's files and the ones it pins from its base, each copied
     through its hash check; its index.json is derived (files = the union) and unsigned: it is used on the control
     host after both signed indexes were verified, and records name the differential's own signed index."""
-    from installer.core.atomic import atomic_write_bytes
     from installer.bundle.index import dumps
     from installer.bundle.private_copy import copy_verified, directory_opener
+    from installer.core.atomic import atomic_write_bytes
 
     idx = json.loads((diff / "index.json").read_bytes())
     carried, pinned = list(idx["files"]), list(idx.get("fromBase") or [])

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from installer.bundle.layout import BundleLayout
+from installer.core.atomic import atomic_write_bytes
+from installer.core.errors import TrustError
+from installer.oci.cosign_tags import signature_tag
 from installer.oci.layout import OCILayout
 from installer.oci.media_types import OCI_MANIFEST
 from installer.oci.registry import parse_ref
-from installer.core.errors import TrustError
 from installer.trust.cosign import SignatureLayer, build_signature_image, make_payload, parse_signature_manifest, sign_layer
-from installer.oci.cosign_tags import signature_tag
 from installer.trust.keys import SigningKey, load_private_key, verify_signature
-from installer.core.atomic import atomic_write_bytes
 
 
 def resolve_key(key: SigningKey | str | os.PathLike) -> SigningKey:

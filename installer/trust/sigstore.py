@@ -20,9 +20,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer.core.atomic import atomic_write_text
 from installer.core.errors import TrustError
 from installer.core.hashing import CHUNK
-from installer.core.atomic import atomic_write_text
 
 CARRIED_ROOT = "sigstore/trusted_root.json"
 

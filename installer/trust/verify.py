@@ -12,20 +12,20 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
-from installer.core.atomic import fsync_dir
 from installer.bundle.layout import BundleLayout
-from installer.oci.layout import OCILayout
 from installer.bundle.verify import VerifyResult, artifact_owners, verify_files
+from installer.core.atomic import fsync_dir
 from installer.core.errors import BundleError, TrustError
 from installer.core.textsafe import safe_text
+from installer.oci.cosign_tags import signature_tag
+from installer.oci.layout import OCILayout
 from installer.trust import sigstore as sigstore_mod
 from installer.trust.cosign import SignatureCheck, check_layers, parse_signature_manifest
-from installer.oci.cosign_tags import signature_tag
 from installer.trust.index_signature import index_signature_problem, read_signature_file
 from installer.trust.keys import fingerprint, load_public_key
 from installer.trust.model_check import ModelIndexError, check_model_dir
@@ -227,7 +227,7 @@ def verify_bundle(
 
     Raises only for unusable input (no bundle, unreadable key); a failed check is ``result.ok == False``.
     """
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     layout = BundleLayout.at(bundle)
     layout.require_index()  # a clear error when this is not a bundle at all; nothing is parsed yet
     if bool(sigstore_identity) != bool(sigstore_issuer):
@@ -309,7 +309,7 @@ def verify_bundle(
         for ar in res.artifacts:
             if ar.result == "ok":
                 ar.result = "unverified"
-    res.finished = datetime.now(timezone.utc)
+    res.finished = datetime.now(UTC)
     if write_report:
         _write_report(layout, res, Path(report) if report else None)
     return res

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from installer.trust.differential import base_digest
-from installer.deploy.state import installed_index
 from installer.core.errors import InstallError
+from installer.deploy.state import installed_index
+from installer.trust.differential import base_digest
 
 
 def refuse_wrong_base(index: dict, bundle: Path, inventory: Path, home: Path | None = None) -> str | None:

@@ -18,13 +18,13 @@ class Journal:
     data: dict = field(default_factory=dict)
 
     @classmethod
-    def create(cls, run_dir: Path, steps: list[str], facts: dict) -> "Journal":
+    def create(cls, run_dir: Path, steps: list[str], facts: dict) -> Journal:
         j = cls(run_dir / JOURNAL, {"steps": steps, "done": {}, "facts": facts, "failed": None})
         j.save()
         return j
 
     @classmethod
-    def load(cls, run_dir: Path) -> "Journal":
+    def load(cls, run_dir: Path) -> Journal:
         return cls(run_dir / JOURNAL, json.loads((run_dir / JOURNAL).read_text()))
 
     def save(self) -> None:

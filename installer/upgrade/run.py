@@ -1,11 +1,13 @@
 """`medai upgrade`: bundle in (directory or media), plan out, then the steps one by one with a journal.
 
 Order: verify the new bundle (or import it off the media into a private copy) -> refuse a differential on the
-wrong base -> render + completeness gate (installer/render, as install) -> change list against the installed bundle -> read the cluster -> skew plan -> preflight (every
-blocker listed) -> [--plan stops here] -> snapshot -> servers one at a time -> agents in batches -> releases.
+wrong base -> render + completeness gate (installer/render, as install) -> change list against the installed
+bundle -> read the cluster -> skew plan -> preflight (every blocker listed) -> [--plan stops here] -> snapshot ->
+servers one at a time -> agents in batches -> releases.
 Each step is one ansible-runner run of playbooks/upgrade.yml (tags + limit) recorded in the journal;
 --resume continues the newest unfinished upgrade run at its first step not done.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -82,8 +84,8 @@ def _media_or_dir(opts: UpgradeOptions, console: Console) -> Path:
 
     if not is_media(opts.bundle):
         return BundleLayout.at(opts.bundle).root
-    from installer.media.reader import import_media, read_verified_index
     from installer.deploy.state import state_dir
+    from installer.media.reader import import_media, read_verified_index
     from installer.trust.keys import load_public_key
 
     pub = load_public_key(opts.key)
@@ -120,8 +122,10 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     root, index = vb.root, vb.index
     layout = BundleLayout.at(root)
     base = refuse_wrong_base(index, source, inv.path)  # before any host is touched
-    console.print(f"[green]ok[/] bundle {source}: signature ({vb.key_fingerprint}) and {len(index['files'])} files "
-                  f"verified into {root}", highlight=False)
+    console.print(
+        f"[green]ok[/] bundle {source}: signature ({vb.key_fingerprint}) and {len(index['files'])} files verified into {root}",
+        highlight=False,
+    )
     current_dir = opts.current or (Path(inv.site.medai_bundle_dir) if inv.site.medai_bundle_dir else None)
     if current_dir is None:
         raise InstallError(f"{inv.path}: the installed bundle is needed to know what changes: pass --current DIR")
@@ -130,17 +134,20 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     have, _run = installed_index(inv.path)
     cur_sha = hashlib.sha256(cur.index.read_bytes()).hexdigest()
     if have is not None and have != cur_sha:
-        raise InstallError(f"{cur.root}: index sha256 {cur_sha} is not the installed bundle ({have}): pass --current "
-                           "with the bundle the cluster runs")
+        raise InstallError(
+            f"{cur.root}: index sha256 {cur_sha} is not the installed bundle ({have}): pass --current with the bundle the cluster runs"
+        )
     if base is not None:
         if base != cur_sha:
             raise InstallError(f"{root}: differential on {base}, --current is {cur_sha}")
         from installer.trust.differential import verify_union
+
         problems, _ = verify_union(root, cur.root, opts.key)
         if problems:
             raise BundleError(f"{root}: differential bundle refused: {'; '.join(problems[:5])}")
-        from installer.trust.differential import assemble_union
         from installer.deploy.state import state_dir
+        from installer.trust.differential import assemble_union
+
         signed_index = layout.index
         root = assemble_union(root, cur.root, state_dir() / "bundles" / f"{hashlib.sha256(signed_index.read_bytes()).hexdigest()}-union")
         layout = BundleLayout.at(root)
@@ -149,8 +156,11 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         signed_index = layout.index
     site = gate_bundle(inv, root)  # the same render, validation and completeness gate as install, before any host
     if site is not None:
-        console.print(f"[green]ok[/] render: {len(site.releases)} release(s) valid at Kubernetes {site.kube_version}, "
-                      f"{len(site.plan.needed)} images all in the bundle", highlight=False)
+        console.print(
+            f"[green]ok[/] render: {len(site.releases)} release(s) valid at Kubernetes {site.kube_version}, "
+            f"{len(site.plan.needed)} images all in the bundle",
+            highlight=False,
+        )
     manifest_text = lambda lay: lay.manifest.read_text() if lay.manifest.is_file() else None  # noqa: E731
     changes = change_list(cur_index, index, manifest_text(cur), manifest_text(layout))
     plan = UpgradePlan(root, index, vb.index_sha256, base, changes, None, None, signed_index=signed_index)
@@ -162,6 +172,7 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         try:
             from installer.deploy.state import kubeconfig_path
             from installer.upgrade.cluster_api import ClusterAPI
+
             cluster_state = ClusterAPI(kubeconfig_path(inv.cluster)).state()
         except InstallError as e:
             if not opts.plan_only:
@@ -170,10 +181,18 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
             return plan
     plan.rollout = plan_rollout(cluster_state["nodes"], target, opts.batch)
     drain = [s.node for s in plan.rollout.servers] + [s.node for b in plan.rollout.agents for s in b]
-    plan.preflight = preflight(cluster_state["nodes"], cluster_state["pods"], cluster_state["pdbs"],
-                               cluster_state["readyzEtcd"], cluster_state["longhorn"], drain, opts.disable_eviction)
-    plan.drains = {n: drain_decision(n, cluster_state["pdbs"], cluster_state["pods"], opts.drain_timeout,
-                                     opts.disable_eviction).argv for n in drain}
+    plan.preflight = preflight(
+        cluster_state["nodes"],
+        cluster_state["pods"],
+        cluster_state["pdbs"],
+        cluster_state["readyzEtcd"],
+        cluster_state["longhorn"],
+        drain,
+        opts.disable_eviction,
+    )
+    plan.drains = {
+        n: drain_decision(n, cluster_state["pdbs"], cluster_state["pods"], opts.drain_timeout, opts.disable_eviction).argv for n in drain
+    }
     return plan
 
 
@@ -186,8 +205,9 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
     from installer.upgrade.journal import Journal, resumable_run
 
     if plan.preflight is not None and not plan.preflight.ok:
-        raise InstallError("preflight failed, nothing was touched: " + "; ".join(
-            plan.preflight.problems + [str(b) for b in plan.preflight.blockers]))
+        raise InstallError(
+            "preflight failed, nothing was touched: " + "; ".join(plan.preflight.problems + [str(b) for b in plan.preflight.blockers])
+        )
     inv = load_inventory(opts.inventory)
     run_dir = resumable_run(inv.path) if opts.resume else None
     if run_dir is not None:
@@ -196,32 +216,52 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
         record.save()
         journal = Journal.load(run_dir)
         if journal.data["facts"].get("indexSha256") != plan.index_sha256:
-            raise InstallError(f"{run_dir}: the interrupted upgrade was to index {journal.data['facts'].get('indexSha256')}, "
-                               f"this bundle is {plan.index_sha256}: resume with the same bundle")
+            raise InstallError(
+                f"{run_dir}: the interrupted upgrade was to index {journal.data['facts'].get('indexSha256')}, "
+                f"this bundle is {plan.index_sha256}: resume with the same bundle"
+            )
     else:
         if opts.resume:
             console.print("[yellow]note[/] no interrupted upgrade to resume: starting a new one", highlight=False)
         record = new_run("upgrade", inv.path, plan.signed_index or plan.bundle / "index.json")
-        journal = Journal.create(record.dir, plan.steps(), {
-            "indexSha256": plan.index_sha256, "base": plan.base, "target": plan.rollout.target if plan.rollout else None,
-            "disableEviction": opts.disable_eviction, "drainTimeout": opts.drain_timeout, "batch": opts.batch,
-            "drains": plan.drains, "changes": plan.changes.to_json()})
+        journal = Journal.create(
+            record.dir,
+            plan.steps(),
+            {
+                "indexSha256": plan.index_sha256,
+                "base": plan.base,
+                "target": plan.rollout.target if plan.rollout else None,
+                "disableEviction": opts.disable_eviction,
+                "drainTimeout": opts.drain_timeout,
+                "batch": opts.batch,
+                "drains": plan.drains,
+                "changes": plan.changes.to_json(),
+            },
+        )
     token = cluster_token(inv.cluster)
     # The private copy's index: the verified one, or for a differential the union derived after both were verified
     stage_index = json.loads((plan.bundle / "index.json").read_bytes())
     stage = build_plan(stage_index, plan.bundle, state_dir() / "cache", plan.index_sha256)
     fetch = state_dir() / "snapshots" / inv.cluster
     fetch.mkdir(parents=True, exist_ok=True, mode=0o700)
-    extravars = {**stage.extravars(), "medai_bundle_dir": str(plan.bundle), "medai_upgrade_run_id": record.id,
-                 "medai_upgrade_fetch_dir": str(fetch), "medai_upgrade_target": plan.rollout.target if plan.rollout else "",
-                 "medai_upgrade_batch": opts.batch, "medai_upgrade_disable_eviction": opts.disable_eviction,
-                 "medai_upgrade_drain_timeout": opts.drain_timeout, "medai_upgrade_ready_retries": 60,
-                 "medai_upgrade_os": bool(plan.changes.os_packages)}
+    extravars = {
+        **stage.extravars(),
+        "medai_bundle_dir": str(plan.bundle),
+        "medai_upgrade_run_id": record.id,
+        "medai_upgrade_fetch_dir": str(fetch),
+        "medai_upgrade_target": plan.rollout.target if plan.rollout else "",
+        "medai_upgrade_batch": opts.batch,
+        "medai_upgrade_disable_eviction": opts.disable_eviction,
+        "medai_upgrade_drain_timeout": opts.drain_timeout,
+        "medai_upgrade_ready_retries": 60,
+        "medai_upgrade_os": bool(plan.changes.os_packages),
+    }
     for step in journal.pending:
         kind, _, nodes = step.partition(":")
         console.print(f"[bold]step[/] {step}", highlight=False)
         if kind == "releases":
             from installer.upgrade.releases import upgrade_releases
+
             try:
                 detail = upgrade_releases(plan, inv, console)
             except InstallError as e:
@@ -234,14 +274,25 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
         # ansible-runner prefers env/envvars and env/extravars left in the private data dir by an earlier call
         # (a killed run's parent PID among them) over the ones passed now: start each step without them
         shutil.rmtree(record.runner_dir / "env", ignore_errors=True)
-        summary = run_playbook(record, "upgrade.yml", inv.path, extravars, {"medai_k3s_token": token}, console=console,
-                               tags=tags, limit=nodes or None, host_key_checking=inv.site.medai_ssh_host_key_checking)
+        summary = run_playbook(
+            record,
+            "upgrade.yml",
+            inv.path,
+            extravars,
+            {"medai_k3s_token": token},
+            console=console,
+            tags=tags,
+            limit=nodes or None,
+            host_key_checking=inv.site.medai_ssh_host_key_checking,
+        )
         if summary.status != "successful" or summary.failed or summary.unreachable:
             first = summary.failures[0] if summary.failures else f"ansible-runner status {summary.status}"
             journal.fail(step, first)
             record.finish("failed", summary.to_json(), error=f"stopped at step {step}: {first}")
-            raise InstallError(f"upgrade stopped at step {step} ({first}); steps done: {', '.join(journal.data['done']) or 'none'}; "
-                               f"the cluster is as those steps left it; fix and run medai upgrade --resume (record {record.dir})")
+            raise InstallError(
+                f"upgrade stopped at step {step} ({first}); steps done: {', '.join(journal.data['done']) or 'none'}; "
+                f"the cluster is as those steps left it; fix and run medai upgrade --resume (record {record.dir})"
+            )
         journal.done(step, {"summary": summary.to_json()})
     record.finish("successful")
     return record.dir

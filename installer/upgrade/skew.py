@@ -67,7 +67,7 @@ def plan_rollout(nodes: dict, target: str, batch: int = 1) -> RolloutPlan:
     servers = {n: v for n, (r, v) in versions.items() if r == "server"}
     if not servers:
         raise SkewError("no server (control-plane) node found: cannot order the upgrade")
-    for name, (role, v) in sorted(versions.items()):
+    for name, (_role, v) in sorted(versions.items()):
         c = parse(v)
         if c[:2] > t[:2] or (c[:2] == t[:2] and c > t):
             raise SkewError(f"node {name} runs {v}, newer than the bundle's {target}: a downgrade is refused "

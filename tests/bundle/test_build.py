@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.collect.build import BuildOptions, build_bundle
-from installer.bundle.lock import Lock
-from installer.oci.registry import RegistryClient
-from installer.bundle.verify import verify_files
 from installer.bundle.inspect import inspect_bundle
+from installer.bundle.lock import Lock
+from installer.bundle.verify import verify_files
+from installer.collect.build import BuildOptions, build_bundle
 from installer.core.errors import LockDriftError, ManifestError, MedaiError, RegistryError, SourceError
+from installer.oci.registry import RegistryClient
 from tests.support.sources import seeded_chart_values, write_manifest
 
 pytestmark = pytest.mark.loopback
@@ -327,8 +327,8 @@ def test_killed_build_resumes_and_verifies(tmp_path):
     from functools import partial
     from http.server import ThreadingHTTPServer
 
-    from installer.core.progress import Progress
     from installer.core.hashing import sha256_bytes
+    from installer.core.progress import Progress
 
     www = tmp_path / "www"
     www.mkdir()

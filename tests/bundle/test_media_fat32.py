@@ -10,12 +10,12 @@ import pytest
 
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout
+from installer.core.errors import BundleError, TrustError
+from installer.core.hashing import sha256_bytes, sha256_file
 from installer.media.export import ExportOptions, export_bundle, plan_layout
 from installer.media.fs import FAT32_MAX_FILE, Mount, max_file_size
 from installer.media.manifest import VOLUME_DIR
 from installer.media.reader import import_media, verify_media
-from installer.core.errors import BundleError, TrustError
-from installer.core.hashing import sha256_bytes, sha256_file
 from installer.trust.keys import generate_keypair, load_private_key, load_public_key
 from installer.trust.signing import sign_index
 from tests.support.fat32 import make_image, mounted
@@ -83,8 +83,8 @@ def test_export_splits_on_fat32_and_reads_back_from_a_read_only_mount(tmp_path, 
         assert (dest / "models/m/model-00001.safetensors").read_bytes() == BIG
         assert import_media([mnt], dest, pub).skipped == 5  # resumable
         # the opener install's private copy takes (copy_verified), straight from the read-only stick
-        from installer.media.reader import bundle_source, read_verified_index
         from installer.bundle.private_copy import copy_verified
+        from installer.media.reader import bundle_source, read_verified_index
         index_bytes, _ = read_verified_index(mnt, pub)
         entries = json.loads(index_bytes)["files"]
         assert copy_verified(bundle_source(mnt, index_bytes, pub), entries, tmp_path / "private").copied == 5

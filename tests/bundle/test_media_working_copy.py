@@ -7,12 +7,12 @@ import os
 
 import pytest
 
-from installer.media.export import ExportOptions, export_bundle
-from installer.media.manifest import VOLUME_DIR
-from installer.deploy.preinstall import bundle_path
-from installer.deploy.working_copy import verified_working_copy
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import sha256_file
+from installer.deploy.preinstall import bundle_path
+from installer.deploy.working_copy import verified_working_copy
+from installer.media.export import ExportOptions, export_bundle
+from installer.media.manifest import VOLUME_DIR
 from installer.trust.keys import generate_keypair, load_private_key
 from tests.support.fat32 import make_image, mounted
 from tests.support.signed_bundle import make_signed_bundle

@@ -8,12 +8,12 @@ import subprocess
 
 import pytest
 
-from installer.oci.images import collect_images
 from installer.bundle.manifest import parse_manifest
-from installer.oci.mirrors import MirroredClient, mirrored_name, parse_mirror_option
-from installer.oci.layout import OCILayout
-from installer.oci.registry import RegistryClient
 from installer.core.errors import ManifestError, RegistryError
+from installer.oci.images import collect_images
+from installer.oci.layout import OCILayout
+from installer.oci.mirrors import MirroredClient, mirrored_name, parse_mirror_option
+from installer.oci.registry import RegistryClient
 from tests.support.images import build_seed_layout, skopeo_push
 
 pytestmark = pytest.mark.loopback

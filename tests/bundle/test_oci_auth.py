@@ -8,10 +8,10 @@ import json
 
 import pytest
 
+from installer.core.errors import RegistryError
 from installer.oci.images import collect_images
 from installer.oci.layout import OCILayout
 from installer.oci.registry import RegistryClient
-from installer.core.errors import RegistryError
 from tests.support.images import seed
 from tests.support.registry_proxy import run_registry_proxy
 

@@ -8,11 +8,11 @@ import subprocess
 
 import pytest
 
-from installer.oci.images import collect_images, list_image_refs, platform_manifests, push_image, signature_ref
-from installer.oci.media_types import REF_NAME
-from installer.oci.layout import OCILayout
-from installer.oci.registry import RegistryClient, find_credentials, parse_ref
 from installer.core.errors import RegistryError
+from installer.oci.images import collect_images, list_image_refs, platform_manifests, push_image, signature_ref
+from installer.oci.layout import OCILayout
+from installer.oci.media_types import REF_NAME
+from installer.oci.registry import RegistryClient, find_credentials, parse_ref
 
 pytestmark = pytest.mark.loopback
 

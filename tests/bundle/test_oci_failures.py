@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from installer.core.errors import LockDriftError, RegistryError
 from installer.oci.images import collect_images
 from installer.oci.layout import OCILayout
 from installer.oci.registry import RegistryClient
-from installer.core.errors import LockDriftError, RegistryError
-from tests.support.images import layer_tgz, skopeo_push, write_big_image, LayoutWriter
+from tests.support.images import LayoutWriter, layer_tgz, skopeo_push, write_big_image
 from tests.support.registry_proxy import run_registry_proxy
 from tests.support.servers import free_port
 

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from installer.oci.registry import MAX_TOKEN_RESPONSE, RegistryClient, credentials_may_go_to, parse_ref
 from installer.core.errors import RegistryError
+from installer.oci.registry import MAX_TOKEN_RESPONSE, RegistryClient, credentials_may_go_to, parse_ref
 
 pytestmark = pytest.mark.loopback
 BLOB = b"exactly the descriptor's bytes\n"
@@ -55,7 +55,9 @@ def test_blob_longer_than_its_descriptor_is_refused_at_the_descriptor_size():
     with server(lambda p, h: (200, {}, BLOB + b"and then a gigabyte of attacker data" * 1000)) as (port, _):
         got = bytearray()
         with RegistryClient(retries=1) as c:
-            with pytest.raises(RegistryError, match=rf"blob {DIGEST}: registry .* sent more than the descriptor's {len(BLOB)} bytes: refused"):
+            with pytest.raises(
+                RegistryError, match=rf"blob {DIGEST}: registry .* sent more than the descriptor's {len(BLOB)} bytes: refused"
+            ):
                 c.fetch_blob(parse_ref(f"127.0.0.1:{port}/demo/app:1"), DIGEST, got.extend, size=len(BLOB))
         assert len(got) <= len(BLOB)
     with server(lambda p, h: (200, {}, BLOB)) as (port, _):
@@ -70,6 +72,7 @@ def _challenging(realm: str):
         if headers.get("Authorization", "").startswith("Bearer "):
             return 200, {"Content-Type": "application/octet-stream"}, BLOB
         return 401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="x"'}, b'{"errors":[{"code":"UNAUTHORIZED"}]}'
+
     return handle
 
 

@@ -2,13 +2,12 @@
 The registry is Debian's docker-registry with http.tls on 127.0.0.1; the CA and certificate are made here."""
 from __future__ import annotations
 
-
 import pytest
 
+from installer.core.errors import RegistryError
 from installer.oci.images import collect_images, push_image
 from installer.oci.layout import OCILayout
 from installer.oci.registry import RegistryClient, parse_ref
-from installer.core.errors import RegistryError
 from tests.support.images import seed
 from tests.support.servers import make_tls_pair, run_registry
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from installer.collect.build import BuildOptions, build_bundle
 from installer.bundle.layout import BundleLayout
+from installer.collect.build import BuildOptions, build_bundle
 from installer.sbom import layer_facts
 from tests.support.sources import write_manifest
 

@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import pytest
 
 from installer.bundle.manifest import Chart, File, Model
-from installer.core.progress import Progress
 from installer.collect.charts import fetch_chart
 from installer.collect.files import fetch_file
 from installer.collect.models import (
@@ -24,6 +23,7 @@ from installer.collect.models import (
 )
 from installer.core.errors import LockDriftError, SourceError
 from installer.core.hashing import sha256_bytes
+from installer.core.progress import Progress
 from tests.support.sources import make_chart
 
 pytestmark = pytest.mark.loopback

@@ -49,7 +49,11 @@ def scan_node(lab_image, local_repo):
     podman("run", "-d", "--name", name, "--network", "none", "--systemd=always", "--privileged", lab_image)
     try:
         install_repo(name, local_repo)
-        sh(name, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openscap-scanner >/dev/null && mkdir -p /var/lib/scan")
+        sh(
+            name,
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openscap-scanner >/dev/null"
+            " && mkdir -p /var/lib/scan",
+        )
         yield name
     finally:
         podman("rm", "-f", "-t", "0", name, check=False)

@@ -36,7 +36,9 @@ def test_yaml_subset_parser_reads_k3s_config_forms():
 def test_dropins_append_with_plus_and_override_scalars(tmp_path):
     (tmp_path / "etc/rancher/k3s/config.yaml.d").mkdir(parents=True)
     (tmp_path / "etc/rancher/k3s/config.yaml").write_text("secrets-encryption: false\nkube-apiserver-arg:\n  - audit-log-maxage=30\n")
-    (tmp_path / "etc/rancher/k3s/config.yaml.d/50-cis.yaml").write_text("secrets-encryption: true\nkube-apiserver-arg+:\n  - audit-log-maxsize=100\n")
+    (tmp_path / "etc/rancher/k3s/config.yaml.d/50-cis.yaml").write_text(
+        "secrets-encryption: true\nkube-apiserver-arg+:\n  - audit-log-maxsize=100\n"
+    )
     cfg, files, errors = k3s_checks.load_config(str(tmp_path))
     assert not errors and len(files) == 2
     assert cfg["secrets-encryption"] is True
@@ -57,11 +59,23 @@ def test_noncompliant_tree_fails_each_control_k3s_not_running(tmp_path):
     write_tree(tmp_path, compliant=False)
     doc = k3s_checks.run(str(tmp_path))
     r = results(doc)
-    for cid in ("k3s_4.2.6_protect_kernel_defaults", "k3s_1.2.29_secrets_encryption", "k3s_1.2.1_anonymous_auth",
-                "k3s_1.2.16_audit_log_path", "k3s_1.2.17_audit_log_maxage", "k3s_1.2.18_audit_log_maxbackup",
-                "k3s_1.2.19_audit_log_maxsize", "k3s_3.2.1_audit_policy", "k3s_5.2_pod_security_admission",
-                "k3s_1.1.x_config_file_permissions", "k3s_1.1.13_admin_kubeconfig_permissions", "k3s_1.1.19_pki_ownership",
-                "k3s_1.1.20_pki_cert_permissions", "k3s_1.1.21_pki_key_permissions", "k3s_4.2.6_kernel_parameters_persisted"):
+    for cid in (
+        "k3s_4.2.6_protect_kernel_defaults",
+        "k3s_1.2.29_secrets_encryption",
+        "k3s_1.2.1_anonymous_auth",
+        "k3s_1.2.16_audit_log_path",
+        "k3s_1.2.17_audit_log_maxage",
+        "k3s_1.2.18_audit_log_maxbackup",
+        "k3s_1.2.19_audit_log_maxsize",
+        "k3s_3.2.1_audit_policy",
+        "k3s_5.2_pod_security_admission",
+        "k3s_1.1.x_config_file_permissions",
+        "k3s_1.1.13_admin_kubeconfig_permissions",
+        "k3s_1.1.19_pki_ownership",
+        "k3s_1.1.20_pki_cert_permissions",
+        "k3s_1.1.21_pki_key_permissions",
+        "k3s_4.2.6_kernel_parameters_persisted",
+    ):
         assert r[cid] == "fail", cid
     detail = {c["id"]: c["detail"] for c in doc["checks"]}
     assert "client-admin.key" in detail["k3s_1.1.19_pki_ownership"]

@@ -7,8 +7,8 @@ import hashlib
 import json
 import re
 import shutil
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -190,8 +190,8 @@ def test_install_evidence_egress_and_postcheck_in_the_report(evidence_dir, waive
     import json as _json
 
     from installer.compliance.install_evidence import add_install_evidence
-    from installer.deploy.egress import ledger_record
     from installer.core.hashing import sha256_file
+    from installer.deploy.egress import ledger_record
 
     inv = tmp_path / "site.yml"
     inv.write_text("all: {}\n")

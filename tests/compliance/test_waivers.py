@@ -68,14 +68,20 @@ waivers:
     assert not w.lookup(RULE, "gpu1", ["agents"]).honoured
 
 
-@pytest.mark.parametrize("body, message", [
-    ("waivers:\n  - {rule: x_rule, scope: all, justification: long enough text}\n", r"waivers\[0\]\.expires: Field required"),
-    ("waivers:\n  - {rule: x_rule, scope: all, justification: long enough text, expires: soon}\n", r"waivers\[0\]\.expires: Input should be a valid date"),
-    ("waivers:\n  - {rule: x_rule, scope: everyone, justification: long enough text, expires: 2027-01-01}\n", r"waivers\[0\]\.scope"),
-    ("waivers:\n  - {rule: x_rule, scope: all, justification: short, expires: 2027-01-01}\n", r"waivers\[0\]\.justification"),
-    ("waivers: [\n", "not valid YAML"),
-    ("- a list\n", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("waivers:\n  - {rule: x_rule, scope: all, justification: long enough text}\n", r"waivers\[0\]\.expires: Field required"),
+        (
+            "waivers:\n  - {rule: x_rule, scope: all, justification: long enough text, expires: soon}\n",
+            r"waivers\[0\]\.expires: Input should be a valid date",
+        ),
+        ("waivers:\n  - {rule: x_rule, scope: everyone, justification: long enough text, expires: 2027-01-01}\n", r"waivers\[0\]\.scope"),
+        ("waivers:\n  - {rule: x_rule, scope: all, justification: short, expires: 2027-01-01}\n", r"waivers\[0\]\.justification"),
+        ("waivers: [\n", "not valid YAML"),
+        ("- a list\n", "expected a mapping"),
+    ],
+)
 def test_bad_waivers_file_is_one_line_error_naming_the_field(tmp_path, body, message):
     with pytest.raises(ComplianceError, match=message) as e:
         load_waivers(write(tmp_path, body), today=TODAY)

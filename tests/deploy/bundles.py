@@ -5,10 +5,9 @@ No K3s binary is included (none can be downloaded here), so K3s is configured bu
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
 import shutil
+from pathlib import Path
 
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout

@@ -10,7 +10,6 @@ import yaml
 from rich.console import Console
 
 from installer.compliance.install_evidence import add_install_evidence, latest_install
-from installer.compliance.report import render_html
 from installer.deploy.egress import ledger_record
 from installer.deploy.runner import Progress, Summary
 

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from tests.deploy.bundles import make_bundle
-from tests.deploy.test_install_lab import LAB_VARS, medai, runs, sign, SITE_KEY
+from tests.deploy.test_install_lab import LAB_VARS, SITE_KEY, medai, runs, sign
 from tests.support.lab import node_exec
 
 pytestmark = [pytest.mark.lab, pytest.mark.network]
@@ -67,12 +67,12 @@ def test_ledger_kept_through_the_platform_then_reported_naming_node_and_destinat
     later report (playbooks/egress-report.yml) then fails on a deliberate send to an address this test owns in a
     network namespace it creates on the node, naming node, destination and count, and removes the table."""
     import yaml
+    from rich.console import Console
 
+    from installer.core.errors import InstallError
     from installer.deploy.egress import report_after_platform
     from installer.deploy.inventory import load_inventory
     from installer.deploy.state import RunRecord
-    from installer.core.errors import InstallError
-    from rich.console import Console
 
     lab, inv, home = site
     server = lab.servers[0]

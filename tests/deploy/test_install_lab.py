@@ -196,8 +196,14 @@ def test_sigkill_mid_run_then_rerun_converges(site):
     # undo part of the install so the run has work to do while it is killed
     node_exec(agent, "rm -rf /var/lib/medai /etc/rancher/k3s/config.yaml /var/lib/rancher/k3s/agent/images")
     out = open(tmp / "killed.log", "w")
-    proc = subprocess.Popen(medai_argv("install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), *TAGS, "--yes"), stdout=out, stderr=subprocess.STDOUT,
-                            cwd=ROOT, env=medai_env(home), start_new_session=True)
+    proc = subprocess.Popen(
+        medai_argv("install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), *TAGS, "--yes"),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=medai_env(home),
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if "stage |" in (tmp / "killed.log").read_text():
@@ -217,7 +223,12 @@ def test_sigkill_mid_run_then_rerun_converges(site):
     r = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), *TAGS, "--yes")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert [x["result"] for x in runs(home) if x["id"] == killed["id"]] == ["interrupted"]
-    assert node_exec(agent, "test -s /etc/rancher/k3s/config.yaml && test -s /var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar").returncode == 0
+    assert (
+        node_exec(
+            agent, "test -s /etc/rancher/k3s/config.yaml && test -s /var/lib/rancher/k3s/agent/images/k3s-airgap-images-amd64.tar"
+        ).returncode
+        == 0
+    )
     # converged: a check-mode run (which reports what it would change, with diffs) finds nothing to do
     c = medai(home, "install", "--key", str(SITE_KEY["pub"]), "--inventory", str(inv), *TAGS, "--check")
     assert c.returncode == 0, c.stdout[-3000:] + c.stderr
@@ -232,6 +243,12 @@ def test_reset_removes_everything(site):
     r = medai(home, "reset", "--inventory", str(inv), "--yes")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     for n in lab.nodes:
-        assert node_exec(n, "test -e /etc/rancher || test -e /var/lib/medai || test -e /var/lib/rancher || "
-                            "test -e /etc/systemd/system/k3s.service || test -e /etc/systemd/system/k3s-agent.service",
-                         check=False).returncode == 1
+        assert (
+            node_exec(
+                n,
+                "test -e /etc/rancher || test -e /var/lib/medai || test -e /var/lib/rancher || "
+                "test -e /etc/systemd/system/k3s.service || test -e /etc/systemd/system/k3s-agent.service",
+                check=False,
+            ).returncode
+            == 1
+        )

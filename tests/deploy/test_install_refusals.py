@@ -180,9 +180,9 @@ def _sign_doc(tmp_path: Path, bundle: Path, doc: dict) -> Path:
 def test_dotdot_dest_in_a_validly_signed_index_is_refused(tmp_path, bundle, site_pub, where):
     import json
 
+    from installer.core.errors import BundleError
     from installer.deploy.plan import build_plan
     from installer.deploy.working_copy import verified_working_copy
-    from installer.core.errors import BundleError
 
     doc = json.loads((bundle / "index.json").read_text())
     evil = "files/../../../../etc/cron.d/medai"
@@ -214,8 +214,8 @@ def test_stick_swapped_after_the_check_does_not_reach_the_plan(tmp_path, bundle,
 
     import installer.deploy.working_copy as wc
     from installer.bundle.private_copy import directory_opener
-    from installer.deploy.plan import build_plan
     from installer.core.errors import BundleError
+    from installer.deploy.plan import build_plan
 
     good = json.loads((bundle / "index.json").read_text())
     evil = json.loads((bundle / "index.json").read_text())

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.deploy.inventory import AddressPool, load_inventory
 from installer.core.errors import InventoryError
+from installer.deploy.inventory import AddressPool, load_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "inventories" / "example" / "site.yml"

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from installer.bundle.manifest import Chart
-from installer.deploy.platform import (ApplyOptions, HelmError, Outcome, apply_platform, decide, failure_line)
 from installer.core.errors import InstallError
-from installer.render.gate import ImagePlan
+from installer.deploy.platform import ApplyOptions, HelmError, apply_platform, decide, failure_line
 from installer.deploy.site_render import Release, SiteRender, apply_order
+from installer.render.gate import ImagePlan
 
 FIX = Path(__file__).parent / "fixtures" / "platform"
 
@@ -190,9 +190,9 @@ def test_wait_running_names_the_pod_that_is_not_running():
 
 
 def test_vault_secret_vars_only_with_k3s_and_checked_before_any_host(tmp_path, monkeypatch):
+    from installer.core.errors import VaultError
     from installer.deploy.inventory import load_inventory
     from installer.deploy.vault.install_step import vault_secret_vars
-    from installer.core.errors import VaultError
 
     monkeypatch.setenv("MEDAI_HOME", str(tmp_path / "home"))
     inv = load_inventory(Path(__file__).resolve().parents[2] / "inventories" / "example" / "site.yml")

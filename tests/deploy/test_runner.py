@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from installer.core.errors import InstallError
 from installer.deploy import state
 from installer.deploy.plan import build_plan
 from installer.deploy.runner import find_secrets, run_playbook
-from installer.core.errors import InstallError
 from tests.deploy.bundles import make_bundle
 
 

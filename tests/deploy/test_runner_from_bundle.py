@@ -7,9 +7,9 @@ import json
 import pytest
 from rich.console import Console
 
+from installer.core.errors import InstallError
 from installer.deploy.runner import run_playbook
 from installer.deploy.state import installed_copy, new_run
-from installer.core.errors import InstallError
 
 
 def test_no_installed_copy_refuses_before_any_playbook_runs(tmp_path, monkeypatch):

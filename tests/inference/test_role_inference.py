@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import kubernetes_validate
-import pytest
 import yaml
 
 from .conftest import CHART, DIGEST, HELM, docs, helm_template, k3s_kube_version, weights_for

@@ -99,17 +99,32 @@ def _req(method, path, body=None, params=None):
                          content=json.dumps(body).encode() if body is not None else None)
 
 
-@pytest.mark.parametrize("method,path,body,params,why", [
-    ("POST", "/projects", {"project_name": "p", "metadata": {"enable_content_trust_cosgin": "true"}}, None, "enable_content_trust_cosgin"),
-    ("POST", "/projects", {"projectname": "p"}, None, "projectname"),
-    ("POST", "/projects", {"project_name": "p", "metadata": {"prevent_vul": True}}, None, "prevent_vul"),
-    ("POST", "/robots", {"name": "r", "permissions": [{"kind": "project", "namespace": "p", "access": [{"resource": "repository", "verb": "pull"}]}]}, None, "verb"),
-    ("POST", "/project", {"project_name": "p"}, None, "no such path"),
-    ("DELETE", "/robots", None, None, "no such path"),
-    ("GET", "/robots", None, {"name": "x"}, "query parameter 'name'"),
-    ("HEAD", "/projects", None, None, "required query parameter"),
-    ("PUT", "/configurations", {"oidc_endpiont": "https://x"}, None, "oidc_endpiont"),
-])
+@pytest.mark.parametrize(
+    "method,path,body,params,why",
+    [
+        (
+            "POST",
+            "/projects",
+            {"project_name": "p", "metadata": {"enable_content_trust_cosgin": "true"}},
+            None,
+            "enable_content_trust_cosgin",
+        ),
+        ("POST", "/projects", {"projectname": "p"}, None, "projectname"),
+        ("POST", "/projects", {"project_name": "p", "metadata": {"prevent_vul": True}}, None, "prevent_vul"),
+        (
+            "POST",
+            "/robots",
+            {"name": "r", "permissions": [{"kind": "project", "namespace": "p", "access": [{"resource": "repository", "verb": "pull"}]}]},
+            None,
+            "verb",
+        ),
+        ("POST", "/project", {"project_name": "p"}, None, "no such path"),
+        ("DELETE", "/robots", None, None, "no such path"),
+        ("GET", "/robots", None, {"name": "x"}, "query parameter 'name'"),
+        ("HEAD", "/projects", None, None, "required query parameter"),
+        ("PUT", "/configurations", {"oidc_endpiont": "https://x"}, None, "oidc_endpiont"),
+    ],
+)
 def test_contract_rejects_typos(contract, method, path, body, params, why):
     with pytest.raises(ContractError, match=why):
         contract.check(_req(method, path, body, params))
@@ -131,12 +146,13 @@ def test_bad_severity_and_plain_http_are_refused():
 
 
 def test_site_from_inventory_and_its_one_line_errors():
-    from installer.deploy.harbor.configure import site_from_inventory
     from installer.core.errors import InventoryError
+    from installer.deploy.harbor.configure import site_from_inventory
     from tests.platform_idp.site import SITE_VARS
 
-    url, site = site_from_inventory({**SITE_VARS, "medai_harbor_hostname": "harbor.radiology.internal",
-                                     "medai_harbor_severity": "critical"})
+    url, site = site_from_inventory(
+        {**SITE_VARS, "medai_harbor_hostname": "harbor.radiology.internal", "medai_harbor_severity": "critical"}
+    )
     assert url == "https://harbor.radiology.internal"
     assert {p.severity for p in site.projects} == {"critical"}
     assert site.oidc.endpoint == "https://keycloak.radiology.internal/realms/medical-ai"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.oci.registry import RegistryClient
-from installer.deploy.harbor.seed import seed_harbor
 from installer.core.errors import TrustError
+from installer.deploy.harbor.seed import seed_harbor
+from installer.oci.registry import RegistryClient
 from installer.trust.keys import generate_keypair
 from tests.support.servers import make_tls_pair, run_registry
 from tests.support.sources import seeded_chart_values, write_manifest
@@ -88,9 +88,13 @@ def test_seed_pushes_platform_manifests_that_cosign_verifies(multi_bundle, harbo
     sbom = subprocess.run([str(COSIGN), "download", "sbom", multi["dest"]], capture_output=True,
                           env={**os.environ, "SSL_CERT_FILE": str(ca)}, timeout=120)
     assert sbom.returncode == 0, sbom.stderr
-    assert sbom.stdout.strip() == (multi_bundle / "sbom/images" / (seeded_registry.multi.replace(":", "_").replace("/", "_") + ".cdx.json")).read_bytes().strip()
+    assert (
+        sbom.stdout.strip()
+        == (multi_bundle / "sbom/images" / (seeded_registry.multi.replace(":", "_").replace("/", "_") + ".cdx.json")).read_bytes().strip()
+    )
     with RegistryClient(https=[host], ca_file=ca) as client:
         from installer.oci.registry import parse_ref
+
         m = client.get_manifest(parse_ref(multi["dest"]))
     assert m.digest == multi["digest"] and not m.is_index
 
@@ -110,24 +114,53 @@ def test_seed_refuses_before_pushing_when_the_site_key_does_not_verify(multi_bun
 
 
 def _render_registries(tmp_path: Path, extra: dict) -> dict:
-    play = [{"hosts": "localhost", "connection": "local", "gather_facts": False,
-             "vars": {"ansible_python_interpreter": sys.executable},
-             "tasks": [{"ansible.builtin.include_vars": str(ROOT / "roles/k3s/defaults/main.yml")},
-                       {"ansible.builtin.template": {"src": str(ROOT / "roles/k3s/templates/registries.yaml.j2"),
-                                                     "dest": str(tmp_path / "registries.yaml"), "mode": "0600"}}]}]
+    play = [
+        {
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": sys.executable},
+            "tasks": [
+                {"ansible.builtin.include_vars": str(ROOT / "roles/k3s/defaults/main.yml")},
+                {
+                    "ansible.builtin.template": {
+                        "src": str(ROOT / "roles/k3s/templates/registries.yaml.j2"),
+                        "dest": str(tmp_path / "registries.yaml"),
+                        "mode": "0600",
+                    }
+                },
+            ],
+        }
+    ]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     (tmp_path / "vars.yml").write_text(yaml.safe_dump(extra))
-    r = subprocess.run([str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", str(tmp_path / "play.yml"),
-                        "-e", f"@{tmp_path / 'vars.yml'}"], capture_output=True, text=True, timeout=180,
-                       env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "false"})
+    r = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            "localhost,",
+            str(tmp_path / "play.yml"),
+            "-e",
+            f"@{tmp_path / 'vars.yml'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCALHOST_WARNING": "false"},
+    )
     assert r.returncode == 0, r.stdout[-3000:]
     return yaml.safe_load((tmp_path / "registries.yaml").read_text())
 
 
 def test_registries_yaml_lists_harbor_first_after_seeding(tmp_path):
-    doc = _render_registries(tmp_path, {"medai_k3s_harbor_registry": "harbor.radiology.internal",
-                                        "medai_k3s_harbor_pull_username": "robot$cluster-pull",
-                                        "medai_k3s_harbor_pull_password": "pull-S3cret"})
+    doc = _render_registries(
+        tmp_path,
+        {
+            "medai_k3s_harbor_registry": "harbor.radiology.internal",
+            "medai_k3s_harbor_pull_username": "robot$cluster-pull",
+            "medai_k3s_harbor_pull_password": "pull-S3cret",
+        },
+    )
     assert set(doc["mirrors"]) == {"docker.io", "quay.io", "ghcr.io", "registry.k8s.io"}
     for name, m in doc["mirrors"].items():
         assert m["endpoint"][0] == "https://harbor.radiology.internal", name
@@ -148,11 +181,47 @@ def test_cli_seed_and_its_one_line_refusal(multi_bundle, harbor_like, keys, tmp_
     host, ca = harbor_like
     (_, pub), (_, other_pub) = keys
     medai = str(Path(sys.executable).with_name("medai"))
-    ok = subprocess.run([medai, "harbor", "seed", str(multi_bundle), host, "--key", str(pub), "--ca-file", str(ca),
-                         "--project", "cli", "--evidence", str(tmp_path / "ev")], capture_output=True, text=True, timeout=300)
+    ok = subprocess.run(
+        [
+            medai,
+            "harbor",
+            "seed",
+            str(multi_bundle),
+            host,
+            "--key",
+            str(pub),
+            "--ca-file",
+            str(ca),
+            "--project",
+            "cli",
+            "--evidence",
+            str(tmp_path / "ev"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.count("site key verified") == 4 and "platform manifest: linux/amd64" in ok.stdout
-    bad = subprocess.run([medai, "harbor", "seed", str(multi_bundle), host, "--key", str(other_pub), "--ca-file", str(ca),
-                          "--project", "cli2", "--evidence", str(tmp_path / "ev2")], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [
+            medai,
+            "harbor",
+            "seed",
+            str(multi_bundle),
+            host,
+            "--key",
+            str(other_pub),
+            "--ca-file",
+            str(ca),
+            "--project",
+            "cli2",
+            "--evidence",
+            str(tmp_path / "ev2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     assert bad.returncode == 2 and len(errors) == 1 and "does not verify with the site key" in errors[0], bad.stderr

@@ -8,10 +8,9 @@ import re
 
 import pytest
 
-from installer.deploy.keycloak.realm import (RealmError, check_realm, ensure_secrets, render_master_admin, render_realm,
-                                             secret_env)
-from installer.deploy.keycloak.settings import keycloak_site
 from installer.core.errors import InventoryError, MedaiError
+from installer.deploy.keycloak.realm import RealmError, check_realm, ensure_secrets, render_master_admin, render_realm, secret_env
+from installer.deploy.keycloak.settings import keycloak_site
 from tests.platform_idp.harbor_contract import DictSink
 from tests.platform_idp.site import SITE_VARS
 

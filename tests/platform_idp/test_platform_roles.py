@@ -13,7 +13,7 @@ import yaml
 
 from installer.deploy.keycloak.realm import render_master_admin, render_realm
 from installer.deploy.keycloak.settings import keycloak_site
-from tests.platform_idp.render import (RoleFailed, helm_template, load_docs, run_role, validate_core, validate_cr)
+from tests.platform_idp.render import RoleFailed, helm_template, load_docs, run_role, validate_core, validate_cr
 from tests.platform_idp.site import SITE_VARS
 
 PG_IMAGE = "ghcr.io/cloudnative-pg/postgresql:17.5@sha256:" + "ab" * 32

@@ -4,8 +4,7 @@ from __future__ import annotations
 import bcrypt
 import yaml
 
-from installer.deploy.platform_secrets import (REGISTRY_USER, ensure_harbor_secrets, ensure_postgres_passwords,
-                                               harbor_secret_layout)
+from installer.deploy.platform_secrets import REGISTRY_USER, ensure_harbor_secrets, ensure_postgres_passwords, harbor_secret_layout
 from tests.platform_idp.harbor_contract import DictSink
 from tests.platform_idp.render import REPO
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from installer.bundle.layout import BundleLayout
-from installer.oci.registry import RegistryClient, parse_ref, sha256_digest
 from installer.deploy.harbor.seed import seed_harbor
+from installer.oci.registry import RegistryClient, parse_ref, sha256_digest
 from installer.trust.keys import generate_keypair
 from installer.trust.verify import verify_bundle
 from tests.support.servers import make_tls_pair, run_registry
@@ -68,12 +68,19 @@ def trivy_bundle(tmp_path_factory, registry, demo_sources):
     (work / "blobs").mkdir()
     db = push_artifact(registry.host, "aquasecurity/trivy-db:2", _tgz({"trivy.db": os.urandom(4096), "metadata.json": b'{"Version":2}'}),
                        DB_LAYER, "db.tar.gz", work / "blobs")
-    jdb = push_artifact(registry.host, "aquasecurity/trivy-java-db:1", _tgz({"trivy-java.db": os.urandom(4096), "metadata.json": b'{"Version":1}'}),
-                        JAVA_DB_LAYER, "javadb.tar.gz", work / "blobs")
+    jdb = push_artifact(
+        registry.host,
+        "aquasecurity/trivy-java-db:1",
+        _tgz({"trivy-java.db": os.urandom(4096), "metadata.json": b'{"Version":1}'}),
+        JAVA_DB_LAYER,
+        "javadb.tar.gz",
+        work / "blobs",
+    )
     key, pub = generate_keypair(work / "site", PASSWORD.encode())
     refs = [f"{registry.host}/aquasecurity/trivy-db:2", f"{registry.host}/aquasecurity/trivy-java-db:1"]
-    manifest = write_manifest(work / "bundle.yaml", demo_sources, images=refs, with_chart=False, with_model=False,
-                              files=[], name="trivy-dbs")
+    manifest = write_manifest(
+        work / "bundle.yaml", demo_sources, images=refs, with_chart=False, with_model=False, files=[], name="trivy-dbs"
+    )
     os.environ["MEDAI_KEY_PASSWORD"] = PASSWORD
     try:
         build_bundle(BuildOptions(manifest=manifest, out=work / "bundle", sign_key=key, with_tools=False))
@@ -106,9 +113,13 @@ def test_trivy_dbs_seed_into_a_registry_and_cosign_verifies(trivy_bundle, tmp_pa
         assert sorted(p["dest"].rsplit("/", 2)[-2:][1] for p in res.pushed) == ["trivy-db:2", "trivy-java-db:1"]
         assert all(p["siteKeyVerifiedInRegistry"] and p["platformManifest"] is None for p in res.pushed)
         for p in res.pushed:
-            r = subprocess.run([str(ROOT / ".tools/bin/cosign"), "verify", "--key", str(pub), "--insecure-ignore-tlog",
-                                p["dest"]], capture_output=True, text=True, env={**os.environ, "SSL_CERT_FILE": str(ca)},
-                               timeout=120)
+            r = subprocess.run(
+                [str(ROOT / ".tools/bin/cosign"), "verify", "--key", str(pub), "--insecure-ignore-tlog", p["dest"]],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "SSL_CERT_FILE": str(ca)},
+                timeout=120,
+            )
             assert r.returncode == 0, r.stderr
         with RegistryClient(https=[reg.host], ca_file=ca) as c:
             m = c.get_manifest(parse_ref(f"{reg.host}/platform/aquasecurity/trivy-db:2"))

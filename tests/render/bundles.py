@@ -15,9 +15,9 @@ import yaml
 from installer.bundle.index import Artifact, write_index
 from installer.bundle.layout import BundleLayout
 from installer.bundle.manifest import parse_manifest
+from installer.core.hashing import sha256_file
 from installer.oci.layout import OCILayout
 from installer.oci.media_types import OCI_MANIFEST
-from installer.core.hashing import sha256_file
 from installer.render.gate import plan_images
 from installer.render.helm import k3s_kube_version, render_chart
 from tests.render.fixture_charts import FIXTURES, PLATFORM

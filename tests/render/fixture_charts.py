@@ -30,7 +30,7 @@ def archive(name: str) -> Path:
     return FIXTURES / f"{c.name}-{c.version}.tgz"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _packaged(name: str) -> Path:
     import tempfile
 
@@ -44,7 +44,7 @@ def chart(name: str):
     return next(c for c in platform().spec.charts if c.name == name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rendered(name: str) -> tuple:
     c = chart(name)
     return tuple(render_chart(c.name, c.version, archive(name), c.values, c.namespace, k3s_kube_version(platform().spec)))

@@ -11,8 +11,8 @@ import sys
 import pytest
 import yaml
 
-from installer.collect.build import BuildOptions, build_bundle
 from installer.bundle.manifest import parse_manifest
+from installer.collect.build import BuildOptions, build_bundle
 from installer.oci.mirrors import mirrored_name
 from installer.render.gate import plan_images
 from installer.render.helm import k3s_kube_version, render_chart

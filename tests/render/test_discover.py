@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from installer.oci.refs import normalize_ref, refs_in_text
 from installer.render.discover import find_images, findings_in_object
 from installer.render.errors import ImageGateError, RenderError
 from installer.render.helm import render_chart
-from installer.oci.refs import normalize_ref, refs_in_text
 from tests.support.sources import IMAGE_KEYS, make_chart
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from installer.bundle.manifest import Chart, Spec
+from installer.oci.refs import normalize_ref
 from installer.render.errors import ImageGateError
 from installer.render.gate import check_bundle_images, plan_images
-from installer.oci.refs import normalize_ref
 from tests.render.fixture_charts import FIXTURES, needs_fixtures, platform, rendered
 
 pytestmark = needs_fixtures
@@ -46,7 +46,7 @@ def test_longhorn_every_image_the_chart_can_start():
 
 def test_longhorn_bundle_lacking_support_bundle_kit_is_refused_naming_it():
     plan = plan_images(_spec(platform().spec.charts[2]), {"longhorn": list(rendered("longhorn"))})
-    carried = {ref: "sha256:" + "0" * 64 for ref in plan.needed}
+    carried = dict.fromkeys(plan.needed, "sha256:" + "0" * 64)
     check_bundle_images(plan, carried)
     del carried["docker.io/longhornio/support-bundle-kit:v0.0.61"]
     with pytest.raises(ImageGateError, match=r"image docker.io/longhornio/support-bundle-kit:v0.0.61 is not in the "

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from installer.deploy.inventory import load_inventory
 from installer.core.errors import InventoryError
+from installer.deploy.inventory import load_inventory
 from installer.deploy.site_values import release_values, role_vars, site_objects, site_values
 from tests.render.fixture_charts import ROOT
 

@@ -11,8 +11,9 @@ Each lab gets a random id (`ml1a2b3c`) prefixing its network and containers, so 
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import base64
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -81,7 +81,9 @@ def _handler(state: ProxyState, client: httpx.Client):
                 challenge = f'Bearer realm="http://{state.host}/token",service="medai-test"'
                 if "/manifests/" in self.path or "/blobs/" in self.path:
                     challenge += f',scope="repository:{repo}:pull"'
-                return self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {"WWW-Authenticate": challenge, "Content-Type": "application/json"})
+                return self._send(
+                    401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {"WWW-Authenticate": challenge, "Content-Type": "application/json"}
+                )
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "range")}
             req = client.build_request(self.command, state.upstream + self.path, headers=headers)
             r = client.send(req, stream=True)

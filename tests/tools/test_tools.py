@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from installer.collect import tools
 from installer.bundle.layout import BundleLayout
+from installer.collect import tools
 from installer.core.errors import SourceError
 from installer.core.hashing import sha256_file
 

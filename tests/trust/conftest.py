@@ -68,7 +68,7 @@ def trust_manifest(path: Path, src, seeded) -> Path:
 
 
 @pytest.fixture(scope="session")
-def signed_bundle(tmp_path_factory, seeded_registry, demo_sources, medai_keys) -> Path:
+def signed_bundle(tmp_path_factory, seeded_registry, demo_sources, medai_keys) -> Path:  # noqa: F811 (fixture)
     """A bundle built and signed by the real build (read-only for tests: copy it before changing anything)."""
     from installer.collect.build import BuildOptions, build_bundle
 

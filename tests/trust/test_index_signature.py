@@ -6,12 +6,12 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from installer.bundle.layout import BundleLayout
 from installer.compliance.report import bundle_status
 from installer.core.errors import TrustError
 from installer.trust.index_signature import index_signature_problem, read_signature_file, require_index_signature
 from installer.trust.keys import SigningKey, public_key_pem
 from installer.trust.verify import _check_index_signature
-from installer.bundle.layout import BundleLayout
 
 INDEX = b'{"kind": "BundleIndex", "files": []}\n'
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.oci.registry import RegistryClient, parse_ref
 from installer.core.errors import TrustError
+from installer.oci.registry import RegistryClient, parse_ref
 from installer.trust.cosign import verify_registry_image, verify_upstream
 from installer.trust.keys import load_public_key
 from tests.trust.conftest import COSIGN, trust_manifest
@@ -44,8 +44,12 @@ def test_cosign_verify_blob_accepts_the_index_signature(signed_bundle, medai_key
 
 def test_push_then_cosign_verifies_the_copies(signed_bundle, registry, medai_keys, other_keys):
     dest = f"{registry.host}/pushed"
-    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), dest, "--json", "--key", str(medai_keys.pub)], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        ["medai", "bundle", "push", str(signed_bundle), dest, "--json", "--key", str(medai_keys.pub)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     pushed = json.loads(out.stdout)
     images = images_of(signed_bundle)
@@ -56,8 +60,7 @@ def test_push_then_cosign_verifies_the_copies(signed_bundle, registry, medai_key
         ok = cosign("verify", "--key", str(medai_keys.pub), "--insecure-ignore-tlog", "--allow-http-registry", ref)
         payload = json.loads(ok.stdout)
         assert payload[0]["critical"]["image"]["docker-manifest-digest"] == p["digest"]
-        bad = cosign("verify", "--key", str(other_keys.pub), "--insecure-ignore-tlog", "--allow-http-registry", ref,
-                     check=False)
+        bad = cosign("verify", "--key", str(other_keys.pub), "--insecure-ignore-tlog", "--allow-http-registry", ref, check=False)
         assert bad.returncode != 0
     # and medai's own registry-side verifier agrees
     with RegistryClient() as client:
@@ -71,12 +74,24 @@ def cosign_signed_image(seeded_registry, cosign_keys) -> tuple[str, str]:
     """A copy of demo/base in its own repository, signed by `cosign sign --key` (tlog off, plain HTTP)."""
     src = seeded_registry.base
     ref = f"{seeded_registry.host}/trust/upstream:1.0"
-    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
-                    f"docker://{src}", f"docker://{ref}"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false", f"docker://{src}", f"docker://{ref}"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     with RegistryClient() as client:
         digest = client.head_manifest(parse_ref(ref))
-    cosign("sign", "--key", str(cosign_keys.key), "--tlog-upload=false", "--allow-http-registry", "--yes",
-           f"{ref.rsplit(':', 1)[0]}@{digest}", password=cosign_keys.password)
+    cosign(
+        "sign",
+        "--key",
+        str(cosign_keys.key),
+        "--tlog-upload=false",
+        "--allow-http-registry",
+        "--yes",
+        f"{ref.rsplit(':', 1)[0]}@{digest}",
+        password=cosign_keys.password,
+    )
     return ref, digest
 
 
@@ -94,8 +109,9 @@ def test_cosign_signature_passes_medais_verifier(cosign_signed_image, cosign_key
             verify_upstream(client, seeded_registry.tool, tool_digest, cosign_keys.pub)
 
 
-def test_build_checks_upstream_signature_and_carries_it(cosign_signed_image, cosign_keys, medai_keys, other_keys,
-                                                         seeded_registry, demo_sources, tmp_path):
+def test_build_checks_upstream_signature_and_carries_it(
+    cosign_signed_image, cosign_keys, medai_keys, other_keys, seeded_registry, demo_sources, tmp_path
+):
     """An image entry with `key`: the build verifies the upstream signature first, and fails without a match."""
     from installer.collect.build import BuildOptions, build_bundle
     from installer.trust.verify import verify_bundle
@@ -113,8 +129,8 @@ def test_build_checks_upstream_signature_and_carries_it(cosign_signed_image, cos
         assert res.ok, res.problems
         up = next(c for c in res.images if c.image == ref)
         assert up.ok
-        from installer.trust.verify import check_layout_image
         from installer.oci.layout import OCILayout
+        from installer.trust.verify import check_layout_image
 
         oci = OCILayout(tmp_path / "b" / "oci")
         assert check_layout_image(oci, oci.refs(), ref, digest, load_public_key(cosign_keys.pub)).ok
@@ -134,12 +150,12 @@ def test_no_secret_in_bundle_or_output(signed_bundle, medai_keys):
     key_pem = medai_keys.key.read_text()
     body = "".join(key_pem.splitlines()[1:-1])
     needles = [medai_keys.password.encode(), body[:48].encode(), b"PRIVATE KEY"]
-    from installer.trust.keys import load_private_key
     from cryptography.hazmat.primitives import serialization
 
+    from installer.trust.keys import load_private_key
+
     sk = load_private_key(medai_keys.key, medai_keys.password.encode())
-    der = sk.private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                   serialization.NoEncryption())
+    der = sk.private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     scalar = sk.private.private_numbers().private_value.to_bytes(32, "big")
     needles += [der[-40:], scalar]
     for p in signed_bundle.rglob("*"):
@@ -162,9 +178,12 @@ def tls_registry(tmp_path_factory):
 
 def test_push_over_tls_with_a_private_ca(signed_bundle, tls_registry, medai_keys):
     host, ca = tls_registry
-    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{host}/site", "--ca-file", str(ca), "--json",
-                          "--key", str(medai_keys.pub)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        ["medai", "bundle", "push", str(signed_bundle), f"{host}/site", "--ca-file", str(ca), "--json", "--key", str(medai_keys.pub)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     pushed = json.loads(out.stdout)
     assert len(pushed) == 3 and all(p["signatures"] for p in pushed)
@@ -173,9 +192,22 @@ def test_push_over_tls_with_a_private_ca(signed_bundle, tls_registry, medai_keys
             check, _ = verify_registry_image(client, p["dest"], p["digest"], load_public_key(medai_keys.pub))
             assert check.ok, check.detail
     # without the CA the registry's certificate is not trusted: a one-line error, non-zero exit
-    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{host}/again", "--ca-file", "/etc/ssl/certs/ca-certificates.crt",
-                          "--key", str(medai_keys.pub)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            "medai",
+            "bundle",
+            "push",
+            str(signed_bundle),
+            f"{host}/again",
+            "--ca-file",
+            "/etc/ssl/certs/ca-certificates.crt",
+            "--key",
+            str(medai_keys.pub),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and len(errors) == 1 and "CERTIFICATE_VERIFY_FAILED" in errors[0], out.stderr
 
@@ -206,11 +238,16 @@ def test_rebuild_replaces_its_own_signature(signed_bundle, medai_keys, seeded_re
 
 
 def test_push_refuses_without_key_and_is_loud_when_told_to_skip(signed_bundle, registry, medai_home):
-    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{registry.host}/nokey"], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        ["medai", "bundle", "push", str(signed_bundle), f"{registry.host}/nokey"], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 2 and "no --key" in out.stderr and "--insecure-skip-signature" in out.stderr
-    out = subprocess.run(["medai", "bundle", "push", str(signed_bundle), f"{registry.host}/skipped", "--insecure-skip-signature"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        ["medai", "bundle", "push", str(signed_bundle), f"{registry.host}/skipped", "--insecure-skip-signature"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "SIGNATURES NOT CHECKED" in out.stderr
 
@@ -229,13 +266,17 @@ def test_push_of_an_edited_oci_index_is_refused(signed_bundle, registry, medai_k
         a, b2 = doc["manifests"][0], next(m for m in doc["manifests"][1:] if m["digest"] != doc["manifests"][0]["digest"])
         a["digest"], a["size"] = b2["digest"], b2["size"]
     oci_index.write_text(json.dumps(doc))
-    out = subprocess.run(["medai", "bundle", "push", str(b), f"{registry.host}/tampered", "--key", str(medai_keys.pub)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        ["medai", "bundle", "push", str(b), f"{registry.host}/tampered", "--key", str(medai_keys.pub)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert out.returncode == 2 and len(errors) == 1, out.stderr
     assert "oci/index.json" in errors[0] and "refused" in errors[0]
-    from installer.oci.registry import parse_ref
     from installer.deploy.push import destination
+    from installer.oci.registry import parse_ref
 
     with RegistryClient() as client:  # nothing reached the registry: the copy was refused before any push
         for a in images_of(signed_bundle):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from installer.collect.build import BuildOptions, build_bundle
 from installer.bundle.policy import allowed
+from installer.collect.build import BuildOptions, build_bundle
 from installer.core.errors import ManifestError
 from tests.trust.conftest import trust_manifest
 

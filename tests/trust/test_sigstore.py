@@ -149,8 +149,8 @@ def test_bundle_verify_checks_the_keyless_signature_when_asked(bundle_copy, meda
 
 
 def test_identity_without_issuer_is_refused(tmp_path):
-    from installer.trust.verify import verify_bundle
     from installer.core.errors import BundleError
+    from installer.trust.verify import verify_bundle
 
     with pytest.raises((TrustError, BundleError)):
         verify_bundle(tmp_path, sigstore_identity=IDENTITY)

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -229,12 +230,12 @@ def test_standalone_model_check_runs_with_bare_python(signed_bundle, tmp_path):
 
 
 def test_planted_symlink_in_reports_writes_nothing_outside(bundle_copy, medai_keys, medai_home, tmp_path):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
     (bundle_copy / "reports").mkdir()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for sec in range(0, 5):  # the names the next few seconds would use
         stamp = (now.replace(microsecond=0) + __import__("datetime").timedelta(seconds=sec)).strftime("%Y%m%dT%H%M%SZ")
         (bundle_copy / "reports" / f"verify-{stamp}.txt").symlink_to(victim)
@@ -267,7 +268,7 @@ def test_control_characters_in_an_unlisted_name_are_escaped(bundle_copy, medai_k
     assert "\x1b" not in r.output and r.output.count("PASSED") == 1  # the forged line is not a line
     (txt,) = (medai_home / "reports").glob("verify-*.txt")
     lines = txt.read_text().splitlines()
-    assert lines[0] == "medai bundle verification: FAILED" and not any(l.startswith("medai bundle verification: PASSED") for l in lines)
+    assert lines[0] == "medai bundle verification: FAILED" and not any(ln.startswith("medai bundle verification: PASSED") for ln in lines)
 
 
 # ---------------------------------------------------------------- issue 9, point 11: nothing unvouched-for is parsed

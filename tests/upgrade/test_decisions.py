@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from installer.upgrade.cluster_checks import (blocking_pdbs, drain_decision, etcd_problems, evictable_pods,
-                                              longhorn_problems, node_problems, preflight, selector_matches)
+from installer.upgrade.cluster_checks import (
+    blocking_pdbs,
+    drain_decision,
+    etcd_problems,
+    evictable_pods,
+    longhorn_problems,
+    node_problems,
+    preflight,
+    selector_matches,
+)
 from installer.upgrade.helm_decision import after_upgrade, release_order, rollback_target
 from installer.upgrade.skew import SkewError, plan_rollout
 
@@ -83,10 +91,12 @@ def test_every_blocking_pdb_is_listed_before_anything_starts():
     assert not pf.ok and pf.problems == []
     assert [str(b) for b in pf.blockers] == [
         "node srv-1: PodDisruptionBudget vault/vault allows 0 disruption(s); it covers vault/vault-0: the drain would wait on it",
-        "node agent-1: PodDisruptionBudget medai-db/postgres allows 0 disruption(s); it covers medai-db/postgres-0: the drain would wait on it",
+        "node agent-1: PodDisruptionBudget medai-db/postgres allows 0 disruption(s); "
+        "it covers medai-db/postgres-0: the drain would wait on it",
     ]
-    bypass = preflight(load("nodes-ready.json"), load("pods.json"), load("pdbs.json"), load("readyz-etcd-ok.txt"),
-                       None, ["agent-1"], disable_eviction=True)
+    bypass = preflight(
+        load("nodes-ready.json"), load("pods.json"), load("pdbs.json"), load("readyz-etcd-ok.txt"), None, ["agent-1"], disable_eviction=True
+    )
     assert bypass.ok and len(bypass.blockers) == 1  # reported, recorded, not waited on
 
 
@@ -145,8 +155,9 @@ def test_model_service_switches_only_when_every_new_pod_is_ready():
     svc = load("service-model.json")
     assert swap_decision(svc, load("deployment-model-starting.json"), "b3c1e9").action == "wait"
     d = swap_decision(svc, load("deployment-model-ready.json"), "b3c1e9")
-    assert d.action == "switch" and d.patch == {"spec": {"selector": {"app.kubernetes.io/name": "vllm",
-                                                                      "medai.io/model-revision": "b3c1e9"}}}
+    assert d.action == "switch" and d.patch == {
+        "spec": {"selector": {"app.kubernetes.io/name": "vllm", "medai.io/model-revision": "b3c1e9"}}
+    }
     abort = swap_decision(svc, load("deployment-model-deadline.json"), "b3c1e9")
     assert abort.action == "abort" and "keeps the old model" in abort.reason
     svc["spec"]["selector"]["medai.io/model-revision"] = "b3c1e9"

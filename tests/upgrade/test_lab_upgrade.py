@@ -1,8 +1,10 @@
 """`medai upgrade` between two bundle versions on a podman lab (1 server + 1 agent), v2 differential on v1:
-the union assembled, staged files replaced and checked, the roles idempotent across the versions, and --resume after SIGKILL converging. The bundles carry no
-K3s binary (none can be fetched here), so the upgrade is the `hosts` step: no snapshot, drain or restart, which
+the union assembled, staged files replaced and checked, the roles idempotent across the versions, and --resume
+after SIGKILL converging. The bundles carry no K3s binary (none can be fetched here), so the upgrade is the
+`hosts` step: no snapshot, drain or restart, which
 run only in test_k3s_e2e.py. OS packages between two repositories: the second test (network: the bundles' Debian
 repository) raises a local package from 1.0 to 2.0 through the os role's --only-upgrade step."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +16,9 @@ from pathlib import Path
 import pytest
 
 import tests.deploy.bundles as deploy_bundles
-from installer.trust.differential import prune_to_base
 from installer.bundle.index import dumps
 from installer.bundle.layout import BundleLayout
+from installer.trust.differential import prune_to_base
 from installer.trust.keys import generate_keypair, load_private_key
 from installer.trust.signing import sign_index
 from tests.deploy.test_install_lab import LAB_VARS, medai, medai_argv, medai_env, runs
@@ -108,8 +110,7 @@ def test_upgrade_replaces_staged_files_then_resume_after_sigkill_converges(site)
     # the roles are idempotent across the two versions: installing the assembled v2 over the upgraded hosts changes
     # nothing (the union copy's index is derived, so it is installed by hashes, without --key)
     union = next((home / "bundles").glob("*-union"))
-    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(union), "--insecure-skip-signature",
-              "--tags", "stage,k3s", "--yes")
+    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(union), "--insecure-skip-signature", "--tags", "stage,k3s", "--yes")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert runs(home)[-1]["summary"]["changed"] == 0, runs(home)[-1]["summary"]["per_host"]
 
@@ -128,8 +129,7 @@ def test_upgrade_raises_installed_os_packages_from_the_new_repository(site, tmp_
     sign_index(BundleLayout.at(os1), (os1 / "index.json").read_bytes(), key)
     os2 = deploy_bundles.make_bundle(tmp_path / "os2", full=True, extra_debs=(deploy_bundles.probe_deb(tmp_path, "2.0"),))
     sign_index(BundleLayout.at(os2), (os2 / "index.json").read_bytes(), key)
-    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(os1), "--key", str(pub), "--tags", "os", "--yes",
-              timeout=900)
+    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(os1), "--key", str(pub), "--tags", "os", "--yes", timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     for n in lab.nodes:
         assert node_version(n, "medai-lab-probe") == "1.0"
@@ -146,7 +146,6 @@ def test_upgrade_raises_installed_os_packages_from_the_new_repository(site, tmp_
         assert node_version(n, "chrony") == chrony_before[n.hostname]  # same version in both repositories: untouched
         assert node_exec(n, "test -e /usr/sbin/policy-rc.d", check=False).returncode == 1
     # idempotent: the os role over the upgraded hosts with the v2 repository changes nothing
-    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(os2), "--key", str(pub), "--tags", "os", "--yes",
-              timeout=900)
+    r = medai(home, "install", "--inventory", str(inv), "--bundle", str(os2), "--key", str(pub), "--tags", "os", "--yes", timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert runs(home)[-1]["summary"]["changed"] == 0, runs(home)[-1]["summary"]["per_host"]

@@ -14,9 +14,9 @@ import pytest
 from rich.console import Console
 
 from installer.bundle.index import Artifact
-from installer.deploy.state import new_run
 from installer.core.errors import InstallError
 from installer.core.hashing import sha256_bytes
+from installer.deploy.state import new_run
 from installer.trust.keys import generate_keypair, load_private_key
 from installer.upgrade.changes import change_list, k3s_version
 from installer.upgrade.journal import Journal, resumable_run
@@ -31,14 +31,37 @@ K3S_URL = "https://github.com/k3s-io/k3s/releases/download/{v}/k3s"
 
 
 def version_bundle(root: Path, key, k3s: str, longhorn: str, model: bytes, extra_image: bool, base: Path | None = None):
-    files = {"files/k3s": f"k3s {k3s}".encode(), f"charts/longhorn-{longhorn}.tgz": f"chart {longhorn}".encode(),
-             "models/tiny/model.safetensors": model, "os/bookworm/Packages": b"Package: curl\nVersion: 7.88.1-10+deb12u" + longhorn.encode()}
-    arts = [Artifact("file", "k3s", "files/k3s", len(files["files/k3s"]), sha256_bytes(files["files/k3s"]),
-                     ref=K3S_URL.format(v=k3s.replace("+", "%2B"))),
-            Artifact("chart", "longhorn", f"charts/longhorn-{longhorn}.tgz", 11, sha256_bytes(files[f"charts/longhorn-{longhorn}.tgz"]),
-                     ref=f"longhorn@{longhorn}", meta={"version": longhorn}),
-            Artifact("model", "tiny", "models/tiny/model.safetensors", len(model), sha256_bytes(model), paths=["models/tiny/model.safetensors"]),
-            Artifact("ospkgs", "bookworm", "os/bookworm/Packages", len(files["os/bookworm/Packages"]), sha256_bytes(files["os/bookworm/Packages"]))]
+    files = {
+        "files/k3s": f"k3s {k3s}".encode(),
+        f"charts/longhorn-{longhorn}.tgz": f"chart {longhorn}".encode(),
+        "models/tiny/model.safetensors": model,
+        "os/bookworm/Packages": b"Package: curl\nVersion: 7.88.1-10+deb12u" + longhorn.encode(),
+    }
+    arts = [
+        Artifact(
+            "file",
+            "k3s",
+            "files/k3s",
+            len(files["files/k3s"]),
+            sha256_bytes(files["files/k3s"]),
+            ref=K3S_URL.format(v=k3s.replace("+", "%2B")),
+        ),
+        Artifact(
+            "chart",
+            "longhorn",
+            f"charts/longhorn-{longhorn}.tgz",
+            11,
+            sha256_bytes(files[f"charts/longhorn-{longhorn}.tgz"]),
+            ref=f"longhorn@{longhorn}",
+            meta={"version": longhorn},
+        ),
+        Artifact(
+            "model", "tiny", "models/tiny/model.safetensors", len(model), sha256_bytes(model), paths=["models/tiny/model.safetensors"]
+        ),
+        Artifact(
+            "ospkgs", "bookworm", "os/bookworm/Packages", len(files["os/bookworm/Packages"]), sha256_bytes(files["os/bookworm/Packages"])
+        ),
+    ]
     # no manifest.yaml: its stand-in chart archives could not be rendered, and upgrade (like install) renders and
     # gates every chart of a bundle's manifest (that gate on real charts: test_upgrade_gate.py)
     return make_signed_bundle(root, key, files, arts, base=base)
@@ -46,7 +69,9 @@ def version_bundle(root: Path, key, k3s: str, longhorn: str, model: bytes, extra
 
 def values_manifest(extra_image: bool) -> str:
     """The chart values part of a manifest, for the change list alone."""
-    return f"apiVersion: medai/v1\nkind: Bundle\nspec:\n  charts:\n  - name: longhorn\n    values: {{replicas: {2 if extra_image else 3}}}\n"
+    return (
+        f"apiVersion: medai/v1\nkind: Bundle\nspec:\n  charts:\n  - name: longhorn\n    values: {{replicas: {2 if extra_image else 3}}}\n"
+    )
 
 
 @pytest.fixture
@@ -81,14 +106,16 @@ def test_change_list_names_every_kind_of_change(site):
 
 def medai(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {"PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin", "MEDAI_HOME": str(home), "COLUMNS": "300"}
-    return subprocess.run([sys.executable, "-m", "installer.cli.main", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "installer.cli.main", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
 
 
 def test_plan_prints_changes_and_says_the_cluster_was_not_read(site):
     tmp, _, pub, home, v1, v2, inv = site
-    r = medai("upgrade", "--inventory", str(inv), "--bundle", str(v2.root), "--key", str(pub), "--current", str(v1.root),
-              "--plan", home=home)
+    r = medai(
+        "upgrade", "--inventory", str(inv), "--bundle", str(v2.root), "--key", str(pub), "--current", str(v1.root), "--plan", home=home
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "change: K3s v1.33.5+k3s1 -> v1.34.2+k3s1" in r.stdout
     assert "nodes: not planned:" in r.stdout and "kubeconfig" in r.stdout
@@ -103,20 +130,23 @@ def test_differential_on_the_wrong_base_is_refused_before_any_host_naming_both_d
     assert "models/tiny/model.safetensors" in {f["path"] for f in diff.read_index()["fromBase"]}
     rec = new_run("install", inv, other.index, home=home)  # the cluster runs `other`, not v1
     rec.finish("successful")
-    r = medai("upgrade", "--inventory", str(inv), "--bundle", str(diff.root), "--key", str(pub), "--current", str(v1.root),
-              "--yes", home=home)
+    r = medai(
+        "upgrade", "--inventory", str(inv), "--bundle", str(diff.root), "--key", str(pub), "--current", str(v1.root), "--yes", home=home
+    )
     v1_sha = hashlib.sha256(v1.index.read_bytes()).hexdigest()
     other_sha = hashlib.sha256(other.index.read_bytes()).hexdigest()
     assert r.returncode == 2 and v1_sha in r.stderr and other_sha in r.stderr and "no host was touched" in r.stderr
     assert len(list((home / "runs").iterdir())) == 1  # only the install record: no upgrade run started
     # with v1 installed, the same differential plans (the union is verified first)
     new_run("install", inv, v1.index, home=home).finish("successful")
-    r = medai("upgrade", "--inventory", str(inv), "--bundle", str(diff.root), "--key", str(pub), "--current", str(v1.root),
-              "--plan", home=home)
+    r = medai(
+        "upgrade", "--inventory", str(inv), "--bundle", str(diff.root), "--key", str(pub), "--current", str(v1.root), "--plan", home=home
+    )
     assert r.returncode == 0 and f"differential on base index sha256 {v1_sha}" in r.stdout, r.stdout + r.stderr
     # the steps run from a private union copy: the differential's files plus those pinned from v1, each hash-checked
     plan = make_plan(UpgradeOptions(inv, diff.root, pub, current=v1.root, plan_only=True), Console(file=open(os.devnull, "w")))
     from installer.deploy.plan import build_plan
+
     union = json.loads((plan.bundle / "index.json").read_bytes())
     staged = {f["dest"] for f in build_plan(union, plan.bundle, tmp / "cache", plan.index_sha256).files}
     assert {"files/k3s", "models/tiny/model.safetensors"} <= staged
@@ -125,16 +155,28 @@ def test_differential_on_the_wrong_base_is_refused_before_any_host_naming_both_d
 
 
 def _state(nodes: str = "nodes-ready.json") -> dict:
-    return {"nodes": load(nodes), "pods": load("pods.json"), "pdbs": load("pdbs.json"),
-            "readyzEtcd": load("readyz-etcd-ok.txt"), "longhorn": load("longhorn-volumes.json")}
+    return {
+        "nodes": load(nodes),
+        "pods": load("pods.json"),
+        "pdbs": load("pdbs.json"),
+        "readyzEtcd": load("readyz-etcd-ok.txt"),
+        "longhorn": load("longhorn-volumes.json"),
+    }
 
 
 def test_plan_from_recorded_cluster_state_and_preflight_stops_before_a_run(site):
     tmp, _, pub, home, v1, v2, inv = site
     opts = UpgradeOptions(inv, v2.root, pub, current=v1.root, plan_only=True, batch=2)
     plan = make_plan(opts, Console(file=open(os.devnull, "w")), cluster_state=_state())
-    assert plan.steps() == ["snapshot", "server:srv-1", "server:srv-2", "server:srv-3", "agents:agent-1,agent-2",
-                            "agents:gpu-1", "releases"]
+    assert plan.steps() == [
+        "snapshot",
+        "server:srv-1",
+        "server:srv-2",
+        "server:srv-3",
+        "agents:agent-1,agent-2",
+        "agents:gpu-1",
+        "releases",
+    ]
     lines = plan.lines()
     assert "preflight: longhorn volume pvc-3bd7: degraded (a drain would leave it without a replica)" in lines
     assert any(line.startswith("blocking PDB: node agent-1: PodDisruptionBudget medai-db/postgres") for line in lines)
@@ -147,8 +189,11 @@ def test_plan_from_recorded_cluster_state_and_preflight_stops_before_a_run(site)
 def test_skew_refusal_reaches_the_operator(site):
     tmp, _, pub, home, v1, v2, inv = site
     with pytest.raises(InstallError, match="skips minor"):
-        make_plan(UpgradeOptions(inv, v2.root, pub, current=v1.root, plan_only=True), Console(file=open(os.devnull, "w")),
-                  cluster_state=_state("nodes-agent-behind.json"))
+        make_plan(
+            UpgradeOptions(inv, v2.root, pub, current=v1.root, plan_only=True),
+            Console(file=open(os.devnull, "w")),
+            cluster_state=_state("nodes-agent-behind.json"),
+        )
 
 
 def test_journal_resumes_at_the_first_step_not_done(site, tmp_path):

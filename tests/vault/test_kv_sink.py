@@ -13,6 +13,7 @@ import time
 import hvac
 import pytest
 
+from installer.core.errors import VaultError
 from installer.deploy.harbor.client import HarborClient
 from installer.deploy.harbor.configure import configure_harbor, default_site
 from installer.deploy.keycloak.realm import ensure_secrets
@@ -20,7 +21,6 @@ from installer.deploy.keycloak.settings import keycloak_site
 from installer.deploy.platform_secrets import ensure_harbor_secrets, ensure_postgres_passwords
 from installer.deploy.secret_sink import SecretSink
 from installer.deploy.vault.kv_sink import VaultKvSink
-from installer.core.errors import VaultError
 from tests.platform_idp.harbor_contract import FakeHarbor, SwaggerContract
 from tests.platform_idp.site import SITE_VARS
 from tests.vault.conftest import _free_ports, bao_binary

@@ -205,12 +205,14 @@ def _openssl_verify(run, pem_chain: str, cert_pem: str, where: Path) -> subproce
 def test_issued_certificate_chains_to_the_offline_root_and_rotates(run, tmp_path):
     ep = run.endpoint()
     with root_session(ep, run.shares()[:THRESHOLD]) as root:
-        tls = root.secrets.kv.v2.read_secret_version(path="keycloak/tls", mount_point="medai", raise_on_deleted_version=True)["data"]["data"]
+        tls = root.secrets.kv.v2.read_secret_version(path="keycloak/tls", mount_point="medai",
+                                                     raise_on_deleted_version=True)["data"]["data"]
         inter = root.secrets.pki.read_ca_certificate(mount_point="pki_int")
     v = _openssl_verify(run, inter, tls["certificate"], tmp_path / "a")
     assert v.returncode == 0 and v.stdout.strip().endswith("OK"), v.stdout + v.stderr
-    no_inter = subprocess.run(["openssl", "verify", "-CAfile", str(run.cluster.ca_cert), str(tmp_path / "a" / "cert.pem")],
-                              capture_output=True, text=True)
+    no_inter = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(run.cluster.ca_cert), str(tmp_path / "a" / "cert.pem")], capture_output=True, text=True
+    )
     assert no_inter.returncode != 0  # the root signs the intermediate, not the service certificate
     assert not (run.cluster.root_ca_dir / "root-ca.key").stat().st_mode & 0o077
 
@@ -227,9 +229,14 @@ def test_configuration_through_the_service_address_reaches_the_leader_from_a_fol
     follower = next(n for n in run.cluster.nodes if n.name == "bao3")  # plain HTTP listener, a Raft follower
     inv = write_inventory(tmp_path / "site.yml", run.cluster, run.ops, medai_vault_addr=follower.addr)
     e = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
-    p = subprocess.run([MEDAI, "vault", "rotate-cert", "harbor", "--stdin", "--inventory", str(inv)],
-                       input="\n".join(run.shares()[:THRESHOLD]) + "\n", capture_output=True, text=True,
-                       env={**e, "MEDAI_HOME": str(run.home)}, timeout=60)
+    p = subprocess.run(
+        [MEDAI, "vault", "rotate-cert", "harbor", "--stdin", "--inventory", str(inv)],
+        input="\n".join(run.shares()[:THRESHOLD]) + "\n",
+        capture_output=True,
+        text=True,
+        env={**e, "MEDAI_HOME": str(run.home)},
+        timeout=60,
+    )
     run.outputs += [p.stdout.encode(), p.stderr.encode()]
     assert p.returncode == 0, p.stderr
     assert "harbor: new certificate serial" in p.stdout and "medai/harbor/tls" in p.stdout

@@ -10,6 +10,7 @@ import stat
 import pytest
 import yaml
 
+from installer.core.errors import VaultError
 from installer.deploy.inventory import load_inventory
 from installer.deploy.vault import pki, state
 from installer.deploy.vault.catalogue import CATALOGUE, COMPONENTS
@@ -18,7 +19,6 @@ from installer.deploy.vault.pgp import read_public_key
 from installer.deploy.vault.portforward import forward_command, pod_names
 from installer.deploy.vault.settings import vault_settings
 from installer.deploy.vault.token import decode_otp_token
-from installer.core.errors import VaultError
 
 
 def _inv(tmp_path, servers=1, **vars_):

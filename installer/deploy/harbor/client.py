@@ -30,7 +30,7 @@ class HarborClient:
             verify=ssl.create_default_context(cafile=str(ca_file)) if ca_file else True, headers={"Accept": "application/json"},
         )
 
-    def __enter__(self) -> "HarborClient":
+    def __enter__(self) -> HarborClient:
         return self
 
     def __exit__(self, *exc) -> None:

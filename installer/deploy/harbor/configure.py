@@ -63,8 +63,8 @@ def configure_harbor(client: HarborClient, site: HarborSite, sink: SecretSink,
 def site_from_inventory(site_vars: dict, source: str = "inventory") -> tuple[str, HarborSite]:
     """(Harbor URL, HarborSite) from all.vars: medai_cluster_name, medai_harbor_hostname, optional
     medai_harbor_severity (default high) and medai_keycloak_hostname (OIDC through realm medical-ai when set)."""
-    from installer.deploy.harbor.projects import SEVERITIES
     from installer.core.errors import InventoryError
+    from installer.deploy.harbor.projects import SEVERITIES
 
     host = site_vars.get("medai_harbor_hostname")
     if not host or not isinstance(host, str) or "/" in host or ":" in host:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from installer.core.atomic import atomic_write_text
@@ -37,10 +37,10 @@ def seed_harbor(bundle: str | os.PathLike, harbor: str, key: str | os.PathLike, 
                 ca_file: str | os.PathLike | None = None, project: str = PLATFORM_PROJECT) -> SeedResult:
     """Verify ``bundle`` with the site ``key``, push its images to ``harbor``/``project`` (platform manifests
     where the index is refused), verify each pushed digest in Harbor with the key, write harbor-seed.json."""
+    from installer.deploy.push import push_bundle
     from installer.oci.registry import RegistryClient
     from installer.trust.cosign import verify_registry_image
     from installer.trust.keys import fingerprint, load_public_key
-    from installer.deploy.push import push_bundle
     from installer.trust.verify import verify_bundle
 
     evidence_dir = Path(evidence_dir)
@@ -63,7 +63,7 @@ def seed_harbor(bundle: str | os.PathLike, harbor: str, key: str | os.PathLike, 
                            "siteKeyVerifiedInRegistry": sig.ok, "detail": sig.detail})
     doc = {
         "kind": "medai.harbor-seed/v1",
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "harbor": harbor, "project": project,
         "siteKey": {"path": str(key), "fingerprint": fingerprint(pub)},
         "bundleVerifiedBeforePush": {"ok": check.ok, "report": str(check.report_path), "images": len(check.images)},

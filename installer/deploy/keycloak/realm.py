@@ -13,8 +13,8 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from installer.deploy.keycloak.settings import CLIENT_IDS, KeycloakSite
 from installer.core.errors import MedaiError
+from installer.deploy.keycloak.settings import CLIENT_IDS, KeycloakSite
 
 REALM = "medical-ai"
 GROUPS = ("clinician", "researcher", "platform-admin")

@@ -7,9 +7,9 @@ a running component already uses.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import hvac
 import hvac.exceptions
@@ -44,7 +44,7 @@ def password() -> str:
 class Entry:
     component: str
     path: str
-    fields: dict[str, Callable[["CatalogueContext"], str]]
+    fields: dict[str, Callable[[CatalogueContext], str]]
 
     @property
     def kv_path(self) -> str:

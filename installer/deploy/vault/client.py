@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import hvac
 import hvac.exceptions
 import requests
 
-from installer.deploy.vault.settings import Member, VaultSettings
 from installer.core.errors import VaultError
+from installer.deploy.vault.settings import Member, VaultSettings
 
 TIMEOUT_S = 15
 

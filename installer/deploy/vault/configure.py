@@ -11,11 +11,11 @@ import hvac
 import hvac.exceptions
 import yaml
 
+from installer.core.errors import VaultError
 from installer.deploy.state import kubeconfig_path
 from installer.deploy.vault.catalogue import COMPONENTS, TLS_SERVICES, CatalogueContext, Component, create_missing
 from installer.deploy.vault.client import Endpoint, vault_call
 from installer.deploy.vault.settings import VaultSettings
-from installer.core.errors import VaultError
 
 KUBERNETES_AUTH_MOUNT = "kubernetes"
 AUDIT_DEVICE = "file"

@@ -12,11 +12,11 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer.core.errors import VaultError
 from installer.deploy.vault import state
 from installer.deploy.vault.client import Endpoint, vault_call
 from installer.deploy.vault.pgp import fingerprint, read_public_key
 from installer.deploy.vault.settings import VaultSettings
-from installer.core.errors import VaultError
 
 # Test hook: SIGKILL the process right after init.json is written (proves the shares survive a crash).
 KILL_AFTER_INIT_ENV = "MEDAI_VAULT_TEST_KILL_AFTER_INIT"
@@ -65,7 +65,7 @@ def initialize(s: VaultSettings, ep: Endpoint, home: Path | None = None) -> Init
         raise VaultError(f"vault {ep.name} ({ep.addr}): init answered with {len(encrypted)} shares for {len(keys)} operators")
     record = {
         "cluster": s.cluster,
-        "initialized": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "initialized": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "vault": ep.addr,
         "threshold": s.threshold,
         "shares": len(keys),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from installer.core.errors import InstallError
 
@@ -58,8 +58,12 @@ def secret_object(name: str, namespace: str, data: dict[str, str], type_: str = 
 def platform_secrets_into_vault(inv, sink, kube) -> dict[str, list[str]]:
     """Generate what is missing into Vault KV, then sync the Kubernetes Secrets the PostgreSQL Clusters and the
     Harbor chart name (in memory, server-side apply). Returns the Vault paths created and the Secrets synced."""
-    from installer.deploy.platform_secrets import (ensure_harbor_secrets, ensure_inference_api_key,
-                                                   ensure_postgres_passwords, harbor_secret_layout)
+    from installer.deploy.platform_secrets import (
+        ensure_harbor_secrets,
+        ensure_inference_api_key,
+        ensure_postgres_passwords,
+        harbor_secret_layout,
+    )
     from installer.deploy.site_values import role_vars
 
     pg = role_vars("postgres", inv)
@@ -95,11 +99,11 @@ def platform_secrets_into_vault(inv, sink, kube) -> dict[str, list[str]]:
 def vault_after_release(inv, kube, record, echo: Callable[[str], None], ask_share=None):
     """The platform step's hook for release vault (installer.deploy.platform.ApplyOptions.after)."""
     def hook(release) -> None:
-        from installer.deploy.vault.share_prompt import share_reader
         from installer.deploy.vault.kv_sink import VaultKvSink
         from installer.deploy.vault.portforward import pod_names
         from installer.deploy.vault.settings import vault_settings
         from installer.deploy.vault.setup import run_setup
+        from installer.deploy.vault.share_prompt import share_reader
 
         s = vault_settings(inv)
         wait_running(kube, release.namespace, pod_names(s), 600)

@@ -6,13 +6,13 @@ Values go only into the request body; errors name the path and the member, never
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import hvac
 import hvac.exceptions
 
-from installer.deploy.vault.client import Endpoint, vault_call
 from installer.core.errors import VaultError
+from installer.deploy.vault.client import Endpoint, vault_call
 
 
 class VaultKvSink:

@@ -45,7 +45,7 @@ class RootCA:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _name(cn: str, org: str) -> x509.Name:

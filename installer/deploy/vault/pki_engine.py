@@ -5,11 +5,11 @@ import hvac
 import hvac.exceptions
 from cryptography import x509
 
+from installer.core.errors import VaultError
 from installer.deploy.vault.catalogue import COMPONENTS, TLS_SERVICES
 from installer.deploy.vault.client import Endpoint, vault_call
 from installer.deploy.vault.pki import RootCA, sign_intermediate
 from installer.deploy.vault.settings import VaultSettings
-from installer.core.errors import VaultError
 
 MAX_TTL = "43800h"
 CERT_TTL = "2160h"

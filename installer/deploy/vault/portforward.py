@@ -11,11 +11,11 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
+from installer.core.errors import VaultError
 from installer.deploy.state import kubeconfig_path
 from installer.deploy.vault.settings import Member, VaultSettings
-from installer.core.errors import VaultError
 
 VAULT_PORT = 8200
 

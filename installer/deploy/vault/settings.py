@@ -24,9 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from installer.deploy.inventory import Inventory
 from installer.core.errors import VaultError
 from installer.core.yamldoc import field_path
+from installer.deploy.inventory import Inventory
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 

@@ -1,8 +1,9 @@
 """`medai vault setup`: the whole sequence, each step idempotent, shares held in memory only."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
+from installer.core.errors import VaultError
 from installer.deploy.vault import pki
 from installer.deploy.vault.client import endpoints, service_endpoint
 from installer.deploy.vault.configure import configure
@@ -11,7 +12,6 @@ from installer.deploy.vault.pki_engine import issue, setup_intermediate
 from installer.deploy.vault.settings import VaultSettings
 from installer.deploy.vault.token import revoke_other_root_tokens, root_session
 from installer.deploy.vault.unseal import unseal_member
-from installer.core.errors import VaultError
 
 
 def root_ca_dir(s: VaultSettings):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import hvac
 import hvac.exceptions
 
-from installer.deploy.vault.client import Endpoint, vault_call
 from installer.core.errors import VaultError
+from installer.deploy.vault.client import Endpoint, vault_call
 
 
 def decode_otp_token(encoded: str, otp: str) -> str:

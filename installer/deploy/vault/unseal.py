@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import hvac.exceptions
-from dataclasses import dataclass
-from typing import Callable
 
 from installer.deploy.vault.client import Endpoint, vault_call
 

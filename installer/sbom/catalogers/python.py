@@ -51,4 +51,4 @@ def _licenses(msg) -> list[str]:
     if lic and lic.upper() != "UNKNOWN" and "\n" not in lic and len(lic) <= 200:
         return [lic]
     classifiers = [c.split("::")[-1].strip() for c in msg.get_all("Classifier") or [] if c.startswith("License ::")]
-    return sorted(set(c for c in classifiers if c and c != "OSI Approved"))
+    return sorted({c for c in classifiers if c and c != "OSI Approved"})
