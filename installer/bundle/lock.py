@@ -92,19 +92,18 @@ def chart_key(name: str, version: str) -> str:
 
 def check_file_pin(lock: Lock, name: str, sha256: str) -> None:
     """--locked: the manifest's pin must be the locked one (a re-pinned file is drift too)."""
-    locked = lock.files.get(name)
-    if locked is None:
-        raise LockDriftError(f"file {name}: not in the lock file (rebuild without --locked to add it)")
-    if locked != sha256:
-        raise LockDriftError(f"file {name}: manifest pins sha256 {sha256}, the lock has {locked}")
+    _check_locked(f"file {name}", lock.files.get(name), sha256, f"manifest pins sha256 {sha256}")
 
 
 def check_image_digest(lock: Lock, ref: str, digest: str) -> None:
-    locked = lock.images.get(ref)
+    _check_locked(f"image {ref}", lock.images.get(ref), digest, f"resolves to {digest}")
+
+
+def _check_locked(what: str, locked: str | None, have: str, says: str) -> None:
     if locked is None:
-        raise LockDriftError(f"image {ref}: not in the lock file (rebuild without --locked to add it)")
-    if locked != digest:
-        raise LockDriftError(f"image {ref}: resolves to {digest}, the lock has {locked}")
+        raise LockDriftError(f"{what}: not in the lock file (rebuild without --locked to add it)")
+    if locked != have:
+        raise LockDriftError(f"{what}: {says}, the lock has {locked}")
 
 
 def lock_wheels(tool_files: dict[str, str]) -> dict[str, str]:

@@ -158,14 +158,19 @@ def encrypt_private_key(private: ec.EllipticCurvePrivateKey, password: bytes) ->
     return _pem(PEM_TYPE, encrypt_envelope(der, password))
 
 
-def load_private_key(path: str | os.PathLike, password: bytes | None = None) -> SigningKey:
-    """Load a cosign-format encrypted key; the password comes from the argument, MEDAI_KEY_PASSWORD or a prompt."""
-    p = Path(path)
+def _read_pem(p: Path, what: str) -> tuple[bytes, str, bytes]:
+    """(file bytes, PEM type, DER body)."""
     try:
         data = p.read_bytes()
     except OSError as e:
-        raise TrustError(f"{p}: cannot read private key: {e.strerror}") from None
-    kind, body = _unpem(data, str(p))
+        raise TrustError(f"{p}: cannot read {what}: {e.strerror}") from None
+    return (data, *_unpem(data, str(p)))
+
+
+def load_private_key(path: str | os.PathLike, password: bytes | None = None) -> SigningKey:
+    """Load a cosign-format encrypted key; the password comes from the argument, MEDAI_KEY_PASSWORD or a prompt."""
+    p = Path(path)
+    _, kind, body = _read_pem(p, "private key")
     if kind not in PEM_TYPES:
         raise TrustError(f"{p}: PEM type {kind!r} is not a cosign encrypted private key ({PEM_TYPE})")
     if password is None:
@@ -180,11 +185,7 @@ def load_private_key(path: str | os.PathLike, password: bytes | None = None) -> 
 
 def load_public_key(path: str | os.PathLike) -> ec.EllipticCurvePublicKey:
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise TrustError(f"{p}: cannot read public key: {e.strerror}") from None
-    kind, _ = _unpem(data, str(p))
+    data, kind, _ = _read_pem(p, "public key")
     if kind != "PUBLIC KEY":
         raise TrustError(f"{p}: PEM type {kind!r} is not a PUBLIC KEY (give the .pub file, never the private key)")
     try:

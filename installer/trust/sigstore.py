@@ -97,16 +97,9 @@ class SigstoreCheck:
     trusted_root: str
 
 
-def verify_artifact(
-    path: str | os.PathLike,
-    bundle_path: str | os.PathLike,
-    identity: str,
-    issuer: str,
-    offline: bool = True,
-    trusted_root: str | os.PathLike | None = None,
-) -> SigstoreCheck:
-    """Like check_artifact, but fail closed: raises TrustError naming the artifact when the check fails."""
-    check = check_artifact(path, bundle_path, identity, issuer, offline=offline, trusted_root=trusted_root)
+def verify_artifact(path: str | os.PathLike, *args, **kwargs) -> SigstoreCheck:
+    """check_artifact (same arguments), but fail closed: raises TrustError naming the artifact when it fails."""
+    check = check_artifact(path, *args, **kwargs)
     if not check.ok:
         raise TrustError(f"{path}: {check.detail}")
     return check
