@@ -5,11 +5,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from installer.core.errors import LabError
 from installer.lab import image as lab_image
 from installer.lab import nodes as lab_nodes
-from installer.lab.inventory import write_inventory
-from installer.lab.state import lab_dir, lab_inventory_file, lab_state_file
+from installer.lab.site import lab_down, lab_up
+from installer.lab.state import lab_inventory_file, lab_state_file
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -22,31 +21,6 @@ def image(rebuild: bool = typer.Option(False, "--rebuild", help="build again eve
     console.print(f"[green]ok[/] image {name}", highlight=False)
 
 
-def lab_up(servers: int, agents: int, gpu_agents: int) -> lab_nodes.Lab:
-    """Start a lab (or keep the running one) and write its inventory. Used by `up` and `demo`."""
-    if servers < 1 or servers % 2 == 0:
-        raise LabError(f"--servers {servers}: embedded etcd needs 1 or an odd number >= 3 of servers")
-    state = lab_state_file()
-    if state.exists():
-        lab = lab_nodes.Lab.load(state)
-        states = lab_nodes.container_states(lab)
-        if all(states.get(n.name) == "running" for n in lab.nodes):
-            shape = (len(lab.servers), len(lab.agents) - len(lab.gpu), len(lab.gpu))
-            if shape != (servers, agents, gpu_agents):
-                raise LabError(f"{state}: lab {lab.lab_id} is up with servers/agents/gpu-agents={shape}; "
-                               "run `medai lab down` first")
-            console.print(f"lab {lab.lab_id} is already up", highlight=False)
-            write_inventory(lab, lab_inventory_file())
-            return lab
-        raise LabError(f"{state}: lab {lab.lab_id} is not fully running; run `medai lab down` first")
-    lab_image.build_image()
-    with console.status(f"starting {servers + agents + gpu_agents} node(s)…"):
-        lab = lab_nodes.create_lab(servers=servers, agents=agents, gpu_agents=gpu_agents, key_dir=lab_dir())
-    lab.save(state)
-    write_inventory(lab, lab_inventory_file())
-    return lab
-
-
 @app.command("up")
 def up(
     servers: int = typer.Option(1, "--servers", min=1, help="K3s servers (1 or an odd number >= 3)"),
@@ -54,7 +28,7 @@ def up(
     gpu_agents: int = typer.Option(0, "--gpu-agents", min=0, help="agents placed in the gpu group (the lab has no GPUs)"),
 ) -> None:
     """Start lab nodes on a podman --internal network and write .medai/lab/site.yml."""
-    lab = lab_up(servers, agents, gpu_agents)
+    lab = lab_up(servers, agents, gpu_agents, console)
     _print_lab(lab, ssh_check=False)
     console.print(f"inventory {lab_inventory_file()}", highlight=False)
 
@@ -62,14 +36,10 @@ def up(
 @app.command("down")
 def down() -> None:
     """Remove the lab's containers, network and host firewall rules, and its inventory."""
-    state = lab_state_file()
-    if not state.exists():
+    lab = lab_down()
+    if lab is None:
         console.print("no lab is up", highlight=False)
         return
-    lab = lab_nodes.Lab.load(state)
-    lab_nodes.destroy_lab(lab)
-    lab_inventory_file().unlink(missing_ok=True)
-    state.unlink()
     console.print(f"[green]ok[/] lab {lab.lab_id} removed", highlight=False)
 
 
@@ -113,7 +83,7 @@ def demo(
     """The whole flow on this machine: local sources → signed bundle → 1+2 node lab → install → verify."""
     from installer.lab.demo import run_demo
 
-    run = run_demo(console, lab_up=lab_up, os_packages=os_packages, down_after=down)
+    run = run_demo(console, os_packages=os_packages, down_after=down)
     console.print(run.summary())
     pending = [s for s in run.steps if s.status in ("not available", "skipped")]
     if pending:

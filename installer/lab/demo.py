@@ -134,8 +134,12 @@ def _medai(env: dict[str, str], *args: str) -> None:
     subprocess.run(medai_argv(*args), env=env, check=True)
 
 
-def run_demo(console: Console, *, lab_up: Callable[[int, int, int], object], os_packages: bool = True,
-             down_after: bool = False, build_image: Callable[[], str] = lab_image.build_image) -> DemoRun:
+def run_demo(console: Console, *, os_packages: bool = True, down_after: bool = False,
+             build_image: Callable[[], str] = lab_image.build_image,
+             lab_up: Callable[..., object] | None = None) -> DemoRun:
+    """The whole flow, step by step; ``build_image`` and ``lab_up`` are replaceable for tests of the failure path."""
+    if lab_up is None:
+        from installer.lab.site import lab_up
     # helm and cosign from .ci/setup-host.sh, and ansible-playbook beside this Python (a venv not activated)
     for bin_dir in (Path(sys.executable).parent, demo_sources.PROJECT_ROOT / ".tools" / "bin"):
         if bin_dir.is_dir() and str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
@@ -168,7 +172,7 @@ def run_demo(console: Console, *, lab_up: Callable[[int, int, int], object], os_
         return str(bundle)
 
     def up() -> str:
-        lab = lab_up(1, 2, 0)
+        lab = lab_up(1, 2, 0, console)
         write_inventory(lab, lab_inventory_file(), cluster_name="medai-lab", bundle_dir=bundle)
         return f"{len(lab.nodes)} nodes, inventory {lab_inventory_file()}"
 
@@ -198,11 +202,8 @@ def run_demo(console: Console, *, lab_up: Callable[[int, int, int], object], os_
     demo.step("install", install, needs=["bundle build", "lab up"], command=("install",))
     demo.step("verify", verify, needs=["install"], command=("verify",))
     if down_after:
-        from installer.lab import nodes
-        from installer.lab.state import lab_state_file
-        if lab_state_file().exists():
-            nodes.destroy_lab(nodes.Lab.load(lab_state_file()))
-            lab_state_file().unlink()
-            lab_inventory_file().unlink(missing_ok=True)
+        from installer.lab.site import lab_down
+
+        lab_down()
     return demo
 
