@@ -26,7 +26,7 @@ from pathlib import Path
 
 from installer.core.errors import BundleError
 from installer.core.hashing import CHUNK, digest_hex, fsync_rename
-from installer.oci.media_types import OCI_INDEX, REF_NAME
+from installer.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, REF_NAME, platform_string
 
 _INDEX_LOCKS: dict[str, threading.Lock] = {}
 _INDEX_LOCKS_GUARD = threading.Lock()
@@ -51,6 +51,17 @@ class DigestMismatch(Exception):
 
 
 WRITEBACK_EVERY = 32 * 1024 * 1024
+MAX_JSON = 8 * 1024 * 1024  # manifests and configs are small; anything bigger is not one
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    """One runnable image: a manifest, its config and its layers (bottom first)."""
+
+    digest: str
+    platform: str  # "linux/amd64", "linux/arm/v7"; "" when the config does not say
+    config: dict
+    layers: tuple[dict, ...]
 
 
 class BlobWriter:
@@ -120,6 +131,7 @@ class OCILayout:
         self._index_lock = _index_lock_for(self.path)
         self._blob_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._json: dict[str, dict] = {}  # blobs are content-addressed: a parsed manifest never changes
 
     # ------------------------------------------------------------------ structure
 
@@ -151,7 +163,10 @@ class OCILayout:
     # ------------------------------------------------------------------ blobs
 
     def blob_path(self, digest: str) -> Path:
-        return self.blobs_dir / digest_hex(digest)
+        try:
+            return self.blobs_dir / digest_hex(digest)
+        except ValueError as e:
+            raise BundleError(f"{self.path}: {e}") from None
 
     def has_blob(self, digest: str, size: int | None = None) -> bool:
         """True when the blob is present (and has ``size`` bytes, when given). Its name was checked on write."""
@@ -247,7 +262,7 @@ class OCILayout:
 
     # ------------------------------------------------------------------ index.json
 
-    def _read_index(self) -> dict:
+    def read_index(self) -> dict:
         try:
             doc = json.loads(self.index_path.read_bytes())
         except FileNotFoundError:
@@ -278,7 +293,7 @@ class OCILayout:
             if not self.has_blob(e.digest, e.size):
                 raise BundleError(f"{e.name}: manifest {e.digest} is not in the OCI layout")
         with self._index_lock:
-            doc = self._read_index()
+            doc = self.read_index()
             names = {e.name for e in entries}
             kept = [d for d in doc["manifests"] if d.get("annotations", {}).get(REF_NAME) not in names]
             for e in entries:
@@ -292,13 +307,13 @@ class OCILayout:
     def remove_refs(self, names: Iterable[str]) -> None:
         names = set(names)
         with self._index_lock:
-            doc = self._read_index()
+            doc = self.read_index()
             self._write_index([d for d in doc["manifests"] if d.get("annotations", {}).get(REF_NAME) not in names])
 
     def refs(self) -> dict[str, RefEntry]:
         """Reference name -> RefEntry for every named descriptor in index.json."""
         out: dict[str, RefEntry] = {}
-        for i, d in enumerate(self._read_index()["manifests"]):
+        for i, d in enumerate(self.read_index()["manifests"]):
             ann = d.get("annotations") if isinstance(d, dict) else None
             name = ann.get(REF_NAME) if isinstance(ann, dict) else None
             if not isinstance(d, dict) or (ann is not None and not isinstance(ann, dict)):
@@ -327,6 +342,55 @@ class OCILayout:
         except ValueError:
             raise BundleError(f"{self.path}: blob {digest} is not a JSON manifest") from None
         return doc, doc.get("mediaType", "")
+
+    def read_json(self, digest: str, what: str) -> dict:
+        """A manifest or config by digest, parsed once (size-capped: anything bigger is not one); BundleError
+        naming ``what`` when it is missing, too big or not a JSON object."""
+        if digest in self._json:
+            return self._json[digest]
+        path = self.blob_path(digest)
+        try:
+            if path.stat().st_size > MAX_JSON:
+                raise BundleError(f"{what}: blob {digest} is {path.stat().st_size} bytes, too big for a manifest or config")
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise BundleError(f"{what}: blob {digest} missing from {self.path}") from None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BundleError(f"{what}: blob {digest} is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise BundleError(f"{what}: blob {digest} is not a JSON object")
+        self._json[digest] = data
+        return data
+
+    def platform_images(self, digest: str, what: str) -> list[PlatformImage]:
+        """The image(s) behind a manifest or index digest; for an index, each platform whose manifest is present."""
+        doc = self.read_json(digest, what)
+        media = doc.get("mediaType", "")
+        if media in INDEX_TYPES or (not media and "manifests" in doc):
+            out = []
+            for desc in doc.get("manifests", []):
+                ann = desc.get("annotations") or {}
+                if ann.get("vnd.docker.reference.type") == "attestation-manifest":
+                    continue
+                if desc.get("mediaType") not in MANIFEST_TYPES or not self.has_blob(desc.get("digest", "")):
+                    continue
+                out.append(self._platform_image(desc["digest"], what, platform_string(desc.get("platform"))))
+            if not out:
+                raise BundleError(f"{what}: index {digest} has no platform manifest present in {self.path}")
+            return sorted(out, key=lambda p: (p.platform, p.digest))
+        if media in MANIFEST_TYPES or (not media and "layers" in doc):
+            return [self._platform_image(digest, what, "", doc)]
+        raise BundleError(f"{what}: blob {digest} has media type {media!r}, not an image manifest or index")
+
+    def _platform_image(self, digest: str, what: str, platform: str, doc: dict | None = None) -> PlatformImage:
+        doc = doc or self.read_json(digest, what)
+        cfg_desc = doc.get("config") or {}
+        config = self.read_json(cfg_desc.get("digest", ""), f"{what}: config") if cfg_desc.get("digest") else {}
+        if not platform and config.get("os"):
+            platform = platform_string({"os": config.get("os"), "architecture": config.get("architecture"),
+                                        "variant": config.get("variant")})
+        layers = tuple(d for d in doc.get("layers", []) if isinstance(d, dict))
+        return PlatformImage(digest=digest, platform=platform, config=config, layers=layers)
 
     # ------------------------------------------------------------------ checking
 

@@ -6,8 +6,8 @@ from cyclonedx.model.component import Component, ComponentType
 from packageurl import PackageURL
 
 from installer.core.hashing import digest_hex
+from installer.oci.layout import PlatformImage
 from installer.sbom import cdx
-from installer.sbom.oci import PlatformImage
 from installer.sbom.scan import Catalog
 
 

@@ -5,8 +5,8 @@ import tarfile
 from dataclasses import dataclass
 from typing import IO
 
+from installer.oci.layout import OCILayout, PlatformImage
 from installer.sbom.catalogers import OsReleaseReader, all_catalogers
-from installer.sbom.oci import OciLayout, PlatformImage
 from installer.sbom.package import Distro, Package
 from installer.sbom.rootfs import walk
 
@@ -18,7 +18,7 @@ class Catalog:
     notes: tuple[str, ...] = ()
 
 
-def catalog_image(oci: OciLayout, image: PlatformImage, what: str, facts=None) -> Catalog:
+def catalog_image(oci: OCILayout, image: PlatformImage, what: str, facts=None) -> Catalog:
     """``facts``: a layer_facts.LayerFactsStore; each layer is then read at most once (or not at all when its
     facts were gathered while it downloaded), else every layer is walked from disk."""
     os_release = OsReleaseReader()
@@ -35,7 +35,7 @@ def catalog_image(oci: OciLayout, image: PlatformImage, what: str, facts=None) -
     def visit(path: str, member: tarfile.TarInfo, f: IO[bytes]) -> None:
         claimed.pop(path).read(path, member, f)  # type: ignore[attr-defined]
 
-    layers = [(d["digest"], oci.blob(d["digest"])) for d in image.layers]
+    layers = [(d["digest"], oci.blob_path(d["digest"])) for d in image.layers]
     try:
         replayed = False
         if facts is not None and all(blob.is_file() for _, blob in layers):

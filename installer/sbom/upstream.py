@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer.core.errors import TrustError
+from installer.oci.layout import OCILayout
 from installer.oci.media_types import INDEX_TYPES, MANIFEST_TYPES, REF_NAME
-from installer.sbom.oci import OciLayout
 
 SBOM_MEDIA = {
     "application/vnd.cyclonedx+json": "cdx.json",
@@ -40,16 +40,16 @@ class UpstreamSbom:
     blob_digest: str
     content: bytes | None = None  # extracted predicate; None: copy the blob itself
 
-    def write(self, oci: OciLayout, dest: Path) -> None:
+    def write(self, oci: OCILayout, dest: Path) -> None:
         if self.content is not None:
             dest.write_bytes(self.content)
             return
-        with open(oci.blob(self.blob_digest), "rb") as src, open(dest, "wb") as out:
+        with open(oci.blob_path(self.blob_digest), "rb") as src, open(dest, "wb") as out:
             while chunk := src.read(1 << 20):
                 out.write(chunk)
 
 
-def find(oci: OciLayout, image_digest: str, platform_digests: list[str], what: str) -> list[UpstreamSbom]:
+def find(oci: OCILayout, image_digest: str, platform_digests: list[str], what: str) -> list[UpstreamSbom]:
     targets = {image_digest, *platform_digests}
     tag_suffixes = {f"sha256-{d.split(':', 1)[1]}.{kind}": kind for d in targets for kind in ("sbom", "att")}
     found: dict[tuple[str, str], UpstreamSbom] = {}
@@ -58,9 +58,9 @@ def find(oci: OciLayout, image_digest: str, platform_digests: list[str], what: s
         for item in items:
             found.setdefault((item.blob_digest, item.ext), item)
 
-    for desc in oci.index().get("manifests", []):
+    for desc in oci.read_index().get("manifests", []):
         digest = desc.get("digest", "")
-        if desc.get("mediaType") not in MANIFEST_TYPES or not oci.has(digest):
+        if desc.get("mediaType") not in MANIFEST_TYPES or not oci.has_blob(digest):
             continue
         name = (desc.get("annotations") or {}).get(REF_NAME, "")
         kind = next((k for s, k in tag_suffixes.items() if name.endswith(s)), None)
@@ -78,18 +78,18 @@ def find(oci: OciLayout, image_digest: str, platform_digests: list[str], what: s
     if top.get("mediaType") in INDEX_TYPES:
         for desc in top.get("manifests", []):
             ann = desc.get("annotations") or {}
-            if ann.get("vnd.docker.reference.type") == "attestation-manifest" and oci.has(desc.get("digest", "")) \
+            if ann.get("vnd.docker.reference.type") == "attestation-manifest" and oci.has_blob(desc.get("digest", "")) \
                     and ann.get("vnd.docker.reference.digest") in targets:
                 add(_from_manifest(oci, oci.read_json(desc["digest"], what), "buildkit", what))
     return sorted(found.values(), key=lambda u: (u.source, u.blob_digest, u.ext))
 
 
-def _from_manifest(oci: OciLayout, manifest: dict, source: str, what: str) -> list[UpstreamSbom]:
+def _from_manifest(oci: OCILayout, manifest: dict, source: str, what: str) -> list[UpstreamSbom]:
     out = []
     artifact_type = manifest.get("artifactType") or (manifest.get("config") or {}).get("mediaType", "")
     for layer in manifest.get("layers", []):
         media, digest = layer.get("mediaType", ""), layer.get("digest", "")
-        if not oci.has(digest):
+        if not oci.has_blob(digest):
             continue
         if media in SBOM_MEDIA:
             out.append(UpstreamSbom(source, SBOM_MEDIA[media], digest))
@@ -102,8 +102,8 @@ def _from_manifest(oci: OciLayout, manifest: dict, source: str, what: str) -> li
     return out
 
 
-def _from_statement(oci: OciLayout, digest: str, dsse: bool, what: str) -> tuple[str, bytes] | None:
-    path = oci.blob(digest)
+def _from_statement(oci: OCILayout, digest: str, dsse: bool, what: str) -> tuple[str, bytes] | None:
+    path = oci.blob_path(digest)
     if path.stat().st_size > MAX_ATTESTATION:
         raise TrustError(f"{what}: attestation {digest} is larger than {MAX_ATTESTATION} bytes")
     try:

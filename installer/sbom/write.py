@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from installer.bundle.layout import BundleLayout
-from installer.core.errors import TrustError
+from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import digest_hex, fsync_rename, sha256_bytes, sha256_file
+from installer.oci.layout import OCILayout, PlatformImage
 from installer.sbom import upstream
 from installer.sbom.bundle_sbom import ImageEntry, bundle_bom
 from installer.sbom.image_sbom import image_bom
-from installer.sbom.oci import OciLayout, PlatformImage
 from installer.sbom.scan import Catalog, catalog_image
 
 BUNDLE_SBOM = "sbom/bundle.cdx.json"
@@ -41,11 +41,18 @@ def write_sboms(layout: BundleLayout, images: list, artifacts: list, workers: in
     ``facts``: a layer_facts.LayerFactsStore holding what the download already gathered (default: a fresh one
     in memory, so a layer shared by several images is still read once).
     """
+    try:
+        return _write_sboms(layout, images, artifacts, workers, facts)
+    except BundleError as e:  # the layout lacks or mangles what an image needs: an SBOM error, one line
+        raise TrustError(str(e)) from None
+
+
+def _write_sboms(layout: BundleLayout, images: list, artifacts: list, workers: int | None, facts) -> dict[str, str]:
     workers = workers or min(4, os.cpu_count() or 2)
     if facts is None:
         from installer.sbom.layer_facts import LayerFactsStore
         facts = LayerFactsStore()
-    oci = OciLayout(layout.oci)
+    oci = OCILayout(layout.oci)
     entries = sorted({(str(i.ref), str(i.digest)) for i in images})
     for ref, digest in entries:
         try:
@@ -65,7 +72,7 @@ def write_sboms(layout: BundleLayout, images: list, artifacts: list, workers: in
             unique, ex.map(lambda t: catalog_image(oci, t[0], f"{t[1]} ({t[0].platform or t[0].digest})", facts),
                            unique.values())))
 
-    out: dict[str, bytes | tuple[OciLayout, upstream.UpstreamSbom]] = {}
+    out: dict[str, bytes | tuple[OCILayout, upstream.UpstreamSbom]] = {}
     image_entries = []
     for ref, digest in entries:
         imgs = platforms[(ref, digest)]

@@ -15,9 +15,9 @@ import pytest
 
 from installer.bundle.layout import BundleLayout
 from installer.core.errors import TrustError
+from installer.oci.layout import OCILayout
 from installer.sbom import write_sboms
 from installer.sbom.catalogers import golang, rpmheader
-from installer.sbom.oci import OciLayout
 from installer.sbom.scan import catalog_image
 from tests.support.oci_layout import LAYER_MEDIA, LayoutWriter, file
 
@@ -129,7 +129,7 @@ def test_memory_stays_bounded_while_streaming_a_big_binary(tmp_path):
     small = w.layer([file("etc/os-release", "ID=debian\nVERSION_ID=12\n")])
     desc = w.image([small, {"mediaType": LAYER_MEDIA["gzip"], "digest": digest,
                             "size": (tmp_path / "oci" / "blobs" / "sha256" / digest[7:]).stat().st_size}])
-    oci = OciLayout(tmp_path / "oci")
+    oci = OCILayout(tmp_path / "oci")
     image = oci.platform_images(desc["digest"], "image big")[0]
     tracemalloc.start()
     try:
