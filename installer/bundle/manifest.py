@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from installer.core.errors import ManifestError
-from installer.core.yamldoc import field_path, read_yaml
+from installer.core.yamldoc import field_path, lower_name, read_yaml
 
 # docker reference grammar, simplified: [host[:port]/]path[:tag][@sha256:hex]
 _REF = re.compile(
@@ -22,6 +22,7 @@ _REF = re.compile(
 )
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
+Name = lower_name(_NAME)
 _PLATFORM = re.compile(r"^(linux|windows)/(amd64|arm64|arm|ppc64le|s390x|386|riscv64)(/v[5-8])?$")
 
 
@@ -36,16 +37,9 @@ def check_image_ref(ref: str) -> str:
 
 
 class Metadata(_Strict):
-    name: str
+    name: Name
     version: str = "0.0.0"
     description: str = ""
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"{v!r} must be lower-case letters, digits, '.', '_' or '-'")
-        return v
 
 
 class Image(_Strict):
@@ -158,7 +152,7 @@ class Model(_Strict):
 
 class OsRepository(_Strict):
     """A vendor's package repository (e.g. NVIDIA's container toolkit), trusted only through its pinned key."""
-    name: str
+    name: Name
     url: str | None = Field(default=None, description="apt: the archive root (dists/ below it, or the flat suite)")
     suite: str | None = Field(default=None, description="apt suite (dists/SUITE/), or a flat path ending in '/'")
     components: list[str] = Field(default_factory=lambda: ["main"], description="apt components (not for flat repositories)")
@@ -174,13 +168,6 @@ class OsRepository(_Strict):
         v = v.replace(" ", "").upper()
         if not re.match(r"^[0-9A-F]{40}$", v):
             raise ValueError(f"{v!r} is not a full OpenPGP fingerprint (40 hex digits)")
-        return v
-
-    @field_validator("name")
-    @classmethod
-    def _rname(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"{v!r} must be lower-case letters, digits, '.', '_' or '-'")
         return v
 
     @field_validator("url", "baseurl", "key")

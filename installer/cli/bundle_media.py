@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from installer.cli.output import human
+from installer.cli.output import emit, human
 
 out = Console()
 err = Console(stderr=True)
@@ -132,16 +132,14 @@ def verify_media_cli(bundle: Path, key: Optional[Path], volumes: list[Path], as_
         "problems": res.problems,
         "notChecked": "image signatures: checked by `bundle verify` of the imported copy and by install",
     }
-    if as_json:
-        typer.echo(json.dumps(doc, indent=2))
-    else:
-        typer.echo(
-            f"medai media verification: {'PASSED' if res.ok else 'FAILED'}\nmedia:   {bundle} ({res.volumes} volume(s))\n"
-            f"index:   sha256:{res.index_sha256} (signature verified)\nfiles:   {res.files} streamed, "
-            f"{res.bytes} bytes, every part checked\nnote:    {doc['notChecked']}"
-        )
-        for p in res.problems:
-            typer.echo(f"problem: {p}")
+    emit(doc, as_json, [
+        f"medai media verification: {'PASSED' if res.ok else 'FAILED'}",
+        f"media:   {bundle} ({res.volumes} volume(s))",
+        f"index:   sha256:{res.index_sha256} (signature verified)",
+        f"files:   {res.files} streamed, {res.bytes} bytes, every part checked",
+        f"note:    {doc['notChecked']}",
+        *(f"problem: {p}" for p in res.problems),
+    ])
     return 0 if res.ok else 1
 
 
@@ -151,16 +149,11 @@ def verify_differential_cli(bundle: Path, base: Path, key: Optional[Path], as_js
 
     problems, summary = verify_union(bundle, base, key)
     doc = {**summary, "result": "passed" if not problems else "failed", "problems": problems}
-    if as_json:
-        typer.echo(json.dumps(doc, indent=2))
-    else:
-        typer.echo(
-            f"medai differential verification: {doc['result'].upper()}\n"
-            f"differential: {bundle} ({summary['carried']} files carried, {summary['fromBase']} from the base)\n"
-            f"base:         {base} (index sha256 {summary['baseIndexSha256']})"
-        )
-        if key is None:
-            typer.echo("WARNING:      SIGNATURES NOT CHECKED: no --key")
-        for p in problems:
-            typer.echo(f"problem: {p}")
+    emit(doc, as_json, [
+        f"medai differential verification: {doc['result'].upper()}",
+        f"differential: {bundle} ({summary['carried']} files carried, {summary['fromBase']} from the base)",
+        f"base:         {base} (index sha256 {summary['baseIndexSha256']})",
+        *(["WARNING:      SIGNATURES NOT CHECKED: no --key"] if key is None else []),
+        *(f"problem: {p}" for p in problems),
+    ])
     return 0 if not problems else 1

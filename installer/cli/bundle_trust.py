@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from installer.cli.output import emit
 from installer.core.textsafe import safe_text
 
 err = Console(stderr=True)
@@ -79,15 +80,11 @@ def verify(
             "indexSignature": res.index_signature,
             "problems": res.problems,
         }
-        if as_json:
-            typer.echo(json.dumps(doc, indent=2))
-        else:
-            typer.echo(
-                f"model {res.model} at {res.path}: {'PASSED' if res.ok else 'FAILED'} "
-                f"({res.files} files, index signature {res.index_signature})"
-            )
-            for p in res.problems:
-                typer.echo(f"problem: model {res.model}: {p}")
+        emit(doc, as_json, [
+            f"model {res.model} at {res.path}: {'PASSED' if res.ok else 'FAILED'} "
+            f"({res.files} files, index signature {res.index_signature})",
+            *(f"problem: model {res.model}: {p}" for p in res.problems),
+        ])
         if key is None:
             err.print(
                 f"[bold yellow]WARNING:[/] SIGNATURES NOT CHECKED: no --key; {bundle}/index.json itself is not authenticated",

@@ -1,11 +1,13 @@
 """The user's YAML documents (manifest, inventory, waivers): reading them, and naming a field in an error."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import AfterValidator
 
 from installer.core.errors import MedaiError
 
@@ -39,3 +41,13 @@ def field_path(loc: Iterable[Any], skip: Iterable[str] = ()) -> str:
         elif part not in skipped:
             out += f".{part}" if out else str(part)
     return out
+
+
+def lower_name(pattern: re.Pattern[str]) -> Any:
+    """A str field type that must match ``pattern`` (lower-case names), with the one message every document uses."""
+    def check(v: str) -> str:
+        if not pattern.match(v):
+            raise ValueError(f"{v!r} must be lower-case letters, digits, '.', '_' or '-'")
+        return v
+
+    return Annotated[str, AfterValidator(check)]

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from installer.core.errors import VaultError
-from installer.core.yamldoc import field_path
+from installer.core.yamldoc import field_path, lower_name
 from installer.deploy.inventory import Inventory
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
@@ -33,15 +33,8 @@ _NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 
 class Operator(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="operator's short name; names their share file")
+    name: lower_name(_NAME) = Field(description="operator's short name; names their share file")
     pgp_key: str = Field(description="OpenPGP public key file (armored or binary) with an encryption subkey")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"{v!r} must be lower-case letters, digits, '.', '_' or '-'")
-        return v
 
 
 class Member(BaseModel):
