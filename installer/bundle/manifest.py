@@ -212,12 +212,12 @@ class Spec(_Strict):
     @field_validator("mirrors")
     @classmethod
     def _mirrors(cls, v: dict[str, str]) -> dict[str, str]:
-        from installer.oci.mirrors import check_mirrors
+        from installer.oci.mirrors import check_mirrors, mirror_problem
 
-        try:
-            return check_mirrors(v, "mirrors")
-        except ManifestError as e:
-            raise ValueError(str(e).split(": ", 1)[1]) from None
+        for upstream, target in v.items():
+            if problem := mirror_problem(upstream, target):
+                raise ValueError(problem)
+        return check_mirrors(v, "mirrors")
 
     @field_validator("platforms")
     @classmethod

@@ -21,15 +21,24 @@ _TARGET = re.compile(r"^(?P<host>[a-zA-Z0-9.-]+(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?:
 
 
 def check_mirrors(mirrors: dict[str, str], where: str = "spec.mirrors") -> dict[str, str]:
-    out = {}
     for upstream, target in mirrors.items():
-        up = DOCKER_HUB if upstream in ("index.docker.io", "registry-1.docker.io") else upstream
-        if not re.match(r"^[a-zA-Z0-9.-]+(:[0-9]+)?$", up):
-            raise ManifestError(f"{where}.{upstream}: {upstream!r} is not a registry host")
-        if not _TARGET.match(target.rstrip("/")):
-            raise ManifestError(f"{where}.{upstream}: {target!r} is not HOST[:PORT][/PATH]")
-        out[up] = target.rstrip("/")
-    return out
+        problem = mirror_problem(upstream, target)
+        if problem:
+            raise ManifestError(f"{where}.{upstream}: {problem}", field=f"{where}.{upstream}")
+    return {_canonical(up): target.rstrip("/") for up, target in mirrors.items()}
+
+
+def mirror_problem(upstream: str, target: str) -> str | None:
+    """What is wrong with one REGISTRY -> HOST[:PORT][/PATH] entry, or None."""
+    if not re.match(r"^[a-zA-Z0-9.-]+(:[0-9]+)?$", _canonical(upstream)):
+        return f"{upstream!r} is not a registry host"
+    if not _TARGET.match(target.rstrip("/")):
+        return f"{target!r} is not HOST[:PORT][/PATH]"
+    return None
+
+
+def _canonical(upstream: str) -> str:
+    return DOCKER_HUB if upstream in ("index.docker.io", "registry-1.docker.io") else upstream
 
 
 def parse_mirror_option(text: str) -> tuple[str, str]:
