@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_install.py                      # every role: preflight … compliance
     .venv/bin/python bench/bench_install.py --tags preflight,stage,k3s
 
-The bundle is tests/deploy/bundles.py's (files, a real Debian 12 repository, the SCAP datastream; no K3s binary,
+The bundle is tests/support/lab_bundles.py's (files, a real Debian 12 repository, the SCAP datastream; no K3s binary,
 so K3s is configured, not started). Prints each run's summary line and the ratio. The lab is removed afterwards.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ os.environ["PATH"] = f"{ROOT / '.tools' / 'bin'}:{ROOT / '.venv' / 'bin'}:{os.en
 from installer.lab import nodes  # noqa: E402
 from installer.lab.image import NODE_IMAGE, build_image  # noqa: E402
 from installer.lab.inventory import write_inventory  # noqa: E402
-from tests.deploy.bundles import make_bundle  # noqa: E402
 from tests.deploy.test_install_lab import LAB_VARS  # noqa: E402
+from tests.support.lab_bundles import make_bundle  # noqa: E402
 
 
 def timed_install(inv: Path, home: Path, tags: list[str]) -> float:

@@ -1,7 +1,7 @@
 """Compliance fixtures: real oscap runs inside a lab-image container (network none), real SCAP content.
 
 `scan_node` is a plain podman container of the lab image with openscap-scanner installed by apt from the local
-repo of tests/compliance/debrepo.py. ARF files for parsing and report tests come from real scans in it.
+repo of tests/support/debrepo.py. ARF files for parsing and report tests come from real scans in it.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from installer.lab.podman import podman, podman_env
-from tests.compliance.debrepo import build_repo, install_repo
+from tests.support.debrepo import build_repo, install_repo
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBIAN_DS = ROOT / ".tools" / "scap" / "ssg-debian12-ds.xml"

@@ -11,7 +11,7 @@ import pytest
 from installer.compliance import k3s_checks
 from installer.lab.podman import podman
 from tests.compliance.conftest import sh
-from tests.compliance.k3s_fixtures import shell_script
+from tests.support.k3s_fixtures import shell_script
 
 CHECKER = Path(k3s_checks.__file__)
 

@@ -20,8 +20,8 @@ from installer.bundle.layout import BundleLayout
 from installer.core.hashing import sha256_file
 from installer.trust.keys import SigningKey, public_key_pem
 from tests.compliance.conftest import DEBIAN_DS
-from tests.compliance.debrepo import install_repo
-from tests.compliance.k3s_fixtures import shell_script
+from tests.support.debrepo import install_repo
+from tests.support.k3s_fixtures import shell_script
 from tests.support.lab import node_exec
 
 pytestmark = pytest.mark.lab

@@ -21,24 +21,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.bundles import make_bundle
-from tests.support.lab import node_exec
+from tests.support.lab import LAB_VARS, node_exec
+from tests.support.lab_bundles import make_bundle
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
 
-# The lab's nodes are small containers that share the host clock and have no NTP source behind the gap.
-LAB_VARS = {
-    "medai_preflight_min_cpus": {"servers": 1, "agents": 1},
-    "medai_preflight_min_memory_mb": {"servers": 256, "agents": 256},
-    "medai_preflight_min_disk_gb": {"servers": 1, "agents": 1},
-    "medai_preflight_require_time_sync": False,
-    # nodes share the CI host's kernel and have no /lib/modules: br_netfilter is the host's (not loaded on CI)
-    "medai_preflight_kernel_modules": ["overlay"],
-    # these runs skip the os role, so the nodes have no nftables: the ledger (on by default) would refuse them,
-    # which test_refusals checks once; the ledger in a whole install is tests/deploy/test_install_egress_lab.py
-    "medai_egress_ledger": False,
-}
 
 
 TAGS = ("--tags", "preflight,stage,k3s")

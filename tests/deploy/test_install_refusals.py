@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.bundles import make_bundle
+from tests.support.lab_bundles import make_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from installer.deploy.postcheck import bundle_digests, check_pods, load_pod_list
-from tests.render.bundles import fixture_manifest, make_fixture_bundle
+from tests.support.fixture_bundles import fixture_manifest, make_fixture_bundle
 
 FIX = Path(__file__).parent / "fixtures" / "platform"
 RUNNING = load_pod_list(FIX / "pods_platform_running.json")

@@ -13,7 +13,7 @@ from installer.core.errors import InstallError
 from installer.deploy import state
 from installer.deploy.plan import build_plan
 from installer.deploy.runner import find_secrets, run_playbook
-from tests.deploy.bundles import make_bundle
+from tests.support.lab_bundles import make_bundle
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import sys
 import pytest
 
 from installer.inference.weights import weights_values
-from tests.support.lab import node_exec
+from tests.support.lab import LAB_VARS, node_exec
 
 pytestmark = pytest.mark.lab
 
@@ -29,16 +29,6 @@ CHECK = ("setpriv --inh-caps=-all --bounding-set=-all --no-new-privs "
          "python3 /opt/medai-check/model_check.py --index=/opt/medai-check/index.json "
          f"--model={MODEL} --path={STAGED} --workers=2 --termination-log=/opt/medai-check/termination-log "
          "--json-out=/opt/medai-check/result.json")
-LAB_VARS = {
-    "medai_preflight_min_cpus": {"servers": 1, "agents": 1},
-    "medai_preflight_min_memory_mb": {"servers": 256, "agents": 256},
-    "medai_preflight_min_disk_gb": {"servers": 1, "agents": 1},
-    "medai_preflight_require_time_sync": False,
-    "medai_preflight_kernel_modules": ["overlay"],
-    # `--tags stage` skips the os role, so the nodes have no nftables for the egress ledger (its own lab test:
-    # tests/deploy/test_install_egress_lab.py)
-    "medai_egress_ledger": False,
-}
 
 
 @pytest.fixture(scope="module")

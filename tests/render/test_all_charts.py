@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from installer.deploy.site_values import PLATFORM_ORDER
-from tests.render.bundles import fixture_manifest, make_fixture_bundle
-from tests.render.fixture_charts import FIXTURES, ROOT, needs_fixtures
+from tests.support.fixture_bundles import fixture_manifest, make_fixture_bundle
+from tests.support.fixture_charts import FIXTURES, ROOT, needs_fixtures
 
 pytestmark = needs_fixtures
 INVENTORY = ROOT / "inventories" / "example" / "site.yml"

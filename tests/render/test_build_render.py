@@ -16,8 +16,8 @@ from installer.collect.build import BuildOptions, build_bundle
 from installer.oci.mirrors import mirrored_name
 from installer.render.gate import plan_images
 from installer.render.helm import k3s_kube_version, render_chart
-from tests.render.bundles import fixture_manifest
-from tests.render.fixture_charts import FIXTURES, ROOT, needs_fixtures
+from tests.support.fixture_bundles import fixture_manifest
+from tests.support.fixture_charts import FIXTURES, ROOT, needs_fixtures
 from tests.support.images import build_seed_layout, skopeo_push
 
 pytestmark = [needs_fixtures, pytest.mark.loopback]

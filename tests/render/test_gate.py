@@ -8,7 +8,7 @@ from installer.bundle.manifest import Chart, Spec
 from installer.oci.refs import normalize_ref
 from installer.render.errors import ImageGateError
 from installer.render.gate import check_bundle_images, plan_images
-from tests.render.fixture_charts import FIXTURES, needs_fixtures, platform, rendered
+from tests.support.fixture_charts import FIXTURES, needs_fixtures, platform, rendered
 
 pytestmark = needs_fixtures
 

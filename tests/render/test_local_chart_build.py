@@ -17,8 +17,8 @@ from installer.collect.build import BuildOptions, build_bundle
 from installer.core.errors import LockDriftError, MedaiError
 from installer.core.hashing import sha256_file
 from installer.oci.mirrors import mirrored_name
-from tests.render.bundles import fixture_manifest
-from tests.render.fixture_charts import ROOT, needs_fixtures
+from tests.support.fixture_bundles import fixture_manifest
+from tests.support.fixture_charts import ROOT, needs_fixtures
 from tests.support.images import build_seed_layout, skopeo_push
 
 pytestmark = [needs_fixtures, pytest.mark.loopback]

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from installer.core.helm import helm_executable
-from tests.render.bundles import make_fixture_bundle
-from tests.render.fixture_charts import FIXTURES, ROOT, needs_fixtures
+from tests.support.fixture_bundles import make_fixture_bundle
+from tests.support.fixture_charts import FIXTURES, ROOT, needs_fixtures
 
 pytestmark = needs_fixtures
 INVENTORY = ROOT / "inventories" / "example" / "site.yml"

@@ -7,7 +7,7 @@ import yaml
 from installer.core.errors import InventoryError
 from installer.deploy.inventory import load_inventory
 from installer.deploy.site_values import release_values, role_vars, site_objects, site_values
-from tests.render.fixture_charts import ROOT
+from tests.support.fixture_charts import ROOT
 
 EXAMPLE = ROOT / "inventories" / "example" / "site.yml"
 

@@ -9,7 +9,7 @@ import pytest
 
 from installer.render.errors import RenderError
 from installer.render.validate import crd_schemas, schema_version, validate_object, validate_release
-from tests.render.fixture_charts import needs_fixtures, platform, rendered
+from tests.support.fixture_charts import needs_fixtures, platform, rendered
 
 pytestmark = needs_fixtures
 KUBE = "1.34.2"

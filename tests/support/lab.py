@@ -86,3 +86,17 @@ def lab_nodes(lab_image, tmp_path_factory) -> Callable[..., TestLab]:
     yield start
     for lab in started:
         lab.destroy()
+
+
+# The lab's nodes are small containers that share the host clock and have no NTP source behind the gap.
+LAB_VARS = {
+    "medai_preflight_min_cpus": {"servers": 1, "agents": 1},
+    "medai_preflight_min_memory_mb": {"servers": 256, "agents": 256},
+    "medai_preflight_min_disk_gb": {"servers": 1, "agents": 1},
+    "medai_preflight_require_time_sync": False,
+    # nodes share the CI host's kernel and have no /lib/modules: br_netfilter is the host's (not loaded on CI)
+    "medai_preflight_kernel_modules": ["overlay"],
+    # these runs skip the os role, so the nodes have no nftables: the ledger (on by default) would refuse them,
+    # which test_refusals checks once; the ledger in a whole install is tests/deploy/test_install_egress_lab.py
+    "medai_egress_ledger": False,
+}

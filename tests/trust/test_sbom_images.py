@@ -15,7 +15,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from installer.bundle.index import Artifact
 from installer.bundle.layout import BundleLayout
 from installer.sbom import component_counts, write_sboms
-from tests.trust.sbom_images import build_layout
+from tests.support.sbom_images import build_layout
 
 DEBIAN_REF = "registry.example:5000/medai/debian-app:1.0"
 DEBIAN_FILE = "sbom/images/registry.example_5000_medai_debian-app_1.0.cdx.json"

@@ -229,7 +229,7 @@ def test_layers_are_catalogued_on_the_download_stream_and_the_sboms_match_the_wa
     from installer.oci.registry import RegistryClient
     from installer.sbom import layer_facts
     from tests.support.images import skopeo_push
-    from tests.trust.sbom_images import build_layout
+    from tests.support.sbom_images import build_layout
 
     src = tmp_path / "src"
     images = build_layout(src, tmp_path / "work")

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-import tests.deploy.bundles as deploy_bundles
+import tests.support.lab_bundles as deploy_bundles
 from installer.bundle.index import dumps
 from installer.bundle.layout import BundleLayout
 from installer.trust.differential import prune_to_base
 from installer.trust.keys import generate_keypair, load_private_key
 from installer.trust.signing import sign_index
-from tests.deploy.test_install_lab import LAB_VARS, medai, medai_argv, medai_env, runs
-from tests.support.lab import node_exec
+from tests.deploy.test_install_lab import medai, medai_argv, medai_env, runs
+from tests.support.lab import LAB_VARS, node_exec
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ CA_V2 = b"-----BEGIN CERTIFICATE-----\nmedai test site CA, version 2 (not a real
 
 
 def signed(root: Path, key, files: dict, base: Path | None = None) -> Path:
-    """tests/deploy/bundles.py's bundle with ``files``, signed; with ``base``, made differential on it."""
+    """tests/support/lab_bundles.py's bundle with ``files``, signed; with ``base``, made differential on it."""
     saved = dict(deploy_bundles.FILES)
     deploy_bundles.FILES.clear()
     deploy_bundles.FILES.update(files)

@@ -13,8 +13,8 @@ from installer.core.errors import MedaiError
 from installer.trust.keys import generate_keypair, load_private_key
 from installer.trust.signing import sign_index
 from installer.upgrade.run import UpgradeOptions, make_plan
-from tests.render.bundles import make_fixture_bundle
-from tests.render.fixture_charts import ROOT, needs_fixtures
+from tests.support.fixture_bundles import make_fixture_bundle
+from tests.support.fixture_charts import ROOT, needs_fixtures
 from tests.upgrade.test_upgrade_plan import version_bundle
 
 pytestmark = needs_fixtures

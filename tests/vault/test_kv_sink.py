@@ -154,7 +154,7 @@ def test_install_step_generates_into_vault_and_syncs_the_kubernetes_secrets(bao,
 
     from installer.deploy.inventory import load_inventory
     from installer.deploy.vault.install_step import platform_secrets_into_vault
-    from tests.render.fixture_charts import ROOT
+    from tests.support.fixture_charts import ROOT
 
     client, _ = bao
     import yaml

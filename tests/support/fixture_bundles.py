@@ -20,7 +20,7 @@ from installer.oci.layout import OCILayout
 from installer.oci.media_types import OCI_MANIFEST
 from installer.render.gate import plan_images
 from installer.render.helm import k3s_kube_version, render_chart
-from tests.render.fixture_charts import FIXTURES, PLATFORM
+from tests.support.fixture_charts import FIXTURES, PLATFORM
 
 NO_DIGESTS = {"image": {"useDigest": False}, "operator": {"image": {"useDigest": False}},
               "hubble": {"relay": {"image": {"useDigest": False}}}, "envoy": {"image": {"useDigest": False}},

@@ -50,7 +50,7 @@ def install_repo(container: str, repo: Path) -> None:
 
 
 def main() -> None:
-    """`python -m tests.compliance.debrepo DIR`: build (or reuse) the repo in DIR; used by molecule prepare."""
+    """`python -m tests.support.debrepo DIR`: build (or reuse) the repo in DIR; used by molecule prepare."""
     import sys
 
     from installer.lab.image import NODE_IMAGE
