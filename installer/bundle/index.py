@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installer.bundle.layout import UNINDEXED, UNINDEXED_DIRS, BundleLayout
+from installer.bundle.layout import INDEX_API_VERSION, UNINDEXED, UNINDEXED_DIRS, BundleLayout
 from installer.core.atomic import atomic_write_bytes
 from installer.core.hashing import is_sha256_hex, sha256_file
 
@@ -99,7 +99,7 @@ def dumps(doc: dict) -> bytes:
 def write_index(layout: BundleLayout, header: dict, artifacts: list[Artifact], known: dict[str, str]) -> bytes:
     """Write index.json last, atomically. Returns its exact bytes (what gets signed)."""
     doc = {
-        "apiVersion": "medai/v1",
+        "apiVersion": INDEX_API_VERSION,
         "kind": "BundleIndex",
         **header,
         "artifacts": sorted((a.to_json() for a in artifacts), key=lambda a: (a["kind"], a["name"], a["path"])),

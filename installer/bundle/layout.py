@@ -26,6 +26,7 @@ INDEX_SIGSTORE = "index.sigstore.json"
 # Files that live beside index.json but cannot be listed in it (they sign it, or they are reports about it).
 UNINDEXED = {INDEX, INDEX_SIG, INDEX_SIGSTORE}
 UNINDEXED_DIRS: set[str] = set()  # reports/ is no longer special: verify writes outside the bundle
+INDEX_API_VERSION = "medai/v1"  # the index schema this medai writes and reads
 
 
 def parse_index_bytes(raw: bytes, where: Path) -> dict:
@@ -36,6 +37,9 @@ def parse_index_bytes(raw: bytes, where: Path) -> dict:
         raise BundleError(f"{where}: not valid JSON: {e}") from None
     if not isinstance(data, dict) or data.get("kind") != "BundleIndex" or not isinstance(data.get("files"), list):
         raise BundleError(f"{where}: not a medai bundle index (kind BundleIndex with a files list)")
+    if data.get("apiVersion", INDEX_API_VERSION) != INDEX_API_VERSION:
+        raise BundleError(f"{where}: index apiVersion {data['apiVersion']!r}: this medai reads {INDEX_API_VERSION}; "
+                          "run the medai the bundle carries (bootstrap.py)")
     return data
 
 

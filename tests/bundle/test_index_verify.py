@@ -86,3 +86,14 @@ def test_index_refuses_symlinks_at_build_time(tmp_path):
     os.symlink("/etc/passwd", root / "passwd")
     with pytest.raises(ValueError, match="passwd: not a regular file"):
         write_index(BundleLayout.at(root), {}, [], {})
+
+
+def test_index_carries_its_schema_version_and_another_is_refused_in_one_line(bundle):
+    layout = bundle
+    doc = json.loads(layout.index.read_bytes())
+    assert doc["apiVersion"] == "medai/v1"
+    doc["apiVersion"] = "medai/v2"
+    layout.index.write_text(json.dumps(doc))
+    with pytest.raises(BundleError, match=r"index\.json: index apiVersion 'medai/v2': this medai reads medai/v1") as e:
+        layout.read_index()
+    assert "\n" not in str(e.value)
