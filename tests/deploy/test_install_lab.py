@@ -194,7 +194,7 @@ def test_sigkill_mid_run_then_rerun_converges(site):
     )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
-        if "stage |" in (tmp / "killed.log").read_text():
+        if "Stage |" in (tmp / "killed.log").read_text():
             break
         time.sleep(0.5)
     assert proc.poll() is None, "the run ended before it could be killed"
