@@ -113,17 +113,19 @@ def test_role_task_names_one_style(base):
     assert len(labels) <= 1, f"{base.name}: several labels {sorted(labels)}"
 
 
+def _walk_names(where: str, tasks) -> None:
+    for t in tasks or []:
+        assert NAME_STYLE.match(t.get("name") or ""), f"{where}: {t.get('name')!r} is not '<Label> | ...'"
+        for key in ("block", "rescue", "always"):
+            _walk_names(where, t.get(key))
+
+
 def test_playbook_task_names_one_style():
     for f in sorted((ROOT / "playbooks").glob("*.yml")):
         for play in _yaml(f):
             assert play.get("name", "")[:1].isupper(), f"{f.name}: play {play.get('name')!r}"
-            def walk(tasks):
-                for t in tasks or []:
-                    assert NAME_STYLE.match(t.get("name") or ""), f"{f.name}: {t.get('name')!r} is not '<Label> | ...'"
-                    for key in ("block", "rescue", "always"):
-                        walk(t.get(key))
             for key in ("pre_tasks", "tasks", "post_tasks", "handlers"):
-                walk(play.get(key))
+                _walk_names(f.name, play.get(key))
 
 
 @pytest.mark.parametrize("base", ROLE_DIRS, ids=lambda p: p.name)

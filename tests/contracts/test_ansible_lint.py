@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LINT = BIN / "ansible-lint"
 # Every role (with its molecule/ scenarios), every playbook, and the shared Molecule create/destroy playbooks.
