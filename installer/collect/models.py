@@ -22,6 +22,7 @@ from installer.collect.files import copy_local, http_download, local_path
 from installer.core.errors import LockDriftError, SourceError
 from installer.core.hashing import fsync_rename, sha256_file
 from installer.core.progress import Progress
+from installer.core.tree import prune_tree
 
 _HF = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)@(?P<rev>[\w.-]+)$")
 _SKIP_DIRS = {".git", ".cache", ".huggingface"}
@@ -147,15 +148,7 @@ def _check_locked(label: str, locked: dict | None, revision: str, files: dict[st
 
 
 def _prune(dest: Path, keep: set[str]) -> None:
-    if not dest.is_dir():
-        return
-    for dirpath, _dirs, filenames in os.walk(dest, topdown=False):
-        for name in filenames:
-            p = Path(dirpath) / name
-            if p.relative_to(dest).as_posix() not in keep:
-                p.unlink()
-        if Path(dirpath) != dest and not os.listdir(dirpath):
-            os.rmdir(dirpath)
+    prune_tree(dest, lambda p: p.relative_to(dest).as_posix() in keep)
 
 
 def fetch_model(model: Model, models_dir: Path, tmp_dir: Path, progress: Progress | None = None,

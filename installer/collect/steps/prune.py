@@ -2,12 +2,12 @@
 not produce, layout references it did not collect (their signatures kept with them), unreachable blobs."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from installer.bundle.index import Artifact
 from installer.collect.context import BuildContext
+from installer.core.tree import prune_tree
 
 
 def run(ctx: BuildContext) -> list[Artifact]:
@@ -32,15 +32,7 @@ def run(ctx: BuildContext) -> list[Artifact]:
 
 def _prune_dir(directory: Path, keep: set[Path]) -> None:
     """Remove files under directory that this build did not produce (an entry dropped from the manifest)."""
-    if not directory.is_dir():
-        return
-    for dirpath, _dirs, names in os.walk(directory, topdown=False):
-        for n in names:
-            p = Path(dirpath) / n
-            if p not in keep:
-                p.unlink()
-        if Path(dirpath) != directory and not os.listdir(dirpath):
-            os.rmdir(dirpath)
+    prune_tree(directory, lambda p: p in keep)
 
 
 def prune_oci(oci, image_names: set[str], image_digests: set[str]) -> None:
