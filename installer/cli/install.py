@@ -96,15 +96,15 @@ def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord, b
 
     opts = ApplyOptions(timeouts=release_timeouts(inv),
                         log=lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
-    # Vault: applied without --wait (sealed), then init, unseal, configure, PKI and the platform secrets
-    from installer.deploy.vault.install_step import has_vault, vault_after_release
+    # Vault: applied without --wait (sealed), then init, unseal, configure, PKI and the platform secrets;
+    # Keycloak's realm Job and bootstrap-admin removal, Harbor's API configuration (installer/deploy/idp_step.py)
+    from installer.deploy.idp_step import wire
 
-    if has_vault(site):
-        opts.no_wait = frozenset({"vault"})
-        opts.after["vault"] = vault_after_release(
-            inv, KubeApi(kubeconfig), record, lambda line: console.print(f"[cyan]vault[/] {line}", highlight=False))
+    helm, kube = HelmCli(kubeconfig), KubeApi(kubeconfig)
     try:
-        outcomes = apply_platform(site, HelmCli(kubeconfig), KubeApi(kubeconfig), opts)
+        wire(opts, inv, site, kube, helm, record, bundle,
+             lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
+        outcomes = apply_platform(site, helm, kube, opts)
     except MedaiError as e:
         record.data["platform"] = {"error": str(e)}
         record.finish("failed", error=str(e))
