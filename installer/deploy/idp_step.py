@@ -61,8 +61,6 @@ def _role_vars(inv) -> dict:
 
 def realm_job_objects(inv, index: dict | None, bootstrap: bool) -> list[dict]:
     """The ConfigMap with the realm documents and the keycloak-config-cli Job, from the role's own template."""
-    import jinja2
-
     from installer.render.site import _env, _roles_dir
 
     rv = {**_role_vars(inv), "medai_keycloak_bootstrap": bootstrap,

@@ -80,7 +80,7 @@ def test_a_token_without_rights_is_one_line_naming_the_path(bao):
     weak = client.auth.token.create(policies=["default"], ttl="5m")["auth"]["client_token"]
     sink = VaultKvSink(hvac.Client(url=client.url, token=weak), "medai")
     with pytest.raises(VaultError, match=r"write medai/c1/harbor/admin: permission denied"):
-        sink.put_secret("medai/c1/harbor/admin", {"HARBOR_ADMIN_PASSWORD": "x"})
+        sink.put_secret("medai/c1/harbor/admin", {"password": "x"})
 
 
 def _values(client, prefix: str, mount: str = "medai") -> dict[str, dict]:
