@@ -11,12 +11,13 @@ from rich.table import Table
 
 from installer.cli.inventory import load_or_exit
 from installer.core.errors import InstallError, MedaiError
+from installer.core.resources import state_dir
 from installer.core.textsafe import not_checked_banner, safe_text
 from installer.deploy.inventory import Inventory
 from installer.deploy.plan import build_plan
 from installer.deploy.preinstall import bundle_path, verify_and_copy
 from installer.deploy.runner import Summary, run_playbook
-from installer.deploy.state import RunRecord, cluster_token, kubeconfig_path, new_run, state_dir, write_private
+from installer.deploy.state import RunRecord, cluster_token, kubeconfig_path, new_run, write_private
 from installer.deploy.working_copy import NOT_CHECKED_BANNER
 from installer.upgrade.base_check import refuse_wrong_base
 
@@ -97,17 +98,17 @@ def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord, b
     """Helm releases from the control host, in order (installer/deploy/platform.py); outcomes into the run record."""
     from installer.deploy.platform import ApplyOptions, HelmCli, KubeApi, apply_platform, release_timeouts
 
-    opts = ApplyOptions(timeouts=release_timeouts(inv), log=lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
-    # Vault: applied without --wait (sealed), then init, unseal, configure, PKI and the platform secrets
-    from installer.deploy.vault.install_step import has_vault, vault_after_release
+    opts = ApplyOptions(timeouts=release_timeouts(inv),
+                        log=lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
+    # Vault: applied without --wait (sealed), then init, unseal, configure, PKI and the platform secrets;
+    # Keycloak's realm Job and bootstrap-admin removal, Harbor's API configuration (installer/deploy/idp_step.py)
+    from installer.deploy.idp_step import wire
 
-    if has_vault(site):
-        opts.no_wait = frozenset({"vault"})
-        opts.after["vault"] = vault_after_release(
-            inv, KubeApi(kubeconfig), record, lambda line: console.print(f"[cyan]vault[/] {line}", highlight=False)
-        )
+    helm, kube = HelmCli(kubeconfig), KubeApi(kubeconfig)
     try:
-        outcomes = apply_platform(site, HelmCli(kubeconfig), KubeApi(kubeconfig), opts)
+        wire(opts, inv, site, kube, helm, record, bundle,
+             lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
+        outcomes = apply_platform(site, helm, kube, opts)
     except MedaiError as e:
         record.data["platform"] = {"error": str(e)}
         record.finish("failed", error=str(e))
@@ -131,9 +132,8 @@ def install(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="site inventory (inventories/<site>/site.yml)"),
     bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="bundle directory (default: medai_bundle_dir)"),
     key: Optional[Path] = typer.Option(None, "--key", help="public key: the bundle must carry a valid signature by it"),
-    skip_signature: bool = typer.Option(
-        False, "--insecure-skip-signature", help="install without --key: signatures are NOT checked (loud, recorded)"
-    ),
+    skip_signature: bool = typer.Option(False, "--insecure-skip-signature",
+                                        help="install without --key: signatures are NOT checked (loud, recorded)"),
     check: bool = typer.Option(False, "--check", help="dry run: Ansible check mode with diffs, changes nothing"),
     tags: Optional[str] = typer.Option(None, "--tags", help="only these roles/tags, comma-separated"),
     limit: Optional[str] = typer.Option(None, "--limit", help="only these hosts (Ansible pattern)"),
@@ -145,11 +145,8 @@ def install(
     root = bundle_path(inv, bundle)
     vb = verify_and_copy(root, key, skip_signature)
     if vb.signature == "verified":
-        console.print(
-            f"[green]ok[/] bundle {safe_text(root)}: signature ({vb.key_fingerprint}) and {len(vb.index['files'])} files "
-            f"verified into {vb.root}",
-            highlight=False,
-        )
+        console.print(f"[green]ok[/] bundle {safe_text(root)}: signature ({vb.key_fingerprint}) and {len(vb.index['files'])} files "
+                      f"verified into {vb.root}", highlight=False)
     else:
         not_checked_banner(console, f"bundle {safe_text(root)}: {NOT_CHECKED_BANNER}")
     # a differential bundle on the wrong base is refused naming both digests (read from the verified index)
@@ -186,17 +183,9 @@ def install(
     extravars.update(install_extravars(vb.index, inv))
     try:
         summary = run_playbook(
-            record,
-            "site.yml",
-            inv.path,
-            extravars,
-            secret_vars,
-            console=console,
-            limit=limit,
-            tags=tags,
-            check=check,
-            host_key_checking=inv.site.medai_ssh_host_key_checking,
-            bundle_root=vb.root,
+            record, "site.yml", inv.path, extravars, secret_vars,
+            console=console, limit=limit, tags=tags, check=check,
+            host_key_checking=inv.site.medai_ssh_host_key_checking, bundle_root=vb.root,
         )
     except MedaiError as e:
         record.finish("failed", error=str(e))
@@ -234,14 +223,12 @@ def reset(
     inv = load_or_exit(inventory)
     if not yes:
         typer.confirm(
-            f"Remove K3s, its data and all medai files from {len(inv.hosts)} host(s) of cluster {inv.cluster}? This destroys the cluster.",
-            abort=True,
-        )
+            f"Remove K3s, its data and all medai files from {len(inv.hosts)} host(s) of cluster {inv.cluster}?"
+            " This destroys the cluster.", abort=True)
     record = new_run("reset", inv.path)
     try:
-        summary = run_playbook(
-            record, "reset.yml", inv.path, {}, {}, console=console, limit=limit, host_key_checking=inv.site.medai_ssh_host_key_checking
-        )
+        summary = run_playbook(record, "reset.yml", inv.path, {}, {}, console=console, limit=limit,
+                               host_key_checking=inv.site.medai_ssh_host_key_checking)
     except MedaiError as e:
         record.finish("failed", error=str(e))
         raise
@@ -254,3 +241,4 @@ def reset(
 def register(app: typer.Typer) -> None:
     app.command("install")(install)
     app.command("reset")(reset)
+

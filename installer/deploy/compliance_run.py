@@ -12,11 +12,11 @@ from installer.compliance.install_evidence import add_install_evidence
 from installer.compliance.report import SEVERITY_CHOICES, ReportResult, bundle_status, check_inputs, merge, now, write_report
 from installer.compliance.waivers import Waivers, load_waivers
 from installer.core.errors import ComplianceError
-from installer.core.resources import package_file
+from installer.core.resources import package_file, state_dir
 from installer.deploy.inventory import load_inventory
 from installer.deploy.preinstall import bundle_path
 from installer.deploy.runner import run_playbook
-from installer.deploy.state import new_run, state_dir
+from installer.deploy.state import new_run
 from installer.deploy.working_copy import verified_working_copy
 from installer.inference.evidence import add_to_report, weights_to_check
 

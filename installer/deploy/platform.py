@@ -174,6 +174,24 @@ class KubeApi:
         r = self._core.list_namespaced_event(namespace, _preload_content=False)
         return json.loads(r.data)["items"]
 
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        res = self._dyn.resources.get(api_version=api_version, kind=kind)
+        try:
+            return res.get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
+        from kubernetes.dynamic.exceptions import NotFoundError
+
+        res = self._dyn.resources.get(api_version=api_version, kind=kind)
+        try:
+            res.delete(name=name, namespace=namespace)
+        except NotFoundError:
+            pass
+
     def apply(self, obj: dict) -> None:
         res = self._dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
         self._dyn.server_side_apply(res, body=obj, name=obj["metadata"]["name"],
@@ -201,6 +219,9 @@ class ApplyOptions:
     no_wait: frozenset[str] = frozenset()
     # release -> called with the Release once it is applied and its site objects are in (Vault's init/unseal)
     after: dict[str, Callable[[Any], None]] = field(default_factory=dict)
+    # release -> the values to apply instead of the rendered ones, decided from the cluster (Keycloak's values
+    # without the bootstrap admin once it is removed), so a rerun compares against what was applied
+    values_for: dict[str, Callable[[Any], dict]] = field(default_factory=dict)
 
 
 def apply_platform(rendered, helm: Helm, kube: Kube, opts: ApplyOptions | None = None) -> list[Outcome]:
@@ -211,12 +232,13 @@ def apply_platform(rendered, helm: Helm, kube: Kube, opts: ApplyOptions | None =
     for r in rendered.releases:
         listed = helm.listed(r.name, r.namespace)
         current_values = helm.values(r.name, r.namespace) if listed is not None else None
-        d = decide(r.name, r.chart.name, r.chart.version, r.values, listed, current_values)
+        values = opts.values_for[r.name](r) if r.name in opts.values_for else r.values
+        d = decide(r.name, r.chart.name, r.chart.version, values, listed, current_values)
         opts.log(f"{d.action}: {d.reason}")
         if d.action != "unchanged":
             timeout = opts.timeouts.get(r.name, opts.default_timeout)
             try:
-                helm.upgrade_install(r.name, r.archive, r.values, r.namespace, timeout,
+                helm.upgrade_install(r.name, r.archive, values, r.namespace, timeout,
                                      **({"wait": False} if r.name in opts.no_wait else {}))
             except HelmError as e:
                 raise InstallError(failure_line(r.name, r.namespace, str(e), kube.pods(r.namespace),

@@ -1,18 +1,14 @@
-"""Secrets medai generates for the platform tier (PostgreSQL owners, Harbor's components), kept in Vault.
+"""How the platform's generated secrets are made (random text, Harbor's htpasswd line and token key pair).
 
-Each secret is generated once into the SecretSink (Vault KV) and never again while Vault holds it, so reruns and
-upgrades keep every credential. ``harbor_secret_layout`` says which Vault path/key fills which key of which
-Kubernetes Secret the harbor role points the chart at (roles/harbor ``medai_harbor_secret_names``).
-Nothing here returns or logs a value.
+Where they live, which fields they have and which Secret they fill is the one catalogue's business
+(installer/deploy/vault/catalogue.py), which calls these makers once per missing entry. Nothing here returns a
+value to a caller other than the catalogue, or logs one.
 """
 from __future__ import annotations
 
 import datetime
 import secrets
 import string
-from collections.abc import Mapping
-
-from installer.deploy.secret_sink import SecretSink
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -23,19 +19,6 @@ def random_text(length: int) -> str:
         s = "".join(secrets.choice(_ALNUM) for _ in range(length))
         if any(c.islower() for c in s) and any(c.isupper() for c in s) and any(c.isdigit() for c in s):
             return s
-
-
-def _ensure(sink: SecretSink, path: str, make) -> bool:
-    if sink.has_secret(path):
-        return False
-    sink.put_secret(path, make())
-    return True
-
-
-def ensure_postgres_passwords(cluster: str, databases: list[str], sink: SecretSink) -> list[str]:
-    """``medai/<cluster>/postgres/<db>`` {password}: the owner password roles/postgres puts in <db>-db-credentials."""
-    paths = [f"medai/{cluster}/postgres/{db}" for db in databases]
-    return [p for p in paths if _ensure(sink, p, lambda: {"password": random_text(32)})]
 
 
 def _htpasswd(user: str, password: str) -> str:
@@ -65,39 +48,35 @@ def _token_pair() -> dict[str, str]:
 REGISTRY_USER = "harbor_registry_user"  # roles/harbor values: registry.credentials.username
 
 
-def _harbor_makers() -> dict[str, callable]:
+class Maker:
+    """A value maker that declares the fields it makes (the catalogue's field names, the Secret's keys)."""
+
+    def __init__(self, fields: tuple[str, ...], make):
+        self.fields, self._make = fields, make
+
+    def __call__(self) -> dict[str, str]:
+        return self._make()
+
+
+def keycloak_password() -> str:
+    """Letters, digits and a symbol of each class, so Keycloak's password policy accepts it as an initial password."""
+    return secrets.token_urlsafe(24) + "aA1!"
+
+
+def harbor_makers() -> list[tuple[str, str, Maker]]:
+    """(catalogue name under harbor/, roles/harbor medai_harbor_secret_names key, maker) for Harbor's components."""
     def registry_credentials():
         pw = random_text(32)
         return {"REGISTRY_PASSWD": pw, "REGISTRY_HTPASSWD": _htpasswd(REGISTRY_USER, pw)}
 
-    return {
-        "admin": lambda: {"HARBOR_ADMIN_PASSWORD": random_text(32)},
-        "secret-key": lambda: {"secretKey": random_text(16)},   # Harbor's encryption key: exactly 16 characters
-        "core": lambda: {"secret": random_text(16), "CSRF_KEY": random_text(32)},
-        "core-token": _token_pair,
-        "jobservice": lambda: {"JOBSERVICE_SECRET": random_text(16)},
-        "registry": lambda: {"REGISTRY_HTTP_SECRET": random_text(16)},
-        "registry-credentials": registry_credentials,
-    }
-
-
-# Vault item -> roles/harbor medai_harbor_secret_names key
-_HARBOR_SECRET_NAMES = {"admin": "admin", "secret-key": "secret_key", "core": "core", "core-token": "core_token",
-                        "jobservice": "jobservice", "registry": "registry", "registry-credentials": "registry_credentials"}
-
-
-def ensure_harbor_secrets(cluster: str, sink: SecretSink) -> list[str]:
-    """Generate Harbor's component secrets into ``medai/<cluster>/harbor/<item>`` where missing."""
-    return [f"medai/{cluster}/harbor/{item}" for item, make in _harbor_makers().items()
-            if _ensure(sink, f"medai/{cluster}/harbor/{item}", make)]
-
-
-def harbor_secret_layout(cluster: str, secret_names: Mapping[str, str]) -> dict[str, str]:
-    """{Kubernetes Secret name (from the role's medai_harbor_secret_names): Vault path holding its data}."""
-    return {secret_names[key]: f"medai/{cluster}/harbor/{item}" for item, key in _HARBOR_SECRET_NAMES.items()}
-
-
-def ensure_inference_api_key(cluster: str, sink: SecretSink) -> list[str]:
-    """``medai/<cluster>/inference/api-key`` {api-key}: what vLLM requires on /v1 (the chart's secretKeyRef)."""
-    path = f"medai/{cluster}/inference/api-key"
-    return [path] if _ensure(sink, path, lambda: {"api-key": random_text(48)}) else []
+    return [
+        ("admin", "admin", Maker(("username", "password"), lambda: {"username": "admin", "password": random_text(32)})),
+        # Harbor's encryption key: exactly 16 characters
+        ("secret-key", "secret_key", Maker(("secretKey",), lambda: {"secretKey": random_text(16)})),
+        ("core", "core", Maker(("secret", "CSRF_KEY"), lambda: {"secret": random_text(16), "CSRF_KEY": random_text(32)})),
+        ("core-token", "core_token", Maker(("tls.crt", "tls.key"), _token_pair)),
+        ("jobservice", "jobservice", Maker(("JOBSERVICE_SECRET",), lambda: {"JOBSERVICE_SECRET": random_text(16)})),
+        ("registry", "registry", Maker(("REGISTRY_HTTP_SECRET",), lambda: {"REGISTRY_HTTP_SECRET": random_text(16)})),
+        ("registry-credentials", "registry_credentials",
+         Maker(("REGISTRY_PASSWD", "REGISTRY_HTPASSWD"), registry_credentials)),
+    ]

@@ -29,6 +29,6 @@ def verify_and_copy(bundle: Path, key: Path | None, skip_signature: bool = False
     The one index-signature check (installer.trust.index_signature) runs over the exact bytes the copy and the
     plan use; see installer.deploy.working_copy.
     """
-    from installer.deploy.state import state_dir
+    from installer.core.resources import state_dir
 
     return verified_working_copy(bundle, key, skip_signature, state or state_dir(), progress=progress)

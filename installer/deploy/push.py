@@ -35,7 +35,7 @@ def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.Path
     (distribution 2.x, so Harbor 2), tag the platform manifest instead (see push_image); that manifest must be
     one the signed index digest names.
     """
-    from installer.deploy.state import state_dir
+    from installer.core.resources import state_dir
     from installer.deploy.working_copy import verified_working_copy
 
     vb = verified_working_copy(Path(bundle), Path(key) if key else None, skip_signature, state or state_dir())

@@ -20,8 +20,8 @@ from rich.console import Console
 
 from installer.core.childenv import ANSIBLE, child_env, only_environ
 from installer.core.errors import InstallError
-from installer.core.resources import ANSIBLE_DIR
-from installer.deploy.state import SECRET_VARS, RunRecord, installed_copy, state_dir, write_private
+from installer.core.resources import ANSIBLE_DIR, state_dir
+from installer.deploy.state import SECRET_VARS, RunRecord, installed_copy, write_private
 
 REPO = ANSIBLE_DIR
 PLAYBOOKS = REPO / "playbooks"

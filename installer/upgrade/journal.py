@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer.core.atomic import atomic_write_text
-from installer.deploy.state import state_dir
+from installer.core.resources import state_dir
 
 JOURNAL = "upgrade.json"
 

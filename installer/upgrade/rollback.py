@@ -16,7 +16,7 @@ from installer.core.errors import InstallError
 
 
 def newest_snapshot(cluster: str) -> Path:
-    from installer.deploy.state import state_dir
+    from installer.core.resources import state_dir
 
     d = state_dir() / "snapshots" / cluster
     snaps = sorted((p for p in d.glob("medai-*") if p.is_file()), key=lambda p: p.stat().st_mtime_ns) if d.is_dir() else []
@@ -29,11 +29,12 @@ def newest_snapshot(cluster: str) -> Path:
 def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None, releases_only: bool,
                  console: Console) -> Path:
     from installer.bundle.layout import BundleLayout
+    from installer.core.resources import state_dir
     from installer.deploy.inventory import load_inventory
     from installer.deploy.plan import build_plan
     from installer.deploy.preinstall import verify_and_copy
     from installer.deploy.runner import run_playbook
-    from installer.deploy.state import cluster_token, kubeconfig_path, new_run, state_dir
+    from installer.deploy.state import cluster_token, kubeconfig_path, new_run
     from installer.upgrade.helm_decision import rollback_target
     from installer.upgrade.releases import _helm, history
 

@@ -84,7 +84,7 @@ def _media_or_dir(opts: UpgradeOptions, console: Console) -> Path:
 
     if not is_media(opts.bundle):
         return BundleLayout.at(opts.bundle).root
-    from installer.deploy.state import state_dir
+    from installer.core.resources import state_dir
     from installer.media.reader import import_media, read_verified_index
     from installer.trust.keys import load_public_key
 
@@ -145,7 +145,7 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         problems, _ = verify_union(root, cur.root, opts.key)
         if problems:
             raise BundleError(f"{root}: differential bundle refused: {'; '.join(problems[:5])}")
-        from installer.deploy.state import state_dir
+        from installer.core.resources import state_dir
         from installer.trust.differential import assemble_union
 
         signed_index = layout.index
@@ -198,10 +198,11 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
 
 def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
     """Run the plan's steps (or the rest of an interrupted run's); returns the run directory."""
+    from installer.core.resources import state_dir
     from installer.deploy.inventory import load_inventory
     from installer.deploy.plan import build_plan
     from installer.deploy.runner import run_playbook
-    from installer.deploy.state import RunRecord, cluster_token, new_run, state_dir
+    from installer.deploy.state import RunRecord, cluster_token, new_run
     from installer.upgrade.journal import Journal, resumable_run
 
     if plan.preflight is not None and not plan.preflight.ok:

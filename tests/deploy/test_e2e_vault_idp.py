@@ -4,6 +4,10 @@ MEDAI_E2E_K3S (a real K3s airgap set, see test_e2e_k3s.py) and MEDAI_E2E_PLATFOR
 saying which is missing: K3s and the upstream images cannot be downloaded here and no stand-in is used. Not
 executed on this project's CI.
 
+Keycloak's realm Job, the bootstrap admin's removal and Harbor's API configuration run through the same hooks as
+`medai install` (installer/deploy/idp_step.py); the control host must resolve keycloak.e2e.internal and
+harbor.e2e.internal to their MetalLB addresses (e.g. /etc/hosts) for the admin and Harbor API calls.
+
 The operators' shares are typed the way an operator would: the test waits for the encrypted share files the
 install's Vault init writes, decrypts them with the operators' gpg keys and feeds the threshold on stdin.
 """
@@ -29,7 +33,8 @@ CLUSTER = "e2e-idp"
 
 needs_k3s = pytest.mark.skipif(bool(MISSING), reason=f"{' and '.join(MISSING)} not set: no real K3s or no bundle with "
                                                     "the real platform images; the Vault/PostgreSQL/Keycloak/Harbor "
-                                                    "apply and configuration were not executed")
+                                                    "apply, the keycloak-config-cli realm Job, the bootstrap "
+                                                    "admin's removal and Harbor's API configuration were not executed")
 
 
 def _kubectl(kc: Path, *args: str) -> str:
@@ -58,6 +63,11 @@ def test_vault_idp_apply_unseal_secrets_and_rerun(lab_nodes, tmp_path):
         "medai_preflight_min_disk_gb": {"servers": 1, "agents": 1},
         "medai_preflight_require_time_sync": False,
         "medai_harbor_hostname": "harbor.e2e.internal",
+        "medai_keycloak_hostname": "keycloak.e2e.internal",
+        "medai_keycloak_clients": {
+            "harbor": {"redirect_uris": ["https://harbor.e2e.internal/c/oidc/callback"]},
+            "medical-ai-api": {"redirect_uris": ["https://api.e2e.internal/oauth2/callback"]},
+            "medical-ai-web": {"redirect_uris": ["https://ai.e2e.internal/auth/callback"]}},
         "medai_vault_operators": [{"name": n, "pgp_key": str(k)} for n, k in ops.keys.items()],
         "medai_vault_threshold": THRESHOLD,
         "medai_vault_root_token_pgp_key": str(ops.root_key),
@@ -87,6 +97,9 @@ def test_vault_idp_apply_unseal_secrets_and_rerun(lab_nodes, tmp_path):
              "release keycloakx", "release harbor"]
     assert [out.index(o) for o in order] == sorted(out.index(o) for o in order)
     assert "unsealed:" in out and "Kubernetes Secrets synced" in out
+    # after keycloakx: the realm Job, then the temporary admin removed; after harbor: its API configuration
+    assert out.index("realm medical-ai applied") < out.index("temporary bootstrap admin removed") < out.index(
+        "harbor: projects platform created, medical-ai created; robots cluster-pull created, site-ci created")
     kc = home / f"kubeconfig-{CLUSTER}"
     status = subprocess.run([sys.executable, "-m", "installer.cli.main", "vault", "status", "--inventory", str(inv),
                              "--json"], capture_output=True, text=True, cwd=ROOT, env=env)
@@ -100,7 +113,10 @@ def test_vault_idp_apply_unseal_secrets_and_rerun(lab_nodes, tmp_path):
     clusters = json.loads(_kubectl(kc, "get", "clusters.postgresql.cnpg.io", "-A", "-o", "json"))["items"]
     assert {c["metadata"]["name"] for c in clusters} == {"keycloak-db", "harbor-db"}
     admin = json.loads(_kubectl(kc, "-n", "harbor", "get", "secret", "medai-harbor-admin", "-o", "json"))
-    password = base64.b64decode(admin["data"]["HARBOR_ADMIN_PASSWORD"]).decode()
+    password = base64.b64decode(admin["data"]["password"]).decode()
+    assert "keycloak-bootstrap-admin" not in _kubectl(kc, "-n", "keycloak", "get", "secrets", "-o", "name")
+    state = json.loads(_kubectl(kc, "-n", "keycloak", "get", "configmap", "medai-keycloak-state", "-o", "json"))
+    assert state["data"] == {"bootstrapAdminRemoved": "true"}
     # the generated secret is in Vault and the cluster only: nothing on the control host holds it in clear
     hits = subprocess.run(["grep", "-rlF", password, str(home), str(tmp_path / "site.yml")], capture_output=True, text=True)
     assert hits.returncode == 1, f"a platform secret is in clear in {hits.stdout}"
@@ -112,6 +128,8 @@ def test_vault_idp_apply_unseal_secrets_and_rerun(lab_nodes, tmp_path):
     rc2, out2 = install()  # a rerun unseals nothing new, keeps every secret, upgrades nothing
     assert rc2 == 0, out2[-4000:]
     assert "already initialised" in out2 and "0 created in Vault" in out2
+    assert "temporary bootstrap admin removed" not in out2  # removed once; keycloakx applied without it from the start
+    assert "robots cluster-pull unchanged, site-ci unchanged; OIDC unchanged" in out2
     listed = json.loads(subprocess.run([helm_executable(), "--kubeconfig", str(kc), "list", "-A", "-o", "json"],
                                        capture_output=True, text=True, check=True).stdout)
     assert {r["name"]: (r["status"], r["revision"]) for r in listed} == revisions

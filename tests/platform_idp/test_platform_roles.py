@@ -201,7 +201,7 @@ def test_harbor_is_exposed_by_metallb_with_tls_and_its_external_url(harbor):
     assert vols["certificate"]["secret"]["secretName"] == "medai-harbor-tls"
     core = next(o for o in harbor if o["kind"] == "Deployment" and o["metadata"]["name"] == "harbor-core")
     env = _env(core["spec"]["template"]["spec"]["containers"][0])
-    assert env["HARBOR_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "medai-harbor-admin", "key": "HARBOR_ADMIN_PASSWORD"}
+    assert env["HARBOR_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "medai-harbor-admin", "key": "password"}
     assert env["POSTGRESQL_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "harbor-db-credentials"
 
 

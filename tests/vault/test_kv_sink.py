@@ -1,7 +1,7 @@
 """The Vault KV v2 SecretSink against a real OpenBao server on loopback (the bao binary of tests/vault/conftest.py,
-one in-memory server in dev mode with KV v2 mounted at medai/; HashiCorp's Vault binary is not run): the Harbor
-robot secrets and the Keycloak secrets their ensure_* functions generate land in KV, reruns keep them, and no
-value is left in clear on the control host."""
+one in-memory server in dev mode with KV v2 mounts; HashiCorp's Vault binary is not run): the one catalogue's
+entries land in KV once, reruns keep them, each component's policy reads what its Secrets reference and is denied
+everything else, the install's Secret sync resolves, and no value is left in clear on the control host."""
 from __future__ import annotations
 
 import copy
@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import hvac
+import hvac.exceptions
 import pytest
 
 from installer.core.errors import VaultError
@@ -18,7 +19,6 @@ from installer.deploy.harbor.client import HarborClient
 from installer.deploy.harbor.configure import configure_harbor, default_site
 from installer.deploy.keycloak.realm import ensure_secrets
 from installer.deploy.keycloak.settings import keycloak_site
-from installer.deploy.platform_secrets import ensure_harbor_secrets, ensure_postgres_passwords
 from installer.deploy.secret_sink import SecretSink
 from installer.deploy.vault.kv_sink import VaultKvSink
 from tests.platform_idp.harbor_contract import FakeHarbor, SwaggerContract
@@ -80,65 +80,148 @@ def test_a_token_without_rights_is_one_line_naming_the_path(bao):
     weak = client.auth.token.create(policies=["default"], ttl="5m")["auth"]["client_token"]
     sink = VaultKvSink(hvac.Client(url=client.url, token=weak), "medai")
     with pytest.raises(VaultError, match=r"write medai/c1/harbor/admin: permission denied"):
-        sink.put_secret("medai/c1/harbor/admin", {"HARBOR_ADMIN_PASSWORD": "x"})
+        sink.put_secret("medai/c1/harbor/admin", {"password": "x"})
 
 
-def _values(client, prefix: str) -> dict[str, dict]:
+def _values(client, prefix: str, mount: str = "medai") -> dict[str, dict]:
     out = {}
 
     def walk(p):
-        for k in client.secrets.kv.v2.list_secrets(path=p, mount_point="medai")["data"]["keys"]:
+        for k in client.secrets.kv.v2.list_secrets(path=p, mount_point=mount)["data"]["keys"]:
             if k.endswith("/"):
                 walk(p + k)
             else:
-                out[p + k] = client.secrets.kv.v2.read_secret_version(path=p + k, mount_point="medai",
+                out[p + k] = client.secrets.kv.v2.read_secret_version(path=p + k, mount_point=mount,
                                                                       raise_on_deleted_version=True)["data"]["data"]
     walk(prefix)
     return out
 
 
+def _site_inventory(tmp_path, cluster: str):
+    import yaml
+
+    from installer.deploy.inventory import load_inventory
+    from tests.render.fixture_charts import ROOT
+
+    doc = yaml.safe_load((ROOT / "inventories" / "example" / "site.yml").read_text())
+    doc["all"]["vars"]["medai_cluster_name"] = cluster
+    doc["all"]["vars"].update({k: v for k, v in SITE_VARS.items() if k.startswith("medai_keycloak_")})
+    (tmp_path / "site.yml").write_text(yaml.safe_dump(doc))
+    return load_inventory(tmp_path / "site.yml")
+
+
+def _fresh_mount(client, mount: str) -> None:
+    """Each test its own KV mount: the catalogue has no cluster in its paths (one Vault per cluster)."""
+    client.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+
+
+def _pki_made(client, cat, mount: str) -> None:
+    """Stand-ins for the entries Vault's PKI writes (issued by `medai vault setup`, tested in test_openbao_cluster)."""
+    from installer.deploy.vault.catalogue import PKI
+
+    for e in cat.entries:
+        if e.made_by == PKI:
+            client.secrets.kv.v2.create_or_update_secret(path=e.path, mount_point=mount, secret={
+                "certificate": f"CERT-{e.component}", "private_key": f"KEY-{e.component}-" + secrets.token_hex(16),
+                "ca_chain": "CHAIN"})
+
+
 def test_generated_platform_secrets_land_in_kv_and_nothing_in_clear_stays(bao, tmp_path, monkeypatch):
+    from installer.deploy.vault.catalogue import ensure, for_inventory
+
     client, bao_home = bao
     home = tmp_path / "medai-home"
     monkeypatch.setenv("MEDAI_HOME", str(home))
     monkeypatch.chdir(tmp_path)
-    sink = VaultKvSink(client, "medai")
+    _fresh_mount(client, "kvgen")
+    sink = VaultKvSink(client, "kvgen")
+    cat = for_inventory(_site_inventory(tmp_path, CLUSTER), "kvgen")
+    created, kept = ensure(cat, sink)
+    assert kept == [] and len(created) == len(cat.generated()) >= 20
+    # the realm's client secret for Harbor is the one catalogue entry; Harbor's OIDC gets it from there
+    oidc = sink.read_secret("keycloak/clients/harbor")["secret"]
+    robots = {n: sink.read_secret(f"harbor/robots/{n}")["password"] for n in ("cluster-pull", "site-ci")}
     fake = FakeHarbor(SwaggerContract())
-    site = default_site(CLUSTER, "https://keycloak.radiology.internal/realms/medical-ai")
-    kc = keycloak_site(copy.deepcopy(SITE_VARS), "site.yml")
-    written = ensure_secrets(CLUSTER, kc, sink)
-    assert f"medai/{CLUSTER}/keycloak/clients/harbor" in written
-    # Harbor's OIDC client secret is read back from Vault, as the install does
-    oidc = sink.read_secret(f"medai/{CLUSTER}/keycloak/clients/harbor")["secret"]
-    with HarborClient("https://harbor.test", "admin", "pw", transport=fake.transport()) as c:
-        report = configure_harbor(c, site, sink, oidc_client_secret=oidc)
+    site = default_site("https://keycloak.radiology.internal/realms/medical-ai")
+    with HarborClient("https://harbor.test", "admin", sink.read_secret("harbor/admin")["password"],
+                      transport=fake.transport()) as c:
+        report = configure_harbor(c, site, robots, oidc_client_secret=oidc, reset=[])
     assert report.robots == {"cluster-pull": "created", "site-ci": "created"}
     assert fake.last_oidc_secret == oidc
-    made = ensure_harbor_secrets(CLUSTER, sink) + ensure_postgres_passwords(CLUSTER, ["keycloak", "harbor"], sink)
-    assert len(made) == 9
+    assert {r["name"]: r["secret"] for r in fake.robots.values()} == {f"robot${k}": v for k, v in robots.items()}
 
-    stored = _values(client, f"{CLUSTER}/")
-    robots = {r["name"]: r for r in fake.robots.values()} if isinstance(fake.robots, dict) else \
-        {r["name"]: r for r in fake.robots}
-    pull = stored[f"{CLUSTER}/harbor/robots/cluster-pull"]
-    assert pull["username"] == "robot$cluster-pull"
-    assert pull["password"] == next(r["secret"] for n, r in robots.items() if n.endswith("cluster-pull"))
-    assert len(stored[f"{CLUSTER}/keycloak/clients/harbor"]["secret"]) >= 32
-    assert len(stored[f"{CLUSTER}/postgres/keycloak"]["password"]) == 32
+    stored = _values(client, "", "kvgen")
+    assert set(stored) == set(created)  # no path with a cluster name, nothing outside the catalogue
+    assert stored["harbor/robots/cluster-pull"]["username"] == "robot$cluster-pull"
+    assert stored["harbor/admin"]["username"] == "admin" and len(stored["harbor/admin"]["password"]) == 32
+    assert len(stored["keycloak/db"]["password"]) == 32 and stored["keycloak/db"]["username"] == "keycloak"
+    # Harbor's admin password exists once: one entry, one field, one value
+    harbor_pw = stored["harbor/admin"]["password"]
+    assert [(p, k) for p, d in stored.items() for k, v in d.items() if v == harbor_pw] == [("harbor/admin", "password")]
 
     # reruns keep every value (no new version anywhere)
+    assert ensure(cat, sink) == ([], created)
     with HarborClient("https://harbor.test", "admin", "pw", transport=fake.transport()) as c:
-        assert configure_harbor(c, site, sink, oidc_client_secret=oidc).robots == {"cluster-pull": "unchanged", "site-ci": "unchanged"}
-    assert ensure_secrets(CLUSTER, kc, sink) == [] and ensure_harbor_secrets(CLUSTER, sink) == []
-    assert _values(client, f"{CLUSTER}/") == stored
+        assert configure_harbor(c, site, robots, oidc_client_secret=oidc).robots == {"cluster-pull": "unchanged",
+                                                                                     "site-ci": "unchanged"}
+    assert ensure_secrets(keycloak_site(copy.deepcopy(SITE_VARS), "site.yml"), sink) == []
+    assert _values(client, "", "kvgen") == stored
+    for p in stored:
+        assert client.secrets.kv.v2.read_secret_metadata(path=p, mount_point="kvgen")["data"]["current_version"] == 1
 
-    # nothing in clear on the control host: not in MEDAI_HOME, the working directory or the temp dirs
-    values = [v for d in stored.values() for v in d.values() if len(v) >= 12]
-    assert len(values) >= 12
+    # nothing in clear on the control host: not in MEDAI_HOME, the working directory or the server's directory
+    values = [v for d in stored.values() for k, v in d.items() if k != "username" and len(v) >= 12]
+    assert len(values) >= 20
     for root in (tmp_path, bao_home):
         for path in (p for p in root.rglob("*") if p.is_file()):
             data = path.read_bytes()
             assert not [v for v in values if v.encode() in data], f"a secret is in clear in {path}"
+
+
+def test_each_components_policy_reads_what_its_secrets_reference_and_nothing_else(bao, tmp_path):
+    """The policies `medai vault configure` writes (policy_hcl over the catalogue's components), against OpenBao:
+    a token of component X reads every entry X's Kubernetes Secrets are synced from, and is denied every entry
+    of every other component, and every write."""
+    from installer.deploy.vault.catalogue import ensure, for_inventory
+    from installer.deploy.vault.configure import policy_hcl, policy_name
+
+    client, _ = bao
+    mount = "kvpol"
+    _fresh_mount(client, mount)
+    cat = for_inventory(_site_inventory(tmp_path, "policy-test"), mount)
+    ensure(cat, VaultKvSink(client, mount))
+    _pki_made(client, cat, mount)
+    # the K3s token copy (made from the control host's join token by `medai vault setup`)
+    client.secrets.kv.v2.create_or_update_secret(path="k3s/cluster-token", mount_point=mount, secret={"token": "t"})
+    tokens = {}
+    for c in cat.components:
+        client.sys.create_or_update_policy(f"{policy_name(c)}-{mount}", policy_hcl(c, mount, "pki_int"))
+        tokens[c.name] = client.auth.token.create(policies=[f"{policy_name(c)}-{mount}"], ttl="10m")["auth"]["client_token"]
+    checked = 0
+    for c in cat.components:
+        mine = hvac.Client(url=client.url, token=tokens[c.name])
+        referenced = {p for s in cat.secrets if s.component == c.name for p in s.paths}
+        own = {e.path for e in cat.entries if e.component == c.name}
+        assert referenced <= own, (c.name, referenced - own)
+        for path in sorted(own):
+            mine.secrets.kv.v2.read_secret_version(path=path, mount_point=mount, raise_on_deleted_version=True)
+            checked += 1
+            with pytest.raises(hvac.exceptions.Forbidden):
+                mine.secrets.kv.v2.create_or_update_secret(path=path, secret={"x": "y"}, mount_point=mount)
+        for e in cat.entries:
+            if e.component != c.name:
+                with pytest.raises(hvac.exceptions.Forbidden):
+                    mine.secrets.kv.v2.read_secret_version(path=e.path, mount_point=mount, raise_on_deleted_version=True)
+                checked += 1
+    assert checked >= len(cat.entries) * len(cat.components)
+    # every Secret the install syncs resolves from Vault with the component's own token (what the injector uses)
+    from installer.deploy.vault.catalogue import secret_objects
+
+    for c in cat.components:
+        mine = VaultKvSink(hvac.Client(url=client.url, token=tokens[c.name]), mount)
+        own = [s for s in cat.secrets if s.component == c.name]
+        sub = type(cat)(cat.kv_mount, cat.components, cat.entries, own)
+        assert len(secret_objects(sub, mine.read_secret)) == len(own)
 
 
 class RecordingKube:
@@ -152,33 +235,35 @@ class RecordingKube:
 def test_install_step_generates_into_vault_and_syncs_the_kubernetes_secrets(bao, tmp_path):
     import base64
 
-    from installer.deploy.inventory import load_inventory
-    from installer.deploy.vault.install_step import platform_secrets_into_vault
-    from tests.support.fixture_charts import ROOT
+    from installer.deploy.vault.catalogue import for_inventory
+    from installer.deploy.vault.install_step import HeldSecrets, platform_secrets_into_vault
 
     client, _ = bao
-    import yaml
-    doc = yaml.safe_load((ROOT / "inventories" / "example" / "site.yml").read_text())
-    doc["all"]["vars"]["medai_cluster_name"] = "sync-test"  # a cluster of its own on the shared server
-    (tmp_path / "site.yml").write_text(yaml.safe_dump(doc))
-    inv = load_inventory(tmp_path / "site.yml")
-    sink, kube = VaultKvSink(client, "medai"), RecordingKube()
-    first = platform_secrets_into_vault(inv, sink, kube)
-    assert len(first["created"]) == 10  # 2 databases, 7 Harbor secrets, the inference API key (the example has gpu hosts)
+    mount = "medai"  # the install's sink: paths relative to the mount
+    inv = _site_inventory(tmp_path, "sync-test")
+    cat = for_inventory(inv)
+    _pki_made(client, cat, mount)
+    sink, kube, held = VaultKvSink(client, mount), RecordingKube(), HeldSecrets()
+    first = platform_secrets_into_vault(inv, sink, kube, held)
+    assert len(first["created"]) == len(cat.generated())
     assert [o["metadata"]["name"] for o in kube.applied if o["kind"] == "Namespace"] == ["keycloak", "harbor",
                                                                                         "medai-inference"]
     assert kube.applied.index(next(o for o in kube.applied if o["kind"] == "Secret")) == 3  # namespaces first
     by_name = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in kube.applied if o["kind"] == "Secret"}
+    assert set(by_name) == {(s.namespace, s.name) for s in cat.secrets}
     db = by_name[("keycloak", "keycloak-db-credentials")]
     assert db["type"] == "kubernetes.io/basic-auth"
-    assert base64.b64decode(db["data"]["password"]).decode() == \
-        sink.read_secret(f"medai/{inv.cluster}/postgres/keycloak")["password"]
+    assert base64.b64decode(db["data"]["password"]).decode() == sink.read_secret("keycloak/db")["password"]
     admin = by_name[("harbor", "medai-harbor-admin")]
-    assert base64.b64decode(admin["data"]["HARBOR_ADMIN_PASSWORD"]).decode() == \
-        sink.read_secret(f"medai/{inv.cluster}/harbor/admin")["HARBOR_ADMIN_PASSWORD"]
+    assert base64.b64decode(admin["data"]["password"]).decode() == sink.read_secret("harbor/admin")["password"]
+    assert held.get("harbor/admin", "password") == sink.read_secret("harbor/admin")["password"]
+    pull = by_name[("harbor", "medai-harbor-trivy-db-pull")]
+    assert base64.b64decode(pull["data"]["password"]).decode() == held.get("harbor/robots/cluster-pull", "password")
+    env = by_name[("keycloak", "keycloak-config-cli-env")]
+    assert base64.b64decode(env["data"]["KC_CLIENT_SECRET_HARBOR"]).decode() == held.get("keycloak/clients/harbor", "secret")
     key = by_name[("medai-inference", "medai-inference-api-key")]
-    assert base64.b64decode(key["data"]["api-key"]).decode() == \
-        sink.read_secret(f"medai/{inv.cluster}/inference/api-key")["api-key"]
-    assert len(by_name) == 2 + 7 + 1
+    assert base64.b64decode(key["data"]["api-key"]).decode() == sink.read_secret("inference/api-key")["api-key"]
     again = platform_secrets_into_vault(inv, sink, RecordingKube())
     assert again["created"] == [] and again["synced"] == first["synced"]  # a rerun keeps every value
+    without = platform_secrets_into_vault(inv, sink, RecordingKube(), bootstrap=False)
+    assert set(first["synced"]) - set(without["synced"]) == {"keycloak/keycloak-bootstrap-admin"}

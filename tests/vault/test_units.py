@@ -13,7 +13,7 @@ import yaml
 from installer.core.errors import VaultError
 from installer.deploy.inventory import load_inventory
 from installer.deploy.vault import pki, state
-from installer.deploy.vault.catalogue import CATALOGUE, COMPONENTS
+from installer.deploy.vault.catalogue import COMPONENTS, default_catalogue
 from installer.deploy.vault.configure import policy_hcl
 from installer.deploy.vault.pgp import read_public_key
 from installer.deploy.vault.portforward import forward_command, pod_names
@@ -109,7 +109,7 @@ def test_each_component_policy_reads_only_its_own_subtree():
         for other in COMPONENTS:
             if other is not c:
                 assert f"/{other.name}/" not in hcl
-    assert {e.component for e in CATALOGUE} <= {c.name for c in COMPONENTS}
+    assert {e.component for e in default_catalogue().entries} <= {c.name for c in COMPONENTS}
 
 
 def test_in_cluster_members_are_reached_by_port_forward_per_pod(tmp_path):

@@ -1,9 +1,8 @@
-"""Harbor robot accounts with least privilege; their secrets go to a SecretSink, never to output.
+"""Harbor robot accounts with least privilege; their secrets come from the one catalogue (Vault), never output.
 
 A system-level robot whose permissions name each project it may touch: ``cluster-pull`` may only pull (the
 nodes' containerd), ``site-ci`` may push and pull in ``medical-ai`` only. Rerun: permissions are PUT when they
-differ; the secret is kept unless the sink lacks it (an earlier run stopped between create and store), in
-which case a new one is set with PATCH and stored.
+differ; the secret is kept unless the catalogue made a new one in this run (then it is set with PATCH).
 """
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import string
 from dataclasses import dataclass, field
 
 from installer.deploy.harbor.client import HarborClient, HarborError
-from installer.deploy.secret_sink import SecretSink
 
 # Harbor's project-level RBAC resource/action names (src/common/rbac/const.go).
 PULL = (("repository", "pull"), ("artifact", "read"))
@@ -67,19 +65,20 @@ def find_robot(client: HarborClient, name: str) -> dict | None:
     return None
 
 
-def _store(sink: SecretSink, spec: RobotSpec, full_name: str, secret: str) -> None:
-    sink.put_secret(spec.secret_path, {"username": full_name, "password": secret})
-
-
-def ensure_robot(client: HarborClient, spec: RobotSpec, sink: SecretSink) -> RobotResult:
+def ensure_robot(client: HarborClient, spec: RobotSpec, secret: str, reset: bool = False) -> RobotResult:
+    """``secret``: the robot's password from the one catalogue (generated once into Vault, harbor/robots/<name>).
+    A new robot gets it (sent on creation; set with PATCH when Harbor answers with a secret of its own). An existing
+    robot keeps its secret unless ``reset`` (the catalogue entry was created in this run, so the robot's old
+    secret is known to nobody): then the catalogue's is set with PATCH."""
     current = find_robot(client, spec.name)
     if current is None:
         body = {"name": spec.name, "description": spec.description, "level": "system", "disable": False,
-                "duration": spec.duration, "permissions": spec.permissions()}
+                "duration": spec.duration, "permissions": spec.permissions(), "secret": secret}
         created = client.post("/robots", body).json()
-        if not created.get("secret"):
-            raise HarborError(f"POST /api/v2.0/robots: Harbor created robot {spec.name} but returned no secret")
-        _store(sink, spec, created.get("name", spec.name), created["secret"])
+        if "id" not in created:
+            raise HarborError(f"POST /api/v2.0/robots: Harbor created robot {spec.name} but returned no id")
+        if created.get("secret") != secret:
+            client.patch(f"/robots/{created['id']}", {"secret": secret})
         return RobotResult(spec.name, "created", spec.secret_path)
     rid = current["id"]
     result = RobotResult(spec.name, "unchanged", spec.secret_path)
@@ -88,10 +87,8 @@ def ensure_robot(client: HarborClient, spec: RobotSpec, sink: SecretSink) -> Rob
                 "disable": False, "duration": current.get("duration", spec.duration), "permissions": spec.permissions()}
         client.put(f"/robots/{rid}", body)
         result.action = "updated"
-    if not sink.has_secret(spec.secret_path):
-        secret = new_secret()
+    if reset:
         client.patch(f"/robots/{rid}", {"secret": secret})
-        _store(sink, spec, current["name"], secret)
         result.action = "secret-reset"
-        result.notes.append("the secret store had no secret for this robot: a new one was set and stored")
+        result.notes.append("the catalogue's secret was new in this run: set on the existing robot")
     return result

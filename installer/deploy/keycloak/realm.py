@@ -2,7 +2,7 @@
 
 Secrets never appear in the documents: keycloak-config-cli substitutes ``$(env:NAME)`` at apply time
 (``IMPORT_VARSUBSTITUTION_ENABLED=true``), NAME coming from a Kubernetes Secret that the keycloak role fills
-from Vault. ``secret_env()`` lists those names with the Vault path each one is read from.
+from Vault. ``secret_env()`` lists those names with the catalogue entry each one is read from.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import yaml
 
 from installer.core.errors import MedaiError
 from installer.deploy.keycloak.settings import CLIENT_IDS, KeycloakSite
+from installer.deploy.vault.catalogue import env_name
 
 REALM = "medical-ai"
 GROUPS = ("clinician", "researcher", "platform-admin")
@@ -27,24 +28,26 @@ class RealmError(MedaiError):
     """The realm document breaks a rule medai guarantees (MFA, exact redirects, no inline secret)."""
 
 
-def env_name(kind: str, name: str) -> str:
-    return f"KC_{kind}_{re.sub(r'[^A-Z0-9]', '_', name.upper())}"
-
-
 @dataclass(frozen=True)
 class SecretEnv:
     env: str          # variable keycloak-config-cli substitutes
-    vault_path: str   # where medai generated and keeps it
+    vault_path: str   # the catalogue entry (relative to the KV mount) it is read from
     key: str = "value"
 
 
-def secret_env(cluster: str, site: KeycloakSite) -> list[SecretEnv]:
-    base = f"medai/{cluster}/keycloak"
-    out = [SecretEnv(env_name("CLIENT_SECRET", c), f"{base}/clients/{c}", "secret") for c in CLIENT_IDS]
-    out += [SecretEnv(env_name("USER_PASSWORD", u.username), f"{base}/users/{u.username}", "initial-password")
-            for u in site.users]
-    out.append(SecretEnv("KC_PERMANENT_ADMIN_PASSWORD", f"{base}/admin", "password"))
-    return out
+def keycloak_catalogue(site: KeycloakSite):
+    from installer.deploy.vault.catalogue import build
+
+    return build(keycloak={}, users=[u.username for u in site.users])
+
+
+def secret_env(site: KeycloakSite) -> list[SecretEnv]:
+    """keycloak-config-cli's variables, from the one catalogue's Secret keycloak-config-cli-env."""
+    from installer.deploy.vault.catalogue import KEYCLOAK
+
+    cat = keycloak_catalogue(site)
+    env = next(s for s in cat.secrets if s.component == KEYCLOAK and s.name == "keycloak-config-cli-env")
+    return [SecretEnv(name, path, fld) for name, (path, fld) in env.keys.items()]
 
 
 def _env():
@@ -96,16 +99,11 @@ def check_realm(doc: dict) -> None:
         raise RealmError(f"{where}: bruteForceProtected must be true")
 
 
-def ensure_secrets(cluster: str, site: KeycloakSite, sink) -> list[str]:
-    """Generate every secret the realm documents reference that the sink (Vault) does not hold yet; returns the
-    Vault paths written (never the values). Existing secrets are kept, so reruns change nothing."""
-    import secrets as _secrets
+def ensure_secrets(site: KeycloakSite, sink) -> list[str]:
+    """Generate every keycloak/ entry of the catalogue that the sink (Vault) does not hold yet; returns the paths
+    written (never the values). Existing secrets are kept, so reruns change nothing."""
+    from installer.deploy.vault.catalogue import KEYCLOAK, Catalogue, ensure
 
-    written = []
-    for s in secret_env(cluster, site):
-        if not sink.has_secret(s.vault_path):
-            # Letters, digits and a symbol from each class so Keycloak's password policy accepts initial passwords.
-            value = _secrets.token_urlsafe(24) + "aA1!"
-            sink.put_secret(s.vault_path, {s.key: value})
-            written.append(s.vault_path)
-    return written
+    cat = keycloak_catalogue(site)
+    mine = Catalogue(cat.kv_mount, cat.components, [e for e in cat.entries if e.component == KEYCLOAK])
+    return ensure(mine, sink)[0]

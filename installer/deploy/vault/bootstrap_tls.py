@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from installer.deploy.state import state_dir
+from installer.core.resources import state_dir
 from installer.deploy.vault import pki
 from installer.deploy.vault.values import server_names
 

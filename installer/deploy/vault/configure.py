@@ -13,7 +13,7 @@ import yaml
 
 from installer.core.errors import VaultError
 from installer.deploy.state import kubeconfig_path
-from installer.deploy.vault.catalogue import COMPONENTS, TLS_SERVICES, CatalogueContext, Component, create_missing
+from installer.deploy.vault.catalogue import TLS_SERVICES, Catalogue, Component, ensure, for_inventory
 from installer.deploy.vault.client import Endpoint, vault_call
 from installer.deploy.vault.settings import VaultSettings
 
@@ -60,8 +60,14 @@ def kubernetes_ca_pem(s: VaultSettings) -> str:
                          f"install the cluster first or set medai_vault_kubernetes_ca_cert") from None
 
 
+def site_catalogue(s: VaultSettings) -> Catalogue:
+    """The one secrets catalogue for this site (installer/deploy/vault/catalogue.py)."""
+    return for_inventory(s.inventory, s.kv_mount)
+
+
 def configure(s: VaultSettings, ep: Endpoint, client: hvac.Client) -> ConfigureReport:
     rep = ConfigureReport()
+    cat = site_catalogue(s)
     with vault_call(ep, "audit device"):
         if f"{AUDIT_DEVICE}/" not in client.sys.list_enabled_audit_devices()["data"]:
             client.sys.enable_audit_device("file", path=AUDIT_DEVICE, options={"file_path": s.audit_file})
@@ -75,7 +81,7 @@ def configure(s: VaultSettings, ep: Endpoint, client: hvac.Client) -> ConfigureR
         elif (mounts[f"{s.kv_mount}/"].get("options") or {}).get("version") != "2":
             raise VaultError(f"vault {ep.name}: {s.kv_mount}/ is mounted but is not KV version 2")
     with vault_call(ep, "policies"):
-        for c in COMPONENTS:
+        for c in cat.components:
             want = policy_hcl(c, s.kv_mount, s.pki_mount)
             try:
                 have = client.sys.read_policy(policy_name(c))["data"]["rules"]
@@ -97,13 +103,18 @@ def configure(s: VaultSettings, ep: Endpoint, client: hvac.Client) -> ConfigureR
             client.auth.kubernetes.configure(kubernetes_host=s.kubernetes_host, kubernetes_ca_cert=ca_pem,
                                              mount_point=KUBERNETES_AUTH_MOUNT)
             rep.changed.append("kubernetes auth config")
-        for c in COMPONENTS:
+        for c in cat.components:
             if c.service_account is None:
                 continue
             client.auth.kubernetes.create_role(
                 name=c.name, bound_service_account_names=[c.service_account],
                 bound_service_account_namespaces=[c.namespace], policies=[policy_name(c)],
                 ttl=TOKEN_TTL, mount_point=KUBERNETES_AUTH_MOUNT)
+    from installer.core.resources import state_dir
+    from installer.deploy.state import cluster_token
+    from installer.deploy.vault.kv_sink import VaultKvSink
+
     with vault_call(ep, "secrets catalogue"):
-        rep.secrets_created, rep.secrets_kept = create_missing(client, s.kv_mount, CatalogueContext(s.cluster))
+        rep.secrets_created, rep.secrets_kept = ensure(cat, VaultKvSink(client, s.kv_mount, ep),
+                                                       k3s_token=lambda: cluster_token(s.cluster, state_dir()))
     return rep

@@ -13,7 +13,6 @@ Not executed here (no K3s): tests/deploy/test_e2e_vault_idp.py runs it with MEDA
 """
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable
 
@@ -49,54 +48,57 @@ def wait_running(kube, namespace: str, names: list[str], timeout_s: int, sleep=t
         sleep(5)
 
 
-def secret_object(name: str, namespace: str, data: dict[str, str], type_: str = "Opaque") -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "type": type_,
-            "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "medai"}},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+class HeldSecrets:
+    """The few values medai itself uses after Vault's root token is revoked (Harbor's admin password and the
+    robots' and OIDC client secrets for Harbor's API, Keycloak's permanent admin for removing the bootstrap
+    admin): read from Vault once, held in this process's memory only, never printed (repr shows names)."""
+
+    def __init__(self):
+        self._values: dict[str, dict[str, str]] = {}
+        self.created: list[str] = []
+
+    def keep(self, path: str, data) -> None:
+        self._values[path] = dict(data)
+
+    def get(self, path: str, field: str) -> str:
+        try:
+            return self._values[path][field]
+        except KeyError:
+            raise InstallError(f"secrets catalogue: {path} ({field}) was not read from Vault in this run") from None
+
+    def __repr__(self) -> str:
+        return f"HeldSecrets({sorted(self._values)})"
 
 
-def platform_secrets_into_vault(inv, sink, kube) -> dict[str, list[str]]:
-    """Generate what is missing into Vault KV, then sync the Kubernetes Secrets the PostgreSQL Clusters and the
-    Harbor chart name (in memory, server-side apply). Returns the Vault paths created and the Secrets synced."""
-    from installer.deploy.platform_secrets import (
-        ensure_harbor_secrets,
-        ensure_inference_api_key,
-        ensure_postgres_passwords,
-        harbor_secret_layout,
-    )
-    from installer.deploy.site_values import role_vars
+# catalogue entries the later install steps use themselves (Harbor's API configuration, the Keycloak admin API)
+HELD = ("harbor/admin", "harbor/robots/cluster-pull", "harbor/robots/site-ci", "keycloak/clients/harbor", "keycloak/admin")
 
-    pg = role_vars("postgres", inv)
-    dbs = pg["medai_postgres_databases"]
-    created = ensure_postgres_passwords(inv.cluster, [d["name"] for d in dbs], sink)
-    created += ensure_harbor_secrets(inv.cluster, sink)
-    hv = role_vars("harbor", inv)
-    # the inference tier runs only where there are gpu hosts (docs/inference.md); its API key is never optional
-    iv = role_vars("inference", inv) if inv.gpu else None
-    if iv is not None:
-        created += ensure_inference_api_key(inv.cluster, sink)
-    synced = []
-    # the Secrets come before the releases that create these namespaces (CNPG's site objects, harbor's chart)
-    namespaces = [d["namespace"] for d in dbs] + [hv["medai_harbor_namespace"]]
-    for ns in dict.fromkeys(namespaces + ([iv["medai_inference_namespace"]] if iv else [])):
+
+def platform_secrets_into_vault(inv, sink, kube, held: HeldSecrets | None = None, bootstrap: bool = True) -> dict[str, list[str]]:
+    """Generate what the one catalogue lacks in Vault KV, then sync every Kubernetes Secret it names (in memory,
+    server-side apply) into the namespaces before the releases that read them. Returns paths and names only."""
+    from installer.deploy.vault.catalogue import ensure, for_inventory, secret_objects
+
+    cat = for_inventory(inv)
+    created, _kept = ensure(cat, sink)
+    for ns in dict.fromkeys(s.namespace for s in cat.secrets):
         kube.apply({"apiVersion": "v1", "kind": "Namespace",
                     "metadata": {"name": ns, "labels": {"app.kubernetes.io/managed-by": "medai"}}})
-    for d in dbs:
-        pw = sink.read_secret(f"medai/{inv.cluster}/postgres/{d['name']}")["password"]
-        kube.apply(secret_object(f"{d['name']}-db-credentials", d["namespace"],
-                                 {"username": d["owner"], "password": pw}, "kubernetes.io/basic-auth"))
-        synced.append(f"{d['namespace']}/{d['name']}-db-credentials")
-    for name, path in harbor_secret_layout(inv.cluster, hv["medai_harbor_secret_names"]).items():
-        kube.apply(secret_object(name, hv["medai_harbor_namespace"], sink.read_secret(path)))
-        synced.append(f"{hv['medai_harbor_namespace']}/{name}")
-    if iv is not None:
-        ns, name = iv["medai_inference_namespace"], iv["medai_inference_api_key_secret"]
-        kube.apply(secret_object(name, ns, sink.read_secret(f"medai/{inv.cluster}/inference/api-key")))
-        synced.append(f"{ns}/{name}")
+    synced = []
+    for obj in secret_objects(cat, sink.read_secret, bootstrap=bootstrap):
+        kube.apply(obj)
+        synced.append(f"{obj['metadata']['namespace']}/{obj['metadata']['name']}")
+    if held is not None:
+        paths = {e.path for e in cat.entries}
+        for p in HELD:
+            if p in paths:
+                held.keep(p, sink.read_secret(p))
+        held.created = list(created)
     return {"created": created, "synced": synced}
 
 
-def vault_after_release(inv, kube, record, echo: Callable[[str], None], ask_share=None):
+def vault_after_release(inv, kube, record, echo: Callable[[str], None], ask_share=None,
+                        held: HeldSecrets | None = None, bootstrap: Callable[[], bool] = lambda: True):
     """The platform step's hook for release vault (installer.deploy.platform.ApplyOptions.after)."""
     def hook(release) -> None:
         from installer.deploy.vault.kv_sink import VaultKvSink
@@ -110,7 +112,8 @@ def vault_after_release(inv, kube, record, echo: Callable[[str], None], ask_shar
         outcome: dict = {}
 
         def with_root(client, ep) -> None:
-            outcome.update(platform_secrets_into_vault(inv, VaultKvSink(client, s.kv_mount, ep), kube))
+            outcome.update(platform_secrets_into_vault(inv, VaultKvSink(client, s.kv_mount, ep), kube, held,
+                                                       bootstrap=bootstrap()))
 
         report = run_setup(s, ask_share or share_reader(False), echo=echo, with_root=with_root)
         record.data["vault"] = {**report, "platformSecrets": outcome}  # paths and names only, never a value

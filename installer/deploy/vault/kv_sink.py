@@ -1,7 +1,7 @@
 """The SecretSink (installer/deploy/secret_sink.py) over Vault's KV v2: each put is one new version at the path.
 
-Paths are written as the generators name them ("medai/<cluster>/harbor/robots/cluster-pull"); the first segment
-is the KV mount (medai_vault_kv_mount, "medai"), so that secret lives at medai/data/<cluster>/harbor/robots/...
+Paths are the one catalogue's (installer/deploy/vault/catalogue.py), relative to the KV mount
+("harbor/robots/cluster-pull" lives at medai/data/harbor/robots/cluster-pull); a leading mount name is accepted.
 Values go only into the request body; errors name the path and the member, never a value.
 """
 from __future__ import annotations

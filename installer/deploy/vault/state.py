@@ -17,7 +17,7 @@ from pathlib import Path
 
 from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import VaultError
-from installer.deploy.state import state_dir
+from installer.core.resources import state_dir
 
 
 def vault_dir(cluster: str, home: Path | None = None) -> Path:
