@@ -27,7 +27,7 @@ from installer.deploy.platform import ApplyOptions, apply_platform
 from installer.deploy.vault.install_step import HeldSecrets
 from tests.platform_idp.harbor_contract import FakeHarbor, SwaggerContract
 from tests.platform_idp.site import SITE_VARS
-from tests.render.fixture_charts import ROOT
+from tests.support.fixture_charts import ROOT
 
 INDEX = {"artifacts": [{"kind": "image", "ref": f"{CONFIG_CLI_IMAGE}:6.5.1-26.0.5", "digest": "sha256:" + "cd" * 32}]}
 _BOOTSTRAP = "keycloak-bootstrap-admin"

@@ -15,7 +15,7 @@ from installer.deploy.platform_secrets import REGISTRY_USER, harbor_makers
 from installer.deploy.vault.catalogue import build, default_catalogue, ensure, for_inventory
 from tests.platform_idp.harbor_contract import DictSink
 from tests.platform_idp.site import SITE_VARS
-from tests.render.fixture_charts import ROOT, needs_fixtures
+from tests.support.fixture_charts import ROOT, needs_fixtures
 
 
 def test_harbor_values_have_the_shapes_harbor_needs():
@@ -103,7 +103,7 @@ def test_every_secret_reference_is_produced_by_the_catalogue_sync_and_nothing_in
     from installer.deploy.idp_step import realm_job_objects, without_bootstrap_env
     from installer.deploy.site_values import postgres_objects, release_values
     from installer.render.helm import k3s_kube_version, render_chart
-    from tests.render.fixture_charts import archive, chart, platform
+    from tests.support.fixture_charts import archive, chart, platform
 
     inv = _inventory(tmp_path)
     cat = for_inventory(inv)

@@ -101,7 +101,7 @@ def _site_inventory(tmp_path, cluster: str):
     import yaml
 
     from installer.deploy.inventory import load_inventory
-    from tests.render.fixture_charts import ROOT
+    from tests.support.fixture_charts import ROOT
 
     doc = yaml.safe_load((ROOT / "inventories" / "example" / "site.yml").read_text())
     doc["all"]["vars"]["medai_cluster_name"] = cluster
