@@ -1,131 +1,19 @@
-"""medai install / medai reset"""
+"""medai install / medai reset (installer/deploy/install.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 from rich.console import Console
-from rich.table import Table
 
 from installer.cli.inventory import load_or_exit
-from installer.core.errors import InstallError, MedaiError
-from installer.core.resources import state_dir
-from installer.core.textsafe import not_checked_banner, safe_text
-from installer.deploy.inventory import Inventory
-from installer.deploy.plan import build_plan
-from installer.deploy.preinstall import bundle_path, verify_and_copy
-from installer.deploy.runner import Summary, run_playbook
-from installer.deploy.state import RunRecord, cluster_token, kubeconfig_path, new_run, write_private
-from installer.deploy.working_copy import NOT_CHECKED_BANNER
-from installer.upgrade.base_check import refuse_wrong_base
 
 console = Console()
 
 
-def _print_summary(title: str, s: Summary, record: RunRecord) -> None:
-    table = Table(title=title, show_edge=False)
-    for col in ("host", "ok", "changed", "failed", "unreachable"):
-        table.add_column(col, justify="left" if col == "host" else "right")
-    for host, c in sorted(s.per_host.items()):
-        table.add_row(host, str(c.get("ok", 0)), str(c.get("changed", 0)), str(c.get("failed", 0)), str(c.get("unreachable", 0)))
-    console.print(table)
-    console.print(
-        f"hosts={s.hosts} ok={s.ok} changed={s.changed} failed={s.failed} unreachable={s.unreachable} "
-        f"time={s.seconds}s result={s.status} record={record.dir}",
-        highlight=False,
-    )
-
-
-def _finish(record: RunRecord, s: Summary, what: str) -> None:
-    good = s.status == "successful" and s.failed == 0 and s.unreachable == 0
-    if what.startswith("install"):
-        from installer.deploy.egress import ledger_record
-
-        record.data["egress"] = ledger_record(s.egress)
-    record.finish("successful" if good else "failed", s.to_json())
-    _print_summary(f"medai {what}", s, record)
-    if not good:
-        first = s.failures[0] if s.failures else f"ansible-runner status {s.status}, rc {s.rc}"
-        raise InstallError(f"{what} failed ({s.failed} failed, {s.unreachable} unreachable): {first}; run record {record.dir}")
-
-
-def _save_kubeconfig(inv: Inventory, fetched: Path) -> Path:
-    """Rewrite the fetched admin kubeconfig to point at the API VIP (or first server) and keep it 0600."""
-    doc = yaml.safe_load(fetched.read_text())
-    host = inv.api_address
-    server = f"https://[{host}]:6443" if ":" in host else f"https://{host}:6443"
-    for c in doc.get("clusters", []):
-        c["cluster"]["server"] = server
-        c["name"] = inv.cluster
-    for ctx in doc.get("contexts", []):
-        ctx["context"]["cluster"] = inv.cluster
-    dest = kubeconfig_path(inv.cluster)
-    write_private(dest, yaml.safe_dump(doc, sort_keys=False).encode())
-    fetched.unlink()
-    return dest
-
-
-def _render_platform(inv: Inventory, root: Path):
-    """The bundle's releases for this site, rendered, validated and image-gated before any host is contacted
-    (installer/render: the same function as `medai render`). None for a bundle without charts."""
-    from installer.bundle.layout import BundleLayout
-
-    layout = BundleLayout.at(root)
-    if not layout.manifest.is_file():
-        return None
-    from installer.bundle.manifest import load_manifest
-
-    if not load_manifest(layout.manifest).spec.charts:
-        return None
-    from installer.deploy.site_render import render_site
-
-    site = render_site(inv, root)
-    console.print(f"[green]ok[/] render: {len(site.releases)} release(s) valid at Kubernetes {site.kube_version}, "
-                  f"{len(site.plan.needed)} images all in the bundle", highlight=False)
-    return site
-
-
-def _platform_tagged(tags: str | None) -> bool:
-    return tags is None or bool(
-        {"platform", "cilium", "metallb", "longhorn", "vault", "postgres", "keycloak", "harbor", "inference"}
-        & {t.strip() for t in tags.split(",")}
-    )
-
-
-def _apply_platform(inv: Inventory, site, kubeconfig: Path, record: RunRecord, bundle: Path) -> None:
-    """Helm releases from the control host, in order (installer/deploy/platform.py); outcomes into the run record."""
-    from installer.deploy.platform import ApplyOptions, HelmCli, KubeApi, apply_platform, release_timeouts
-
-    opts = ApplyOptions(timeouts=release_timeouts(inv),
-                        log=lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
-    # Vault: applied without --wait (sealed), then init, unseal, configure, PKI and the platform secrets;
-    # Keycloak's realm Job and bootstrap-admin removal, Harbor's API configuration (installer/deploy/idp_step.py)
-    from installer.deploy.idp_step import wire
-
-    helm, kube = HelmCli(kubeconfig), KubeApi(kubeconfig)
-    try:
-        wire(opts, inv, site, kube, helm, record, bundle,
-             lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
-        outcomes = apply_platform(site, helm, kube, opts)
-    except MedaiError as e:
-        record.data["platform"] = {"error": str(e)}
-        record.finish("failed", error=str(e))
-        raise
-    record.data["platform"] = {"releases": [o.__dict__ for o in outcomes]}
-    record.save()
-    from installer.deploy.postcheck import post_install_check
-
-    try:
-        by_ns: dict[str, list[str]] = {}
-        for r in site.releases:
-            by_ns.setdefault(r.namespace, []).append(r.name)
-        post_install_check(KubeApi(kubeconfig), by_ns, bundle, record)
-    except MedaiError as e:
-        record.finish("failed", error=str(e))
-        raise
-    console.print(f"[green]ok[/] platform: {record.data['postcheck']['line']}", highlight=False)
+def _confirm(question: str) -> None:
+    typer.confirm(question, abort=True)
 
 
 def install(
@@ -140,78 +28,11 @@ def install(
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
     """Check the inventory, verify the bundle into a private copy, then install K3s and the platform base."""
+    from installer.deploy.install import install as run_install
+
     inv = load_or_exit(inventory)
-    console.print(f"[green]ok[/] inventory {inventory}: {len(inv.servers)} server(s), {len(inv.agents)} agent(s)", highlight=False)
-    root = bundle_path(inv, bundle)
-    vb = verify_and_copy(root, key, skip_signature)
-    if vb.signature == "verified":
-        console.print(f"[green]ok[/] bundle {safe_text(root)}: signature ({vb.key_fingerprint}) and {len(vb.index['files'])} files "
-                      f"verified into {vb.root}", highlight=False)
-    else:
-        not_checked_banner(console, f"bundle {safe_text(root)}: {NOT_CHECKED_BANNER}")
-    # a differential bundle on the wrong base is refused naming both digests (read from the verified index)
-    if refuse_wrong_base(vb.index, root, inv.path):
-        raise InstallError(f"{safe_text(root)}: a differential bundle is applied with `medai upgrade` (it assembles it with its base)")
-    site = _render_platform(inv, vb.root)  # from the checked copy, before any host is contacted
-    plan = build_plan(vb.index, vb.root, state_dir() / "cache", vb.index_sha256)
-    if not plan.k3s_present:
-        console.print("[yellow]note[/] the bundle holds no K3s binary: K3s is configured but not started", highlight=False)
-    if not (yes or check):
-        typer.confirm(f"Install cluster {inv.cluster} on {len(inv.hosts)} host(s)?", abort=True)
-    token = cluster_token(inv.cluster)
-    # Vault's first TLS certificate for roles/vault (secret vars, no_log), only when K3s will run
-    from installer.deploy.vault.install_step import vault_secret_vars
-
-    secret_vars = {"medai_k3s_token": token, **vault_secret_vars(inv, site, plan.k3s_present and not check)}
-    record = new_run("install" if not check else "install-check", inv.path, vb.root / "index.json")
-    record.data["bundle"] = vb.record()
-    record.save()
-    fetch_dir = state_dir() / "secrets" / inv.cluster
-    fetched = fetch_dir / f"kubeconfig.fetched-{record.id}"
-    extravars = {
-        **plan.extravars(),
-        "medai_bundle_dir": str(vb.root),  # the checked private copy, never the stick
-        "medai_kubeconfig_fetch_dest": str(fetched),
-    }
-    # the egress ledger stays on through the platform's Helm releases; its report runs after them
-    later = bool(site is not None and site.releases and _platform_tagged(tags) and plan.k3s_present and not check)
-    if later:
-        extravars["medai_egress_report_later"] = True
-    # the GPU tier: driver only when the bundle carries it; vLLM digest and weight lists from the verified index
-    from installer.inference.plan import install_extravars
-
-    extravars.update(install_extravars(vb.index, inv))
-    try:
-        summary = run_playbook(
-            record, "site.yml", inv.path, extravars, secret_vars,
-            console=console, limit=limit, tags=tags, check=check,
-            host_key_checking=inv.site.medai_ssh_host_key_checking, bundle_root=vb.root,
-        )
-    except MedaiError as e:
-        record.finish("failed", error=str(e))
-        raise
-    _finish(record, summary, "install --check" if check else "install")
-    try:
-        if fetched.is_file():
-            dest = _save_kubeconfig(inv, fetched)
-            console.print(f"[green]ok[/] kubeconfig {dest} (server {inv.api_address})", highlight=False)
-            if site is not None and site.releases and _platform_tagged(tags):
-                _apply_platform(inv, site, dest, record, vb.root)
-        elif not check and plan.k3s_present:
-            raise InstallError(f"K3s started but the kubeconfig was not fetched from {inv.servers[0]}; run record {record.dir}")
-    except BaseException:
-        if later:  # the platform's error stands; the ledger is still read into the record and removed
-            from installer.deploy.egress import report_after_platform
-
-            try:
-                report_after_platform(record, inv, console)
-            except MedaiError:
-                pass
-        raise
-    if later:
-        from installer.deploy.egress import report_after_platform
-
-        report_after_platform(record, inv, console)
+    run_install(inv, bundle, key, console=console, skip_signature=skip_signature, check=check, tags=tags, limit=limit,
+                confirm=None if yes else _confirm)
 
 
 def reset(
@@ -220,25 +41,11 @@ def reset(
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
     """Remove K3s and everything medai placed on the hosts (playbooks/reset.yml)."""
-    inv = load_or_exit(inventory)
-    if not yes:
-        typer.confirm(
-            f"Remove K3s, its data and all medai files from {len(inv.hosts)} host(s) of cluster {inv.cluster}?"
-            " This destroys the cluster.", abort=True)
-    record = new_run("reset", inv.path)
-    try:
-        summary = run_playbook(record, "reset.yml", inv.path, {}, {}, console=console, limit=limit,
-                               host_key_checking=inv.site.medai_ssh_host_key_checking)
-    except MedaiError as e:
-        record.finish("failed", error=str(e))
-        raise
-    _finish(record, summary, "reset")
-    kc = kubeconfig_path(inv.cluster)
-    if kc.exists() and not limit:
-        kc.unlink()
+    from installer.deploy.install import reset as run_reset
+
+    run_reset(load_or_exit(inventory), console=console, limit=limit, confirm=None if yes else _confirm)
 
 
 def register(app: typer.Typer) -> None:
     app.command("install")(install)
     app.command("reset")(reset)
-

@@ -7,7 +7,7 @@ already holds, and adds two fields to index.json (so both are covered by its sig
     "fromBase": [{"path", "size", "sha256"}, ...]       # files the union takes from the base, pinned here
 
 The base given may itself be differential: its own "fromBase" entries count as held. At install/upgrade time the
-base must be what the cluster has installed (installer.upgrade.base_check); `bundle verify DIFF --base DIR`
+base must be what the cluster has installed (installer.deploy.base_check); `bundle verify DIFF --base DIR`
 checks the union (union_entries).
 """
 from __future__ import annotations

@@ -110,9 +110,9 @@ def gate_bundle(inv, root: Path):
 
 
 def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None = None) -> UpgradePlan:
+    from installer.deploy.base_check import installed_index, refuse_wrong_base
     from installer.deploy.inventory import load_inventory
     from installer.deploy.preinstall import verify_and_copy
-    from installer.upgrade.base_check import installed_index, refuse_wrong_base
 
     inv = load_inventory(opts.inventory)
     source = _media_or_dir(opts, console)

@@ -156,7 +156,7 @@ def test_sweep_after_a_killed_run(home, tmp_path):
 def test_kubeconfig_points_at_vip_and_is_private(home, tmp_path):
     import yaml as _yaml
 
-    from installer.cli.install import _save_kubeconfig
+    from installer.deploy.install import save_kubeconfig
     from installer.deploy.inventory import load_inventory
 
     inv = load_inventory(Path(__file__).resolve().parents[2] / "inventories/example/site.yml")
@@ -167,7 +167,7 @@ def test_kubeconfig_points_at_vip_and_is_private(home, tmp_path):
         "clusters": [{"name": "default", "cluster": {"server": "https://127.0.0.1:6443", "certificate-authority-data": "Q0E="}}],
         "contexts": [{"name": "default", "context": {"cluster": "default", "user": "default"}}],
         "users": [{"name": "default", "user": {"client-key-data": "S0VZ"}}]}))
-    dest = _save_kubeconfig(inv, fetched)
+    dest = save_kubeconfig(inv, fetched)
     assert dest == home / "kubeconfig-radiology-prod" and stat.S_IMODE(dest.stat().st_mode) == 0o600
     doc = _yaml.safe_load(dest.read_text())
     assert doc["clusters"][0]["cluster"]["server"] == "https://10.20.0.10:6443"

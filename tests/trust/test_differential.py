@@ -9,11 +9,11 @@ import pytest
 
 from installer.collect.build import BuildOptions, build_bundle
 from installer.core.errors import InstallError
+from installer.deploy.base_check import refuse_wrong_base
 from installer.deploy.state import new_run
 from installer.oci.registry import RegistryClient
 from installer.trust.differential import verify_union
 from installer.trust.keys import generate_keypair
-from installer.upgrade.base_check import refuse_wrong_base
 from tests.support.sources import seeded_chart_values, write_manifest
 
 pytestmark = pytest.mark.loopback
