@@ -23,7 +23,7 @@ os.environ["PATH"] = f"{ROOT / '.tools' / 'bin'}:{ROOT / '.venv' / 'bin'}:{os.en
 from installer.lab import nodes  # noqa: E402
 from installer.lab.image import NODE_IMAGE, build_image  # noqa: E402
 from installer.lab.inventory import write_inventory  # noqa: E402
-from tests.deploy.test_install_lab import LAB_VARS  # noqa: E402
+from tests.support.lab import LAB_VARS  # noqa: E402
 from tests.support.lab_bundles import make_bundle  # noqa: E402
 
 
