@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from tests.deploy.test_install_lab import SITE_KEY, medai, runs, sign
 from tests.support.lab import LAB_VARS, node_exec
 from tests.support.lab_bundles import make_bundle
+from tests.support.medai_cli import SITE_KEY, medai, runs, sign
 
 pytestmark = [pytest.mark.lab, pytest.mark.network]
 

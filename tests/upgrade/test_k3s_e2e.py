@@ -19,8 +19,8 @@ from installer.trust.signing import sign_index
 from installer.upgrade.cluster_api import ClusterAPI
 from installer.upgrade.skew import node_versions
 from tests.deploy.test_e2e_k3s import _bundle_from
-from tests.deploy.test_install_lab import medai
 from tests.support.lab import LAB_VARS
+from tests.support.medai_cli import medai
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lab]
 V1, V2 = os.environ.get("MEDAI_E2E_K3S"), os.environ.get("MEDAI_E2E_K3S_NEXT")

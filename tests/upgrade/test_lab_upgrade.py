@@ -21,8 +21,8 @@ from installer.bundle.layout import BundleLayout
 from installer.trust.differential import prune_to_base
 from installer.trust.keys import generate_keypair, load_private_key
 from installer.trust.signing import sign_index
-from tests.deploy.test_install_lab import medai, medai_argv, medai_env, runs
 from tests.support.lab import LAB_VARS, node_exec
+from tests.support.medai_cli import medai, medai_argv, medai_env, runs
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[2]
