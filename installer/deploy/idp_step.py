@@ -43,6 +43,15 @@ def config_cli_image(index: dict | None) -> str:
     return found
 
 
+def check_job_images(site, index: dict) -> None:
+    """The images of the Jobs medai applies beside the charts (keycloak-config-cli), checked against the verified
+    index when the install will apply them, so a bundle that lacks one is refused before any host is touched."""
+    from installer.deploy.vault.install_step import has_vault
+
+    if has_vault(site) and any(r.name == "keycloakx" for r in site.releases):
+        config_cli_image(index)
+
+
 def realm_documents(inv) -> dict[str, str]:
     from installer.deploy.keycloak.realm import render_master_admin, render_realm
     from installer.deploy.keycloak.settings import keycloak_site

@@ -44,6 +44,10 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
     if refuse_wrong_base(vb.index, root, inv.path):
         raise InstallError(f"{safe_text(root)}: a differential bundle is applied with `medai upgrade` (it assembles it with its base)")
     site = render_platform(console, inv, vb.root)  # from the checked copy, before any host is contacted
+    if site is not None:
+        from installer.deploy.idp_step import check_job_images
+
+        check_job_images(site, vb.index)  # images of the Jobs medai applies itself, refused before any host
     plan = build_plan(vb.index, vb.root, state_dir() / "cache", vb.index_sha256)
     if not plan.k3s_present:
         console.print("[yellow]note[/] the bundle holds no K3s binary: K3s is configured but not started", highlight=False)

@@ -169,6 +169,20 @@ def test_a_bundle_without_the_config_cli_image_is_refused_in_one_line():
         config_cli_image({"artifacts": []})
 
 
+def test_install_checks_the_realm_job_image_before_any_host_only_when_it_will_apply_the_job():
+    from types import SimpleNamespace
+
+    from installer.deploy.idp_step import check_job_images
+
+    def site(*charts):
+        return SimpleNamespace(releases=[SimpleNamespace(name=c, chart=SimpleNamespace(name=c)) for c in charts])
+
+    with pytest.raises(InstallError, match=r"^index.json: no docker.io/adorsys/keycloak-config-cli image"):
+        check_job_images(site("vault", "keycloakx"), {"artifacts": []})
+    check_job_images(site("keycloakx"), {"artifacts": []})  # no Vault: Keycloak is not configured by medai
+    check_job_images(site("vault", "harbor"), {"artifacts": []})
+
+
 def test_without_bootstrap_env_drops_only_the_bootstrap_admin():
     env = yaml.safe_load(without_bootstrap_env(VALUES)["extraEnv"])
     assert [e["name"] for e in env] == ["KC_HOSTNAME"]
