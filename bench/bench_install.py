@@ -8,6 +8,7 @@ so K3s is configured, not started). Prints each run's summary line and the ratio
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,6 +40,26 @@ def timed_install(inv: Path, home: Path, tags: list[str]) -> float:
     return took
 
 
+def role_breakdown(home: Path) -> dict[str, float]:
+    """Seconds per role of the newest install's run (from its ansible-runner events): per task the slowest host,
+    summed by role; tasks outside a role (the plays' fact gathering) count as '(play)'."""
+    runs = sorted((home / "runs").iterdir())
+    events = runs[-1] / "runner" / "artifacts" / "run" / "job_events"
+    per_task: dict[tuple[str, str], float] = {}
+    for f in events.glob("*.json"):
+        ev = json.loads(f.read_text())
+        data = ev.get("event_data") or {}
+        if ev.get("event") not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_item_on_ok") \
+                or data.get("duration") is None:
+            continue
+        key = (data.get("role") or "(play)", data.get("task_uuid") or data.get("task", ""))
+        per_task[key] = max(per_task.get(key, 0.0), float(data["duration"]))
+    out: dict[str, float] = {}
+    for (role, _), secs in per_task.items():
+        out[role] = out.get(role, 0.0) + secs
+    return out
+
+
 def main() -> None:
     import argparse
 
@@ -53,13 +74,19 @@ def main() -> None:
             bundle = make_bundle(tmp / "bundle", full=True)
             inv = write_inventory(lab, tmp / "site.yml", cluster_name="bench", bundle_dir=bundle, extra_vars=LAB_VARS)
             first = timed_install(inv, tmp / "home", tags)
+            first_roles = role_breakdown(tmp / "home")
             rerun = timed_install(inv, tmp / "home", tags)
+            rerun_roles = role_breakdown(tmp / "home")
         finally:
             nodes.destroy_lab(lab)
     print(f"roles: {args.tags or 'all (preflight, os, stage, k3s, hardening, compliance)'}")
     print(f"install (3 nodes): {first:.1f} s")
     print(f"idempotent rerun:  {rerun:.1f} s")
     print(f"ratio rerun/install: {rerun / first:.2f}")
+    print("per role (slowest host per task, summed): install / rerun / ratio")
+    for role in sorted(first_roles, key=lambda r: -first_roles[r]):
+        a, b = first_roles[role], rerun_roles.get(role, 0.0)
+        print(f"  {role:<12} {a:7.1f} s {b:7.1f} s  {b / a if a else 0:5.2f}")
 
 
 if __name__ == "__main__":
