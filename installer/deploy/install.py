@@ -189,8 +189,7 @@ def render_platform(console: Console, inv: Inventory, root: Path):
     from installer.deploy.site_render import render_site
 
     site = render_site(inv, root)
-    console.print(f"[green]ok[/] render: {len(site.releases)} release(s) valid at Kubernetes {site.kube_version}, "
-                  f"{len(site.plan.needed)} images all in the bundle", highlight=False)
+    console.print(f"[green]ok[/] render: {site.summary()}", highlight=False)
     return site
 
 

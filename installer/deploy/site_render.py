@@ -45,6 +45,11 @@ class SiteRender:
     schema_version: str | None
     counts: dict[str, dict[str, int]]
 
+    def summary(self) -> str:
+        """The one line install and upgrade print once the render, validation and gate passed."""
+        at = f"Kubernetes {self.kube_version}" if self.kube_version else "helm's default Kubernetes (no K3s in the bundle)"
+        return f"{len(self.releases)} release(s) valid at {at}, {len(self.plan.needed)} images all in the bundle"
+
 
 def apply_order(charts: list[Chart]) -> list[Chart]:
     """Cilium, MetalLB, Longhorn first (in that order), then the other charts as the manifest lists them."""

@@ -156,11 +156,7 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         signed_index = layout.index
     site = gate_bundle(inv, root)  # the same render, validation and completeness gate as install, before any host
     if site is not None:
-        console.print(
-            f"[green]ok[/] render: {len(site.releases)} release(s) valid at Kubernetes {site.kube_version}, "
-            f"{len(site.plan.needed)} images all in the bundle",
-            highlight=False,
-        )
+        console.print(f"[green]ok[/] render: {site.summary()}", highlight=False)
     manifest_text = lambda lay: lay.manifest.read_text() if lay.manifest.is_file() else None  # noqa: E731
     changes = change_list(cur_index, index, manifest_text(cur), manifest_text(layout))
     plan = UpgradePlan(root, index, vb.index_sha256, base, changes, None, None, signed_index=signed_index)
