@@ -31,7 +31,8 @@ from tests.support.lab_bundles import make_bundle  # noqa: E402
 def timed_install(inv: Path, home: Path, tags: list[str]) -> float:
     env = dict(os.environ, MEDAI_HOME=str(home), COLUMNS="200")
     t = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "installer.cli.main", "install", "--inventory", str(inv), *tags, "--yes"],
+    r = subprocess.run([sys.executable, "-m", "installer.cli.main", "install", "--inventory", str(inv), *tags, "--yes",
+                        "--insecure-skip-signature"],
                        cwd=ROOT, env=env, capture_output=True, text=True)
     took = time.monotonic() - t
     if r.returncode != 0:
