@@ -19,8 +19,13 @@ def render(text: str, **variables) -> str:
 
 
 def _task(path: str, name: str) -> dict:
-    tasks = yaml.safe_load((ROOT / path).read_text())
-    return next(t for t in tasks if t["name"] == name)
+    """The task of that name in a tasks file, at the top or inside a block."""
+    def walk(tasks):
+        for t in tasks or []:
+            yield t
+            for key in ("block", "rescue", "always"):
+                yield from walk(t.get(key))
+    return next(t for t in walk(yaml.safe_load((ROOT / path).read_text())) if t["name"] == name)
 
 
 def test_os_repo_shell_lines_quote_a_hostile_bundle_path(tmp_path):
