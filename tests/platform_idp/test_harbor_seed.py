@@ -181,47 +181,15 @@ def test_cli_seed_and_its_one_line_refusal(multi_bundle, harbor_like, keys, tmp_
     host, ca = harbor_like
     (_, pub), (_, other_pub) = keys
     medai = str(Path(sys.executable).with_name("medai"))
-    ok = subprocess.run(
-        [
-            medai,
-            "harbor",
-            "seed",
-            str(multi_bundle),
-            host,
-            "--key",
-            str(pub),
-            "--ca-file",
-            str(ca),
-            "--project",
-            "cli",
-            "--evidence",
-            str(tmp_path / "ev"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def seed(key: Path, project: str) -> subprocess.CompletedProcess:
+        argv = [medai, "harbor", "seed", str(multi_bundle), host, "--key", str(key), "--ca-file", str(ca),
+                "--project", project, "--evidence", str(tmp_path / f"ev-{project}")]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=300)
+
+    ok = seed(pub, "cli")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.count("site key verified") == 4 and "platform manifest: linux/amd64" in ok.stdout
-    bad = subprocess.run(
-        [
-            medai,
-            "harbor",
-            "seed",
-            str(multi_bundle),
-            host,
-            "--key",
-            str(other_pub),
-            "--ca-file",
-            str(ca),
-            "--project",
-            "cli2",
-            "--evidence",
-            str(tmp_path / "ev2"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = seed(other_pub, "cli2")
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
     assert bad.returncode == 2 and len(errors) == 1 and "does not verify with the site key" in errors[0], bad.stderr
