@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -42,6 +43,7 @@ def build(
     from installer.oci.mirrors import parse_mirror_option
 
     progress = RichProgress() if sys.stderr.isatty() else Progress()
+    started_ns = time.time_ns()
     try:
         summary = build_bundle(
             BuildOptions(
@@ -60,6 +62,7 @@ def build(
         )
     finally:
         progress.close()
+    _stamp(started_ns, summary.to_json())
     if as_json:
         sys.stdout.write(json.dumps(summary.to_json(), indent=1, sort_keys=True) + "\n")
         return
@@ -80,6 +83,19 @@ def build(
         )
     for note in summary.notes:
         out.print(f"  note: {note}", highlight=False)
+
+
+def _stamp(started_ns: int, summary: dict) -> None:
+    """Record what this build read and wrote, so the same command answers 'up to date' while nothing changed
+    (installer/collect/uptodate.py). A stamp that cannot be written only costs the next rebuild its speed."""
+    from installer.collect import uptodate
+
+    if uptodate.ARGV is None:  # not started as `medai bundle build ...` (tests calling the typer app)
+        return
+    try:
+        uptodate.record(uptodate.ARGV, started_ns, summary)
+    except Exception as e:  # noqa: BLE001 - the bundle is built; say why the next rebuild will be a full one
+        err.print(f"note: no up-to-date stamp written ({type(e).__name__}: {e})", highlight=False, markup=False)
 
 
 @app.command("inspect")
