@@ -41,22 +41,26 @@ def timed_install(inv: Path, home: Path, tags: list[str]) -> float:
     return took
 
 
-def role_breakdown(home: Path) -> dict[str, float]:
-    """Seconds per role of the newest install's run (from its ansible-runner events): per task the slowest host,
-    summed by role; tasks outside a role (the plays' fact gathering) count as '(play)'."""
+def task_times(home: Path) -> dict[tuple[str, str, str], float]:
+    """Seconds per task of the newest install's run (from its ansible-runner events), the slowest host's:
+    {(role, task uuid, task name): seconds}; tasks outside a role (the plays' fact gathering) are '(play)'."""
     runs = sorted((home / "runs").iterdir())
     events = runs[-1] / "runner" / "artifacts" / "run" / "job_events"
-    per_task: dict[tuple[str, str], float] = {}
+    per_task: dict[tuple[str, str, str], float] = {}
     for f in events.glob("*.json"):
         ev = json.loads(f.read_text())
         data = ev.get("event_data") or {}
         if ev.get("event") not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_item_on_ok") \
                 or data.get("duration") is None:
             continue
-        key = (data.get("role") or "(play)", data.get("task_uuid") or data.get("task", ""))
+        key = (data.get("role") or "(play)", data.get("task_uuid") or data.get("task", ""), data.get("task", ""))
         per_task[key] = max(per_task.get(key, 0.0), float(data["duration"]))
+    return per_task
+
+
+def role_breakdown(tasks: dict[tuple[str, str, str], float]) -> dict[str, float]:
     out: dict[str, float] = {}
-    for (role, _), secs in per_task.items():
+    for (role, _, _), secs in tasks.items():
         out[role] = out.get(role, 0.0) + secs
     return out
 
@@ -66,6 +70,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--tags", default="")
+    ap.add_argument("--tasks", type=int, default=0, help="also list the rerun's N slowest tasks")
     args = ap.parse_args()
     tags = ["--tags", args.tags] if args.tags else []
     with tempfile.TemporaryDirectory(prefix="medai-bench-") as tmp:
@@ -75,9 +80,10 @@ def main() -> None:
             bundle = make_bundle(tmp / "bundle", full=True)
             inv = write_inventory(lab, tmp / "site.yml", cluster_name="bench", bundle_dir=bundle, extra_vars=LAB_VARS)
             first = timed_install(inv, tmp / "home", tags)
-            first_roles = role_breakdown(tmp / "home")
+            first_roles = role_breakdown(task_times(tmp / "home"))
             rerun = timed_install(inv, tmp / "home", tags)
-            rerun_roles = role_breakdown(tmp / "home")
+            rerun_tasks = task_times(tmp / "home")
+            rerun_roles = role_breakdown(rerun_tasks)
         finally:
             nodes.destroy_lab(lab)
     print(f"roles: {args.tags or 'all (preflight, os, stage, k3s, hardening, compliance)'}")
@@ -88,6 +94,10 @@ def main() -> None:
     for role in sorted(first_roles, key=lambda r: -first_roles[r]):
         a, b = first_roles[role], rerun_roles.get(role, 0.0)
         print(f"  {role:<12} {a:7.1f} s {b:7.1f} s  {b / a if a else 0:5.2f}")
+    if args.tasks:
+        print(f"the rerun's {args.tasks} slowest tasks (slowest host):")
+        for (role, _, name), secs in sorted(rerun_tasks.items(), key=lambda kv: -kv[1])[:args.tasks]:
+            print(f"  {secs:6.2f} s  {role:<12} {name}")
 
 
 if __name__ == "__main__":
