@@ -92,6 +92,22 @@ def build_key(args: list[str]) -> dict:
     return {"argv": [a for a in args if a != "--json"], "cwd": os.getcwd(), "env": env}
 
 
+def resolved_paths(opts: dict) -> dict:
+    """Where the manifest, the lock, the key and the bundle are now (a retargeted symlink is another build)."""
+    manifest = os.path.realpath(opts["manifest"])
+    if opts["lock"]:
+        lock = os.path.realpath(opts["lock"])
+    else:  # installer.bundle.lock.default_lock_path, without importing it
+        stem = os.path.basename(manifest)
+        for suffix in (".yaml", ".yml"):
+            if stem.endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        lock = os.path.join(os.path.dirname(manifest), stem + ".lock.yaml")
+    return {"manifest": manifest, "lock": lock, "out": os.path.realpath(opts["out"]),
+            "sign_key": os.path.realpath(opts["sign_key"]) if opts["sign_key"] else None}
+
+
 def cache_root() -> str:
     return os.environ.get("MEDAI_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "medai")
@@ -201,6 +217,8 @@ def check(args: list[str]) -> dict | None:
     except (OSError, ValueError):
         return None
     if not isinstance(stamp, dict) or stamp.get("version") != STAMP_VERSION or stamp.get("key") != build_key(args):
+        return None
+    if stamp["paths"] != resolved_paths(opts):
         return None
     # inputs: stat first (cheap), then the small files' sha256
     for path, size, mtime, sha in stamp["inputs"]:
@@ -349,6 +367,7 @@ def _stamp(opts: dict, args: list[str], started_ns: int, summary: dict) -> dict 
     from installer.collect.files import local_path
     from installer.oci.mirrors import parse_mirror_option
 
+    paths = resolved_paths(opts)
     manifest_path = Path(opts["manifest"]).resolve()
     spec = load_manifest(manifest_path).spec
     if not_stampable(opts, spec):
@@ -357,24 +376,27 @@ def _stamp(opts: dict, args: list[str], started_ns: int, summary: dict) -> dict 
     root = str(layout.root.resolve())
     index = layout.read_index()
     lock_path = Path(opts["lock"]) if opts["lock"] else default_lock_path(manifest_path)
+    if (str(manifest_path), str(lock_path.resolve()), root) != (paths["manifest"], paths["lock"], paths["out"]):
+        return None
     base = manifest_path.parent
-    inputs = [file_fact(str(manifest_path), True), file_fact(str(lock_path.resolve()), True)]
+    inputs = [file_fact(paths["manifest"], True), file_fact(paths["lock"], True)]
     if inputs[0][3] != index.get("manifestSha256") or inputs[1][3] != _sha256(str(layout.lock)):
         return None  # the manifest or the lock changed while the build ran
-    if opts["sign_key"]:
-        inputs.append(file_fact(str(Path(opts["sign_key"]).resolve()), True))
+    if paths["sign_key"]:
+        inputs.append(file_fact(paths["sign_key"], True))
+    # local sources as the build names them (not resolved): a retargeted symlink shows as other files
     trees = []
     for c in spec.charts:
         if c.path is not None:
-            trees.append([str((base / c.path).resolve()), None, False])
+            trees.append([str(base / c.path), None, False])
     for m in spec.models:
         src = local_path(m.source, base)
         if src is not None:
-            trees.append([str(src.resolve()), None, True])
+            trees.append([str(src), None, True])
     for f in spec.files:
         src = local_path(f.url, base)
         if src is not None and src.is_file():
-            inputs.append(file_fact(str(src.resolve())))
+            inputs.append(file_fact(str(src)))
     for t in trees:
         t[1] = tree_digest(t[0], t[2])
     helm = helm_path()
@@ -397,7 +419,7 @@ def _stamp(opts: dict, args: list[str], started_ns: int, summary: dict) -> dict 
     mirrors = {**spec.mirrors, **dict(parse_mirror_option(m) for m in opts["mirror"])}
     tags = {} if opts["locked"] else {ref: d for ref, d in Lock.load(lock_path).images.items() if "@" not in ref}
     return {"version": STAMP_VERSION, "key": build_key(args), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "inputs": inputs, "trees": trees, "helm": helm_fact, "code": code_facts(), "bundle": root,
+            "paths": paths, "inputs": inputs, "trees": trees, "helm": helm_fact, "code": code_facts(), "bundle": root,
             "signatures": signatures, "files": files, "tags": tags, "mirrors": mirrors, "summary": summary}
 
 

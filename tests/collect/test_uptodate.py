@@ -278,6 +278,20 @@ def test_another_command_line_or_build_environment_is_a_full_build_but_the_key_p
         assert PASSWORD not in p.read_text()
 
 
+def test_an_out_symlink_pointed_elsewhere_is_a_full_build_into_the_new_target(tmp_path, demo_sources):
+    site = make_site(tmp_path / "site", demo_sources, [])  # the local model only: no registry needed
+    (site.work / "a").mkdir()
+    (site.work / "b").mkdir()
+    link = site.work / "out"
+    link.symlink_to(site.work / "a")
+    site.build(out=link)
+    assert site.build(out=link)["upToDate"]
+    link.unlink()
+    link.symlink_to(site.work / "b")
+    assert "upToDate" not in site.build(out=link)
+    assert (site.work / "b" / "index.json").is_file()
+
+
 def test_options_the_check_does_not_understand_go_to_the_full_cli(site):
     r = subprocess.run([sys.executable, "-m", "installer.cli.main", *site.args("--help")], cwd=site.work,
                        capture_output=True, text=True, env=site.env, timeout=120)
