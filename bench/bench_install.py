@@ -58,11 +58,41 @@ def task_times(home: Path) -> dict[tuple[str, str, str], float]:
     return per_task
 
 
+LOCAL_ACTIONS = {"set_fact", "assert", "fail", "debug", "include_tasks", "import_tasks", "include_role", "meta"}
+
+
+def remote_tasks(home: Path) -> int:
+    """How many tasks of the newest install ran on a host (not skipped everywhere, not a controller-only action)."""
+    runs = sorted((home / "runs").iterdir())
+    ran = set()
+    for f in (runs[-1] / "runner" / "artifacts" / "run" / "job_events").glob("*.json"):
+        ev = json.loads(f.read_text())
+        data = ev.get("event_data") or {}
+        action = (data.get("task_action") or "").rsplit(".", 1)[-1]
+        if ev.get("event") in ("runner_on_ok", "runner_on_failed") and action not in LOCAL_ACTIONS:
+            ran.add(data.get("task_uuid"))
+    return len(ran)
+
+
 def role_breakdown(tasks: dict[tuple[str, str, str], float]) -> dict[str, float]:
     out: dict[str, float] = {}
     for (role, _, _), secs in tasks.items():
         out[role] = out.get(role, 0.0) + secs
     return out
+
+
+def task_floor(inv: Path, tmp: Path, tasks: int = 20) -> float:
+    """Seconds one task costs on every lab host when it does nothing (`command: true`, same inventory and the
+    runner's Ansible settings): the floor under each task of a rerun."""
+    play = tmp / "floor.yml"
+    play.write_text("- hosts: servers:agents\n  gather_facts: false\n  tasks:\n"
+                    + "".join("    - ansible.builtin.command: 'true'\n      changed_when: false\n" for _ in range(tasks)))
+    env = dict(os.environ, ANSIBLE_PIPELINING="True", ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_FORKS="10")
+    cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inv), str(play)]
+    subprocess.run(cmd, env=env, check=True, capture_output=True)  # connections up, as in a real run
+    t = time.monotonic()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    return (time.monotonic() - t) / tasks
 
 
 def main() -> None:
@@ -84,6 +114,8 @@ def main() -> None:
             rerun = timed_install(inv, tmp / "home", tags)
             rerun_tasks = task_times(tmp / "home")
             rerun_roles = role_breakdown(rerun_tasks)
+            ran = remote_tasks(tmp / "home")
+            floor = task_floor(inv, tmp)
         finally:
             nodes.destroy_lab(lab)
     print(f"roles: {args.tags or 'all (preflight, os, stage, k3s, hardening, compliance)'}")
@@ -94,6 +126,8 @@ def main() -> None:
     for role in sorted(first_roles, key=lambda r: -first_roles[r]):
         a, b = first_roles[role], rerun_roles.get(role, 0.0)
         print(f"  {role:<12} {a:7.1f} s {b:7.1f} s  {b / a if a else 0:5.2f}")
+    print(f"a task that does nothing costs {floor:.2f} s on the 3 hosts (mostly the controller's CPU per host and task);"
+          f" the rerun ran {ran} tasks on hosts: {ran * floor:.1f} s of its {rerun:.1f} s at that floor")
     if args.tasks:
         print(f"the rerun's {args.tasks} slowest tasks (slowest host):")
         for (role, _, name), secs in sorted(rerun_tasks.items(), key=lambda kv: -kv[1])[:args.tasks]:
