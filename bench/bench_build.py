@@ -10,8 +10,8 @@ Images as in bench_collect.py (random, uncompressed tar layers, pushed by skopeo
 Every medai figure is a subprocess of the CLI (interpreter start-up and imports included), as a user runs it.
 The tools alternate (--rounds), each into a fresh directory after `sync`; each one's best round is reported.
 The no-change rebuild runs the same command again over the last finished bundle (the up-to-date check answers,
-asking the registry for each tag's digest); with --locked it asks no registry (its first run is a full build). Peak RSS is the child's
-ru_maxrss (an upper bound: Linux carries it across execve from this small parent).
+asking the registry for each tag's digest, with or without --locked, as the full build does; --locked's first
+run is a full build). Peak RSS is the child's ru_maxrss (an upper bound: Linux carries it across execve from this small parent).
 """
 from __future__ import annotations
 

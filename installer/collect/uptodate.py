@@ -14,11 +14,12 @@ environment variables. It lives in the user cache (``$MEDAI_CACHE/build-stamps``
   version, the Python running it and a stat digest of the installer/ source tree;
 - outputs: index.json's and index.json.sig's sha256, every file the index lists with its size and mtime_ns
   (nothing else may be in the bundle), and the lock as written;
-- upstream: without ``--locked``, every image reference given by tag with the digest it resolved to (and the
-  registry mirrors used).
+- upstream: every image reference given by tag with the digest it resolved to (and the registry mirrors used).
+  With or without ``--locked``: the full build asks the registry for each tag either way (``--locked`` to refuse
+  a moved tag with LockDriftError), so the check does too.
 
-``check`` stats all of that (no file of the bundle is hashed: ``medai bundle verify`` is what re-hashes) and,
-without ``--locked``, asks the registry for each tag's digest (HEAD); any difference, any doubt, an unreachable
+``check`` stats all of that (no file of the bundle is hashed: ``medai bundle verify`` is what re-hashes) and
+asks the registry for each tag's digest (HEAD); any difference, any doubt, an unreachable
 registry, means "not up to date" and the full build runs as before. Builds the check cannot vouch for get no
 stamp: ``--sigstore``, ``--base``, the tools (``--with-tools``: the full build re-resolves the wheelhouse on
 PyPI), OS packages (the archive's index is fetched every build), Hugging Face models (the hub is asked every
@@ -244,8 +245,8 @@ def check(args: list[str]) -> dict | None:
         st = os.lstat(os.path.join(root, rel))
         if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (size, mtime):
             return None
-    # upstream: tags are resolved again unless --locked (what the full build does)
-    if not opts["locked"] and stamp["tags"] and not _tags_unmoved(stamp["tags"], stamp["mirrors"]):
+    # upstream: tags are resolved again, as the full build does (with --locked, to refuse a moved tag)
+    if stamp["tags"] and not _tags_unmoved(stamp["tags"], stamp["mirrors"]):
         return None
     return stamp
 
@@ -417,7 +418,7 @@ def _stamp(opts: dict, args: list[str], started_ns: int, summary: dict) -> dict 
             return None
         files[entry["path"]] = [st.st_size, st.st_mtime_ns]
     mirrors = {**spec.mirrors, **dict(parse_mirror_option(m) for m in opts["mirror"])}
-    tags = {} if opts["locked"] else {ref: d for ref, d in Lock.load(lock_path).images.items() if "@" not in ref}
+    tags = {ref: d for ref, d in Lock.load(lock_path).images.items() if "@" not in ref}
     return {"version": STAMP_VERSION, "key": build_key(args), "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "paths": paths, "inputs": inputs, "trees": trees, "helm": helm_fact, "code": code_facts(), "bundle": root,
             "signatures": signatures, "files": files, "tags": tags, "mirrors": mirrors, "summary": summary}

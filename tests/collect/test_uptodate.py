@@ -139,19 +139,22 @@ def test_up_to_date_json_summary_matches_the_full_builds(site):
         assert again[k] == full[k], k
 
 
-def test_locked_rebuild_imports_no_http_client_and_asks_no_registry_even_when_it_is_stopped(tmp_path, demo_sources):
+def test_locked_rebuild_still_asks_for_tags_so_a_moved_tag_is_the_full_builds_lock_drift_error(tmp_path, demo_sources):
     with run_registry(tmp_path / "registry") as reg:
         imgs = seed(reg.host, tmp_path / "seed")
         site = make_site(tmp_path / "site", demo_sources, [imgs.base, imgs.app])
         assert "upToDate" not in site.build()  # writes the lock
         assert "upToDate" not in site.build("--locked")  # another command line: its own full build and stamp
-    # the registry is gone
-    probe, stdout = site.probe("--locked")
-    assert probe["code"] == 0 and "bundle up to date" in stdout, stdout
-    assert not {"httpx", "typer", "pydantic"} & set(probe["modules"]), probe["modules"]
-    # without --locked the tags must be resolved again: the check cannot, so the full build runs (and fails here)
-    r = subprocess.run([sys.executable, "-m", "installer.cli.main", *site.args()], cwd=site.work, capture_output=True,
-                       text=True, env=site.env, timeout=600)
+        assert site.build("--locked")["upToDate"]
+        skopeo_push(tmp_path / "seed", "tool", imgs.base)  # base:1.0 moves: the lock no longer holds
+        r = subprocess.run([sys.executable, "-m", "installer.cli.main", *site.args(), "--locked"], cwd=site.work,
+                           capture_output=True, text=True, env=site.env, timeout=600)
+        assert r.returncode != 0 and "up to date" not in r.stdout, (r.stdout, r.stderr)
+        assert "LockDriftError" in r.stderr or "lock pins" in r.stderr, r.stderr
+        assert imgs.base in r.stderr
+    # the registry is gone: the tags cannot be asked, so the full build runs (and fails naming the registry)
+    r = subprocess.run([sys.executable, "-m", "installer.cli.main", *site.args(), "--locked"], cwd=site.work,
+                       capture_output=True, text=True, env=site.env, timeout=600)
     assert r.returncode != 0 and "up to date" not in r.stdout and reg.host in r.stderr, (r.stdout, r.stderr)
 
 
