@@ -126,7 +126,7 @@ def main() -> None:
     for role in sorted(first_roles, key=lambda r: -first_roles[r]):
         a, b = first_roles[role], rerun_roles.get(role, 0.0)
         print(f"  {role:<12} {a:7.1f} s {b:7.1f} s  {b / a if a else 0:5.2f}")
-    print(f"a task that does nothing costs {floor:.2f} s on the 3 hosts (mostly the controller's CPU per host and task);"
+    print(f"a task that does nothing costs {floor:.2f} s on the 3 hosts (Ansible's per-task cost, see bench/README.md);"
           f" the rerun ran {ran} tasks on hosts: {ran * floor:.1f} s of its {rerun:.1f} s at that floor")
     if args.tasks:
         print(f"the rerun's {args.tasks} slowest tasks (slowest host):")
