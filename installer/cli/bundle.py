@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from installer.bundle.layout import BundleLayout
-from installer.cli.output import human
+from installer.core.sizes import human
 
 app = typer.Typer(no_args_is_help=True)
 out = Console()

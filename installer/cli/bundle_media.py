@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from installer.cli.output import emit, human
+from installer.cli.output import emit
+from installer.core.sizes import human
 
 out = Console()
 err = Console(stderr=True)

@@ -34,6 +34,8 @@ import stat
 import sys
 import time
 
+from installer.core.sizes import human
+
 STAMP_VERSION = 1
 # An input changed this close to (or after) the build's start is not trusted: the file system's clock is coarse.
 RACY_NS = 50_000_000
@@ -270,15 +272,6 @@ def _tags_unmoved(tags: dict[str, str], mirrors: dict[str, str]) -> bool:
         return all(reader.head_manifest(parse_ref(ref)) == digest for ref, digest in tags.items())
     finally:
         client.close()
-
-
-def human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def report(stamp: dict, as_json: bool, started: float) -> str:
