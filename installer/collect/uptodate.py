@@ -34,6 +34,8 @@ import stat
 import sys
 import time
 
+from installer.core.hashing import sha256_file
+from installer.core.resources import cache_dir
 from installer.core.sizes import human
 
 STAMP_VERSION = 1
@@ -111,30 +113,17 @@ def resolved_paths(opts: dict) -> dict:
             "sign_key": os.path.realpath(opts["sign_key"]) if opts["sign_key"] else None}
 
 
-def cache_root() -> str:
-    return os.environ.get("MEDAI_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "medai")
-
-
 def stamp_path(args: list[str]) -> str:
     digest = hashlib.sha256(json.dumps(build_key(args), sort_keys=True).encode()).hexdigest()
-    return os.path.join(cache_root(), "build-stamps", f"{digest[:32]}.json")
+    return os.path.join(cache_dir(), "build-stamps", f"{digest[:32]}.json")
 
 
 # ------------------------------------------------------------------------------------------------ facts
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def file_fact(path: str, with_sha: bool = False) -> list:
     st = os.stat(path)
-    return [path, st.st_size, st.st_mtime_ns, _sha256(path) if with_sha else None]
+    return [path, st.st_size, st.st_mtime_ns, sha256_file(path) if with_sha else None]
 
 
 def tree_digest(root: str, followlinks: bool = False) -> str:
@@ -226,7 +215,7 @@ def check(args: list[str]) -> dict | None:
     # inputs: stat first (cheap), then the small files' sha256
     for path, size, mtime, sha in stamp["inputs"]:
         st = os.stat(path)
-        if (st.st_size, st.st_mtime_ns) != (size, mtime) or (sha is not None and _sha256(path) != sha):
+        if (st.st_size, st.st_mtime_ns) != (size, mtime) or (sha is not None and sha256_file(path) != sha):
             return None
     for path, digest, followlinks in stamp["trees"]:
         if not os.path.isdir(path) or tree_digest(path, followlinks) != digest:
@@ -238,7 +227,7 @@ def check(args: list[str]) -> dict | None:
     # outputs: the index and its signature by sha256, every listed file by size and mtime, nothing else there
     root = stamp["bundle"]
     for name, sha in stamp["signatures"].items():
-        if _sha256(os.path.join(root, name)) != sha:
+        if sha256_file(os.path.join(root, name)) != sha:
             return None
     files = stamp["files"]
     if _bundle_files(root) != set(files) | set(stamp["signatures"]):
@@ -374,7 +363,7 @@ def _stamp(opts: dict, args: list[str], started_ns: int, summary: dict) -> dict 
         return None
     base = manifest_path.parent
     inputs = [file_fact(paths["manifest"], True), file_fact(paths["lock"], True)]
-    if inputs[0][3] != index.get("manifestSha256") or inputs[1][3] != _sha256(str(layout.lock)):
+    if inputs[0][3] != index.get("manifestSha256") or inputs[1][3] != sha256_file(str(layout.lock)):
         return None  # the manifest or the lock changed while the build ran
     if paths["sign_key"]:
         inputs.append(file_fact(paths["sign_key"], True))
@@ -399,9 +388,9 @@ def _stamp(opts: dict, args: list[str], started_ns: int, summary: dict) -> dict 
                  [_newest(t[0], t[2]) for t in trees])
     if newest >= started_ns - RACY_NS:
         return None  # an input changed while (or just before) the build ran: the next build decides
-    signatures = {"index.json": _sha256(str(layout.index))}
+    signatures = {"index.json": sha256_file(str(layout.index))}
     if layout.index_sig.is_file():
-        signatures["index.json.sig"] = _sha256(str(layout.index_sig))
+        signatures["index.json.sig"] = sha256_file(str(layout.index_sig))
     if signatures["index.json"] != summary["index_sha256"]:
         return None
     files = {}

@@ -19,6 +19,13 @@ def state_dir() -> Path:
     return Path(os.environ.get("MEDAI_HOME") or Path.cwd() / ".medai").absolute()
 
 
+def cache_dir() -> Path:
+    """medai's cache on the connected host (SBOM layer facts, build stamps): $MEDAI_CACHE, else
+    $XDG_CACHE_HOME/medai, else ~/.cache/medai. Only what can be gathered again goes here."""
+    return Path(os.environ.get("MEDAI_CACHE")
+                or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "medai"))
+
+
 def package_file(*parts: str) -> Path:
     """A file shipped inside the installer package (e.g. a checker copied to the nodes)."""
     return PACKAGE.joinpath(*parts)

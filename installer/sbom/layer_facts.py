@@ -16,7 +16,6 @@ import base64
 import gzip
 import io
 import json
-import os
 import queue
 import tarfile
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from installer.core.atomic import atomic_write_bytes
 from installer.core.hashing import digest_hex
+from installer.core.resources import cache_dir
 from installer.sbom.catalogers import OsReleaseReader, all_catalogers, golang
 from installer.sbom.package import MAX_METADATA
 from installer.sbom.rootfs import MAX_WALK_BYTES, MAX_WALK_ENTRIES, WH_OPAQUE, WH_PREFIX, _norm, _parents
@@ -301,8 +301,7 @@ def replay(layer_facts: list[dict], catalogers: list, max_entries: int | None = 
 
 
 def default_dir() -> Path:
-    base = os.environ.get("MEDAI_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "medai")
-    return Path(base) / "sbom-layers"
+    return cache_dir() / "sbom-layers"
 
 
 class LayerFactsStore:
