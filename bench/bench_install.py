@@ -41,14 +41,17 @@ def timed_install(inv: Path, home: Path, tags: list[str]) -> float:
     return took
 
 
-def task_times(home: Path) -> dict[tuple[str, str, str], float]:
-    """Seconds per task of the newest install's run (from its ansible-runner events), the slowest host's:
-    {(role, task uuid, task name): seconds}; tasks outside a role (the plays' fact gathering) are '(play)'."""
+def newest_events(home: Path) -> list[dict]:
+    """The ansible-runner events of the newest install's run record."""
     runs = sorted((home / "runs").iterdir())
-    events = runs[-1] / "runner" / "artifacts" / "run" / "job_events"
+    return [json.loads(f.read_text()) for f in (runs[-1] / "runner" / "artifacts" / "run" / "job_events").glob("*.json")]
+
+
+def task_times(events: list[dict]) -> dict[tuple[str, str, str], float]:
+    """Seconds per task of a run, the slowest host's: {(role, task uuid, task name): seconds}; tasks outside a
+    role (the plays' fact gathering) are '(play)'."""
     per_task: dict[tuple[str, str, str], float] = {}
-    for f in events.glob("*.json"):
-        ev = json.loads(f.read_text())
+    for ev in events:
         data = ev.get("event_data") or {}
         if ev.get("event") not in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_item_on_ok") \
                 or data.get("duration") is None:
@@ -61,12 +64,10 @@ def task_times(home: Path) -> dict[tuple[str, str, str], float]:
 LOCAL_ACTIONS = {"set_fact", "assert", "fail", "debug", "include_tasks", "import_tasks", "include_role", "meta"}
 
 
-def remote_tasks(home: Path) -> int:
-    """How many tasks of the newest install ran on a host (not skipped everywhere, not a controller-only action)."""
-    runs = sorted((home / "runs").iterdir())
+def remote_tasks(events: list[dict]) -> int:
+    """How many tasks of a run ran on a host (not skipped everywhere, not a controller-only action)."""
     ran = set()
-    for f in (runs[-1] / "runner" / "artifacts" / "run" / "job_events").glob("*.json"):
-        ev = json.loads(f.read_text())
+    for ev in events:
         data = ev.get("event_data") or {}
         action = (data.get("task_action") or "").rsplit(".", 1)[-1]
         if ev.get("event") in ("runner_on_ok", "runner_on_failed") and action not in LOCAL_ACTIONS:
@@ -110,11 +111,12 @@ def main() -> None:
             bundle = make_bundle(tmp / "bundle", full=True)
             inv = write_inventory(lab, tmp / "site.yml", cluster_name="bench", bundle_dir=bundle, extra_vars=LAB_VARS)
             first = timed_install(inv, tmp / "home", tags)
-            first_roles = role_breakdown(task_times(tmp / "home"))
+            first_roles = role_breakdown(task_times(newest_events(tmp / "home")))
             rerun = timed_install(inv, tmp / "home", tags)
-            rerun_tasks = task_times(tmp / "home")
+            rerun_events = newest_events(tmp / "home")
+            rerun_tasks = task_times(rerun_events)
             rerun_roles = role_breakdown(rerun_tasks)
-            ran = remote_tasks(tmp / "home")
+            ran = remote_tasks(rerun_events)
             floor = task_floor(inv, tmp)
         finally:
             nodes.destroy_lab(lab)
