@@ -38,6 +38,8 @@ def render_inventory(lab: Lab, *, cluster_name: str = "medai-lab", bundle_dir: s
         "ansible_ssh_private_key_file": lab.ssh_key,
         "ansible_ssh_common_args": LAB_SSH_ARGS,
         "ansible_python_interpreter": "/usr/bin/python3",
+        # a lab node's evaluation takes ~15 s: a hung oscap is killed and retried well before a CI limit
+        "medai_compliance_oscap_timeout": 300,
     }
     if bundle_dir is not None:
         site["medai_bundle_dir"] = str(bundle_dir)
