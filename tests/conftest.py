@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ TOOLS = ROOT / ".tools"
 # Host tools installed by .ci/setup-host.sh (cosign, helm) and the project's containers.conf.
 os.environ["PATH"] = f"{TOOLS / 'bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"
 os.environ.setdefault("CONTAINERS_CONF", str(TOOLS / "containers.conf"))
+# medai's state defaults to /var/lib/medai: tests that set no MEDAI_HOME get a private one instead
+os.environ.setdefault("MEDAI_HOME", tempfile.mkdtemp(prefix="medai-test-home-"))
 
 
 @pytest.fixture(scope="session")

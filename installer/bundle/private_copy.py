@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import stat
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from typing import BinaryIO
 from installer.core.atomic import fsync_dir
 from installer.core.errors import BundleError
 from installer.core.hashing import CHUNK, sha256_file
+from installer.core.safe_read import open_regular
 
 Opener = Callable[[str], BinaryIO]
 
@@ -45,7 +49,8 @@ def directory_opener(root: str | os.PathLike) -> Opener:
                 nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
                 os.close(fd)
                 fd = nfd
-            ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
+            # a regular file checked before it is opened for reading: a planted FIFO must not hang the copy
+            ffd = open_regular(parts[-1], BundleError, dir_fd=fd, shown=f"{base}/{rel}")
         except OSError as e:
             raise BundleError(f"{base}/{rel}: cannot open ({e.strerror})") from None
         finally:
@@ -67,11 +72,14 @@ def _copy_one(open_member: Opener, entry: dict, dest: Path, progress: Callable[[
     final = dest / rel
     if final.is_file() and not final.is_symlink() and final.stat().st_size == size and sha256_file(final) == want:
         return -1
+    if final.is_symlink() or (final.exists() and not final.is_file()):
+        _remove(final)
     final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = final.parent / f".{final.name}.part"
+    tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.part"  # unique: never another run's file
     h = hashlib.sha256()
     n = 0
-    with open_member(rel) as src, open(tmp, "wb") as out:
+    with open_member(rel) as src, open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600),
+                                       "wb") as out:
         while n < size:
             chunk = src.read(min(CHUNK, size - n))
             if not chunk:
@@ -124,3 +132,38 @@ def copy_verified(
         fsync_dir(d)
     fsync_dir(root)
     return res
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def remove_unlisted(root: str | os.PathLike, listed: Iterable[str], keep: Iterable[str] = ()) -> list[str]:
+    """Make the private copy hold only what the signed index lists (plus `keep`, e.g. the index itself): every
+    other file, symlink, special file or directory under `root` is removed before the copy is used (a file
+    planted there, or left by an older bundle, would otherwise be read by Ansible). Returns what was removed."""
+    base = Path(root)
+    files = set(listed) | set(keep)
+    dirs = {p.as_posix() for f in files for p in PurePosixPath(f).parents if p.as_posix() != "."}
+    removed = []
+    if not base.is_dir():
+        return removed
+    for top, subdirs, names in os.walk(base):
+        here = Path(top)
+        for name in sorted(subdirs):
+            full = here / name
+            rel = full.relative_to(base).as_posix()
+            if full.is_symlink() or rel not in dirs:
+                _remove(full)
+                subdirs.remove(name)
+                removed.append(rel)
+        for name in names:
+            full = here / name
+            rel = full.relative_to(base).as_posix()
+            if rel not in files or not stat.S_ISREG(os.lstat(full).st_mode):
+                full.unlink()
+                removed.append(rel)
+    return sorted(removed)

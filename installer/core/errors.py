@@ -66,3 +66,7 @@ class ComplianceError(MedaiError):
 
 class VaultError(MedaiError):
     """Vault settings in the inventory, Vault's answers, shares, the site PKI."""
+
+
+class StateError(MedaiError):
+    """The state directory ($MEDAI_HOME) or its lock: not trusted, or held by another command."""

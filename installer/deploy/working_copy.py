@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installer.bundle.layout import INDEX, INDEX_SIG, parse_index_bytes
-from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener, safe_relpath
+from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener, remove_unlisted, safe_relpath
 from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import is_sha256_hex
@@ -127,7 +127,12 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
     index = parse_index(data, source / INDEX)  # parsed only after the signature over these bytes verified
 
     digest = hashlib.sha256(data).hexdigest()
+    from installer.core.resources import check_state_dir
+
+    check_state_dir(state, source)  # never on the stick, never someone else's
     root = _private_root(_private_root(state / "bundles") / digest[:32])
+    # exactly the files the signed index lists: anything else already there (planted, or left over) goes first
+    remove_unlisted(root, [e["path"] for e in index["files"]], keep=(INDEX, INDEX_SIG))
     try:
         if media:
             from installer.media.reader import bundle_source

@@ -22,10 +22,10 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "state"
 
 
-def test_state_dir_defaults_to_cwd(tmp_path, monkeypatch):
+def test_state_dir_defaults_to_the_system_path_never_cwd(tmp_path, monkeypatch):
     monkeypatch.delenv("MEDAI_HOME", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert state.state_dir() == tmp_path / ".medai"
+    assert state.state_dir() == Path("/var/lib/medai")
 
 
 def test_cluster_token_generated_once_private(home):
