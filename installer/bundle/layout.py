@@ -27,6 +27,8 @@ INDEX_SIGSTORE = "index.sigstore.json"
 UNINDEXED = {INDEX, INDEX_SIG, INDEX_SIGSTORE}
 UNINDEXED_DIRS: set[str] = set()  # reports/ is no longer special: verify writes outside the bundle
 INDEX_API_VERSION = "medai/v1"  # the index schema this medai writes and reads
+MAX_INDEX = 64 * 1024 * 1024  # index.json is read whole: a larger (or sparse 40 GiB) one is refused by its size
+MAX_SIGSTORE = 4 * 1024 * 1024  # index.sigstore.json, sigstore/trusted_root.json
 
 
 def parse_index_bytes(raw: bytes, where: Path) -> dict:
@@ -115,12 +117,21 @@ class BundleLayout:
         """One-line errors for a missing directory or index, without parsing anything."""
         if not self.root.is_dir():
             raise BundleError(f"{self.root}: bundle directory not found")
-        if not self.index.is_file():
+        if not self.index.is_file() and not self.index.is_symlink() and not self.index.exists():
             raise BundleError(f"{self.index}: missing: not a finished bundle (an interrupted or failed build leaves no index)")
 
-    def read_index(self) -> dict:
+    def read_index_bytes(self) -> bytes:
+        """index.json's exact bytes: a regular file (no symlink, FIFO or device), at most MAX_INDEX bytes."""
+        from installer.core.safe_read import read_regular_file
+
         self.require_index()
-        return self.parse_index(self.index.read_bytes())
+        data = read_regular_file(self.index, MAX_INDEX, BundleError, "not a bundle index")
+        if data is None:
+            raise BundleError(f"{self.index}: missing: not a finished bundle")
+        return data
+
+    def read_index(self) -> dict:
+        return self.parse_index(self.read_index_bytes())
 
     def parse_index(self, raw: bytes) -> dict:
         return parse_index_bytes(raw, self.index)

@@ -23,14 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.bundle.layout import INDEX, INDEX_SIG, parse_index_bytes
+from installer.bundle.layout import INDEX, INDEX_SIG, MAX_INDEX, parse_index_bytes
 from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener, remove_unlisted, safe_relpath
 from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import is_sha256_hex
 from installer.core.safe_read import read_regular_file
 
-MAX_INDEX = 64 * 1024 * 1024
 SKIP_FLAG = "--insecure-skip-signature"
 NOT_CHECKED_BANNER = ("SIGNATURES NOT CHECKED: " + SKIP_FLAG + " was given; nothing proves who built this bundle "
                       "or that the stick was not rewritten")

@@ -12,7 +12,9 @@ import binascii
 import hashlib
 import json
 import os
+import stat
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -166,9 +168,9 @@ def _write_part(src: BinaryIO, final: Path, size: int, h_file, advance):
         src.seek(start)
         h_file = saved
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(final.name + ".tmp")
+    tmp = final.with_name(f"{final.name}.{uuid.uuid4().hex[:8]}.tmp")  # unique, created here: never a planted link
     h = hashlib.sha256()
-    with open(tmp, "wb") as out:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as out:
         left = size
         while left:
             chunk = src.read(min(CHUNK, left))
@@ -189,6 +191,32 @@ def _write_part(src: BinaryIO, final: Path, size: int, h_file, advance):
         raise BundleError(f"{final}: read back sha256 {back}, wrote {h.hexdigest()}: the medium is failing: refused")
     os.replace(tmp, final)
     return back, True, h_file
+
+
+def refuse_links(target: Path, root: Path, mountpoint: Path) -> None:
+    """Export writes and deletes only in directories it checked: a symlink on the path from the mount point to
+    `target`, `root` (STICK/medai-bundle) being one, or any symlink or special file inside it is refused, naming
+    it, before anything is touched (a planted STICK/medai-bundle -> /etc would otherwise be emptied and written
+    to, as root)."""
+    p = Path(os.path.abspath(target))
+    while p != mountpoint and p != p.parent:
+        if p.is_symlink():
+            raise BundleError(f"{p}: a symlink on the path to the stick: refused, nothing written (give the real "
+                              "mount point)")
+        p = p.parent
+    if root.is_symlink():
+        raise BundleError(f"{root}: a symlink: refused, nothing written or deleted (remove it from the stick)")
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise BundleError(f"{root}: not a directory: refused, nothing written (remove it from the stick)")
+    for dirpath, dirs, names in os.walk(root):
+        for n in dirs + names:
+            q = Path(dirpath) / n
+            mode = q.lstat().st_mode
+            if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                kind = "a symlink" if stat.S_ISLNK(mode) else "a special file"
+                raise BundleError(f"{q}: {kind} on the stick: refused, nothing written or deleted (remove it)")
 
 
 def _existing_files(root: Path) -> dict[str, int]:
@@ -216,8 +244,8 @@ class ExportOptions:
 def export_bundle(opts: ExportOptions) -> ExportSummary:
     started = time.monotonic()
     layout = BundleLayout.at(opts.bundle)
-    index = layout.read_index()
-    index_bytes = layout.index.read_bytes()
+    index_bytes = layout.read_index_bytes()
+    index = layout.parse_index(index_bytes)
     _check_index_signed_by(layout, index_bytes, opts.sign_key)
     for f in index["files"]:
         safe_relpath(f["path"], f"{layout.index}: file")
@@ -271,6 +299,7 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
                           f"but the layout was planned for parts of {plan['maxPartSize']} bytes: use the same kind of stick")
     res = VolumeResult(vol, str(target), mount.fstype)
     root = target / VOLUME_DIR
+    refuse_links(target, root, Path(mount.mountpoint))  # before anything is deleted or written
     mine = [(f, p) for f in plan["files"] for p in f["parts"] if p["volume"] == vol]
     expected = {p["name"]: p["size"] for _f, p in mine}
     existing = _existing_files(root)

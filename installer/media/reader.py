@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from installer.bundle.layout import MAX_INDEX, MAX_SIGSTORE
 from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener
 from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import CHUNK
+from installer.core.safe_read import read_regular_file
 from installer.media.manifest import CONTROL_FILES, INDEX_FILES, MEDIA, load_manifest, volume_root
 from installer.trust.keys import fingerprint, verify_signature
 
@@ -231,7 +233,11 @@ def read_verified_index(mount, pub) -> tuple[bytes, dict[str, bytes]]:
     if pub is None:
         raise TrustError("media are read only with the site public key (--key)")
     root = volume_root(mount)
-    control = {n: (root / n).read_bytes() for n in INDEX_FILES if (root / n).is_file() and not (root / n).is_symlink()}
+    control = {}
+    for n in INDEX_FILES:  # regular files only (a FIFO must not hang this), each read with a cap
+        data = read_regular_file(root / n, MAX_INDEX if n == "index.json" else MAX_SIGSTORE, BundleError)
+        if data is not None:
+            control[n] = data
     if "index.json" not in control:
         raise BundleError(f"{root}: no index.json: not a medai media volume")
     if "index.json.sig" not in control:

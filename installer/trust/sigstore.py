@@ -20,9 +20,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer.bundle.layout import MAX_SIGSTORE
 from installer.core.atomic import atomic_write_text
 from installer.core.errors import TrustError
 from installer.core.hashing import CHUNK
+from installer.core.safe_read import open_regular, read_regular_file
 
 CARRIED_ROOT = "sigstore/trusted_root.json"
 
@@ -33,7 +35,7 @@ def _hashed(path: Path):
     from sigstore_models.common.v1 import HashAlgorithm
 
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with os.fdopen(open_regular(path, TrustError), "rb") as f:  # a FIFO in its place is refused, not waited on
         while chunk := f.read(CHUNK):
             h.update(chunk)
     return Hashed(algorithm=HashAlgorithm.SHA2_256, digest=h.digest())
@@ -43,9 +45,13 @@ def _load_bundle(bundle_path: Path):
     from sigstore.models import Bundle
 
     try:
-        return Bundle.from_json(bundle_path.read_bytes())
+        data = read_regular_file(bundle_path, MAX_SIGSTORE, TrustError, "not a Sigstore bundle")
     except OSError as e:
         raise TrustError(f"{bundle_path}: cannot read Sigstore bundle: {e.strerror}") from None
+    if data is None:
+        raise TrustError(f"{bundle_path}: cannot read Sigstore bundle: missing")
+    try:
+        return Bundle.from_json(data)
     except Exception as e:  # sigstore raises several types for malformed bundles
         raise TrustError(f"{bundle_path}: not a valid Sigstore bundle: {e}") from None
 
@@ -73,7 +79,7 @@ def _root_keys(doc: dict) -> set[str]:
 def anchored_root(carried: Path, anchor: Path | None = None) -> Path:
     """Return ``carried`` if all its keys are in the anchor root; raise naming the file otherwise."""
     try:
-        carried_doc = json.loads(carried.read_bytes())
+        carried_doc = json.loads(read_regular_file(carried, MAX_SIGSTORE, TrustError, "not a trusted root") or b"")
         anchor_doc = json.loads(anchor.read_bytes() if anchor else production_root_json())
     except (OSError, ValueError) as e:
         raise TrustError(f"{carried if not anchor else anchor}: unreadable trusted root: {e}") from None

@@ -240,7 +240,7 @@ def verify_bundle(
     for special in (layout.index, layout.index_sig, layout.index_sigstore):
         if special.is_symlink():
             res.problems.append(f"unsafe: {special.name}: symlink to {os.readlink(special)}")
-    index_bytes = layout.index.read_bytes()
+    index_bytes = layout.read_index_bytes()
     res.index_sha256 = hashlib.sha256(index_bytes).hexdigest()
 
     # 1. index signature: it pins every file's hash, so it is checked first, before index.json is even parsed
@@ -420,7 +420,7 @@ def verify_model(bundle: str | os.PathLike, name: str, path: str | os.PathLike, 
     """
     layout = BundleLayout.at(bundle)
     layout.require_index()
-    index_bytes = layout.index.read_bytes()
+    index_bytes = layout.read_index_bytes()
     sig_state = "not checked"
     if key is not None:
         problem = _check_index_signature(layout, index_bytes, load_public_key(key))
