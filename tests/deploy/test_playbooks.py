@@ -24,18 +24,45 @@ def test_playbooks_parse_with_all_roles():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def _play_roles(play: dict) -> list[dict]:
+    return [r if isinstance(r, dict) else {"role": r} for r in play.get("roles") or []]
+
+
 def test_site_order_and_serial_servers():
     plays = yaml.safe_load((ROOT / "playbooks/site.yml").read_text())
-    roles = [p["roles"][0]["role"] for p in plays if p.get("roles")]
-    assert roles == ["preflight", "os", "egress", "stage", "k3s", "gpu", "k3s", "vault", "hardening", "compliance", "egress"]
+    roles = [r["role"] for p in plays for r in _play_roles(p)]
+    assert roles == ["preflight", "os", "egress", "stage", "cilium", "longhorn", "k3s", "gpu", "k3s", "vault", "hardening",
+                     "compliance", "egress", "egress"]
     servers = next(p for p in plays if p.get("hosts") == "servers")
     assert servers["serial"] == 1 and servers["roles"][0]["tags"] == ["k3s"]
 
 
+def test_platform_node_prerequisites_run_where_they_belong():
+    """site.yml and upgrade.yml run Cilium's node prerequisites on every node and Longhorn's on its storage nodes
+    (every host without the host var medai_longhorn_storage: false), before K3s."""
+    plays = yaml.safe_load((ROOT / "playbooks/site.yml").read_text())
+    prereq = next(p for p in plays if any(r["role"] == "longhorn" for r in _play_roles(p)))
+    assert prereq["hosts"] == "servers:agents"
+    by_role = {r["role"]: r for r in _play_roles(prereq)}
+    assert "when" not in by_role["cilium"], "cilium's prerequisites run on every node"
+    assert by_role["longhorn"]["when"] == "medai_longhorn_storage | default(true) | bool"
+    order = [p.get("name") for p in plays]
+    assert order.index(prereq["name"]) < order.index("K3s servers, one at a time")
+
+    upgrade = yaml.safe_load((ROOT / "playbooks/upgrade.yml").read_text())
+    for play in upgrade[1:]:  # servers, agents, hosts: the node roles anchor is shared by the three
+        included = {t["ansible.builtin.include_role"]["name"]: t for t in play["tasks"] if "ansible.builtin.include_role" in t}
+        assert {"os", "cilium", "longhorn", "stage", "k3s"} <= set(included), play["name"]
+        assert "when" not in included["cilium"]
+        assert included["longhorn"]["when"] == "medai_longhorn_storage | default(true) | bool"
+        assert set(included["longhorn"]["ansible.builtin.include_role"]["apply"]["tags"]) == {"servers", "agents", "hosts"}
+
+
 ROLE_DIRS = sorted(p for p in (ROOT / "roles").iterdir() if p.is_dir())
 # Roles whose every top-level task in tasks/main.yml carries the role's name as a tag and uses an ansible.builtin
-# module (the node-level roles). The platform roles apply charts through kubernetes.core, and hardening tags by rule id.
-BUILTIN_TAGGED = ["preflight", "stage", "k3s", "cilium", "metallb", "egress"]
+# module (modprobe aside: community.general's, as in the os role). Hardening tags by rule id.
+BUILTIN_TAGGED = ["preflight", "stage", "k3s", "cilium", "longhorn", "egress"]
+MODULES_BEYOND_BUILTIN = {"community.general.modprobe"}
 # Variables a role documents that are not prefixed medai_<role>_, each with the reason.
 PREFIX_EXCEPTIONS = {
     ("preflight", "medai_stage_files"): "preflight sizes the stage role's file list (set by medai install) before staging",
@@ -76,7 +103,7 @@ def _specs(base: Path) -> dict:
 
 
 def test_every_role_is_walked():
-    assert {p.name for p in ROLE_DIRS} >= set(BUILTIN_TAGGED) | {"os", "vault", "harbor", "keycloak", "postgres"}
+    assert {p.name for p in ROLE_DIRS} >= set(BUILTIN_TAGGED) | {"os", "vault", "gpu", "hardening", "compliance"}
 
 
 @pytest.mark.parametrize("base", ROLE_DIRS, ids=lambda p: p.name)
@@ -143,7 +170,7 @@ def test_role_tasks_tagged_and_builtin(role):
     for t in tasks:
         assert role in t.get("tags", []), f"{role}: task {t.get('name')} lacks tag {role}"
         mod = next(k for k in t if k not in TASK_KEYWORDS)
-        assert mod.startswith("ansible.builtin."), f"{role}: {t.get('name')}: {mod} is not FQCN"
+        assert mod.startswith("ansible.builtin.") or mod in MODULES_BEYOND_BUILTIN, f"{role}: {t.get('name')}: {mod}"
 
 
 @pytest.mark.parametrize("base", ROLE_DIRS, ids=lambda p: p.name)
@@ -166,3 +193,115 @@ def test_k3s_secret_tasks_have_no_log():
     for t in tasks:
         if "medai_k3s_token" in yaml.safe_dump(t):
             assert t.get("no_log") is True, t["name"]
+
+
+# Modules that change a host. command/shell/script count unless the task says changed_when: false (a probe);
+# systemd_service only when it enables or starts something. Tasks delegated to the control host do not count.
+HOST_WRITES = {"copy", "template", "file", "lineinfile", "blockinfile", "replace", "package", "apt", "dnf", "yum",
+               "modprobe", "systemd_service", "systemd", "service", "sysctl", "mount", "unarchive", "get_url", "pamd",
+               "command", "shell", "script"}
+
+
+def _host_writes(role: str) -> set[str]:
+    """The modules with which a role's install tasks (every tasks/*.yml but reset.yml) change its hosts."""
+    found = set()
+    for f, t, _ in _role_tasks(ROOT / "roles" / role):
+        if f.name == "reset.yml" or f.parts[2] != "tasks" or any(k in t for k in ("block", "rescue", "always")):
+            continue
+        mod = next(k for k in t if k not in TASK_KEYWORDS)
+        short = mod.rsplit(".", 1)[-1]
+        if short not in HOST_WRITES or t.get("delegate_to") == "localhost":
+            continue
+        if short in ("command", "shell", "script") and t.get("changed_when") is False:
+            continue
+        if short in ("systemd_service", "systemd", "service") and not {"enabled", "state"} & set(t[mod] or {}):
+            continue
+        found.add(short)
+    return found
+
+
+def _install_roles() -> list[str]:
+    """Roles site.yml and upgrade.yml run (listed or included), in site.yml's order, each once."""
+    names = []
+    for pb in ("site.yml", "upgrade.yml"):
+        for play in _yaml(ROOT / "playbooks" / pb):
+            names += [r["role"] for r in _play_roles(play)]
+            for key in ("pre_tasks", "tasks", "post_tasks"):
+                names += [t["ansible.builtin.include_role"]["name"] for t in play.get(key) or []
+                          if "ansible.builtin.include_role" in t]
+    return list(dict.fromkeys(names))
+
+
+def test_reset_covers_every_role_that_writes_on_hosts():
+    """Every role the install or upgrade runs that changes a host has tasks/reset.yml beside its install tasks, and
+    playbooks/reset.yml includes each of them, unguarded (no `is file` test that would hide a missing one), in the
+    reverse order of the install."""
+    roles = _install_roles()
+    writers = [r for r in roles if _host_writes(r)]
+    assert "preflight" in roles and not _host_writes("preflight"), "the detector must see preflight as read-only"
+    assert set(writers) == {"os", "egress", "stage", "cilium", "longhorn", "k3s", "gpu", "vault", "hardening",
+                            "compliance"}, writers
+    missing = [r for r in writers if not (ROOT / "roles" / r / "tasks/reset.yml").is_file()]
+    assert not missing, f"roles that write on hosts without tasks/reset.yml: {missing}"
+
+    play = _yaml(ROOT / "playbooks/reset.yml")[0]
+    include = next(t for t in play["tasks"] if "ansible.builtin.include_role" in t)
+    assert include["ansible.builtin.include_role"]["tasks_from"] == "reset"
+    assert "when" not in include, "a guard on the include would hide a role without reset.yml"
+    assert include["loop"] == list(reversed(writers))
+    assert play["hosts"] == "servers:agents"
+
+
+# What an install task places that its role's reset leaves, and why; and, for targets that come from a loop over
+# a variable, the path all of them lie under.
+KEPT = {
+    ("os", "{{_medai_os_chrony_conf}}"): "chrony keeps the site's NTP servers: the host still needs its time",
+    ("os", "{{_medai_os_chrony_options}}"): "chronyd's options file, the package's own, rewritten by medai",
+    ("gpu", "{{medai_gpu_manifests_dir}}"): "K3s' auto-deploy directory under /var/lib/rancher, which the k3s reset removes",
+}
+# Targets named through a loop over a variable, or through another variable: the paths they can be, or lie under.
+UNDER = {("stage", "{{item}}"): ["{{medai_stage_dir}}"], ("os", "{{_medai_os_repo}}.tar"): ["{{medai_os_repo_root}}"],
+         ("k3s", "/etc/systemd/system/{{_medai_k3s_unit}}.service"): ["/etc/systemd/system/k3s.service",
+                                                                     "/etc/systemd/system/k3s-agent.service"],
+         ("k3s", "{{_medai_k3s_env_file}}"): ["/etc/systemd/system/k3s.service.env",
+                                             "/etc/systemd/system/k3s-agent.service.env"]}
+# medai's own directories, shared by several roles and removed by playbooks/reset.yml after the roles' resets.
+SHARED = {"/var/lib/medai", "/etc/medai"}
+JINJA = re.compile(r"\{\{\s*([\w.]+)[^}]*\}\}")
+
+
+def _norm(path: str) -> str:
+    """`{{ medai_x | default('...') }}/y` -> `{{medai_x}}/y`: a path as the reset and the install both name it."""
+    return JINJA.sub(lambda m: "{{" + m.group(1) + "}}", str(path))
+
+
+@pytest.mark.parametrize("role", ["os", "egress", "stage", "cilium", "longhorn", "k3s", "gpu", "vault", "compliance"])
+def test_reset_removes_what_the_role_places(role):
+    """Every path a role's install tasks write (dest/path of its file-writing tasks, literal loops expanded) is
+    removed by its tasks/reset.yml, itself or through a directory above it, or is listed in KEPT with the reason."""
+    placed = set()
+    for f, t, _ in _role_tasks(ROOT / "roles" / role):
+        if f.name == "reset.yml" or any(k in t for k in ("block", "rescue", "always")) or t.get("delegate_to") == "localhost":
+            continue
+        mod = next(k for k in t if k not in TASK_KEYWORDS)
+        args = t[mod] if isinstance(t[mod], dict) else {}
+        target = args.get("dest") or args.get("path")
+        if mod.rsplit(".", 1)[-1] not in {"copy", "template", "file", "blockinfile", "lineinfile", "replace"} or not target:
+            continue
+        if args.get("state") == "absent":
+            continue
+        loop = t.get("loop")
+        if isinstance(loop, list) and target.startswith("{{ item"):
+            key = target.strip("{} ").partition(".")[2]
+            placed |= {_norm(i[key] if key else i) for i in loop}
+        else:
+            placed.add(_norm(target))
+    text = (ROOT / "roles" / role / "tasks/reset.yml").read_text()
+    removed = ({p for p in re.findall(r"/[\w./-]+", text) if not p.endswith("/")}
+               | {_norm(m) for m in re.findall(r"\{\{[^}]*\}\}(?:/[\w.-]+)*", text)}
+               | {"{{" + v + "}}" for v in re.findall(r"\b_?medai_\w+", text)} | SHARED)
+    assert SHARED <= set(_yaml(ROOT / "playbooks/reset.yml")[0]["tasks"][-1]["loop"])
+    for path in sorted(placed):
+        covered = all(u in removed or any(u.startswith(r.rstrip("/") + "/") for r in removed)
+                      for u in UNDER.get((role, path), [path]))
+        assert covered or (role, path) in KEPT, f"{role}: {path} is placed by the install tasks but not removed by tasks/reset.yml"

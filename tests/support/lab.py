@@ -99,4 +99,7 @@ LAB_VARS = {
     # these runs skip the os role, so the nodes have no nftables: the ledger (on by default) would refuse them,
     # which test_refusals checks once; the ledger in a whole install is tests/deploy/test_install_egress_lab.py
     "medai_egress_ledger": False,
+    # nor open-iscsi and nfs-common: no host is a Longhorn storage node in these runs (its prerequisites run in
+    # tests/deploy/test_reset_lab.py, the Molecule scenario and `medai lab demo`, whose bundles carry them)
+    "medai_longhorn_storage": False,
 }

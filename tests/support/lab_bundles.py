@@ -22,8 +22,8 @@ FILES = {
 
 
 def make_bundle(root: Path, full: bool = False, extra_debs: tuple[Path, ...] = ()) -> Path:
-    """files only; with ``full`` also a real Debian 12 repository (chrony, auditd, openscap-scanner,
-    libpam-pwquality, python3-apt, from deb.debian.org on the connected side, cached) and the SCAP datastream, so that
+    """files only; with ``full`` also a real Debian 12 repository (FULL_PACKAGES, from deb.debian.org on the
+    connected side, cached) and the SCAP datastream, so that
     the os, hardening and compliance roles can run too; ``extra_debs`` (local .deb files) join that repository and
     its package list."""
     layout = BundleLayout.at(root)
@@ -44,8 +44,10 @@ def make_bundle(root: Path, full: bool = False, extra_debs: tuple[Path, ...] = (
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("MEDAI_TEST_CACHE", Path.home() / ".cache" / "medai-test"))
-# python3-apt: Ansible's apt module (hardening, compliance `package` tasks) needs it on Debian nodes
-FULL_PACKAGES = ["chrony", "auditd", "openscap-scanner", "libpam-pwquality", "python3-apt", "nftables"]
+# python3-apt: Ansible's apt module (hardening, compliance `package` tasks) needs it on Debian nodes;
+# open-iscsi, nfs-common, multipath-tools: Longhorn's node prerequisites (bundles/platform.yaml carries them too)
+FULL_PACKAGES = ["chrony", "auditd", "openscap-scanner", "libpam-pwquality", "python3-apt", "nftables", "open-iscsi",
+                 "nfs-common", "multipath-tools"]
 
 
 def _add_os_and_scap(layout: BundleLayout, artifacts: list, known: dict, extra_debs=()) -> None:
