@@ -24,11 +24,14 @@ def upgrade(
     drain_timeout: int = typer.Option(600, "--drain-timeout", help="seconds a drain may wait on evictions"),
     volume: Optional[list[Path]] = typer.Option(None, "--volume", help="media: further volumes' mount points"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    allow_downgrade: bool = typer.Option(
+        False, "--allow-downgrade", help="accept a bundle built no later than the installed one (banner, recorded)"),
 ) -> None:
     """Rolling upgrade: etcd snapshot first, servers one at a time, agents in batches, then platform releases."""
     from installer.upgrade.run import UpgradeOptions, execute, make_plan
 
-    opts = UpgradeOptions(inventory, bundle, key, current, plan, resume, batch, disable_eviction, drain_timeout, list(volume or []))
+    opts = UpgradeOptions(inventory, bundle, key, current, plan, resume, batch, disable_eviction, drain_timeout, list(volume or []),
+                          allow_downgrade)
     p = make_plan(opts, console)
     for line in p.lines():
         console.print(f"  {line}", highlight=False)

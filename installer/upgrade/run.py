@@ -37,6 +37,7 @@ class UpgradeOptions:
     disable_eviction: bool = False
     drain_timeout: int = 600
     volumes: list[Path] = field(default_factory=list)
+    allow_downgrade: bool = False  # an older or equal signed bundle (installer.trust.downgrade)
 
 
 @dataclass
@@ -137,6 +138,13 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         raise InstallError(
             f"{cur.root}: index sha256 {cur_sha} is not the installed bundle ({have}): pass --current with the bundle the cluster runs"
         )
+    from installer.trust.downgrade import refuse_downgrade, signed_installed_index
+
+    if have is None:  # no run record: --current counts only when the site key signed it
+        signed_installed_index(cur.index.read_bytes(), cur.index_sig.read_bytes() if cur.index_sig.is_file() else None,
+                               opts.key, cur.root)
+    if banner := refuse_downgrade(index, cur_index, source, opts.allow_downgrade):  # an older bundle is no upgrade
+        console.print(f"[bold red]{banner}[/]", highlight=False)
     if base is not None:
         if base != cur_sha:
             raise InstallError(f"{root}: differential on {base}, --current is {cur_sha}")
