@@ -26,6 +26,8 @@ from installer.core.hashing import sha256_file
 
 FAILING = ("fail", "error")
 SEVERITY_CHOICES = ("low", "medium", "high", "none")
+# The gate fails on an unwaived medium failure unless a site chooses otherwise; a laxer gate gets a banner.
+DEFAULT_FAIL_ON = "medium"
 
 
 @dataclass
@@ -35,7 +37,7 @@ class ReportResult:
     sha256: dict[str, str]
     report: dict
     blocking: list[dict] = field(default_factory=list)
-    fail_on: str = "high"
+    fail_on: str = DEFAULT_FAIL_ON
 
     @property
     def passed(self) -> bool:
@@ -185,6 +187,8 @@ def merge(out_dir: Path, *, waivers: Waivers, fail_on: str, bundle: dict, starte
         waiver_rows.append({"rule": w.rule, "scope": w.scope_text(), "justification": w.justification, "expires": w.expires.isoformat(),
                             "approvedBy": w.approvedBy, "status": status, "appliedTo": sorted(used.get(i, set()))})
     all_rules = [r for h in hosts for r in h["rules"]]
+    # per severity, every unwaived failing result (OpenSCAP rules and K3s checks, one per host and rule)
+    unwaived = Counter(r["severity"] if r["severity"] in SEVERITIES else "unknown" for r in all_rules if r["effective"] in FAILING)
     return {
         "apiVersion": "medai/v1",
         "kind": "EvidenceReport",
@@ -198,12 +202,25 @@ def merge(out_dir: Path, *, waivers: Waivers, fail_on: str, bundle: dict, starte
             "failNotWaived": sum(h["effective"]["failNotWaived"] for h in hosts),
             "k3sFail": sum(1 for r in all_rules if r["source"] == "k3s" and r["effective"] == "fail"),
             "k3sSkipped": sum(1 for r in all_rules if r["source"] == "k3s" and r["result"] == "skipped"),
+            "unwaivedBySeverity": {s: unwaived.get(s, 0) for s in SEVERITIES},
         },
         "profiles": sorted({f"{h['profile']['id']} ({h['content']['benchmark']} {h['content']['version']})" for h in hosts}),
-        "gate": {"failOn": fail_on, "passed": not blocking, "blocking": blocking},
+        "gate": {"failOn": fail_on, "passed": not blocking, "blocking": blocking,
+                 "banner": gate_banner(fail_on, unwaived)},
         "waivers": waiver_rows,
         "hosts": hosts,
     }
+
+
+def gate_banner(fail_on: str, unwaived: Counter) -> str | None:
+    """The report's warning when the gate is laxer than medai's default: which unwaived failures it lets through."""
+    if severity_rank(fail_on) <= severity_rank(DEFAULT_FAIL_ON) and fail_on != "none":
+        return None
+    below = [s for s in SEVERITIES if unwaived.get(s, 0) and (fail_on == "none" or severity_rank(s) < severity_rank(fail_on))]
+    let_through = ", ".join(f"{unwaived[s]} {s}" for s in below) or "none at present"
+    what = "is off (--fail-on none)" if fail_on == "none" else f"fails only on {fail_on}"
+    return (f"The gate {what}: a site's choice, not medai's default ({DEFAULT_FAIL_ON}). "
+            f"Unwaived failures it does not block: {let_through}.")
 
 
 def _failures_by_severity(report: dict) -> list[tuple[str, list[dict]]]:

@@ -8,6 +8,9 @@
         approvedBy: "J. Doe (ISO)"            # optional
 
 An expired waiver is not honoured: the rule counts as failed and the report says the waiver expired.
+
+DEFAULT_WAIVERS is medai's own file (the rules that conflict with K3s or medai, each with its reason, listed in
+docs/compliance.md): `medai verify` uses it when no --waivers file is given; a site's file replaces it.
 """
 from __future__ import annotations
 
@@ -20,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from installer.compliance.arf import full_rule_id
 from installer.core.errors import ComplianceError
+from installer.core.resources import package_file
 from installer.core.yamldoc import field_path, read_yaml
+
+DEFAULT_WAIVERS = package_file("compliance", "default-waivers.yml")
 
 
 class Scope(BaseModel):
