@@ -110,9 +110,33 @@ class Progress:
         s.hosts = len(hosts | set((data.get("processed") or {}).keys()))
 
 
+def secret_forms(secret: str) -> set[bytes]:
+    """What a secret looks like in a file: its raw bytes, JSON-escaped (ansible-runner's event files), URL-encoded,
+    base64 at each of the three alignments it can start at inside a longer encoded blob, and, for a multi-line
+    secret (a PEM key), each of its lines alone (PEM armour lines are public and left out)."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    raw = secret.encode()
+    forms = {raw, json.dumps(secret)[1:-1].encode(), json.dumps(secret, ensure_ascii=False)[1:-1].encode(),
+             quote(secret, safe="").encode(), quote_plus(secret, safe="").encode()}
+    for k in range(3):  # base64 of (k unknown bytes + secret + ...): keep only the characters the secret decides
+        enc = base64.b64encode(b"\0" * k + raw)
+        whole = 4 * ((k + len(raw)) // 3)
+        part = enc[(4 * k + 2) // 3:whole]
+        if len(part) >= 8:
+            forms.add(part)
+    if "\n" in secret.strip():
+        forms |= {ln.strip().encode() for ln in secret.splitlines()
+                  if len(ln.strip()) >= 16 and not ln.strip().startswith("-----")}
+    return {f for f in forms if len(f) >= 8}
+
+
 def find_secrets(root: Path, secrets: Iterable[str]) -> list[str]:
-    """Files under ``root`` that contain any of ``secrets`` (streamed, with overlap across chunk borders)."""
-    needles = [s.encode() for s in secrets if s and len(s) >= 8]
+    """Files under ``root`` that contain any of ``secrets`` in any of its forms (secret_forms), streamed, with
+    overlap across chunk borders."""
+    needles = sorted({f for s in secrets if s and len(s) >= 8 for f in secret_forms(s)})
     if not needles:
         return []
     keep = max(len(n) for n in needles) - 1

@@ -1,6 +1,7 @@
 """The control host's state directory: run records, generated secrets, fetched kubeconfigs.
 
-    $MEDAI_HOME or ./.medai/
+    $MEDAI_HOME, else /var/lib/medai/ (installer.core.resources.state_dir)
+      .lock                       the state lock (installer.core.statelock): one writing command at a time
       runs/<id>/run.json          who, when, command, inventory (path, sha256), bundle index digest, result, summary
       runs/<id>/runner/           ansible-runner private_data_dir (its artifacts/ are scanned for secrets)
       secrets/<cluster>/token     K3s cluster token, generated once (0600, directories 0700)
@@ -18,6 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer.core import statelock
 from installer.core.atomic import atomic_write_bytes, atomic_write_text
 from installer.core.hashing import sha256_file
 from installer.core.resources import state_dir
@@ -54,6 +56,7 @@ def kubeconfig_path(cluster: str, home: Path | None = None) -> Path:
 class RunRecord:
     dir: Path
     data: dict = field(default_factory=dict)
+    holds_lock: bool = field(default=False, repr=False)  # new_run took the state lock for this record
 
     @property
     def id(self) -> str:
@@ -74,6 +77,9 @@ class RunRecord:
         if error:
             self.data["error"] = error
         self.save()
+        if self.holds_lock:  # the state lock new_run took, let go once
+            self.holds_lock = False
+            statelock.release(self.dir.parent.parent)
 
 
 def _now() -> str:
@@ -101,7 +107,9 @@ def sweep_interrupted(runs: Path) -> list[str]:
 
 
 def new_run(command: str, inventory: Path, bundle_index: Path | None = None, home: Path | None = None) -> RunRecord:
-    runs = _private_dir((home or state_dir()) / "runs")
+    root = home or state_dir()
+    statelock.hold(root, command)  # before the sweep: a record still "running" is then no live command's
+    runs = _private_dir(root / "runs")
     sweep_interrupted(runs)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = runs / f"{stamp}-{command}-{secrets.token_hex(3)}"
@@ -116,7 +124,7 @@ def new_run(command: str, inventory: Path, bundle_index: Path | None = None, hom
         "inventory": {"path": str(inventory.resolve()), "sha256": sha256_file(inventory)},
         "bundleIndexSha256": sha256_file(bundle_index) if bundle_index else None,
         "result": "running",
-    })
+    }, holds_lock=True)
     rec.save()
     return rec
 

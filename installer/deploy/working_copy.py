@@ -25,6 +25,7 @@ from pathlib import Path
 
 from installer.bundle.layout import INDEX, INDEX_SIG, MAX_INDEX, parse_index_bytes
 from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener, remove_unlisted, safe_relpath
+from installer.core import statelock
 from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import is_sha256_hex
@@ -129,22 +130,26 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
     from installer.core.resources import check_state_dir
 
     check_state_dir(state, source)  # never on the stick, never someone else's
-    root = _private_root(_private_root(state / "bundles") / digest[:32])
-    # exactly the files the signed index lists: anything else already there (planted, or left over) goes first
-    remove_unlisted(root, [e["path"] for e in index["files"]], keep=(INDEX, INDEX_SIG))
+    statelock.hold(state)  # one writer of the working copies at a time
     try:
-        if media:
-            from installer.media.reader import bundle_source
+        root = _private_root(_private_root(state / "bundles") / digest[:32])
+        # exactly the files the signed index lists: anything else already there (planted, or left over) goes first
+        remove_unlisted(root, [e["path"] for e in index["files"]], keep=(INDEX, INDEX_SIG))
+        try:
+            if media:
+                from installer.media.reader import bundle_source
 
-            opener = bundle_source(source, data, pub, volumes)
-        else:
-            opener = directory_opener(source)
-        result = copy_verified(opener, index["files"], root, progress=progress)
-    except BundleError as e:
-        raise BundleError(f"{source}: bundle refused: {e}") from None
-    atomic_write_bytes(root / INDEX, data, mode=0o600)
-    if sig_file is not None:
-        atomic_write_bytes(root / INDEX_SIG, sig_file, mode=0o600)
+                opener = bundle_source(source, data, pub, volumes)
+            else:
+                opener = directory_opener(source)
+            result = copy_verified(opener, index["files"], root, progress=progress)
+        except BundleError as e:
+            raise BundleError(f"{source}: bundle refused: {e}") from None
+        atomic_write_bytes(root / INDEX, data, mode=0o600)
+        if sig_file is not None:
+            atomic_write_bytes(root / INDEX_SIG, sig_file, mode=0o600)
+    finally:
+        statelock.release(state)
     vb = VerifiedBundle(source, root, data, index, "verified" if key is not None else "NOT CHECKED",
                         str(key) if key is not None else None, fpr, result)
     if key is not None:
