@@ -22,11 +22,47 @@ def read_yaml(path: str | Path, error: type[MedaiError], what: str) -> Any:
     except OSError as e:
         raise error(f"{p}: cannot read {what}: {e.strerror}") from None
     try:
+        expanded = expanded_nodes(yaml.compose(text, Loader=yaml.SafeLoader))
+        if expanded > MAX_EXPANDED_NODES:
+            raise error(f"{p}: {what} expands to {expanded} YAML nodes through its aliases (at most "
+                        f"{MAX_EXPANDED_NODES}): an alias bomb? refused")
         return yaml.safe_load(text)
+    except RecursionError:
+        raise error(f"{p}: {what}: aliases nest too deep or refer to themselves: refused") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise error(f"{p}:{where}: not valid YAML: {getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
+
+
+MAX_EXPANDED_NODES = 1_000_000  # a real inventory or manifest has thousands; "billion laughs" has 10**9
+
+
+def expanded_nodes(node: yaml.Node | None) -> int:
+    """How many nodes the document has once every alias is expanded (as json.dumps or Ansible would), counted
+    without expanding anything: each node's size is computed once. An alias to an enclosing node (a cycle)
+    raises RecursionError."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(n: yaml.Node) -> int:
+        key = id(n)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise RecursionError("alias cycle")
+        active.add(key)
+        if isinstance(n, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            total = 1 + sum(size(v) for v in n.value)
+        else:
+            total = 1
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return 0 if node is None else size(node)
 
 
 def field_path(loc: Iterable[Any], skip: Iterable[str] = ()) -> str:

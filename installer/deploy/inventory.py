@@ -66,12 +66,31 @@ class SiteVars(BaseModel):
     medai_tls_san: list[str] = Field(default_factory=list, description="extra names/IPs in the API server certificate")
     medai_bundle_dir: str | None = Field(default=None, description="bundle directory on the control host (--bundle overrides)")
     medai_ssh_host_key_checking: bool = Field(default=True, description="verify SSH host keys (only a throwaway lab turns this off)")
+    # They reach kubectl command lines in roles/vault (quoted there too): names only, never shell text.
+    medai_vault_namespace: str = Field(default="vault", description="Kubernetes namespace of Vault (a DNS label)")
+    medai_vault_tls_secret: str = Field(default="vault-tls", description="Vault's TLS Secret name (a DNS subdomain)")
 
     @field_validator("medai_cluster_name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not _DNS_LABEL.match(v):
             raise ValueError(f"{v!r} must be a DNS label (lower-case letters, digits, '-', at most 63)")
+        return v
+
+    @field_validator("medai_vault_namespace")
+    @classmethod
+    def _vault_ns(cls, v: str) -> str:
+        if not _DNS_LABEL.match(v):
+            raise ValueError(f"{v!r} must be a Kubernetes namespace: a DNS label (lower-case letters, digits, '-', "
+                             "at most 63)")
+        return v
+
+    @field_validator("medai_vault_tls_secret")
+    @classmethod
+    def _vault_secret(cls, v: str) -> str:
+        if len(v) > 253 or not all(_DNS_LABEL.match(part) for part in v.split(".")):
+            raise ValueError(f"{v!r} must be a Kubernetes Secret name: a DNS subdomain (lower-case letters, digits, "
+                             "'-', '.', at most 253)")
         return v
 
     @field_validator("medai_metallb_pool")
