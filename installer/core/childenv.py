@@ -45,8 +45,10 @@ _wrappers: dict[tuple, str] = {}
 
 def allow_listed_executable(real: str, env: Mapping[str, str]) -> str:
     """A launcher for a program started by a library that passes our whole environment on (pyhelm3 runs helm
-    through a shell with os.environ): it execs `real` under `env -i` with exactly `env`. The launcher lives in a
-    private (0700) temporary directory, since `env` may hold a proxy URL with credentials."""
+    through a shell with os.environ): it execs `real` under `env -i` with exactly `env`. The values are read by the
+    shell from a private (0600) file beside the launcher and exported, so they are never on any argv (visible in
+    /proc/PID/cmdline to every local user); both live in a private (0700) temporary directory, since `env` may
+    hold a proxy URL with credentials."""
     import atexit
     import shlex
     import shutil
@@ -58,8 +60,12 @@ def allow_listed_executable(real: str, env: Mapping[str, str]) -> str:
     d = tempfile.mkdtemp(prefix="medai-exec-")
     atexit.register(shutil.rmtree, d, True)
     path = os.path.join(d, os.path.basename(real))
-    assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(env.items()))
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700), "w") as f:
-        f.write(f"#!/bin/sh\nexec /usr/bin/env -i {assigns} {shlex.quote(real)} \"$@\"\n")
+    values = os.path.join(d, ".env")
+    with open(os.open(values, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "w") as f:
+        f.write("".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()) if k.isidentifier()))
+    inner = 'unset PWD OLDPWD; set -a; . "$0"; set +a; exec "$@"'
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700), "w") as f:
+        f.write(f"#!/bin/sh\nexec /usr/bin/env -i /bin/sh -c {shlex.quote(inner)} {shlex.quote(values)} "
+                f"{shlex.quote(real)} \"$@\"\n")
     _wrappers[key] = path
     return path

@@ -110,7 +110,8 @@ def platform_images_archive(root: Path, index: dict, cache: Path, index_sha256: 
     if "oci/index.json" not in members:
         return None
     out = cache / f"platform-images-{index_sha256[:16]}.tar"
-    if out.is_file():
+    record = out.with_suffix(".tar.sha256")  # written with the archive: a cached one is re-hashed before reuse
+    if out.is_file() and not out.is_symlink() and record.is_file() and sha256_file(out) == record.read_text().strip():
         return out
     cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = out.with_suffix(".tar.partial")
@@ -125,4 +126,5 @@ def platform_images_archive(root: Path, index: dict, cache: Path, index_sha256: 
             with open(p, "rb") as f:
                 tar.addfile(info, f)
     fsync_rename(tmp, out)
+    record.write_text(sha256_file(out) + "\n")
     return out

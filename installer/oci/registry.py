@@ -374,6 +374,13 @@ class RegistryClient:
         scheme = "http" if is_loopback(host) or host in self.insecure or ref.registry in self.insecure else "https"
         return f"{scheme}://{host}"
 
+    def _same_origin(self, url: str, ref: ImageRef) -> bool:
+        """Credentials go only to the registry's own scheme, host and port: a Location (an upload URL, a blob
+        redirect) naming another host, or plain HTTP where the registry speaks HTTPS, gets none. httpx itself
+        drops Authorization on a redirect to another origin."""
+        a, b = httpx.URL(url), httpx.URL(self.base_url(ref))
+        return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
     def _creds(self, ref: ImageRef) -> tuple[str, str] | None:
         if ref.registry in self.credentials:
             return self.credentials[ref.registry]
@@ -469,7 +476,7 @@ class RegistryClient:
         while True:
             attempt += 1
             hdrs = dict(headers or {})
-            if authenticate:
+            if authenticate and self._same_origin(url, ref):  # an upload Location elsewhere gets no credentials
                 hdrs.update(self._auth_header(ref, push))
             req_kw = {k: v for k, v in kw.items() if k not in ("auth", "body_factory")}
             if kw.get("body_factory") is not None:  # a streamed upload body must be re-created for each attempt
