@@ -21,7 +21,7 @@ Public API (called by installer/collect/build.py):
 
 The bootstrap exports, before it runs medai: MEDAI_ANSIBLE_DIR (tools/ansible), ANSIBLE_COLLECTIONS_PATH
 (tools/collections), MEDAI_HELM (tools/helm) and PATH with tools/ first. The venv lives in
-${MEDAI_HOME:-./.medai}/venv and is reused while the wheelhouse is unchanged (idempotent).
+${MEDAI_HOME:-/var/lib/medai}/venv and is reused while it matches its own record (docs/trust.md).
 
 The wheelhouse is resolved with `pip download --only-binary=:all:` for the target (python_version, platforms);
 a dependency published only as an sdist is built into a wheel here and must come out pure-Python
