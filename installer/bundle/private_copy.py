@@ -72,6 +72,11 @@ def _copy_one(open_member: Opener, entry: dict, dest: Path, progress: Callable[[
     final = dest / rel
     if final.is_file() and not final.is_symlink() and final.stat().st_size == size and sha256_file(final) == want:
         return -1
+    d = dest
+    for part in PurePosixPath(rel).parts[:-1]:  # no write through a link planted in the destination
+        d = d / part
+        if d.is_symlink():
+            raise BundleError(f"{d}: a symlink in the destination: refused, nothing written through it")
     if final.is_symlink() or (final.exists() and not final.is_file()):
         _remove(final)
     final.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -87,3 +87,23 @@ def test_resume_skips_what_is_in_place_and_redoes_a_damaged_copy(src, tmp_path):
     res = copy_verified(directory_opener(src), entries, dest)
     assert (res.copied, res.skipped) == (1, 1)
     assert (dest / "files" / "b.bin").read_bytes() == (src / "files" / "b.bin").read_bytes()
+
+
+def test_symlinked_directory_in_the_destination_is_not_written_through(src, tmp_path):
+    """`bundle import --to DIR` / the working copy: a link planted in the destination is refused (issue 24)."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    dest = tmp_path / "copy"
+    dest.mkdir()
+    (dest / "files").symlink_to(victim)
+    with pytest.raises(BundleError, match=f"{dest / 'files'}: a symlink in the destination"):
+        copy_verified(directory_opener(src), [entry(src, "files/a.txt")], dest)
+    assert list(victim.iterdir()) == []
+
+
+def test_fifo_member_is_refused_not_waited_on(src, tmp_path):
+    e = entry(src, "files/a.txt")
+    (src / "files" / "a.txt").unlink()
+    os.mkfifo(src / "files" / "a.txt")
+    with pytest.raises(BundleError, match=r"files/a.txt: not a regular file"):
+        copy_verified(directory_opener(src), [e], tmp_path / "copy")
