@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from installer.compliance.report import ReportResult
+from installer.compliance.report import DEFAULT_FAIL_ON, ReportResult
+from installer.compliance.waivers import DEFAULT_WAIVERS
 
 console = Console()
 
@@ -18,9 +19,12 @@ def _print(result: ReportResult) -> None:
     console.print(
         f"evidence: {result.html_path} (sha256 {result.sha256['evidence.html'][:16]}…), {result.json_path}\n"
         f"rules: pass={t['pass']} fail={t['fail']} error={t['error']} notapplicable={t['notapplicable']} "
-        f"waived={t['waived']} unwaived failures={t['failNotWaived']}; K3s checks failed={t['k3sFail']} skipped={t['k3sSkipped']}",
+        f"waived={t['waived']} unwaived failures={t['failNotWaived']}; K3s checks failed={t['k3sFail']} skipped={t['k3sSkipped']}\n"
+        f"unwaived by severity: {', '.join(f'{k}={v}' for k, v in t['unwaivedBySeverity'].items())}",
         highlight=False,
     )
+    if result.report["gate"].get("banner"):
+        console.print(f"[bold yellow]gate at {result.fail_on}[/]: {result.report['gate']['banner']}", highlight=False)
     for name in result.report.get("unsignedInputs", []):
         console.print(f"[bold yellow]UNSIGNED input[/]: {name} (not checked against a signed bundle index)", highlight=False)
     if result.passed:
@@ -40,9 +44,11 @@ def verify(
     ),
     out: Path = typer.Option(Path("evidence"), "--out", help="directory for ARF files and the evidence report"),
     fail_on: str = typer.Option(
-        "high", "--fail-on", help="exit 1 if an unwaived rule of this severity or higher fails: low|medium|high|none"
+        DEFAULT_FAIL_ON, "--fail-on", help="exit 1 if an unwaived rule of this severity or higher fails: low|medium|high|none"
     ),
-    waivers: Optional[Path] = typer.Option(None, "--waivers", help="waivers YAML (rule, scope, justification, expires)"),
+    waivers: Optional[Path] = typer.Option(
+        None, "--waivers", help=f"waivers YAML (rule, scope, justification, expires); default: medai's own, {DEFAULT_WAIVERS.name}"
+    ),
     bundle: Optional[Path] = typer.Option(None, "--bundle", "-b", help="bundle directory (default: medai_bundle_dir)"),
     key: Optional[Path] = typer.Option(None, "--key", help="public key to check the bundle index signature with"),
     rule: Optional[list[str]] = typer.Option(None, "--rule", help="evaluate only this XCCDF rule id (repeatable)"),
@@ -50,7 +56,7 @@ def verify(
     """Prove compliance: OpenSCAP on every host, K3s CIS checks on servers, one evidence report."""
     from installer.deploy.compliance_run import run_verify
 
-    result = run_verify(inventory, bundle, out, profile, fail_on, waivers, key=key, rules=rule, console=console)
+    result = run_verify(inventory, bundle, out, profile, fail_on, waivers or DEFAULT_WAIVERS, key=key, rules=rule, console=console)
     _print(result)
     raise typer.Exit(result.exit_code)
 

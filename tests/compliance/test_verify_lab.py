@@ -36,6 +36,9 @@ FIXED_BY_HARDENING = [
     "accounts_password_pam_lcredit", "accounts_password_pam_ocredit", "accounts_password_pam_minclass",
     "accounts_password_pam_unix_remember", "accounts_password_pam_unix_rounds_password_auth",
     "set_password_hashing_algorithm_logindefs", "accounts_password_set_max_life_root",
+    # issue 29: the profile's failing medium rules the role remediates
+    "sudo_add_requiretty", "sudo_add_umask", "accounts_passwords_pam_faillock_deny",
+    "accounts_passwords_pam_faillock_interval", "accounts_passwords_pam_faillock_unlock_time",
 ]
 WAIVERS = """\
 waivers:
@@ -87,7 +90,9 @@ def test_verify_before_and_after_hardening_k3s_not_running(lab_nodes, local_repo
     env = dict(os.environ, MEDAI_HOME=str(tmp_path / "home"), NO_COLOR="1")
     common = ["--inventory", str(inv), "--bundle", str(bundle), "--key", str(pub)]
 
-    before = medai_verify(env, *common, "--out", str(tmp_path / "before"), "--fail-on", "high")
+    (tmp_path / "no-waivers.yml").write_text("waivers: []\n")  # instead of medai's default waivers
+    before = medai_verify(env, *common, "--out", str(tmp_path / "before"), "--fail-on", "high",
+                          "--waivers", str(tmp_path / "no-waivers.yml"))
     assert before.returncode == 1, before.stdout[-3000:] + before.stderr[-2000:]
     assert "gate failed" in before.stdout and RULE + "sudo_add_noexec" in before.stdout
     rep_before = json.loads((tmp_path / "before" / "evidence.json").read_text())
@@ -126,17 +131,39 @@ def test_verify_before_and_after_hardening_k3s_not_running(lab_nodes, local_repo
     assert rec["evidence"]["sha256"]["evidence.json"] == sha256_file(tmp_path / "after" / "evidence.json")
     assert rec["result"] == "successful"
 
-    # same host, same waivers: --fail-on medium instead of high turns the exit code to 1 (medium rules like
-    # requiretty remain). Two rules only (--rule), to keep CI short: noexec (high, waived) and requiretty (medium).
-    assert {"sudo_add_noexec", "sudo_add_requiretty"} <= fa
-    rules = ["--rule", RULE + "sudo_add_noexec", "--rule", RULE + "sudo_add_requiretty"]
+    # medai's defaults (no --fail-on, no --waivers): the gate fails on medium and the default waivers apply. No
+    # unwaived failure at medium or above is left, and no rule that passed before fails now.
+    d = medai_verify(env, *common, "--out", str(tmp_path / "defaults"))
+    assert d.returncode == 0, d.stdout[-3000:] + d.stderr[-2000:]
+    rep_d = json.loads((tmp_path / "defaults" / "evidence.json").read_text())
+    assert rep_d["failOn"] == "medium" and rep_d["gate"]["banner"] is None
+    assert rep_d["totals"]["unwaivedBySeverity"]["high"] == 0 and rep_d["totals"]["unwaivedBySeverity"]["medium"] == 0
+    assert rep_d["totals"]["pass"] >= rep_before["totals"]["pass"] + len(FIXED_BY_HARDENING)
+    eff_d = {r["short"]: r["effective"] for r in rep_d["hosts"][0]["rules"]}
+    assert {k for k, v in eff_d.items() if v == "waived"} == {"sudo_add_noexec", "sudoers_explicit_command_args", "sudoers_no_root_target"}
+    assert "unwaived by severity: high=0, medium=0" in d.stdout
+
+    # same host, the test's waivers: --fail-on medium instead of high turns the exit code to 1
+    # (sudoers_explicit_command_args, medium, is not waived there). Two rules only (--rule), to keep CI short.
+    assert {"sudo_add_noexec", "sudoers_explicit_command_args"} <= fa
+    rules = ["--rule", RULE + "sudo_add_noexec", "--rule", RULE + "sudoers_explicit_command_args"]
     r = medai_verify(env, *common, *rules, "--out", str(tmp_path / "rules-medium"), "--fail-on", "medium",
                      "--waivers", str(tmp_path / "waivers.yml"))
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     rep_medium = json.loads((tmp_path / "rules-medium" / "evidence.json").read_text())
-    assert [(b["rule"], b["severity"]) for b in rep_medium["gate"]["blocking"]] == [(RULE + "sudo_add_requiretty", "medium")]
+    assert [(b["rule"], b["severity"]) for b in rep_medium["gate"]["blocking"]] == [(RULE + "sudoers_explicit_command_args", "medium")]
     assert rep_medium["totals"]["fail"] == 2 and rep_medium["totals"]["waived"] == 1
     assert json.loads((sorted((tmp_path / "home" / "runs").iterdir())[-1] / "run.json").read_text())["result"] == "gate-failed"
+
+    # one remediation turned off (requiretty): its drop-in goes, the rule fails, and the default gate names it and
+    # the host
+    h = subprocess.run(["ansible-playbook", "-i", str(inv), str(play), "-e", "medai_hardening_sudo_add_requiretty=false"],
+                       capture_output=True, text=True, timeout=600,
+                       env=dict(env, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_HOST_KEY_CHECKING="False"))
+    assert h.returncode == 0, h.stdout[-3000:]
+    off = medai_verify(env, *common, "--rule", RULE + "sudo_add_requiretty", "--out", str(tmp_path / "requiretty-off"))
+    assert off.returncode == 1, off.stdout[-3000:] + off.stderr[-2000:]
+    assert f"{node.hostname}" in off.stdout and RULE + "sudo_add_requiretty" in off.stdout
     lab.destroy()
 
 
