@@ -24,7 +24,7 @@ def render(
     out: Path = typer.Option(..., "--out", help="directory for one file per release (created)"),
 ) -> None:
     """Write every manifest the install would apply, one file per release, validated and image-gated."""
-    from installer.deploy.site_render import render_site, write_site
+    from installer.platform.render import render_site, write_site
 
     inv = load_or_exit(inventory)
     result = render_site(inv, bundle)

@@ -23,6 +23,8 @@ import httpx
 import yaml
 
 from installer.core.errors import InstallError
+from installer.platform.components import keycloak
+from installer.platform.values import index_image
 
 CONFIG_CLI_IMAGE = "docker.io/adorsys/keycloak-config-cli"
 STATE_CONFIGMAP = "medai-keycloak-state"
@@ -34,9 +36,7 @@ BOOTSTRAP_ENV = ("KC_BOOTSTRAP_ADMIN_USERNAME", "KC_BOOTSTRAP_ADMIN_PASSWORD")
 
 def config_cli_image(index: dict | None) -> str:
     """keycloak-config-cli by digest from the verified bundle index; one line when the bundle lacks it."""
-    from installer.deploy.site_values import _index_image
-
-    found = _index_image(index, CONFIG_CLI_IMAGE)
+    found = index_image(index, CONFIG_CLI_IMAGE)
     if found is None:
         raise InstallError(f"index.json: no {CONFIG_CLI_IMAGE} image: release keycloakx's realm Job needs it "
                            "(spec.images of the bundle manifest)")
@@ -63,23 +63,17 @@ def realm_documents(inv) -> dict[str, str]:
 
 
 def _role_vars(inv) -> dict:
-    from installer.deploy.site_values import role_vars
+    from installer.platform.values import role_vars
 
     return role_vars("keycloak", inv)
 
 
-def realm_job_objects(inv, index: dict | None, bootstrap: bool) -> list[dict]:
-    """The ConfigMap with the realm documents and the keycloak-config-cli Job, from the role's own template."""
-    from installer.deploy.site_values import _env, _roles_dir
-
-    rv = {**_role_vars(inv), "medai_keycloak_bootstrap": bootstrap,
-          "medai_keycloak_config_cli_image": config_cli_image(index),
-          "medai_keycloak_realm_documents": realm_documents(inv)}
-    env = _env()
-    env.filters.setdefault("to_json", lambda v: __import__("json").dumps(v, sort_keys=True))
-    env.filters.setdefault("hash", lambda v, algo="sha256": __import__("hashlib").new(algo, v.encode()).hexdigest())
-    text = env.from_string((_roles_dir() / "keycloak" / "templates" / "config-cli-job.yaml.j2").read_text()).render(**rv)
-    return [d for d in yaml.safe_load_all(text) if d]
+def realm_job_objects(inv, index: dict | None, bootstrap: bool, release: str = keycloak.CHART,
+                      namespace: str | None = None) -> list[dict]:
+    """The ConfigMap with the realm documents and the keycloak-config-cli Job (installer/platform/components/keycloak.py)."""
+    kc = _role_vars(inv)
+    return keycloak.realm_job(kc, release, namespace or kc["medai_keycloak_namespace"], realm_documents(inv),
+                              config_cli_image(index), bootstrap)
 
 
 def without_bootstrap_env(values: dict) -> dict:
@@ -143,9 +137,8 @@ def keycloak_after_release(inv, kube, helm, index, held, ca_file: Callable[[], s
         kc = _role_vars(inv)
         ns = release.namespace
         removed = bootstrap_removed(kube, ns)
-        objs = realm_job_objects(inv, index, bootstrap=not removed)
+        objs = realm_job_objects(inv, index, not removed, release.name, ns)
         for o in objs:
-            o.setdefault("metadata", {})["namespace"] = ns
             kube.apply(o)
         job = next(o for o in objs if o["kind"] == "Job")["metadata"]["name"]
         wait_job(kube, job, ns, job_timeout_s)
@@ -158,7 +151,7 @@ def keycloak_after_release(inv, kube, helm, index, held, ca_file: Callable[[], s
                                        held.get("keycloak/admin", "password"), KC_BOOTSTRAP_USER)
         kube.delete("v1", "Secret", kc["medai_keycloak_bootstrap_secret"], ns)
         values = without_bootstrap_env(release.values)
-        from installer.deploy.platform import HelmError
+        from installer.platform.apply import HelmError
 
         try:
             helm.upgrade_install(release.name, release.archive, values, ns, 900)

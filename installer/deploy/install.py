@@ -17,6 +17,7 @@ from rich.table import Table
 from installer.core.errors import InstallError, MedaiError
 from installer.core.resources import state_dir
 from installer.core.textsafe import not_checked_banner, safe_text
+from installer.deploy import platform_step
 from installer.deploy.base_check import refuse_wrong_base
 from installer.deploy.inventory import Inventory
 from installer.deploy.plan import build_plan
@@ -91,7 +92,7 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
             dest = save_kubeconfig(inv, fetched)
             console.print(f"[green]ok[/] kubeconfig {dest} (server {inv.api_address})", highlight=False)
             if site is not None and site.releases and platform_tagged(tags):
-                apply_platform_releases(console, inv, site, dest, record, vb.root)
+                platform_step.apply(inv, site, record, vb.root, console)
         elif not check and plan.k3s_present:
             raise InstallError(f"K3s started but the kubeconfig was not fetched from {inv.servers[0]}; run record {record.dir}")
     except BaseException:
@@ -117,6 +118,8 @@ def reset(inv: Inventory, *, console: Console, limit: str | None = None,
         confirm(f"Remove K3s, its data and all medai files from {len(inv.hosts)} host(s) of cluster {inv.cluster}?"
                 " This destroys the cluster.")
     record = new_run("reset", inv.path)
+    if not limit:
+        uninstall_releases(inv, record, console)
     try:
         summary = run_playbook(record, "reset.yml", inv.path, {}, {}, console=console, limit=limit,
                                host_key_checking=inv.site.medai_ssh_host_key_checking)
@@ -127,6 +130,26 @@ def reset(inv: Inventory, *, console: Console, limit: str | None = None,
     kc = kubeconfig_path(inv.cluster)
     if kc.exists() and not limit:
         kc.unlink()
+
+
+def uninstall_releases(inv: Inventory, record: RunRecord, console: Console) -> None:
+    """The installed bundle's releases uninstalled in reverse order while the API still answers. Skipped when no
+    kubeconfig was fetched (K3s never ran) or the installed bundle's copy is gone; a failure is reported and the
+    node reset goes on (it removes the cluster's data either way)."""
+    from installer.deploy.state import installed_copy
+
+    root = installed_copy(inv.path)
+    if root is None or not kubeconfig_path(inv.cluster).exists():
+        return
+    try:
+        site = render_platform(console, inv, root, check_images=False)
+        if site is not None and site.releases:
+            platform_step.uninstall(inv, site, record, root, console)
+    except MedaiError as e:
+        console.print(f"[yellow]warning[/] platform releases not uninstalled: {safe_text(str(e))}; the node reset "
+                      "removes the cluster and its data", highlight=False)
+        record.data["result"] = "running"
+        record.save()
 
 
 def print_summary(console: Console, title: str, s: Summary, record: RunRecord) -> None:
@@ -174,7 +197,7 @@ def save_kubeconfig(inv: Inventory, fetched: Path) -> Path:
     return dest
 
 
-def render_platform(console: Console, inv: Inventory, root: Path):
+def render_platform(console: Console, inv: Inventory, root: Path, check_images: bool = True):
     """The bundle's releases for this site, rendered, validated and image-gated before any host is contacted
     (installer/render: the same function as `medai render`). None for a bundle without charts."""
     from installer.bundle.layout import BundleLayout
@@ -186,9 +209,9 @@ def render_platform(console: Console, inv: Inventory, root: Path):
 
     if not load_manifest(layout.manifest).spec.charts:
         return None
-    from installer.deploy.site_render import render_site
+    from installer.platform.render import render_site
 
-    site = render_site(inv, root)
+    site = render_site(inv, root, check_images=check_images)
     console.print(f"[green]ok[/] render: {site.summary()}", highlight=False)
     return site
 
@@ -198,37 +221,3 @@ def platform_tagged(tags: str | None) -> bool:
         {"platform", "cilium", "metallb", "longhorn", "vault", "postgres", "keycloak", "harbor", "inference"}
         & {t.strip() for t in tags.split(",")}
     )
-
-
-def apply_platform_releases(console: Console, inv: Inventory, site, kubeconfig: Path, record: RunRecord, bundle: Path) -> None:
-    """Helm releases from the control host, in order (installer/deploy/platform.py); outcomes into the run record."""
-    from installer.deploy.platform import ApplyOptions, HelmCli, KubeApi, apply_platform, release_timeouts
-
-    opts = ApplyOptions(timeouts=release_timeouts(inv),
-                        log=lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
-    # Vault: applied without --wait (sealed), then init, unseal, configure, PKI and the platform secrets;
-    # Keycloak's realm Job and bootstrap-admin removal, Harbor's API configuration (installer/deploy/idp_step.py)
-    from installer.deploy.idp_step import wire
-
-    helm, kube = HelmCli(kubeconfig), KubeApi(kubeconfig)
-    try:
-        wire(opts, inv, site, kube, helm, record, bundle,
-             lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
-        outcomes = apply_platform(site, helm, kube, opts)
-    except MedaiError as e:
-        record.data["platform"] = {"error": str(e)}
-        record.finish("failed", error=str(e))
-        raise
-    record.data["platform"] = {"releases": [o.__dict__ for o in outcomes]}
-    record.save()
-    from installer.deploy.postcheck import post_install_check
-
-    try:
-        by_ns: dict[str, list[str]] = {}
-        for r in site.releases:
-            by_ns.setdefault(r.namespace, []).append(r.name)
-        post_install_check(KubeApi(kubeconfig), by_ns, bundle, record)
-    except MedaiError as e:
-        record.finish("failed", error=str(e))
-        raise
-    console.print(f"[green]ok[/] platform: {record.data['postcheck']['line']}", highlight=False)

@@ -61,7 +61,7 @@ def _digest_of(image_id: str) -> str | None:
 
 def check_pods(pods: list[dict], carried: set[str]) -> PostCheck:
     """pods: items of PodLists of the platform namespaces, as the API returns them."""
-    from installer.deploy.platform import _not_ready
+    from installer.platform.apply import _not_ready
 
     out = PostCheck(pods=len(pods))
     for p in pods:
@@ -84,7 +84,7 @@ def check_pods(pods: list[dict], carried: set[str]) -> PostCheck:
 def platform_pods(pods_by_ns: dict[str, list[dict]], releases_by_ns: dict[str, list[str]]) -> list[dict]:
     """Every pod of a namespace the platform owns; in kube-system (K3s's own CoreDNS, metrics-server, local-path,
     from K3s's airgap images) only the pods of the releases installed there."""
-    from installer.deploy.platform import _owned
+    from installer.platform.apply import _owned
 
     out = []
     for ns, pods in pods_by_ns.items():

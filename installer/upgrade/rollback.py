@@ -3,8 +3,10 @@
 With a K3s snapshot (the default): every server stopped, the previous bundle's binary staged, the first server
 reset from the pre-upgrade snapshot (`k3s server --cluster-reset --cluster-reset-restore-path`), the other
 servers' databases cleared and rejoined (playbooks/rollback.yml). The snapshot also restores Helm's release
-records, so releases come back with it. --releases-only rolls just the releases back to the revisions whose
-chart versions the previous bundle carries. Needs a running cluster: executed only in the K3s E2E test.
+records, so releases come back with it. --releases-only rolls just the releases back, through the one applier
+(installer/platform/apply.py: rollback_platform), to the revisions whose chart versions the previous bundle
+carries, each in the namespace the previous bundle's render gives it, in reverse order. Needs a running cluster:
+executed only in the K3s E2E test.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from installer.core.errors import InstallError
+from installer.core.errors import InstallError, MedaiError
 
 
 def newest_snapshot(cluster: str) -> Path:
@@ -30,13 +32,13 @@ def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None
                  console: Console) -> Path:
     from installer.bundle.layout import BundleLayout
     from installer.core.resources import state_dir
+    from installer.deploy import platform_step
+    from installer.deploy.install import render_platform
     from installer.deploy.inventory import load_inventory
     from installer.deploy.plan import build_plan
     from installer.deploy.preinstall import verify_and_copy
     from installer.deploy.runner import run_playbook
-    from installer.deploy.state import cluster_token, kubeconfig_path, new_run
-    from installer.upgrade.helm_decision import rollback_target
-    from installer.upgrade.releases import _helm, history
+    from installer.deploy.state import cluster_token, new_run
 
     inv = load_inventory(inventory)
     vb = verify_and_copy(BundleLayout.at(bundle).root, key)  # checked into a private copy; the stick is not read again
@@ -55,17 +57,11 @@ def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None
             if s.status != "successful" or s.failed or s.unreachable:
                 raise InstallError(f"K3s restore failed: {s.failures[0] if s.failures else s.status}; record {record.dir}")
         else:
-            index = BundleLayout.at(root).read_index()
-            kc = kubeconfig_path(inv.cluster)
-            for a in (a for a in index.get("artifacts", []) if a.get("kind") == "chart"):
-                ns = a["name"]
-                rev = rollback_target(history(a["name"], ns, kc), str((a.get("meta") or {}).get("version")))
-                if rev is None:
-                    raise InstallError(f"release {a['name']}: no revision with chart version "
-                                       f"{(a.get('meta') or {}).get('version')} in its history")
-                _helm(["rollback", a["name"], str(rev), "-n", ns, "--wait"], kc)
-                console.print(f"[green]ok[/] release {a['name']} back to revision {rev}", highlight=False)
-    except InstallError as e:
+            site = render_platform(console, inv, root, check_images=False)
+            if site is None or not site.releases:
+                raise InstallError(f"{root}: the previous bundle carries no charts: no release to roll back")
+            platform_step.roll_back(inv, site, record, root, console)
+    except MedaiError as e:
         record.finish("failed", error=str(e))
         raise
     record.finish("successful")

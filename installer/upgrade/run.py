@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from installer.bundle.layout import BundleLayout
-from installer.core.errors import BundleError, InstallError
+from installer.core.errors import BundleError, InstallError, MedaiError
 from installer.upgrade.changes import ChangeList, change_list, k3s_version
 from installer.upgrade.cluster_checks import Preflight, drain_decision, preflight
 from installer.upgrade.skew import RolloutPlan, plan_rollout
@@ -30,7 +30,7 @@ class UpgradeOptions:
     inventory: Path
     bundle: Path
     key: Path
-    current: Path | None = None  # the installed bundle (default: the inventory's medai_bundle_dir)
+    current: Path | None = None  # the installed bundle (default: the run record's private copy, else medai_bundle_dir)
     plan_only: bool = False
     resume: bool = False
     batch: int = 1
@@ -52,6 +52,8 @@ class UpgradePlan:
     cluster_note: str = ""
     drains: dict[str, list[str]] = field(default_factory=dict)
     signed_index: Path | None = None  # the bundle's own signed index (a differential's, not the union's)
+    site: object | None = None  # the new bundle's SiteRender (installer.platform.render), what the releases step applies
+    installed_site: object | None = None  # the installed bundle's, for the moved-release check
 
     def steps(self) -> list[str]:
         out = []
@@ -97,17 +99,17 @@ def _media_or_dir(opts: UpgradeOptions, console: Console) -> Path:
     return dest
 
 
-def gate_bundle(inv, root: Path):
+def gate_bundle(inv, root: Path, check_images: bool = True):
     """installer/render's render_site on the bundle the upgrade will apply (the verified copy, or a differential
     assembled with its base), as `medai install` runs it: every release rendered from the bundle's archives with
     the site's values, validated, and every image it can start found in the bundle. None without charts."""
     from installer.bundle.manifest import load_manifest
-    from installer.deploy.site_render import render_site
+    from installer.platform.render import render_site
 
     layout = BundleLayout.at(root)
     if not layout.manifest.is_file() or not load_manifest(layout.manifest).spec.charts:
         return None
-    return render_site(inv, root)
+    return render_site(inv, root, check_images=check_images)
 
 
 def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None = None) -> UpgradePlan:
@@ -127,7 +129,12 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         f"[green]ok[/] bundle {source}: signature ({vb.key_fingerprint}) and {len(index['files'])} files verified into {root}",
         highlight=False,
     )
-    current_dir = opts.current or (Path(inv.site.medai_bundle_dir) if inv.site.medai_bundle_dir else None)
+    from installer.deploy.state import installed_copy
+
+    # the installed bundle: --current, else the verified private copy the install's run record names, else the
+    # inventory's medai_bundle_dir (its index is compared with the record's below)
+    current_dir = opts.current or installed_copy(inv.path) or (
+        Path(inv.site.medai_bundle_dir) if inv.site.medai_bundle_dir else None)
     if current_dir is None:
         raise InstallError(f"{inv.path}: the installed bundle is needed to know what changes: pass --current DIR")
     cur = BundleLayout.at(current_dir)
@@ -163,11 +170,18 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     else:
         signed_index = layout.index
     site = gate_bundle(inv, root)  # the same render, validation and completeness gate as install, before any host
+    installed_site = None
     if site is not None:
         console.print(f"[green]ok[/] render: {site.summary()}", highlight=False)
+        from installer.platform.apply import refuse_moved
+
+        installed_site = gate_bundle(inv, cur.root, check_images=False)
+        if installed_site is not None:
+            refuse_moved(installed_site, site)  # Helm cannot move or rename a release: refused before any host
     manifest_text = lambda lay: lay.manifest.read_text() if lay.manifest.is_file() else None  # noqa: E731
     changes = change_list(cur_index, index, manifest_text(cur), manifest_text(layout))
-    plan = UpgradePlan(root, index, vb.index_sha256, base, changes, None, None, signed_index=signed_index)
+    plan = UpgradePlan(root, index, vb.index_sha256, base, changes, None, None, signed_index=signed_index,
+                       site=site, installed_site=installed_site)
     target = k3s_version(index)
     if target is None:
         plan.cluster_note = "the bundle carries no k3s binary: K3s stays as it is"
@@ -265,15 +279,18 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
         kind, _, nodes = step.partition(":")
         console.print(f"[bold]step[/] {step}", highlight=False)
         if kind == "releases":
-            from installer.upgrade.releases import upgrade_releases
+            from installer.deploy import platform_step
 
-            try:
-                detail = upgrade_releases(plan, inv, console)
-            except InstallError as e:
+            if plan.site is None:
+                journal.done(step, {"skipped": "the bundle carries no charts"})
+                continue
+            try:  # the install's apply, with the new bundle's render and the installed one's for the moved check
+                platform_step.apply(inv, plan.site, record, plan.bundle, console, plan.installed_site, flow="upgrade")
+            except MedaiError as e:
                 journal.fail(step, str(e))
                 record.finish("failed", error=f"step {step}: {e}")
                 raise
-            journal.done(step, detail)
+            journal.done(step, record.data.get("platform") or {})
             continue
         tags = {"snapshot": "snapshot", "server": "servers", "agents": "agents", "hosts": "hosts"}[kind]
         # ansible-runner prefers env/envvars and env/extravars left in the private data dir by an earlier call

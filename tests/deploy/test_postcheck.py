@@ -1,4 +1,4 @@
-"""Post-install checks from recorded PodLists (tests/deploy/fixtures/platform): Ready, and every running
+"""Post-install checks from recorded PodLists (tests/platform/fixtures): Ready, and every running
 container's imageID digest one the bundle carries. The live check runs only in the K3s end-to-end test."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from installer.deploy.postcheck import bundle_digests, check_pods, load_pod_list
 from tests.support.fixture_bundles import fixture_manifest, make_fixture_bundle
 
-FIX = Path(__file__).parent / "fixtures" / "platform"
+FIX = Path(__file__).resolve().parents[1] / "platform" / "fixtures"
 RUNNING = load_pod_list(FIX / "pods_platform_running.json")
 CARRIED = {c["imageID"].split("@")[1] for p in RUNNING for c in p["status"]["containerStatuses"]}
 

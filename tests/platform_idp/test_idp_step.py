@@ -23,8 +23,8 @@ from installer.deploy.idp_step import (
     realm_job_objects,
     without_bootstrap_env,
 )
-from installer.deploy.platform import ApplyOptions, apply_platform
 from installer.deploy.vault.install_step import HeldSecrets
+from installer.platform.apply import ApplyOptions, apply_platform
 from tests.platform_idp.harbor_contract import FakeHarbor, SwaggerContract
 from tests.platform_idp.site import SITE_VARS
 from tests.support.fixture_charts import ROOT

@@ -1,7 +1,7 @@
 """The one secrets catalogue (installer/deploy/vault/catalogue.py), statically: the shapes the charts require, and
 every Secret name and key that the rendered charts, the CNPG Clusters and the keycloak-config-cli Job reference
 is produced by the catalogue's sync (no dangling reference), and every catalogue Secret and entry is used
-(no unused entry). Rendered with the install's own code path (installer.deploy.site_values) and the real upstream
+(no unused entry). Rendered with the install's own code path (installer.platform.values) and the real upstream
 charts; nothing here talks to a cluster or to Vault (tests/vault/test_kv_sink.py does, against OpenBao)."""
 from __future__ import annotations
 
@@ -101,7 +101,8 @@ def _refs(objs: list[dict]) -> set[tuple[str, str, str | None]]:
 @needs_fixtures
 def test_every_secret_reference_is_produced_by_the_catalogue_sync_and_nothing_in_it_is_unused(tmp_path):
     from installer.deploy.idp_step import realm_job_objects, without_bootstrap_env
-    from installer.deploy.site_values import postgres_objects, release_values
+    from installer.platform.components import postgres
+    from installer.platform.values import release_values, role_vars
     from installer.render.helm import k3s_kube_version, render_chart
     from tests.support.fixture_charts import archive, chart, platform
 
@@ -119,12 +120,10 @@ def test_every_secret_reference_is_produced_by_the_catalogue_sync_and_nothing_in
             for o in render_chart(c.name, c.version, archive(name), v, c.namespace, kube, c.releaseName):
                 o.setdefault("metadata", {}).setdefault("namespace", c.namespace)
                 objs.append(o)
-    objs += postgres_objects(inv, {"artifacts": [{"kind": "image", "ref": "ghcr.io/cloudnative-pg/postgresql:17.5",
-                                                  "digest": "sha256:" + "ab" * 32}]})
+    objs += postgres.objects(role_vars("postgres", inv, {"artifacts": [{"kind": "image", "ref": "ghcr.io/cloudnative-pg/postgresql:17.5",
+                                                  "digest": "sha256:" + "ab" * 32}]}))
     for bootstrap in (True, False):
-        for o in realm_job_objects(inv, index, bootstrap):
-            o["metadata"]["namespace"] = "keycloak"
-            objs.append(o)
+        objs += realm_job_objects(inv, index, bootstrap)
     chart_made = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs if o.get("kind") == "Secret"}
     synced = {(s.namespace, s.name): set(s.keys) for s in cat.secrets}
 

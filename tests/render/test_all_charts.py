@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from installer.deploy.site_values import PLATFORM_ORDER
+from installer.platform.order import ORDER as PLATFORM_ORDER
 from tests.support.fixture_bundles import fixture_manifest, make_fixture_bundle
 from tests.support.fixture_charts import FIXTURES, ROOT, needs_fixtures
 

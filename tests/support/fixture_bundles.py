@@ -6,6 +6,7 @@ digest (that a pinned reference with another digest is refused is tested in test
 from __future__ import annotations
 
 import copy
+import io
 import json
 import shutil
 from pathlib import Path
@@ -28,7 +29,7 @@ NO_DIGESTS = {"image": {"useDigest": False}, "operator": {"image": {"useDigest":
 
 
 def fixture_manifest(charts=("cilium", "metallb", "longhorn")) -> dict:
-    from installer.deploy.site_values import merge
+    from installer.platform.values import merge
 
     doc = yaml.safe_load(PLATFORM.read_text())
     spec = doc["spec"]
@@ -57,9 +58,12 @@ def _stand_in(oci: OCILayout, ref: str) -> tuple[str, int]:
 
 
 def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ...] = (),
-                        images: tuple[str, ...] = ()) -> Path:
+                        images: tuple[str, ...] = (), archives: dict[str, Path] | None = None,
+                        version: str = "0.0.1", sign_key=None, created: str = "2026-01-01T00:00:00Z") -> Path:
     """images: refs carried besides what the charts name, recorded as image artifacts with their digest in
-    index.json (as the build records spec.images), e.g. the PostgreSQL image the CNPG Clusters name."""
+    index.json (as the build records spec.images), e.g. the PostgreSQL image the CNPG Clusters name.
+    archives: NAME-VERSION.tgz -> a chart archive to carry instead of the fixture of that name (bumped_chart).
+    sign_key: the images artifacts signed with it (cosign format, in the OCI layout) before index.json is written."""
     doc = copy.deepcopy(doc or fixture_manifest())
     layout = BundleLayout.at(root)
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -70,10 +74,11 @@ def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ..
     kube = k3s_kube_version(manifest.spec)
     for c in manifest.spec.charts:
         dest = layout.charts / f"{c.name}-{c.version}.tgz"
-        shutil.copyfile(FIXTURES / dest.name, dest)
+        shutil.copyfile((archives or {}).get(dest.name) or FIXTURES / dest.name, dest)
         sha = sha256_file(dest)
         known[layout.rel(dest)] = sha
-        artifacts.append(Artifact(kind="chart", name=c.name, path=layout.rel(dest), size=dest.stat().st_size, sha256=sha))
+        artifacts.append(Artifact(kind="chart", name=c.name, path=layout.rel(dest), size=dest.stat().st_size, sha256=sha,
+                                  meta={"version": c.version}))
         rendered[c.name] = render_chart(c.name, c.version, dest, c.values, c.namespace, kube)
     oci = OCILayout(layout.oci, layout.tmp).init()
     for ref in plan_images(manifest.spec, rendered).needed:
@@ -86,7 +91,30 @@ def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ..
         oci.set_ref(ref, digest, OCI_MANIFEST, size)
         artifacts.append(Artifact(kind="image", name=ref, ref=ref, digest=digest,
                                   path=f"oci/blobs/sha256/{digest.split(':')[1]}", size=size, sha256=digest.split(":")[1]))
+    if sign_key is not None:
+        from installer.trust.signing import sign_build
+
+        sign_build(layout, [a for a in artifacts if a.kind == "image"], sign_key)
     shutil.rmtree(layout.tmp, ignore_errors=True)
-    write_index(layout, {"name": "render-test", "version": "0.0.1", "created": "2026-01-01T00:00:00Z",
+    write_index(layout, {"name": "render-test", "version": version, "created": created,
                          "manifestSha256": sha256_file(layout.manifest), "platforms": ["linux/amd64"]}, artifacts, known)
     return layout.root
+
+
+def bumped_chart(name: str, version: str, new_version: str, out: Path) -> Path:
+    """The fixture chart NAME-VERSION repackaged as NEW_VERSION (Chart.yaml's version only): a real chart archive
+    for an upgrade to a newer chart without a second upstream download."""
+    import tarfile
+
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / f"{name}-{new_version}.tgz"
+    with tarfile.open(FIXTURES / f"{name}-{version}.tgz") as src, tarfile.open(dest, "w:gz") as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read() if m.isfile() else None
+            if m.name == f"{name}/Chart.yaml":
+                doc = yaml.safe_load(data)
+                doc["version"] = new_version
+                data = yaml.safe_dump(doc, sort_keys=False).encode()
+                m.size = len(data)
+            dst.addfile(m, io.BytesIO(data) if data is not None else None)
+    return dest

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from installer.platform.history import after_upgrade, rollback_target
 from installer.upgrade.cluster_checks import (
     blocking_pdbs,
     drain_decision,
@@ -18,7 +19,6 @@ from installer.upgrade.cluster_checks import (
     preflight,
     selector_matches,
 )
-from installer.upgrade.helm_decision import after_upgrade, release_order, rollback_target
 from installer.upgrade.skew import SkewError, plan_rollout
 
 FIX = Path(__file__).parent / "fixtures"
@@ -140,25 +140,7 @@ def test_helm_stuck_release_is_rolled_back_to_the_last_good_revision():
     assert (d.action, d.revision) == ("rollback", 2) and "pending-upgrade" in d.reason
 
 
-def test_release_order_and_rollback_target():
-    assert release_order(["vllm", "zz-extra", "longhorn", "cilium", "harbor"]) == ["cilium", "longhorn", "harbor", "vllm", "zz-extra"]
+def test_rollback_target():
     assert rollback_target(load("helm-history-upgraded.json"), "1.9.2") == 2
     assert rollback_target(load("helm-history-upgraded.json"), "9.9.9") is None
 
-
-# ------------------------------------------------------------------ model swap
-
-
-def test_model_service_switches_only_when_every_new_pod_is_ready():
-    from installer.upgrade.model_swap import swap_decision
-
-    svc = load("service-model.json")
-    assert swap_decision(svc, load("deployment-model-starting.json"), "b3c1e9").action == "wait"
-    d = swap_decision(svc, load("deployment-model-ready.json"), "b3c1e9")
-    assert d.action == "switch" and d.patch == {
-        "spec": {"selector": {"app.kubernetes.io/name": "vllm", "medai.io/model-revision": "b3c1e9"}}
-    }
-    abort = swap_decision(svc, load("deployment-model-deadline.json"), "b3c1e9")
-    assert abort.action == "abort" and "keeps the old model" in abort.reason
-    svc["spec"]["selector"]["medai.io/model-revision"] = "b3c1e9"
-    assert swap_decision(svc, load("deployment-model-starting.json"), "b3c1e9").action == "done"

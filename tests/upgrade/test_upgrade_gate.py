@@ -50,7 +50,7 @@ def test_upgrade_gates_the_verified_copy_like_install(tmp_path, keys, monkeypatc
     # the plan runs from the private checked copy, not the directory it was given
     assert plan.bundle.parent == home / "bundles" and plan.bundle != good
     from installer.deploy.inventory import load_inventory
-    from installer.deploy.site_render import render_site
+    from installer.platform.render import render_site
 
     assert len(render_site(load_inventory(INVENTORY), plan.bundle).releases) == 3  # the copy is what passes
 

@@ -14,7 +14,7 @@ import yaml
 
 from installer.core.errors import InventoryError
 from installer.deploy.inventory import load_inventory
-from installer.deploy.vault.values import role_vars, server_names, site_values
+from installer.platform.vault_values import role_vars, server_names, site_values
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT.parent / "shared" / "fixtures" / "charts" / "vault-0.30.0.tgz"

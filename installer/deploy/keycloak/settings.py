@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from installer.core.errors import InventoryError
 from installer.core.yamldoc import field_path
+from installer.platform.components import keycloak
 
 CLIENT_IDS = ("harbor", "medical-ai-api", "medical-ai-web")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -75,7 +76,10 @@ def _redirect_problem(uri: str) -> str | None:
 
 def keycloak_site(site_vars: dict, source: str = "inventory") -> KeycloakSite:
     """Build KeycloakSite from ``medai_keycloak_*`` vars; one-line InventoryError naming file and field."""
-    raw = {k.removeprefix("medai_keycloak_"): v for k, v in site_vars.items() if k.startswith("medai_keycloak_")}
+    # the chart-side variables (installer/platform/components/keycloak.py) are the deployment's, not the realm's
+    chart_side = set(keycloak.DEFAULTS) - {"medai_keycloak_hostname"}
+    raw = {k.removeprefix("medai_keycloak_"): v for k, v in site_vars.items()
+           if k.startswith("medai_keycloak_") and k not in chart_side}
     for cid, c in (raw.get("clients") or {}).items():
         for key in ("redirect_uris", "web_origins"):
             for i, uri in enumerate((c or {}).get(key) or []):

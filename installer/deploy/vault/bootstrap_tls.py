@@ -8,7 +8,7 @@ from pathlib import Path
 
 from installer.core.resources import state_dir
 from installer.deploy.vault import pki
-from installer.deploy.vault.values import server_names
+from installer.platform.vault_values import server_names
 
 # The install's runner passes these as extra vars and scrubs them from artifacts (installer.deploy.state).
 SECRET_VARS = ("medai_vault_tls_key",)

@@ -253,7 +253,7 @@ def build(kv_mount: str = "medai", *, databases: list[dict] | None = None, keycl
 def for_inventory(inv, kv_mount: str | None = None) -> Catalogue:
     """The site's catalogue: the roles' variables for this inventory (defaults, all.vars over them)."""
     from installer.deploy.keycloak.settings import keycloak_site
-    from installer.deploy.site_values import role_vars
+    from installer.platform.values import role_vars
 
     site_vars = inv.site.model_dump()
     mount = kv_mount or site_vars.get("medai_vault_kv_mount") or "medai"
@@ -269,11 +269,10 @@ def for_inventory(inv, kv_mount: str | None = None) -> Catalogue:
 
 def default_catalogue(kv_mount: str = "medai") -> Catalogue:
     """Every component with the roles' defaults (no site): what `medai vault setup` without the platform uses."""
-    from installer.deploy.site_values import role_defaults
+    from installer.platform.values import defaults
 
-    return build(kv_mount, databases=role_defaults("postgres")["medai_postgres_databases"],
-                 keycloak=role_defaults("keycloak"), harbor=role_defaults("harbor"),
-                 inference=role_defaults("inference"))
+    return build(kv_mount, databases=defaults("postgres")["medai_postgres_databases"],
+                 keycloak=defaults("keycloak"), harbor=defaults("harbor"), inference=defaults("inference"))
 
 
 # ------------------------------------------------------------------------------------------------ generation

@@ -99,7 +99,7 @@ def platform_secrets_into_vault(inv, sink, kube, held: HeldSecrets | None = None
 
 def vault_after_release(inv, kube, record, echo: Callable[[str], None], ask_share=None,
                         held: HeldSecrets | None = None, bootstrap: Callable[[], bool] = lambda: True):
-    """The platform step's hook for release vault (installer.deploy.platform.ApplyOptions.after)."""
+    """The platform step's hook for release vault (installer.platform.apply.ApplyOptions.after)."""
     def hook(release) -> None:
         from installer.deploy.vault.kv_sink import VaultKvSink
         from installer.deploy.vault.portforward import pod_names

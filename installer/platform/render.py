@@ -17,7 +17,8 @@ from installer.bundle.manifest import BundleManifest, Chart, load_manifest
 from installer.core.atomic import atomic_write_text
 from installer.core.errors import BundleError
 from installer.core.hashing import sha256_file
-from installer.deploy.site_values import PLATFORM_ORDER, chart_enabled, release_values, site_objects
+from installer.platform.order import ordered
+from installer.platform.values import chart_enabled, release_values, role_vars, site_objects
 from installer.render.gate import ImagePlan, bundle_image_digests, check_bundle_images, plan_images
 from installer.render.helm import k3s_kube_version, render_chart
 from installer.render.validate import crd_schemas, schema_version, validate_release
@@ -52,9 +53,8 @@ class SiteRender:
 
 
 def apply_order(charts: list[Chart]) -> list[Chart]:
-    """Cilium, MetalLB, Longhorn first (in that order), then the other charts as the manifest lists them."""
-    rank = {n: i for i, n in enumerate(PLATFORM_ORDER)}
-    return sorted(charts, key=lambda c: (rank.get(c.name, len(rank)), charts.index(c)))
+    """The manifest's charts in the one order (installer.platform.order), by release name."""
+    return ordered(charts, lambda c: c.releaseName or c.name)
 
 
 def bundle_manifest(layout: BundleLayout) -> BundleManifest:
@@ -81,8 +81,6 @@ def harbor_prefixes(manifest: BundleManifest, inv) -> tuple[str, ...]:
     """The site Harbor's platform project, when the bundle installs Harbor (roles/harbor: Trivy's databases)."""
     if not any(c.name == "harbor" for c in manifest.spec.charts):
         return ()
-    from installer.deploy.site_values import role_vars
-
     host = role_vars("harbor", inv).get("medai_harbor_hostname")
     return (f"{host}/platform/",) if host else ()
 
@@ -100,8 +98,9 @@ def render_site(inv, bundle: str | Path, check_images: bool = True) -> SiteRende
         values = release_values(c, inv, index)
         archive = chart_archive(layout, c, index)
         objects = render_chart(c.name, c.version, archive, values, c.namespace, kube, c.releaseName)
-        releases.append(Release(c.releaseName or c.name, c, archive, c.namespace, values, objects,
-                                site_objects(c.name, inv, c.namespace, index)))
+        name = c.releaseName or c.name
+        releases.append(Release(name, c, archive, c.namespace, values, objects,
+                                site_objects(c.name, name, inv, c.namespace, index)))
     crds = crd_schemas(o for r in releases for o in r.objects)
     version = kube or DEFAULT_KUBE_VERSION
     counts = {r.name: validate_release(r.name, r.objects + r.site_objects, version, crds) for r in releases}

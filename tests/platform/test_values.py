@@ -6,7 +6,8 @@ import yaml
 
 from installer.core.errors import InventoryError
 from installer.deploy.inventory import load_inventory
-from installer.deploy.site_values import release_values, role_vars, site_objects, site_values
+from installer.platform.components import BY_NAME
+from installer.platform.values import release_values, role_vars, site_objects, site_values
 from tests.support.fixture_charts import ROOT
 
 EXAMPLE = ROOT / "inventories" / "example" / "site.yml"
@@ -77,14 +78,14 @@ def test_bundle_values_are_kept_and_site_values_win(tmp_path):
 
 def test_metallb_pool_objects(tmp_path):
     inv = _single(tmp_path)
-    pool, adv = site_objects("metallb", inv, "metallb-system")[:2]
+    pool, adv = site_objects("metallb", "metallb", inv, "metallb-system")[:2]
     assert pool["spec"] == {"addresses": ["10.9.0.200/29"]} and adv["spec"] == {"ipAddressPools": ["medai-site"]}
 
 
 def test_platform_namespaces_get_default_deny_and_explicit_allows(tmp_path):
     from installer.render.validate import validate_object
     inv = _inv(tmp_path)
-    objs = site_objects("longhorn", inv, "longhorn-system")
+    objs = site_objects("longhorn", "longhorn", inv, "longhorn-system")
     by_name = {o["metadata"]["name"]: o for o in objs}
     assert set(by_name) == {"medai-default-deny", "medai-allow-dns", "medai-allow-apiserver",
                             "medai-allow-same-namespace", "medai-allow-from-nodes"}
@@ -98,24 +99,23 @@ def test_platform_namespaces_get_default_deny_and_explicit_allows(tmp_path):
     assert len(nodes["from"]) == 6  # five nodes and the VIP
     for o in objs:
         assert validate_object("longhorn", o, "1.34.2", {}) == "core"
-    metallb = {o["metadata"]["name"] for o in site_objects("metallb", inv, "metallb-system") if o["kind"] == "NetworkPolicy"}
+    metallb = {o["metadata"]["name"] for o in site_objects("metallb", "metallb", inv, "metallb-system") if o["kind"] == "NetworkPolicy"}
     assert "medai-default-deny" in metallb and "medai-allow-from-nodes" in metallb
-    assert site_objects("cilium", inv, "kube-system") == []  # kube-system: see installer/render/policies.py
+    assert site_objects("cilium", "cilium", inv, "kube-system") == []  # kube-system: see installer/render/policies.py
 
 
-@pytest.mark.parametrize("role", ["cilium", "metallb", "longhorn", "egress"])
-def test_every_platform_role_default_is_documented(role):
-    base = ROOT / "roles" / role
-    defaults = yaml.safe_load((base / "defaults" / "main.yml").read_text())
-    spec = yaml.safe_load((base / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
-    assert set(defaults) <= set(spec), set(defaults) - set(spec)
-    assert all(o.get("description") and n.startswith(f"medai_{role}_") or n == "medai_metallb_pool"
-               for n, o in spec.items())
+@pytest.mark.parametrize("component", sorted(BY_NAME))
+def test_every_component_variable_is_documented_and_prefixed(component):
+    doc = (ROOT / "docs" / "platform.md").read_text()
+    names = BY_NAME[component].DEFAULTS
+    assert all(n.startswith(f"medai_{component}_") for n in names)
+    generic = "`medai_<component>_release_timeout`" in doc and f"{component} " in doc.split("_release_timeout`", 1)[1]
+    assert [n for n in names if f"`{n}`" not in doc and not (n.endswith("_release_timeout") and generic)] == []
 
 
 def test_render_takes_vaults_computed_values_from_its_own_client_code(tmp_path):
     """`medai render` and the vault role agree: 3 Raft replicas on the 5-node example, 1 on a 2-node site."""
-    from installer.deploy.vault.values import site_values as vault_values
+    from installer.platform.vault_values import site_values as vault_values
 
     big, small = _inv(tmp_path), _single(tmp_path)
     assert site_values("vault", big) == vault_values(big)

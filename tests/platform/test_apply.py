@@ -1,4 +1,4 @@
-"""The platform apply's decisions, from recorded Helm and Kubernetes API responses (tests/deploy/fixtures/platform).
+"""The platform apply's decisions, from recorded Helm and Kubernetes API responses (tests/platform/fixtures).
 
 Not executed here: a real `helm upgrade --install` against K3s (no K3s can run on this machine). That path runs in
 tests/deploy/test_e2e_k3s.py when MEDAI_E2E_K3S is set. These tests replay recorded responses through the same
@@ -13,11 +13,11 @@ import pytest
 
 from installer.bundle.manifest import Chart
 from installer.core.errors import InstallError
-from installer.deploy.platform import ApplyOptions, HelmError, apply_platform, decide, failure_line
-from installer.deploy.site_render import Release, SiteRender, apply_order
+from installer.platform.apply import ApplyOptions, HelmError, apply_platform, decide, failure_line
+from installer.platform.render import Release, SiteRender, apply_order
 from installer.render.gate import ImagePlan
 
-FIX = Path(__file__).parent / "fixtures" / "platform"
+FIX = Path(__file__).parent / "fixtures"
 
 
 def _load(name):
@@ -96,10 +96,13 @@ class Replay:
     def values(self, release, namespace):
         return self._values.get(release, {})
 
-    def upgrade_install(self, release, archive, values, namespace, timeout_s):
-        self.calls.append(("upgrade", release, timeout_s))
+    def upgrade_install(self, release, archive, values, namespace, timeout_s, wait=True):
+        self.calls.append(("upgrade", release, timeout_s) + (() if wait else ("no-wait",)))
         if release in self._fail:
             raise HelmError("Error: UPGRADE FAILED: context deadline exceeded")
+
+    def history(self, release, namespace):
+        return []
 
     def pods(self, namespace):
         return self._pods
@@ -131,7 +134,7 @@ def test_order_idempotence_and_site_objects_after_their_release():
     assert [o.action for o in out] == ["unchanged", "upgrade", "install", "install"]
     assert r.calls == [("list", "cilium"), ("list", "metallb"), ("upgrade", "metallb", 300),
                        ("apply", "IPAddressPool", "medai-site"),
-                       ("list", "longhorn"), ("upgrade", "longhorn", 900), ("list", "vault"), ("upgrade", "vault", 300)]
+                       ("list", "longhorn"), ("upgrade", "longhorn", 900), ("list", "vault"), ("upgrade", "vault", 300, "no-wait")]
 
 
 def test_a_failing_release_stops_the_apply_with_its_failure_line():
@@ -142,16 +145,11 @@ def test_a_failing_release_stops_the_apply_with_its_failure_line():
     assert ("list", "vault") not in r.calls  # nothing after the failed release
 
 
-class ReplayNoWait(Replay):
-    def upgrade_install(self, release, archive, values, namespace, timeout_s, wait=True):
-        self.calls.append(("upgrade", release, timeout_s) + (() if wait else ("no-wait",)))
-
-
 def test_vault_is_applied_without_wait_and_its_hook_runs_before_the_next_release():
-    r = ReplayNoWait(listed={}, values={})
+    r = Replay(listed={}, values={})
     site = _site(("cilium", "vault", "harbor"))
     seen = []
-    opts = ApplyOptions(default_timeout=60, no_wait=frozenset({"vault"}),
+    opts = ApplyOptions(default_timeout=60,
                         after={"vault": lambda rel: (seen.append(rel.name), r.calls.append(("hook", rel.name)))})
     apply_platform(site, r, r, opts)
     assert seen == ["vault"]
@@ -161,7 +159,7 @@ def test_vault_is_applied_without_wait_and_its_hook_runs_before_the_next_release
 
 
 def test_vault_hook_failure_stops_the_apply():
-    r = ReplayNoWait(listed={}, values={})
+    r = Replay(listed={}, values={})
 
     def boom(rel):
         raise InstallError("vault vault-0: still sealed")

@@ -1,6 +1,7 @@
-"""roles/postgres, roles/keycloak, roles/harbor rendered for real (ansible-playbook, render mode) and their
-charts rendered by Helm at the bundle's K3s version, then validated. NOT executed here: the in-cluster apply
-(helm install, Secrets from Vault, the keycloak-config-cli Job): that runs in the K3s e2e test."""
+"""The PostgreSQL, Keycloak and Harbor components (installer/platform/components) for a site: their objects and
+values as `medai render` produces them, the charts rendered by Helm at the bundle's K3s version with those values,
+then validated (core kinds strictly, CNPG resources against the CNPG chart's own CRDs). NOT executed here: the
+in-cluster apply (helm install, Secrets from Vault, the keycloak-config-cli Job): that runs in the K3s e2e test."""
 from __future__ import annotations
 
 import base64
@@ -11,10 +12,14 @@ import re
 import pytest
 import yaml
 
-from installer.deploy.keycloak.realm import render_master_admin, render_realm
-from installer.deploy.keycloak.settings import keycloak_site
-from tests.platform_idp.render import RoleFailed, helm_template, load_docs, run_role, validate_core, validate_cr
+from installer.core.errors import InventoryError
+from installer.deploy.idp_step import realm_job_objects
+from installer.deploy.inventory import load_inventory
+from installer.platform.components import keycloak, postgres
+from installer.platform.values import role_vars, site_values
+from tests.platform_idp.render import helm_template, validate_core, validate_cr
 from tests.platform_idp.site import SITE_VARS
+from tests.support.fixture_charts import ROOT
 
 PG_IMAGE = "ghcr.io/cloudnative-pg/postgresql:17.5@sha256:" + "ab" * 32
 DEFAULT_PASSWORDS = ("Harbor12345", "changeit", "not-a-secure-key")  # the charts' built-in defaults
@@ -47,20 +52,41 @@ def assert_no_inline_secrets(objs: list[dict]) -> None:
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    return tmp_path_factory.mktemp("idp-roles")
+    return tmp_path_factory.mktemp("idp-components")
+
+
+def site(work, name: str, **over):
+    """The example inventory (3 servers, 2 GPU agents) with the idp site settings and ``over`` in all.vars."""
+    doc = yaml.safe_load((ROOT / "inventories" / "example" / "site.yml").read_text())
+    doc["all"]["vars"].update(copy.deepcopy(SITE_VARS))
+    doc["all"]["vars"].update(over)
+    path = work / f"{name}.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return load_inventory(path)
+
+
+def values_file(work, name: str, values: dict):
+    path = work / f"{name}.values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def pg_objects(work, name: str, **over) -> dict[str, dict]:
+    """kind-name -> object, e.g. 'Cluster/keycloak-db'."""
+    objs = postgres.objects(role_vars("postgres", site(work, name, medai_postgres_image=PG_IMAGE, **over)))
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in objs}
 
 
 # ---------------- postgres ----------------
 
 @pytest.fixture(scope="module")
 def pg(work):
-    return run_role("postgres", {"medai_postgres_image": PG_IMAGE}, work / "pg")
+    return pg_objects(work, "pg")
 
 
 def test_postgres_clusters_validate_against_the_cnpg_crds(pg):
     for db in ("keycloak", "harbor"):
-        (cluster,) = load_docs(pg / f"cluster-{db}.yaml")
-        (backup,) = load_docs(pg / f"backup-{db}.yaml")
+        cluster, backup = pg[f"Cluster/{db}-db"], pg[f"ScheduledBackup/{db}-db-daily"]
         validate_cr(cluster)
         validate_cr(backup)
         spec = cluster["spec"]
@@ -70,35 +96,38 @@ def test_postgres_clusters_validate_against_the_cnpg_crds(pg):
         assert spec["bootstrap"]["initdb"]["secret"] == {"name": f"{db}-db-credentials"}
         assert spec["backup"]["volumeSnapshot"]["className"] == "longhorn"
         assert backup["spec"]["method"] == "volumeSnapshot" and backup["spec"]["cluster"]["name"] == f"{db}-db"
-    assert load_docs(pg / "cluster-harbor.yaml")[0]["spec"]["bootstrap"]["initdb"]["database"] == "registry"
+    assert pg["Cluster/harbor-db"]["spec"]["bootstrap"]["initdb"]["database"] == "registry"
+    assert [o["metadata"]["name"] for o in pg.values() if o["kind"] == "Namespace"] == ["keycloak", "harbor"]
 
 
 def test_postgres_object_store_backups_validate(work):
-    out = run_role("postgres", {"medai_postgres_image": PG_IMAGE, "medai_postgres_backup_method": "barmanObjectStore",
-                                "medai_postgres_backup_object_store": {"destinationPath": "s3://pg-backups",
-                                 "endpointURL": "https://minio.radiology.internal", "credentialsSecret": "pg-backup-s3",
-                                 "caSecret": "site-ca"}}, work / "pg-s3")
-    (cluster,) = load_docs(out / "cluster-keycloak.yaml")
+    out = pg_objects(work, "pg-s3", medai_postgres_backup_method="barmanObjectStore",
+                     medai_postgres_backup_object_store={"destinationPath": "s3://pg-backups",
+                                                         "endpointURL": "https://minio.radiology.internal",
+                                                         "credentialsSecret": "pg-backup-s3", "caSecret": "site-ca"})
+    cluster = out["Cluster/keycloak-db"]
     validate_cr(cluster)
     store = cluster["spec"]["backup"]["barmanObjectStore"]
     assert store["destinationPath"] == "s3://pg-backups/keycloak"
     assert store["s3Credentials"]["secretAccessKey"] == {"name": "pg-backup-s3", "key": "ACCESS_SECRET_KEY"}
-    validate_cr(load_docs(out / "backup-keycloak.yaml")[0])
+    assert store["endpointCA"] == {"name": "site-ca", "key": "ca.crt"}
+    validate_cr(out["ScheduledBackup/keycloak-db-daily"])
 
 
 @pytest.mark.parametrize("image", ["ghcr.io/cloudnative-pg/postgresql:17.5", "docker.io/bitnami/postgresql:17"])
 def test_postgres_refuses_an_image_not_pinned_by_digest(work, image):
-    with pytest.raises(RoleFailed, match="must be pinned by digest"):
-        run_role("postgres", {"medai_postgres_image": image}, work / "pg-bad")
+    with pytest.raises(InventoryError, match=r"all.vars.medai_postgres_image: .* must be pinned by digest"):
+        role_vars("postgres", site(work, "pg-bad", medai_postgres_image=image))
 
 
 def test_postgres_single_node_gets_one_instance(work):
-    out = run_role("postgres", {"medai_postgres_image": PG_IMAGE, "medai_postgres_instances": 1}, work / "pg-1")
-    assert load_docs(out / "cluster-keycloak.yaml")[0]["spec"]["instances"] == 1
+    assert pg_objects(work, "pg-1", medai_postgres_instances=1)["Cluster/keycloak-db"]["spec"]["instances"] == 1
 
 
-def test_cnpg_operator_chart_renders_valid_objects(pg):
-    objs = helm_template("cloudnative-pg-0.28.3.tgz", "cnpg", "cnpg-system", pg / "operator-values.yaml")
+def test_cnpg_operator_chart_renders_valid_objects(work):
+    inv = site(work, "cnpg")
+    objs = helm_template("cloudnative-pg-0.28.3.tgz", "cnpg", "cnpg-system",
+                         values_file(work, "cnpg", site_values("cloudnative-pg", inv)))
     kinds = {o["kind"] for o in objs}
     assert {"Deployment", "CustomResourceDefinition", "MutatingWebhookConfiguration"} <= kinds
     for o in objs:
@@ -108,19 +137,20 @@ def test_cnpg_operator_chart_renders_valid_objects(pg):
 
 # ---------------- keycloak ----------------
 
-def _kc_vars(**over):
-    site = keycloak_site(copy.deepcopy(SITE_VARS))
-    docs = {"medical-ai.yaml": yaml.safe_dump(render_realm(site), sort_keys=False),
-            "master.yaml": yaml.safe_dump(render_master_admin(), sort_keys=False)}
-    return {"medai_keycloak_hostname": "keycloak.radiology.internal", "medai_keycloak_lb_address": "10.20.0.200",
-            "medai_keycloak_realm_documents": docs, **over}
+INDEX = {"artifacts": [{"kind": "image", "ref": "docker.io/adorsys/keycloak-config-cli:6.5.1-26.0.5",
+                        "digest": "sha256:" + "cd" * 32}]}
+
+
+def _kc(work, name, **over):
+    inv = site(work, name, medai_keycloak_lb_address="10.20.0.200", **over)
+    objs = helm_template("keycloakx-7.0.1.tgz", "keycloakx", "keycloak",
+                         values_file(work, name, site_values("keycloakx", inv)))
+    return inv, objs
 
 
 @pytest.fixture(scope="module")
 def kc(work):
-    out = run_role("keycloak", _kc_vars(), work / "kc")
-    objs = helm_template("keycloakx-7.0.1.tgz", "keycloak", "keycloak", out / "values.yaml")
-    return out, objs
+    return _kc(work, "kc")
 
 
 def _env(container):
@@ -146,18 +176,21 @@ def test_keycloak_runs_in_production_mode_on_the_cnpg_database(kc):
 
 
 def test_keycloak_lb_service_and_config_job_validate(kc):
-    out, _ = kc
-    (svc,) = load_docs(out / "lb-service.yaml")
+    inv, objs = kc
+    svc = keycloak.lb_service(role_vars("keycloak", inv), "keycloakx", "keycloak")
     validate_core(svc)
+    http = next(o for o in objs if o["kind"] == "Service" and o["metadata"]["name"].endswith("-http"))
+    assert svc["spec"]["selector"].items() <= http["spec"]["selector"].items()  # the chart's own pods
     assert svc["spec"]["type"] == "LoadBalancer" and [p["port"] for p in svc["spec"]["ports"]] == [443]
     assert svc["metadata"]["annotations"]["metallb.io/loadBalancerIPs"] == "10.20.0.200"
-    cm, job = load_docs(out / "config-cli-job.yaml")
+    cm, job = realm_job_objects(inv, INDEX, True)
     validate_core(cm)
     validate_core(job)
     realm = yaml.safe_load(cm["data"]["medical-ai.yaml"])
     assert realm["realm"] == "medical-ai" and all("CONFIGURE_TOTP" in u["requiredActions"] for u in realm["users"])
     c = job["spec"]["template"]["spec"]["containers"][0]
     env = _env(c)
+    assert env["KEYCLOAK_URL"]["value"] == f"https://{http['metadata']['name']}.keycloak.svc:8443/"  # the chart's Service
     assert env["IMPORT_VARSUBSTITUTION_ENABLED"]["value"] == "true"
     assert env["KEYCLOAK_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "keycloak-bootstrap-admin"
     assert c["envFrom"] == [{"secretRef": {"name": "keycloak-config-cli-env"}}]
@@ -165,11 +198,10 @@ def test_keycloak_lb_service_and_config_job_validate(kc):
 
 
 def test_keycloak_after_bootstrap_drops_the_temporary_admin(work):
-    out = run_role("keycloak", _kc_vars(medai_keycloak_bootstrap=False), work / "kc-2")
-    objs = helm_template("keycloakx-7.0.1.tgz", "keycloak", "keycloak", out / "values.yaml")
+    inv, objs = _kc(work, "kc-2", medai_keycloak_bootstrap=False)
     (sts,) = [o for o in objs if o["kind"] == "StatefulSet"]
     assert "KC_BOOTSTRAP_ADMIN_PASSWORD" not in _env(sts["spec"]["template"]["spec"]["containers"][0])
-    job = load_docs(out / "config-cli-job.yaml")[1]
+    job = realm_job_objects(inv, INDEX, False)[1]
     assert _env(job["spec"]["template"]["spec"]["containers"][0])["KEYCLOAK_USER"]["valueFrom"]["secretKeyRef"]["name"] \
         == "keycloak-permanent-admin"
 
@@ -178,9 +210,8 @@ def test_keycloak_after_bootstrap_drops_the_temporary_admin(work):
 
 @pytest.fixture(scope="module")
 def harbor(work):
-    out = run_role("harbor", {"medai_harbor_hostname": "harbor.radiology.internal",
-                              "medai_harbor_lb_address": "10.20.0.201"}, work / "harbor")
-    return helm_template("harbor-1.17.0.tgz", "harbor", "harbor", out / "values.yaml")
+    inv = site(work, "harbor", medai_harbor_hostname="harbor.radiology.internal", medai_harbor_lb_address="10.20.0.201")
+    return helm_template("harbor-1.17.0.tgz", "harbor", "harbor", values_file(work, "harbor", site_values("harbor", inv)))
 
 
 def test_harbor_renders_valid_objects_with_secrets_only_by_reference(harbor):

@@ -13,14 +13,13 @@ import jinja2
 import yaml
 
 from installer.core.errors import InventoryError
+from installer.core.resources import ANSIBLE_DIR
 
 ROLE = "vault"
 
 
 def _role_dir():
-    from installer.deploy.runner import ROLES
-
-    return ROLES / ROLE
+    return ANSIBLE_DIR / "roles" / ROLE
 
 
 def role_defaults() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Platform releases during an upgrade: their order, and what to do after each `helm upgrade`.
+"""What Helm's release history says to do: after a failed upgrade, and for a rollback to a bundle's version.
 
 Helm 3.18's `helm upgrade --atomic` rolls a failed upgrade back itself; when it cannot (the process was killed,
 the rollback failed, a release is stuck in pending-*), the decision below is taken from `helm history -o json`.
@@ -7,15 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Dependency order: the CNI and load balancer first, storage next, then what stores in it, then its users.
-RELEASE_ORDER = ["cilium", "metallb", "longhorn", "vault", "keycloak", "harbor", "gpu-operator", "vllm"]
 GOOD = ("deployed", "superseded")
 STUCK = ("pending-install", "pending-upgrade", "pending-rollback")
-
-
-def release_order(names: list[str]) -> list[str]:
-    known = [n for n in RELEASE_ORDER if n in names]
-    return known + sorted(n for n in names if n not in RELEASE_ORDER)
 
 
 @dataclass

@@ -1,0 +1,27 @@
+"""Cilium: kube-proxy replacement on the API address K3s serves, Pod CIDRs from K3s."""
+from __future__ import annotations
+
+NAME = "cilium"
+DEFAULTS = {
+    "medai_cilium_kube_proxy_replacement": True,  # K3s runs with kube-proxy disabled
+    "medai_cilium_k8s_service_host": None,  # None: medai_api_vip, else the first server's address
+    "medai_cilium_k8s_service_port": 6443,
+    "medai_cilium_operator_replicas": None,  # None: min(2, servers)
+    "medai_cilium_hubble_relay": True,
+    "medai_cilium_release_timeout": 600,
+}
+
+
+def values(v: dict) -> dict:
+    return {
+        "kubeProxyReplacement": v["medai_cilium_kube_proxy_replacement"],
+        "k8sServiceHost": v["medai_cilium_k8s_service_host"],
+        "k8sServicePort": v["medai_cilium_k8s_service_port"],
+        # Pod CIDRs are the ones K3s allocates per node from its cluster-cidr: Cilium and K3s cannot disagree.
+        "ipam": {"mode": "kubernetes"},
+        "k8s": {"requireIPv4PodCIDR": True},
+        "operator": {"replicas": v["medai_cilium_operator_replicas"]},
+        "hubble": {"enabled": True, "relay": {"enabled": v["medai_cilium_hubble_relay"]}},
+        # NetworkPolicy ipBlocks may select node addresses (the API server, kubelets): the platform policies need it.
+        "policyCIDRMatchMode": ["nodes"],
+    }

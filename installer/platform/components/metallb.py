@@ -1,0 +1,31 @@
+"""MetalLB: layer-2 announcements of the site's address pool (medai_metallb_pool, required by the inventory)."""
+from __future__ import annotations
+
+NAME = "metallb"
+DEFAULTS = {
+    "medai_metallb_l2_only": True,  # false: the chart's FRR speaker for BGP
+    "medai_metallb_pool_name": "medai-site",
+    "medai_metallb_release_timeout": 300,
+}
+
+
+def values(v: dict) -> dict:
+    frr = not v["medai_metallb_l2_only"]
+    return {"speaker": {"frr": {"enabled": frr}}, "frrk8s": {"enabled": frr}}
+
+
+def pool_range(text: str) -> str:
+    """MetalLB accepts CIDRs and FIRST-LAST ranges; written without spaces."""
+    return "-".join(p.strip() for p in text.split("-")) if "-" in text else text.strip()
+
+
+def objects(v: dict, pool: str, namespace: str) -> list[dict]:
+    """The address pool and its L2 advertisement: applied once the release's CRDs exist."""
+    name = v["medai_metallb_pool_name"]
+    meta = {"namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "medai"}}
+    return [
+        {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+         "metadata": {"name": name, **meta}, "spec": {"addresses": [pool_range(pool)]}},
+        {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+         "metadata": {"name": name, **meta}, "spec": {"ipAddressPools": [name]}},
+    ]
