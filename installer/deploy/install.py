@@ -25,6 +25,7 @@ from installer.deploy.preinstall import bundle_path, verify_and_copy
 from installer.deploy.runner import Summary, run_playbook
 from installer.deploy.state import RunRecord, cluster_token, kubeconfig_path, new_run, write_private
 from installer.deploy.working_copy import NOT_CHECKED_BANNER
+from installer.platform.values import role_vars
 
 
 def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: Console, skip_signature: bool = False,
@@ -68,6 +69,8 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
         **plan.extravars(),
         "medai_bundle_dir": str(vb.root),  # the checked private copy, never the stick
         "medai_kubeconfig_fetch_dest": str(fetched),
+        # where roles/vault creates the first vault-tls Secret (installer/platform/components/vault.py)
+        **{k: v for k, v in role_vars("vault", inv).items() if k in ("medai_vault_namespace", "medai_vault_tls_secret")},
     }
     # the egress ledger stays on through the platform's Helm releases; its report runs after them
     later = bool(site is not None and site.releases and platform_tagged(tags) and plan.k3s_present and not check)

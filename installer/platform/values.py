@@ -1,11 +1,11 @@
 """The site's values and objects for each platform release: a component's DEFAULTS (installer/platform/components),
 the inventory's all.vars over them, the computed ones filled in, turned into chart values merged over the bundle
-manifest's, and into the objects medai applies after the release. Vault's come from its own module
-(installer/platform/vault_values.py: roles/vault also reads them on the nodes).
+manifest's, and into the objects medai applies after the release.
 
 Computed when left null:
   medai_cilium_k8s_service_host   medai_api_vip, else the first server's address
   medai_cilium_operator_replicas  min(2, number of servers)
+  medai_vault_replicas            3 with >= 3 nodes, else 1 (an odd number no larger than the nodes)
   medai_longhorn_replicas         min(3, storage nodes); storage nodes are all hosts but those with the host var
                                   medai_longhorn_storage: false; more than that is refused
   medai_postgres_instances        min(3, number of hosts)
@@ -19,7 +19,6 @@ import copy
 from typing import Any
 
 from installer.core.errors import InventoryError
-from installer.platform import vault_values
 from installer.platform.components import BY_CHART, BY_NAME, harbor, keycloak, longhorn, metallb, postgres
 
 # Left out of a site with no host in group gpu (docs/inference.md: why no CPU fallback).
@@ -49,8 +48,6 @@ def index_image(index: dict | None, repository: str) -> str | None:
 
 def defaults(component: str) -> dict[str, Any]:
     """A component's variables as they are without a site (a copy)."""
-    if component == vault_values.ROLE:
-        return vault_values.role_defaults()
     return copy.deepcopy(BY_NAME[component].DEFAULTS)
 
 
@@ -62,8 +59,6 @@ def _positive(inv, out: dict, var: str) -> None:
 def role_vars(component: str, inv, index: dict | None = None) -> dict[str, Any]:
     """The component's variables for this site: defaults, the inventory's all.vars over them, null ones computed.
     index: the verified bundle index, for what only it knows (image digests, model weight lists)."""
-    if component == vault_values.ROLE:  # replicas by node count, the Transit seal
-        return vault_values.role_vars(inv)
     site = inv.site.model_dump()
     out = {k: copy.deepcopy(site.get(k, v)) for k, v in defaults(component).items()}
     extra = f"medai_{component}_extra_values"
@@ -80,6 +75,8 @@ def role_vars(component: str, inv, index: dict | None = None) -> dict[str, Any]:
             raise _bad(inv, "medai_cilium_kube_proxy_replacement", "must be true or false")
     elif component == "longhorn":
         _longhorn(inv, out)
+    elif component == "vault":
+        _vault(inv, out)
     elif component == "inference" and index is not None and inv.gpu:
         from installer.inference.plan import inference_extravars
 
@@ -121,10 +118,27 @@ def _longhorn(inv, out: dict) -> None:
                    f"{out['medai_longhorn_node_drain_policy']!r} is not one of {', '.join(longhorn.DRAIN_POLICIES)}")
 
 
+def _vault(inv, out: dict) -> None:
+    nodes = len(inv.servers) + len(inv.agents)
+    n = out["medai_vault_replicas"]
+    if n is None:
+        n = 3 if nodes >= 3 else 1
+    elif not isinstance(n, int) or isinstance(n, bool) or n < 1 or n % 2 == 0:
+        raise _bad(inv, "medai_vault_replicas", f"{n!r} must be 1 or an odd number (Raft quorum)")
+    elif n > nodes:
+        raise _bad(inv, "medai_vault_replicas", f"{n} replicas but only {nodes} node(s)")
+    out["medai_vault_replicas"] = n
+    transit = out["medai_vault_transit"]
+    if transit is not None:
+        if not isinstance(transit, dict):
+            raise _bad(inv, "medai_vault_transit", "must be a mapping (address, key_name, token_secret)")
+        for key in ("address", "key_name", "token_secret"):
+            if not transit.get(key):
+                raise _bad(inv, f"medai_vault_transit.{key}", "required for Transit auto-unseal")
+
+
 def site_values(chart: str, inv, index: dict | None = None) -> dict[str, Any]:
     """The values the site adds for one chart ({} for a chart medai adds nothing to)."""
-    if chart == vault_values.ROLE:
-        return vault_values.site_values(inv)
     module = BY_CHART.get(chart)
     if module is None:
         return {}
@@ -168,10 +182,9 @@ def site_objects(chart: str, release: str, inv, namespace: str, index: dict | No
 
 def release_timeouts(inv) -> dict[str, int]:
     """medai_<component>_release_timeout for each chart (defaults, the inventory over them)."""
-    names = {**{chart: m.NAME for chart, m in BY_CHART.items()}, vault_values.ROLE: vault_values.ROLE}
     out = {}
-    for chart, name in names.items():
-        v = role_vars(name, inv).get(f"medai_{name}_release_timeout")
+    for chart, module in BY_CHART.items():
+        v = role_vars(module.NAME, inv).get(f"medai_{module.NAME}_release_timeout")
         if v is not None:
             out[chart] = int(v)
     return out

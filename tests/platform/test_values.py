@@ -113,12 +113,9 @@ def test_every_component_variable_is_documented_and_prefixed(component):
     assert [n for n in names if f"`{n}`" not in doc and not (n.endswith("_release_timeout") and generic)] == []
 
 
-def test_render_takes_vaults_computed_values_from_its_own_client_code(tmp_path):
-    """`medai render` and the vault role agree: 3 Raft replicas on the 5-node example, 1 on a 2-node site."""
-    from installer.platform.vault_values import site_values as vault_values
-
+def test_vault_replicas_are_computed_from_the_node_count(tmp_path):
+    """3 Raft replicas on the 5-node example, 1 on a 2-node site."""
     big, small = _inv(tmp_path), _single(tmp_path)
-    assert site_values("vault", big) == vault_values(big)
     assert site_values("vault", big)["server"]["ha"]["replicas"] == 3
     assert site_values("vault", small)["server"]["ha"]["replicas"] == 1
 

@@ -1,4 +1,5 @@
-"""roles/vault's values rendered through HashiCorp's real vault-0.30.0 chart with helm at the bundled K3s version.
+"""The vault component's values (installer/platform/components/vault.py) rendered through HashiCorp's real
+vault-0.30.0 chart with helm at the bundled K3s version.
 
 What is not executed here: the in-cluster apply (no K3s on this machine); see test_e2e_vault_release below.
 """
@@ -14,7 +15,21 @@ import yaml
 
 from installer.core.errors import InventoryError
 from installer.deploy.inventory import load_inventory
-from installer.platform.vault_values import role_vars, server_names, site_values
+from installer.platform.components import vault
+from installer.platform.values import role_vars as component_vars
+from installer.platform.values import site_values as chart_values
+
+
+def role_vars(inv):
+    return component_vars("vault", inv)
+
+
+def site_values(inv):
+    return chart_values("vault", inv)
+
+
+def server_names(inv):
+    return vault.server_names(role_vars(inv))
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT.parent / "shared" / "fixtures" / "charts" / "vault-0.30.0.tgz"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from installer.core.resources import state_dir
 from installer.deploy.vault import pki
-from installer.platform.vault_values import server_names
+from installer.platform.components import vault
+from installer.platform.values import role_vars
 
 # The install's runner passes these as extra vars and scrubs them from artifacts (installer.deploy.state).
 SECRET_VARS = ("medai_vault_tls_key",)
@@ -20,6 +21,7 @@ def root_ca_dir(inv, override: Path | None = None) -> Path:
 
 def vault_tls_vars(inv, root_dir: Path | None = None) -> dict[str, str]:
     root = pki.root_ca(root_ca_dir(inv, root_dir), inv.cluster)
-    key_pem, chain = pki.issue_offline_pem(root, server_names(inv))
+    v = role_vars("vault", inv)
+    key_pem, chain = pki.issue_offline_pem(root, vault.server_names(v))
     return {"medai_vault_tls_cert": chain.decode(), "medai_vault_tls_key": key_pem.decode(),
             "medai_vault_tls_ca": root.cert_pem}

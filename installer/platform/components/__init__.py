@@ -5,10 +5,10 @@ release. Plain Python data: `medai render` shows exactly what these return, and 
 One module per component; a component lists its variables in DEFAULTS (documented in docs/platform.md), returns
 its chart values from ``values(v)`` and, where it has any, its objects from ``objects(v, release, namespace)``.
 """
-from installer.platform.components import cilium, harbor, inference, keycloak, longhorn, metallb, postgres
+from installer.platform.components import cilium, harbor, inference, keycloak, longhorn, metallb, postgres, vault
 
 # chart name -> the component module holding its site values
-BY_CHART = {"cilium": cilium, "metallb": metallb, "longhorn": longhorn, "cloudnative-pg": postgres,
+BY_CHART = {"cilium": cilium, "metallb": metallb, "longhorn": longhorn, "vault": vault, "cloudnative-pg": postgres,
             "keycloakx": keycloak, "harbor": harbor, "medai-inference": inference}
 # component (variable prefix medai_<name>_) -> module
 BY_NAME = {m.NAME: m for m in BY_CHART.values()}
