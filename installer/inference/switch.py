@@ -5,7 +5,8 @@ and one Service whose selector names the active version. ``switch_service`` wait
 Deployment has rolled out completely (observedGeneration current, every replica updated, ready and available)
 and only then patches the Service selector; the old Deployment keeps serving until that moment, so clients see
 no gap. The decision (``rollout_ready``) is a pure function of the Deployment object, unit-tested from recorded
-API responses; the client is the ``kubernetes`` package (not executed against K3s here).
+API responses. `medai install` and `medai upgrade` run it as the medai-inference release's hook
+(installer/deploy/platform_step.py), through the platform's Kubernetes adapter (not executed against K3s here).
 """
 from __future__ import annotations
 
@@ -64,27 +65,6 @@ class Api(Protocol):
     def read_deployment(self, name: str, namespace: str) -> Any: ...
     def read_service(self, name: str, namespace: str) -> Any: ...
     def patch_service_selector(self, name: str, namespace: str, selector: dict[str, str]) -> Any: ...
-
-
-class KubernetesApi:
-    """The real client (kubernetes package); a kubeconfig path, as medai writes one per cluster."""
-
-    def __init__(self, kubeconfig: str):
-        from kubernetes import client, config
-
-        api_client = config.new_client_from_config(config_file=kubeconfig)
-        self._json = api_client.sanitize_for_serialization  # the API's own camelCase JSON, as recorded in tests
-        self._apps = client.AppsV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
-
-    def read_deployment(self, name: str, namespace: str) -> Any:
-        return self._json(self._apps.read_namespaced_deployment(name, namespace))
-
-    def read_service(self, name: str, namespace: str) -> Any:
-        return self._json(self._core.read_namespaced_service(name, namespace))
-
-    def patch_service_selector(self, name: str, namespace: str, selector: dict[str, str]) -> Any:
-        return self._core.patch_namespaced_service(name, namespace, {"spec": {"selector": selector}})
 
 
 def switch_service(api: Api, *, release: str, namespace: str, version: str, timeout_s: float = 1800,

@@ -48,6 +48,7 @@ class Cluster:
 
     def __init__(self):
         self.releases: dict[tuple[str, str], list[dict]] = {}  # (release, namespace) -> history, oldest first
+        self.objects: dict[tuple[str, str, str], dict] = {}  # (kind, namespace, name) -> object the API returns
         self.calls: list[tuple] = []
 
     # --- helm
@@ -101,10 +102,13 @@ class Cluster:
         return []
 
     def apply(self, obj):
-        self.calls.append(("apply", obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]))
+        key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        self.calls.append(("apply", *key))
+        if obj["kind"] == "Service" and key in self.objects:  # a selector patch, as server-side apply merges it
+            self.objects[key]["spec"]["selector"] = dict(obj["spec"]["selector"])
 
     def get(self, api_version, kind, name, namespace):
-        return None
+        return copy.deepcopy(self.objects.get((kind, namespace, name)))
 
     def delete(self, api_version, kind, name, namespace):
         self.calls.append(("delete", kind, namespace, name))
@@ -282,3 +286,41 @@ def test_the_order_puts_every_release_after_what_it_needs():
     for i, name in enumerate(ORDER):
         for need in NEEDS[name]:
             assert need in ORDER[:i], f"{name} needs {need}, which comes after it"
+
+
+def test_a_new_model_version_is_served_only_once_its_pods_are_ready(cluster, tmp_path):
+    """The one model switch (installer.inference.switch) as the medai-inference release's hook: the new version's
+    Deployment is started beside the old one while the Service keeps the old version, the Service is switched once
+    the new pods are Ready, then the rendered values are applied so Helm's record is the render."""
+    import subprocess
+
+    from installer.bundle.manifest import Chart
+    from installer.inference.switch import VERSION_LABEL
+    from installer.platform.apply import ApplyOptions, apply_platform
+    from installer.platform.render import Release, SiteRender
+    from installer.render.gate import ImagePlan
+
+    subprocess.run([str(ROOT / ".tools/bin/helm"), "package", str(ROOT / "charts/medai-inference"), "-d", str(tmp_path)],
+                   check=True, capture_output=True)
+    archive = next(tmp_path.glob("medai-inference-*.tgz"))
+    version = archive.name.removeprefix("medai-inference-").removesuffix(".tgz")
+    ns, name = "medai-inference", "medai-inference"
+    v1 = {"models": [{"version": "v1"}], "activeVersion": "v1"}
+    rendered = {"models": [{"version": "v1"}, {"version": "v2"}], "activeVersion": "v2"}
+    cluster.releases[(name, ns)] = [{"revision": 1, "status": "deployed", "chart": f"medai-inference-{version}",
+                                     "values": v1, "description": "Install complete"}]
+    cluster.objects[("Service", ns, name)] = {"metadata": {"name": name}, "spec": {"selector": {VERSION_LABEL: "v1"}}}
+    cluster.objects[("Deployment", ns, f"{name}-v2")] = {
+        "metadata": {"name": f"{name}-v2", "generation": 1}, "spec": {"replicas": 1},
+        "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
+                   "availableReplicas": 1}}
+    chart = Chart(name="medai-inference", version=version, repo="oci://local", namespace=ns)
+    site = SiteRender([Release(name, chart, archive, ns, rendered, [], [])], ImagePlan(), None, None, {})
+    opts = ApplyOptions()
+    platform_step.wire_model_switch(opts, site, cluster, cluster)
+    apply_platform(site, cluster, cluster, opts)
+    steps = [(c[0], c[4]["activeVersion"]) if c[0] == "upgrade_install" else c[:2] for c in cluster.calls
+             if c[0] in ("upgrade_install", "apply")]
+    assert steps == [("upgrade_install", "v1"), ("apply", "Service"), ("upgrade_install", "v2")]
+    assert cluster.objects[("Service", ns, name)]["spec"]["selector"][VERSION_LABEL] == "v2"
+    assert cluster.releases[(name, ns)][-1]["values"] == rendered  # Helm's record is the render
