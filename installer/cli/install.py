@@ -40,7 +40,7 @@ def reset(
     limit: Optional[str] = typer.Option(None, "--limit", help="only these hosts (Ansible pattern)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
-    """Remove K3s and everything medai placed on the hosts (playbooks/reset.yml)."""
+    """Uninstall the platform releases (reverse order), then remove K3s and everything medai placed on the hosts."""
     from installer.deploy.install import reset as run_reset
 
     run_reset(load_or_exit(inventory), console=console, limit=limit, confirm=None if yes else _confirm)

@@ -14,7 +14,8 @@ def upgrade(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="site inventory"),
     bundle: Path = typer.Option(..., "--bundle", "-b", help="the new bundle: a directory, or the mount point of exported media"),
     key: Path = typer.Option(..., "--key", help="site public key (bundle, media manifest)"),
-    current: Optional[Path] = typer.Option(None, "--current", help="the installed bundle (default: medai_bundle_dir)"),
+    current: Optional[Path] = typer.Option(
+        None, "--current", help="the installed bundle (default: the run record's verified copy, else medai_bundle_dir)"),
     plan: bool = typer.Option(False, "--plan", help="print the change list, the node order and every preflight finding; change nothing"),
     resume: bool = typer.Option(False, "--resume", help="continue the newest interrupted upgrade at its first step not done"),
     batch: int = typer.Option(1, "--batch", help="agents upgraded at a time (servers: always one)"),
