@@ -338,11 +338,15 @@ def _check_sigstore(layout: BundleLayout, identity: str, issuer: str, trusted_ro
     return out
 
 
-def default_report_dir() -> Path:
-    """Reports go outside the bundle (the stick may be read-only, and is hostile): the state directory."""
-    from installer.core.resources import state_dir
+def default_report_dir(bundle: Path | None = None) -> Path:
+    """Reports go outside the bundle (the stick may be read-only, and is hostile): the state directory, which
+    must not be on the bundle's filesystem either (installer.core.resources.check_state_dir)."""
+    from installer.core.resources import check_state_dir, state_dir
 
-    return state_dir() / "reports"
+    home = state_dir()
+    if bundle is not None:
+        check_state_dir(home, bundle)
+    return home / "reports"
 
 
 def create_new_file(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -365,11 +369,11 @@ def _write_report(layout: BundleLayout, res: BundleVerification, target: Path | 
     report_bytes = (json.dumps(res.to_report(), indent=2, sort_keys=False) + "\n").encode()
     summary_bytes = res.summary().encode()
     explicit = target is not None and target.suffix == ".json"
-    folder = target.parent if explicit else (target or default_report_dir())
+    folder = target.parent if explicit else (target or default_report_dir(layout.root))
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if folder.resolve().is_relative_to(layout.root):
+        if folder.resolve().is_relative_to(layout.root.resolve()):  # checked before anything is created there
             raise BundleError(f"{safe_text(folder)}: inside the bundle; reports are written outside it (use --report DIR)")
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         n = 1
         while True:
             json_path = target if explicit else folder / (f"verify-{stamp}.json" if n == 1 else f"verify-{stamp}-{n}.json")

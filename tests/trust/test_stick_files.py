@@ -121,7 +121,7 @@ def test_files_the_index_does_not_list_are_removed_from_the_working_copy(signed,
     assert on_disk == {"files/a.txt", "tools/ansible/playbooks/site.yml", "index.json", "index.json.sig"}
 
 
-def test_state_directory_on_the_bundles_filesystem_or_not_ours_is_refused(signed, tmp_path):
+def test_state_directory_on_the_bundles_filesystem_or_not_ours_is_refused(signed, tmp_path, monkeypatch):
     root, pub = signed
     shm = Path("/dev/shm")
     if not shm.is_dir() or shm.stat().st_dev in {Path("/").stat().st_dev, Path("/var/lib").stat().st_dev}:
@@ -133,6 +133,11 @@ def test_state_directory_on_the_bundles_filesystem_or_not_ours_is_refused(signed
             verified_working_copy(stick / "bundle", pub, False, stick / "state")
         with pytest.raises(StateError, match="is inside the bundle"):
             verified_working_copy(stick / "bundle", pub, False, stick / "bundle" / ".medai")
+        # bundle verify's default report directory is the state directory: the same check
+        monkeypatch.setenv("MEDAI_HOME", str(stick / "state"))
+        with pytest.raises(StateError, match="the state directory is on the bundle's filesystem"):
+            verify_bundle(stick / "bundle", pub)
+        assert not (stick / "state").exists()
     finally:
         shutil.rmtree(stick, ignore_errors=True)
     state = tmp_path / "wide"
