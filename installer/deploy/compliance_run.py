@@ -9,8 +9,17 @@ from pathlib import Path
 from rich.console import Console
 
 from installer.compliance.install_evidence import add_install_evidence
-from installer.compliance.report import SEVERITY_CHOICES, ReportResult, bundle_status, check_inputs, merge, now, write_report
-from installer.compliance.waivers import Waivers, load_waivers
+from installer.compliance.report import (
+    DEFAULT_FAIL_ON,
+    SEVERITY_CHOICES,
+    ReportResult,
+    bundle_status,
+    check_inputs,
+    merge,
+    now,
+    write_report,
+)
+from installer.compliance.waivers import DEFAULT_WAIVERS, Waivers, load_waivers
 from installer.core.errors import ComplianceError
 from installer.core.resources import package_file, state_dir
 from installer.deploy.inventory import load_inventory
@@ -28,8 +37,8 @@ def run_verify(
     bundle: Path | None,
     out_dir: Path,
     profile: str | None = None,
-    fail_on: str = "high",
-    waivers: Path | None = None,
+    fail_on: str = DEFAULT_FAIL_ON,
+    waivers: Path | None = DEFAULT_WAIVERS,
     *,
     key: Path | None = None,
     rules: list[str] | None = None,

@@ -2,13 +2,12 @@
 idempotence, verify, then the role's reset), and of the egress ledger.
 
 What a lab node can show: the Cilium preflight (this host's kernel and BPF filesystem, and the refusal of an older
-kernel), its modules-at-boot file and its BPF filesystem mount unit enabled; Longhorn's prerequisites installed from
+kernel), its modules-at-boot file; Longhorn's prerequisites installed from
 a real bundle repository (open-iscsi, nfs-common, multipath-tools from Debian's archive), iscsid's socket listening
 and its service enabled, iscsiadm answering, iscsi_tcp listed for boot and multipathd's blacklist parsed by
 `multipath -t`; and each role's tasks/reset.yml removing what it placed.
 What it cannot (the node is a container sharing this host's kernel and /sys): loading iscsi_tcp, cls_bpf and
-sch_ingress, starting iscsid.service (the host kernel has no iSCSI transport) and mounting the BPF filesystem; the
-roles do each on a real host (medai_longhorn_in_container / the cilium role's container switch).
+sch_ingress, starting iscsid.service (the host kernel has no iSCSI transport); the roles do each on a real host (medai_longhorn_in_container / the cilium role's container switch).
 """
 from __future__ import annotations
 
@@ -38,7 +37,7 @@ def _check(r: subprocess.CompletedProcess) -> None:
     assert "idempotence: Executed: Successful" in out, out[-6000:]
 
 
-def test_molecule_cilium_prerequisites_in_a_container_no_module_load_no_bpf_mount(lab_image):
+def test_molecule_cilium_prerequisites_in_a_container_no_module_load(lab_image):
     _check(_molecule("cilium"))
 
 

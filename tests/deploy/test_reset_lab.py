@@ -26,7 +26,7 @@ PLACED = {
     "os": ["/etc/modules-load.d/medai.conf", "/etc/sysctl.d/90-medai-k3s.conf", "/var/lib/medai-os"],
     "egress": ["/etc/medai/egress.nft"],
     "stage": ["/var/lib/medai/bundle/files/site-ca.pem"],
-    "cilium": ["/etc/modules-load.d/medai-cilium.conf", "/etc/systemd/system/sys-fs-bpf.mount"],
+    "cilium": ["/etc/modules-load.d/medai-cilium.conf"],
     "longhorn": ["/etc/modules-load.d/medai-longhorn.conf", "/etc/multipath.conf"],
     "k3s": ["/etc/rancher/k3s/config.yaml", "/etc/rancher/k3s/cluster-token", "/var/lib/rancher/k3s/agent/images"],
     "hardening": ["/etc/sysctl.d/60-medai-hardening.conf", "/etc/sudoers.d/50-medai-hardening"],
