@@ -22,6 +22,8 @@ def render(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="site inventory (inventories/<site>/site.yml)"),
     bundle: Path = typer.Option(..., "--bundle", "-b", help="bundle directory (charts, manifest and images come from it)"),
     out: Path = typer.Option(..., "--out", help="directory for one file per release (created)"),
+    explain: bool = typer.Option(False, "--explain", help="also print, report only, every pod template's Pod "
+                                 "Security level and violations, and the flows the NetworkPolicies allow"),
 ) -> None:
     """Write every manifest the install would apply, one file per release, validated and image-gated."""
     from installer.platform.render import render_site, write_site
@@ -35,6 +37,13 @@ def render(
                       f"({c['core']} core, {c['crd']} custom)", highlight=False)
     console.print(f"{len(result.plan.needed)} images, all in the bundle; Kubernetes {result.kube_version} "
                   f"(schemas {result.schema_version}); {len(written)} files in {out}", highlight=False)
+    if explain:
+        from installer.platform.explain import explain as explain_site
+        from installer.platform.explain import lines
+
+        console.print("", highlight=False)
+        for line in lines(explain_site(result, inv)):
+            console.print(line, highlight=False, markup=False)
 
 
 def _chart_meta(archive: Path) -> dict:
