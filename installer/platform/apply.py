@@ -348,10 +348,16 @@ def rollback_platform(previous, helm: Helm, opts: ApplyOptions | None = None) ->
             helm.rollback(r.name, r.namespace, rev, opts.timeout(r.name), wait=r.name not in NO_WAIT)
         except HelmError as e:
             raise InstallError(f"release {r.name} (namespace {r.namespace}): rollback to revision {rev}: "
-                               f"{str(e).strip().splitlines()[-1] if str(e).strip() else 'failed'}") from None
+                               f"{_last_line(e)}") from None
         opts.log(f"rollback: release {r.name} back to revision {rev} ({want})")
         out.append(Outcome(r.name, "rollback", f"revision {rev} ({want})"))
     return out
+
+
+def _last_line(e: Exception) -> str:
+    """helm's last stderr line (its error), without the `Error: ` prefix."""
+    text = str(e).strip()
+    return text.splitlines()[-1].removeprefix("Error: ") if text else "failed"
 
 
 def uninstall_platform(installed, helm: Helm, opts: ApplyOptions | None = None) -> list[Outcome]:
@@ -365,8 +371,7 @@ def uninstall_platform(installed, helm: Helm, opts: ApplyOptions | None = None) 
         try:
             helm.uninstall(r.name, r.namespace, opts.timeout(r.name))
         except HelmError as e:
-            raise InstallError(f"release {r.name} (namespace {r.namespace}): uninstall: "
-                               f"{str(e).strip().splitlines()[-1] if str(e).strip() else 'failed'}") from None
+            raise InstallError(f"release {r.name} (namespace {r.namespace}): uninstall: {_last_line(e)}") from None
         opts.log(f"uninstall: release {r.name} (namespace {r.namespace})")
         out.append(Outcome(r.name, "uninstall", f"namespace {r.namespace}"))
     return out

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from installer.render.labels import selector_matches as label_selector_matches
+
 
 def _cond(obj: dict, kind: str) -> dict | None:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
@@ -66,23 +68,8 @@ def longhorn_problems(volumes: dict | None) -> list[str]:
 
 
 def selector_matches(selector: dict | None, labels: dict) -> bool:
-    """metav1.LabelSelector semantics; an empty selector matches every pod (policy/v1), a null one none."""
-    if selector is None:
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for e in selector.get("matchExpressions") or []:
-        key, op, values = e["key"], e["operator"], e.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    """A PodDisruptionBudget's selector: an empty one matches every pod (policy/v1), a null one none."""
+    return selector is not None and label_selector_matches(selector, labels)
 
 
 def evictable_pods(pods: dict, node: str) -> list[dict]:

@@ -19,16 +19,21 @@ K3S_SET = os.environ.get("MEDAI_E2E_K3S")
 PLATFORM_BUNDLE = os.environ.get("MEDAI_E2E_PLATFORM_BUNDLE")
 
 
-@pytest.mark.skipif(not (K3S_SET and PLATFORM_BUNDLE),
-                    reason="MEDAI_E2E_K3S and MEDAI_E2E_PLATFORM_BUNDLE are not both set: no real K3s and no bundle "
-                           "with the real platform images; the Helm apply of Cilium/MetalLB/Longhorn was not executed")
-def test_platform_releases_come_up_in_order_and_a_rerun_changes_nothing(lab_nodes, tmp_path):
+def _site(lab_nodes, tmp_path, cluster: str) -> Path:
+    """One server and one agent, with the preflight minimums a lab node meets."""
     lab = lab_nodes(servers=1, agents=1)
-    inv = lab.inventory(tmp_path / "site.yml", cluster_name="e2e", bundle_dir=Path(PLATFORM_BUNDLE), extra_vars={
+    return lab.inventory(tmp_path / "site.yml", cluster_name=cluster, bundle_dir=Path(PLATFORM_BUNDLE), extra_vars={
         "medai_preflight_min_cpus": {"servers": 1, "agents": 1},
         "medai_preflight_min_memory_mb": {"servers": 256, "agents": 256},
         "medai_preflight_min_disk_gb": {"servers": 1, "agents": 1},
         "medai_preflight_require_time_sync": False})
+
+
+@pytest.mark.skipif(not (K3S_SET and PLATFORM_BUNDLE),
+                    reason="MEDAI_E2E_K3S and MEDAI_E2E_PLATFORM_BUNDLE are not both set: no real K3s and no bundle "
+                           "with the real platform images; the Helm apply of Cilium/MetalLB/Longhorn was not executed")
+def test_platform_releases_come_up_in_order_and_a_rerun_changes_nothing(lab_nodes, tmp_path):
+    inv = _site(lab_nodes, tmp_path, "e2e")
     env = dict(os.environ, MEDAI_HOME=str(tmp_path / "home"))
 
     def install():
@@ -63,12 +68,7 @@ SITE_KEY = os.environ.get("MEDAI_E2E_SITE_KEY")
                            "--releases-only and reset through the one applier were not executed against a real K3s "
                            "(tests/platform/test_flows.py runs them at a recording API seam)")
 def test_install_upgrade_rollback_reset_against_k3s(lab_nodes, tmp_path):
-    lab = lab_nodes(servers=1, agents=1)
-    inv = lab.inventory(tmp_path / "site.yml", cluster_name="e2e4", bundle_dir=Path(PLATFORM_BUNDLE), extra_vars={
-        "medai_preflight_min_cpus": {"servers": 1, "agents": 1},
-        "medai_preflight_min_memory_mb": {"servers": 256, "agents": 256},
-        "medai_preflight_min_disk_gb": {"servers": 1, "agents": 1},
-        "medai_preflight_require_time_sync": False})
+    inv = _site(lab_nodes, tmp_path, "e2e4")
     env = dict(os.environ, MEDAI_HOME=str(tmp_path / "home"))
     kc = tmp_path / "home" / "kubeconfig-e2e4"
 

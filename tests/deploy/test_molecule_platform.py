@@ -7,7 +7,8 @@ a real bundle repository (open-iscsi, nfs-common, multipath-tools from Debian's 
 and its service enabled, iscsiadm answering, iscsi_tcp listed for boot and multipathd's blacklist parsed by
 `multipath -t`; and each role's tasks/reset.yml removing what it placed.
 What it cannot (the node is a container sharing this host's kernel and /sys): loading iscsi_tcp, cls_bpf and
-sch_ingress, starting iscsid.service (the host kernel has no iSCSI transport); the roles do each on a real host (medai_longhorn_in_container / the cilium role's container switch).
+sch_ingress, starting iscsid.service (the host kernel has no iSCSI transport); the roles do each on a real host
+(medai_longhorn_in_container / the cilium role's container switch).
 """
 from __future__ import annotations
 

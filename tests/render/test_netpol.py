@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.render.netpol import Connections, Endpoint, NetworkPolicies, selector_matches
+from installer.render.labels import selector_matches
+from installer.render.netpol import Connections, Endpoint, NetworkPolicies
 from tests.support.fixture_charts import ROOT
 
 CASES = Path("/work/shared/fixtures/netpol/cases")
