@@ -11,7 +11,7 @@ need_apt=()
 for p in podman runc skopeo docker-registry mmdebstrap apache2-utils openssl uidmap slirp4netns \
          fuse-overlayfs openssh-client sshpass iproute2 rsync golang-go file dpkg-dev gnupg \
          apt-utils openscap-scanner ssg-debderived xsltproc rpm iptables nftables \
-         dosfstools fusefat; do
+         dosfstools fusefat par2; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

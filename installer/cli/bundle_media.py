@@ -55,9 +55,14 @@ def export(
     volume_size: Optional[str] = typer.Option(
         None, "--volume-size", help="capacity of each stick; the bundle spans as many as needed, each labelled N of M"
     ),
+    parity: float = typer.Option(
+        8.0, "--parity", help="recovery data (PAR2) per stick, % of its parts' blocks: that much damage is repaired at "
+        "the site; 0 = none"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
-    """Write a bundle onto USB media: free space checked first, large files split, every part read back."""
+    """Write a bundle onto USB media: free space checked first, large files split, every part read back, PAR2
+    recovery data written beside the parts."""
     from installer.core.progress import Progress, RichProgress
     from installer.media.export import ExportOptions, export_bundle, parse_size
     from installer.trust.signing import resolve_key
@@ -74,6 +79,7 @@ def export(
                 volume_size=parse_size(volume_size) if volume_size else None,
                 progress=progress,
                 ask=ask_volume,
+                parity=parity,
             )
         )
     finally:
@@ -90,7 +96,9 @@ def export(
     for v in summary.volumes:
         out.print(
             f"  volume {v.volume} of {len(summary.volumes)}: {v.target} ({v.fstype}): {v.parts_written} part(s) "
-            f"written ({human(v.bytes_written)}), {v.parts_skipped} already there and verified",
+            f"written ({human(v.bytes_written)}), {v.parts_skipped} already there and verified"
+            + (f"; {v.recovery_files} PAR2 recovery file(s), {human(v.recovery_bytes)} ({v.parity_percent:g} %)"
+               if v.recovery_files else "; no recovery data"),
             highlight=False,
         )
 
@@ -100,22 +108,40 @@ def import_(
     dest: Path = typer.Option(..., "--to", help="local bundle directory to create (a rerun resumes)"),
     key: Path = typer.Option(..., "--key", help="site public key: the media manifest and the index must verify with it"),
     volume: Optional[list[Path]] = typer.Option(None, "--volume", help="further volumes' mount points (else asked for)"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON (repaired parts included)"),
 ) -> None:
-    """Copy a bundle off the media into a local directory, each part checked as it streams; the stick is only read."""
+    """Copy a bundle off the media into a local directory, each part checked as it streams; a damaged part is
+    rebuilt from the stick's recovery data into the copy (checked against its signed sha256); the stick is only read."""
+    from installer.core.progress import Progress, RichProgress
     from installer.media.reader import import_media
     from installer.trust.keys import load_public_key
 
     pub = load_public_key(key)
-    res = import_media([from_, *(volume or [])], dest, pub, ask=ask_volume)
+    bars = RichProgress() if sys.stderr.isatty() else Progress()
+    try:
+        res = import_media([from_, *(volume or [])], dest, pub, ask=ask_volume, repair_progress=bars)
+    finally:
+        bars.close()
+    if as_json:
+        sys.stdout.write(json.dumps({"dest": str(dest), "copied": res.copied, "skipped": res.skipped,
+                                     "bytesCopied": res.bytes_copied, "repaired": res.repaired,
+                                     "recoveryNotUsed": res.recovery_not_used}, indent=1, sort_keys=True) + "\n")
+        return
     out.print(
         f"[bold green]imported[/] into {dest}: {res.copied} file(s) copied ({human(res.bytes_copied)}), "
-        f"{res.skipped} already there and verified",
+        f"{res.skipped} already there and verified"
+        + (f", {len(res.repaired)} part(s) rebuilt from the recovery data" if res.repaired else ""),
         highlight=False,
     )
+    for r in res.repaired:
+        out.print(f"  repaired: {r} (sha256 checked against the signed media manifest)", highlight=False)
+    for r in res.recovery_not_used:
+        out.print(f"  recovery file not used: {r}", highlight=False)
 
 
 def verify_media_cli(bundle: Path, key: Optional[Path], volumes: list[Path], as_json: bool) -> int:
-    """`medai bundle verify MOUNT --key PUB` on media: exit status 0 passed, 1 failed."""
+    """`medai bundle verify MOUNT --key PUB` on media: exit status 0 passed, 3 damaged but repairable from the
+    recovery data (import and install repair it), 1 failed (not repairable)."""
     from installer.core.errors import TrustError
     from installer.media.reader import verify_media
     from installer.trust.keys import load_public_key
@@ -125,23 +151,30 @@ def verify_media_cli(bundle: Path, key: Optional[Path], volumes: list[Path], as_
     res = verify_media([bundle, *volumes], load_public_key(key), ask=ask_volume)
     doc = {
         "media": str(bundle),
-        "result": "passed" if res.ok else "failed",
+        "result": res.status,
         "indexSha256": res.index_sha256,
         "volumes": res.volumes,
         "files": res.files,
         "bytes": res.bytes,
         "problems": res.problems,
+        "damaged": res.damage,
+        "repair": res.repair,
         "notChecked": "image signatures: checked by `bundle verify` of the imported copy and by install",
     }
     emit(doc, as_json, [
-        f"medai media verification: {'PASSED' if res.ok else 'FAILED'}",
+        f"medai media verification: {res.status.upper()}",
         f"media:   {bundle} ({res.volumes} volume(s))",
         f"index:   sha256:{res.index_sha256} (signature verified)",
         f"files:   {res.files} streamed, {res.bytes} bytes, every part checked",
         f"note:    {doc['notChecked']}",
+        *(f"damaged: volume {d['volume']}: part {d['part']}: {d['damage']}" for d in res.damage),
+        *(f"{'repair:  ' if r['repairable'] else 'problem: '}{r['summary']}" for r in res.repair),
+        *(f"recovery file not used: volume {r['volume']}: {n}" for r in res.repair for n in r["recoveryNotUsed"]),
         *(f"problem: {p}" for p in res.problems),
+        *(["next:    `medai bundle import` / install / upgrade rebuild the damaged parts from the recovery data "
+           "(the stick is only read)"] if res.repairable else []),
     ])
-    return 0 if res.ok else 1
+    return 0 if res.ok else 3 if res.repairable else 1
 
 
 def verify_differential_cli(bundle: Path, base: Path, key: Optional[Path], as_json: bool) -> int:

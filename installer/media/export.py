@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import json
 import os
+import shutil
 import stat
 import time
 import uuid
@@ -26,6 +27,7 @@ from installer.core.atomic import atomic_write_bytes, fsync_dir
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import CHUNK, sha256_file
 from installer.core.progress import Progress
+from installer.media import parity
 from installer.media.fs import Mount, free_space, max_file_size, mount_of
 from installer.media.manifest import CONTROL_FILES, INDEX_FILES, MEDIA, MEDIA_SIG, VOLUME_DIR, layout_sha256, sign_manifest
 from installer.media.reader import MediaSource, import_media, media_opener, verify_media  # noqa: F401
@@ -105,6 +107,9 @@ class VolumeResult:
     parts_written: int = 0
     parts_skipped: int = 0
     bytes_written: int = 0
+    parity_percent: float = 0.0
+    recovery_files: int = 0
+    recovery_bytes: int = 0
 
 
 @dataclass
@@ -142,6 +147,7 @@ def _drop_cache(fd: int) -> None:
 
 
 def _hash_stream(src: BinaryIO, size: int, hashers: list, advance=None) -> None:
+    """Read ``size`` bytes of ``src`` into every hasher (anything with update())."""
     left = size
     while left:
         chunk = src.read(min(CHUNK, left))
@@ -154,16 +160,20 @@ def _hash_stream(src: BinaryIO, size: int, hashers: list, advance=None) -> None:
             advance(len(chunk))
 
 
-def _write_part(src: BinaryIO, final: Path, size: int, h_file, advance):
-    """Write one part from ``src`` (positioned at its offset); returns (sha256, written?, whole-file hasher)."""
+def _write_part(src: BinaryIO, final: Path, size: int, h_file, advance, chunks: parity.ChunkHasher | None = None):
+    """Write one part from ``src`` (positioned at its offset); returns (sha256, written?, whole-file hasher).
+    ``chunks`` (with --parity) gets the part's bytes for its chunk digests."""
     start = src.tell()
     if final.is_file() and not final.is_symlink() and final.stat().st_size == size:
         saved = h_file.copy()
         h = hashlib.sha256()
-        _hash_stream(src, size, [h, h_file])
+        probe = parity.ChunkHasher(chunks.size) if chunks is not None else None
+        _hash_stream(src, size, [h, h_file, *([probe] if probe else [])])
         if sha256_file(final) == h.hexdigest():  # already there and verified: a resumed export skips it
             if advance:
                 advance(size)
+            if chunks is not None:
+                chunks.digests = probe.finish()
             return h.hexdigest(), False, h_file
         src.seek(start)
         h_file = saved
@@ -178,6 +188,8 @@ def _write_part(src: BinaryIO, final: Path, size: int, h_file, advance):
                 raise BundleError(f"{getattr(src, 'name', 'source')}: ended {left} bytes early")
             h.update(chunk)
             h_file.update(chunk)
+            if chunks is not None:
+                chunks.update(chunk)
             out.write(chunk)
             left -= len(chunk)
             if advance:
@@ -239,6 +251,7 @@ class ExportOptions:
     volume_size: int | None = None
     progress: Progress | None = None
     ask: AskVolume | None = None  # asks the operator for volume N of M's mount when --to did not name it
+    parity: float = parity.DEFAULT_PERCENT  # recovery data, % of each volume's PAR2 blocks; 0 = none
 
 
 def export_bundle(opts: ExportOptions) -> ExportSummary:
@@ -260,8 +273,18 @@ def export_bundle(opts: ExportOptions) -> ExportSummary:
     unit = min(max(unit, 512), 64 * 1024)
     nfiles = len(index["files"])
     est_parts = nfiles + sum(int(f["size"]) // max_part for f in index["files"]) if max_part else nfiles
-    reserve = sum(_roundup(len(b), unit) for b in control.values()) + _roundup(700 * (est_parts + 8), unit) + 4 * unit
-    plan = plan_layout(index["files"], max_part, opts.volume_size, unit, reserve)
+    if not 0 <= opts.parity <= 100:
+        raise BundleError(f"--parity {opts.parity}: a percentage from 0 (no recovery data) to 100")
+    if opts.parity:
+        parity.par2_binary()  # the tool is there before anything is written
+    # the manifest lists every part's chunk digests with parity: room for them
+    chunk_room = 34 * (2 * est_parts + parity.TARGET_BLOCKS + sum(int(f["size"]) for f in index["files"]) // parity.MAX_CHUNK)
+    reserve = (sum(_roundup(len(b), unit) for b in control.values()) + _roundup(700 * (est_parts + 8), unit) + 4 * unit
+               + (_roundup(chunk_room, unit) if opts.parity else 0))
+    volume_size = opts.volume_size
+    if volume_size is not None and opts.parity:  # the parts' share of each stick; the rest is for recovery files
+        volume_size = reserve + int((volume_size - reserve) / (1 + opts.parity / 100 * 1.15))
+    plan = plan_layout(index["files"], max_part, volume_size, unit, reserve)
     check_fat_names(plan)  # cheap, and a layout valid on FAT is valid everywhere
     summary.max_part_size = max_part
     summary.split_files = sum(1 for f in plan["files"] if len(f["parts"]) > 1)
@@ -270,7 +293,7 @@ def export_bundle(opts: ExportOptions) -> ExportSummary:
     for vol in range(1, nvol + 1):
         target = first if vol == 1 else _target(opts, vol, nvol)
         summary.volumes.append(_export_volume(layout, plan, vol, nvol, target, control, index, index_bytes,
-                                              opts.sign_key, reserve, progress))
+                                              opts.sign_key, reserve, progress, opts.parity))
     summary.seconds = round(time.monotonic() - started, 3)
     return summary
 
@@ -286,7 +309,8 @@ def _target(opts: ExportOptions, vol: int, nvol: int | None) -> Path:
 
 
 def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target: Path, control: dict[str, bytes],
-                   index: dict, index_bytes: bytes, key: SigningKey, reserve: int, progress: Progress) -> VolumeResult:
+                   index: dict, index_bytes: bytes, key: SigningKey, reserve: int, progress: Progress,
+                   percent: float = 0.0) -> VolumeResult:
     if not target.is_dir():
         raise BundleError(f"{target}: not a directory (mount the stick and give its mount point)")
     mount: Mount = mount_of(target)
@@ -304,11 +328,18 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
     expected = {p["name"]: p["size"] for _f, p in mine}
     existing = _existing_files(root)
     free, unit = free_space(target, mount)
+    pplan = parity.plan(expected.values(), percent)
+    if pplan is not None and any(parity.is_recovery_name(n) for n in expected):
+        raise BundleError(f"{target}: the bundle holds a file named like the recovery files ({parity.BASENAME}*): "
+                          "use --parity 0")
+    # recovery files are always written anew (cheaper than proving the old ones match): they count as stale
     stale = {n: s for n, s in existing.items() if n not in CONTROL_FILES and expected.get(n) != s}
     reclaim = sum(_roundup(s, unit) for s in stale.values())
-    need = sum(_roundup(s, unit) for n, s in expected.items() if existing.get(n) != s) + reserve
+    rec_need = parity.estimate_bytes(pplan, len(expected), sum(len(n) for n in expected))
+    need = sum(_roundup(s, unit) for n, s in expected.items() if existing.get(n) != s) + reserve + rec_need
     if need > free + reclaim:
-        raise BundleError(f"{target}: volume {vol} of {nvol} needs {need} bytes, {free} free"
+        raise BundleError(f"{target}: volume {vol} of {nvol} needs {need} bytes"
+                          f"{f' ({rec_need} of them recovery data, --parity {percent:g})' if rec_need else ''}, {free} free"
                           f"{f' (+{reclaim} from stale files)' if reclaim else ''}: nothing written")
 
     root.mkdir(parents=True, exist_ok=True)
@@ -334,8 +365,11 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
                     if p["volume"] != vol:
                         _hash_stream(src, p["size"], [h_file])
                         continue
-                    sha, wrote, h_file = _write_part(src, root / p["name"], p["size"], h_file, advance)
+                    ch = parity.ChunkHasher(pplan["chunkSize"]) if pplan else None
+                    sha, wrote, h_file = _write_part(src, root / p["name"], p["size"], h_file, advance, ch)
                     parts_sha[p["name"]] = {"size": p["size"], "sha256": sha}
+                    if ch is not None and p["size"]:
+                        parts_sha[p["name"]]["chunks"] = ch.finish()
                     res.parts_written += wrote
                     res.parts_skipped += not wrote
                     res.bytes_written += p["size"] if wrote else 0
@@ -344,6 +378,11 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
                                   f"({f['sha256']}): the source bundle is damaged: refused")
     for d in sorted({(root / n).parent for n in expected}, key=lambda p: -len(p.parts)):
         fsync_dir(d)
+    rec = _write_recovery(root, [n for n, s in expected.items() if s], pplan, plan["maxPartSize"], vol, nvol, progress)
+    if rec:
+        res.parity_percent = percent
+        res.recovery_files = len(rec)
+        res.recovery_bytes = sum(r["size"] for r in rec.values())
 
     doc = {
         "apiVersion": "medai/v1", "kind": "MediaManifest",
@@ -352,10 +391,43 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
         "volume": vol, "volumes": nvol, "label": f"{vol} of {nvol}",
         "layout": plan, "layoutSha256": layout_sha256(plan), "parts": parts_sha,
     }
+    if rec:
+        doc["parity"] = {**pplan, "tool": "par2cmdline-turbo", "main": parity.MAIN, "files": rec}
     data, sig = sign_manifest(doc, key)
     atomic_write_bytes(root / MEDIA, data)
     atomic_write_bytes(root / MEDIA_SIG, sig)
     return res
+
+
+def _write_recovery(root: Path, names: list[str], pplan: dict | None, max_file: int | None, vol: int, nvol: int,
+                    progress: Progress) -> dict[str, dict]:
+    """par2 create over this volume's parts (read back from the stick, so the recovery data is computed from what
+    the stick holds); each recovery file fsynced, dropped from the page cache, read back and compared, then
+    renamed into medai-bundle/. Returns {name: {size, sha256, blocks}} for the manifest."""
+    if pplan is None:
+        return {}
+    total = sum((root / n).stat().st_size for n in names)
+    with progress.task(f"parity for volume {vol} of {nvol} ({pplan['percent']:g} %, PAR2)", total) as advance:
+        made = parity.create(root, names, pplan, max_file, advance)
+    work = next(iter(made.values())).parent
+    out: dict[str, dict] = {}
+    try:
+        for name, path in made.items():
+            if max_file is not None and path.stat().st_size > max_file:
+                raise BundleError(f"{path}: {path.stat().st_size} bytes, over the stick's file limit {max_file}: refused")
+            written = sha256_file(path)
+            with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW)) as f:
+                os.fsync(f.fileno())
+                _drop_cache(f.fileno())
+            back = sha256_file(path)
+            if back != written:
+                raise BundleError(f"{root / name}: read back sha256 {back}, wrote {written}: the medium is failing: refused")
+            os.replace(path, root / name)
+            out[name] = {"size": (root / name).stat().st_size, "sha256": back, "blocks": parity.recovery_blocks_in(name)}
+        fsync_dir(root)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
 
 
 def read_label(path: str | os.PathLike) -> str:

@@ -104,8 +104,10 @@ def _tamper_and_read(stick, mnt, tmp_path, pub, change):
 
 @pytest.fixture
 def exported(tmp_path, bundle, keys, stick):
+    """Exported WITHOUT recovery data (--parity 0): any damage is refused by name (with parity it is repaired:
+    tests/media/test_media_parity.py)."""
     with mounted(stick, tmp_path / "mnt"):
-        export(bundle, [tmp_path / "mnt"], keys[0], max_file_size=64 * 1024)
+        export(bundle, [tmp_path / "mnt"], keys[0], max_file_size=64 * 1024, parity=0)
     return tmp_path / "mnt"
 
 
@@ -153,7 +155,8 @@ def test_free_space_is_checked_before_anything_is_written(tmp_path, keys):
     small = make_image(tmp_path / "small.img", "36M")
     mnt = tmp_path / "m"
     with mounted(small, mnt):
-        with pytest.raises(BundleError, match=r"volume 1 of 1 needs \d+ bytes, \d+ free: nothing written"):
+        with pytest.raises(BundleError, match=r"volume 1 of 1 needs \d+ bytes \(\d+ of them recovery data, --parity 8\), "
+                                              r"\d+ free: nothing written"):
             export(layout, [mnt], keys[0])
         assert list(mnt.iterdir()) == []
 
@@ -164,7 +167,7 @@ def test_two_volume_export_and_import_asking_for_the_second(tmp_path, bundle, ke
     m1, m2 = tmp_path / "v1", tmp_path / "v2"
     asked = []
     with mounted(img1, m1), mounted(img2, m2):
-        s = export(bundle, [m1], key, max_file_size=64 * 1024, volume_size=280 * 1024,
+        s = export(bundle, [m1], key, max_file_size=64 * 1024, volume_size=280 * 1024, parity=0,
                    ask=lambda n, m: asked.append((n, m)) or m2)
         assert len(s.volumes) == 2 and asked == [(2, 2)]
         for m, n in ((m1, 1), (m2, 2)):

@@ -29,7 +29,7 @@ def exported(tmp_path):
     stick = make_image(tmp_path / "stick.img", "64M")
     mnt = tmp_path / "mnt"
     with mounted(stick, mnt):
-        export_bundle(ExportOptions(bundle=b.root, targets=[mnt], sign_key=key, max_file_size=64 * 1024))
+        export_bundle(ExportOptions(bundle=b.root, targets=[mnt], sign_key=key, max_file_size=64 * 1024, parity=0))
         assert len(list((mnt / VOLUME_DIR / "models/m").iterdir())) == 4
     return stick, mnt, pub
 
