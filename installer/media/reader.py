@@ -4,6 +4,12 @@
 (rel -> binary stream). Each volume's media.json must verify with the site key and name the sha256 of the
 verified index; its listing must match the volume exactly (a stray or missing part is refused by name); a split
 file is streamed part after part, each part checked against its own signed sha256 as its last byte is read.
+
+With recovery data (``bundle export --parity``, installer.media.parity) a volume's missing, short or damaged part
+is not refused at once: each chunk is checked against its signed digest before it is handed on, and a damaged one
+is read instead from the part rebuilt from the volume's PAR2 recovery data (one par2 run per volume, in a local
+scratch directory, the rebuilt part's sha256 checked against the signed manifest before any byte of it is used).
+Damage the recovery data cannot rebuild is refused naming the parts. ``verify_media`` only reports it.
 """
 from __future__ import annotations
 
@@ -453,9 +459,11 @@ class _PartsStream(io.RawIOBase):
         super().close()
 
 
-def media_opener(mounts: list, verified_index_bytes: bytes, pubkey, ask: AskVolume | None = None) -> Callable[[str], BinaryIO]:
-    """An opener for copy_verified over media volumes (see module doc)."""
-    return MediaSource(mounts, verified_index_bytes, pubkey, ask).open
+def media_opener(mounts: list, verified_index_bytes: bytes, pubkey, ask: AskVolume | None = None,
+                 scratch: str | os.PathLike | None = None) -> Callable[[str], BinaryIO]:
+    """An opener for copy_verified over media volumes (see module doc). A damaged part is rebuilt from its volume's
+    recovery data in ``scratch`` (default: a fresh directory in $TMPDIR, removed when the opener is dropped)."""
+    return MediaSource(mounts, verified_index_bytes, pubkey, ask, scratch=scratch).open
 
 
 # ---------------------------------------------------------------------------------------- index from media
@@ -601,10 +609,10 @@ def verify_media(mounts: list, pub, ask: AskVolume | None = None, progress: Call
 
 
 def bundle_source(path, verified_index_bytes: bytes, pubkey, volumes: list | None = None,
-                  ask: AskVolume | None = None) -> Callable[[str], BinaryIO]:
+                  ask: AskVolume | None = None, scratch: str | os.PathLike | None = None) -> Callable[[str], BinaryIO]:
     """The opener for copy_verified over whatever ``path`` is: exported media (their volume 1, or any volume, and
     ``volumes``) or a plain bundle directory. ``verified_index_bytes``: index.json after its signature was checked
     (on media it lies in volume_root(path), beside media.json)."""
     if (volume_root(path) / MEDIA).is_file():
-        return media_opener([path, *(volumes or [])], verified_index_bytes, pubkey, ask)
+        return media_opener([path, *(volumes or [])], verified_index_bytes, pubkey, ask, scratch)
     return directory_opener(path)
