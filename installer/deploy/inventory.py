@@ -178,6 +178,20 @@ def _mapping(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _control_chars(value, where: str):
+    """(path, value) of every string under ``value`` (medai_*/ansible_* keys; ansible_host has its own, stricter
+    check below) with a control character in it."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if where.count(".") > 1 or (str(k).startswith(("medai_", "ansible_")) and k != "ansible_host"):
+                yield from _control_chars(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _control_chars(v, f"{where}[{i}]")
+    elif isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+        yield where, value
+
+
 def load_inventory(path: str | Path) -> Inventory:
     """Parse and check; raise InventoryError listing every problem (one line each)."""
     p = Path(path)
@@ -276,6 +290,10 @@ def load_inventory(path: str | Path) -> Inventory:
     if not isinstance(vars_, dict):
         bad("all.vars", "must be a mapping")
         vars_ = {}
+    for where, value in [*_control_chars(vars_, "all.vars"),
+                         *(hit for name, hv in hostvars.items() for hit in _control_chars(hv, f"hosts.{name}"))]:
+        bad(where, f"{value!r} holds a control character (newline, tab, NUL...): inventory values reach config "
+                   "files and command lines as data, one line each")
     try:
         site = SiteVars.model_validate(vars_)
     except ValidationError as e:

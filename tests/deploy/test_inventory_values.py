@@ -97,3 +97,48 @@ def test_every_inventory_name_on_a_command_line_is_quoted():
                 seen += 1
                 assert re.search(r"\|\s*quote\s*$", expr), f"{f.relative_to(ROOT)}: {name}: {{{{{expr}}}}} is not quoted"
     assert seen >= 3  # roles/vault: namespace (twice) and the TLS secret
+
+
+def _role_vars(f: Path) -> set[str]:
+    """Variables a role defines in vars/main.yml: above the inventory in Ansible's precedence, never site input."""
+    vars_file = f.parents[1] / "vars" / "main.yml"
+    return set(yaml.safe_load(vars_file.read_text()) or {}) if vars_file.is_file() else set()
+
+
+def _playbook_commands():
+    for f in sorted((ROOT / "playbooks").glob("*.yml")):
+        for play in yaml.safe_load(f.read_text()) or []:
+            for key in ("pre_tasks", "tasks", "post_tasks", "handlers"):
+                for name, text in _walk(play.get(key)):
+                    yield f, name, text
+
+
+SAFE_TAIL = re.compile(r"\|\s*quote\s*$|map\('quote'\)\s*\|\s*join\(' '\)\s*$|map\('int'\)\s*\|\s*join\(' '\)\s*$")
+
+
+def test_every_template_expression_on_a_shell_or_command_line_is_quoted():
+    """Every {{ }} in the string command of a shell:/command: task, in every role and playbook, is shell-quoted (or
+    a list of quoted words / integers), unless it names only a role var (vars/main.yml, not settable by a site)."""
+    seen = 0
+    for f, name, text in [*_shell_commands(), *_playbook_commands()]:
+        internal = _role_vars(f) if f.parts[-4] == "roles" else set()
+        for expr in re.findall(r"{{(.*?)}}", text):
+            seen += 1
+            names = set(re.findall(r"\b[a-z_][a-z0-9_]*\b", expr)) - {"quote", "map", "join", "int"}
+            assert SAFE_TAIL.search(expr.strip()) or names <= internal, \
+                f"{f.relative_to(ROOT)}: {name}: {{{{{expr}}}}} reaches a command line unquoted"
+    assert seen >= 20
+
+
+@pytest.mark.parametrize("where,yaml_value", [
+    ("all.vars.medai_egress_table", "\"medai\\nflush ruleset\""),
+    ("all.vars.medai_os_chrony_servers[0]", "[\"10.0.0.1\\nserver evil.example\"]"),
+    ("all.vars.medai_k3s_harbor_project", "\"platform\\r\\nmirrors: {}\""),
+])
+def test_inventory_check_refuses_a_control_character_in_any_value(tmp_path, where, yaml_value):
+    """Templates write inventory values into config files (nft, chrony, K3s's YAML): one line each, so a value
+    cannot start a directive of its own."""
+    field = where.split(".")[2].split("[")[0]
+    p = _inv(tmp_path, f"    {field}: {yaml_value}\n")
+    with pytest.raises(InventoryError, match=rf"{p}: {re.escape(where)}: .* holds a control character"):
+        load_inventory(p)
