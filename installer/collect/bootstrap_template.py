@@ -40,6 +40,8 @@ from pathlib import Path  # noqa: E402
 TARGET_PYTHON = "3.11"
 WHEELS = {}  # file name -> sha256: filled in by `medai bundle build`
 CHUNK = 1 << 20
+# No wheel of medai's set comes near this (the largest are a few MiB): a bigger file is refused before it is read.
+MAX_WHEEL = 256 << 20
 STATE_HOME = "/var/lib/medai"  # the default $MEDAI_HOME (installer.core.resources.STATE_HOME says the same)
 RECORD = ".medai-record"  # inside the venv: the sha256 of every file this script installed there
 
@@ -123,7 +125,13 @@ def checked_copy(wh, dest):
         tmp = dest / (name + ".part")
         with open_regular(src) as f, open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600),
                                           "wb") as out:
+            if os.fstat(f.fileno()).st_size > MAX_WHEEL:
+                fail(f"{src}: larger than any wheel this bootstrap.py pins ({MAX_WHEEL >> 20} MiB); nothing was run")
+            copied = 0
             while chunk := f.read(CHUNK):
+                copied += len(chunk)
+                if copied > MAX_WHEEL:  # grew while being read
+                    fail(f"{src}: larger than any wheel this bootstrap.py pins; nothing was run")
                 h.update(chunk)
                 out.write(chunk)
         if h.hexdigest() != want:

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -219,3 +220,15 @@ def test_fifo_in_place_of_a_pinned_wheel_is_refused_not_waited_on(tmp_path):
     r = _run(stick, tmp_path / "state", "--help")
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert f"{wheel}: not a regular file" in r.stderr and "nothing was run" in r.stderr
+
+
+def test_a_wheel_larger_than_any_pinned_one_is_refused_before_it_is_read(tmp_path):
+    """A 40 GiB sparse file in place of a pinned wheel: refused by its size at once, not hashed to the end."""
+    stick = _mini_bundle(tmp_path / "bundle")
+    wheel = stick / "tools" / "wheelhouse" / "medai-0.0.1-py3-none-any.whl"
+    with open(wheel, "r+b") as f:
+        f.truncate(40 << 30)
+    started = time.monotonic()
+    r = _run(stick, tmp_path / "state", "--help")
+    assert r.returncode == 2 and f"{wheel}: larger than any wheel this bootstrap.py pins" in r.stderr, r.stderr
+    assert time.monotonic() - started < 30
