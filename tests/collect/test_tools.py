@@ -171,6 +171,7 @@ def _bootstrap(stick: Path, home: Path, *args: str) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.network  # uses the wheelhouse collected from PyPI (tools_bundle)
 def test_bootstrap_pins_every_wheel_of_the_wheelhouse(tools_bundle):
     layout, files = tools_bundle
     text = (layout.root / "bootstrap.py").read_text()
@@ -180,6 +181,7 @@ def test_bootstrap_pins_every_wheel_of_the_wheelhouse(tools_bundle):
     assert "--require-hashes" in text and "--only-binary=:all:" in text and "--no-deps" in text
 
 
+@pytest.mark.network  # the stick is a copy of tools_bundle, collected from PyPI
 @pytest.mark.skipif(not Path(SYSTEM_PYTHON).is_file(), reason="needs the system python3")
 @pytest.mark.parametrize("case", ["swapped-pip", "swapped-medai", "added-higher-version", "added-sdist"])
 def test_tampered_wheelhouse_stops_before_any_code_runs(stick, tmp_path, case):
@@ -202,6 +204,7 @@ def test_tampered_wheelhouse_stops_before_any_code_runs(stick, tmp_path, case):
     assert not (home / "venv").exists()
 
 
+@pytest.mark.network  # the stick is a copy of tools_bundle, collected from PyPI
 @pytest.mark.skipif(not Path(SYSTEM_PYTHON).is_file(), reason="needs the system python3")
 def test_edited_bootstrap_is_named_by_the_fingerprint_check(stick, tmp_path):
     """The operator's step one behind the gap: `sha256sum -c site.bootstrap.sha256` in the bundle directory."""
@@ -217,6 +220,7 @@ def test_edited_bootstrap_is_named_by_the_fingerprint_check(stick, tmp_path):
     assert bad.returncode != 0 and "bootstrap.py: FAILED" in bad.stdout
 
 
+@pytest.mark.network  # uses the wheelhouse collected from PyPI (tools_bundle)
 def test_build_writes_the_fingerprint_beside_the_public_key(tools_bundle, tmp_path):
     from installer.collect.build import BuildOptions
     from installer.collect.steps.finish import bootstrap_fingerprint
@@ -272,6 +276,7 @@ def test_sdist_build_code_never_sees_the_key_password(tmp_path, monkeypatch):
     assert list(deps.glob("envdump-1.0-*.whl"))
 
 
+@pytest.mark.network  # uses the wheelhouse collected from PyPI (tools_bundle)
 def test_wheels_are_locked_and_locked_catches_a_changed_wheel(tools_bundle, tmp_path):
     from installer.bundle.lock import Lock, check_wheel_pins, lock_wheels
     from installer.core.errors import LockDriftError
