@@ -160,9 +160,12 @@ def _hash_stream(src: BinaryIO, size: int, hashers: list, advance=None) -> None:
             advance(len(chunk))
 
 
-def _write_part(src: BinaryIO, final: Path, size: int, h_file, advance, chunks: parity.ChunkHasher | None = None):
+def _write_part(src: BinaryIO, final: Path, size: int, h_file, advance, chunks: parity.ChunkHasher | None = None,
+                deferred: dict | None = None):
     """Write one part from ``src`` (positioned at its offset); returns (sha256, written?, whole-file hasher).
-    ``chunks`` (with --parity) gets the part's bytes for its chunk digests."""
+    ``chunks`` (with --parity) gets the part's bytes for its chunk digests. With ``deferred`` (with --parity) the
+    read-back is left to `par2 create`, which reads every part from the medium anyway: the part's md5 and size are
+    kept there, {final: (md5, size)}, to be compared with the ones par2 read (one read of the stick, not two)."""
     start = src.tell()
     if final.is_file() and not final.is_symlink() and final.stat().st_size == size:
         saved = h_file.copy()
@@ -180,6 +183,7 @@ def _write_part(src: BinaryIO, final: Path, size: int, h_file, advance, chunks: 
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f"{final.name}.{uuid.uuid4().hex[:8]}.tmp")  # unique, created here: never a planted link
     h = hashlib.sha256()
+    md5 = hashlib.md5(usedforsecurity=False) if deferred is not None and size else None
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as out:
         left = size
         while left:
@@ -187,6 +191,8 @@ def _write_part(src: BinaryIO, final: Path, size: int, h_file, advance, chunks: 
             if not chunk:
                 raise BundleError(f"{getattr(src, 'name', 'source')}: ended {left} bytes early")
             h.update(chunk)
+            if md5 is not None:
+                md5.update(chunk)
             h_file.update(chunk)
             if chunks is not None:
                 chunks.update(chunk)
@@ -197,6 +203,10 @@ def _write_part(src: BinaryIO, final: Path, size: int, h_file, advance, chunks: 
         out.flush()
         os.fsync(out.fileno())
         _drop_cache(out.fileno())
+    if md5 is not None:  # read back by par2 create (compared in _write_recovery)
+        os.replace(tmp, final)
+        deferred[final] = (md5.digest(), size)
+        return h.hexdigest(), True, h_file
     back = sha256_file(tmp)  # read back from the medium, not from what was handed to write()
     if back != h.hexdigest():
         tmp.unlink(missing_ok=True)
@@ -354,6 +364,7 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
             (root / name).unlink(missing_ok=True)
 
     parts_sha: dict[str, dict] = {}
+    deferred: dict[Path, tuple[bytes, int]] = {}  # parts whose read-back is par2's read
     total = sum(p["size"] for _f, p in mine)
     touching = [f for f in plan["files"] if any(p["volume"] == vol for p in f["parts"])]
     with progress.task(f"volume {vol} of {nvol} -> {target}", total) as advance:
@@ -366,7 +377,8 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
                         _hash_stream(src, p["size"], [h_file])
                         continue
                     ch = parity.ChunkHasher(pplan["chunkSize"]) if pplan else None
-                    sha, wrote, h_file = _write_part(src, root / p["name"], p["size"], h_file, advance, ch)
+                    sha, wrote, h_file = _write_part(src, root / p["name"], p["size"], h_file, advance, ch,
+                                                     deferred if pplan else None)
                     parts_sha[p["name"]] = {"size": p["size"], "sha256": sha}
                     if ch is not None and p["size"]:
                         parts_sha[p["name"]]["chunks"] = ch.finish()
@@ -378,7 +390,8 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
                                   f"({f['sha256']}): the source bundle is damaged: refused")
     for d in sorted({(root / n).parent for n in expected}, key=lambda p: -len(p.parts)):
         fsync_dir(d)
-    rec = _write_recovery(root, [n for n, s in expected.items() if s], pplan, plan["maxPartSize"], vol, nvol, progress)
+    rec = _write_recovery(root, [n for n, s in expected.items() if s], pplan, plan["maxPartSize"], vol, nvol, progress,
+                          deferred)
     if rec:
         res.parity_percent = percent
         res.recovery_files = len(rec)
@@ -400,10 +413,11 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
 
 
 def _write_recovery(root: Path, names: list[str], pplan: dict | None, max_file: int | None, vol: int, nvol: int,
-                    progress: Progress) -> dict[str, dict]:
-    """par2 create over this volume's parts (read back from the stick, so the recovery data is computed from what
-    the stick holds); each recovery file fsynced, dropped from the page cache, read back and compared, then
-    renamed into medai-bundle/. Returns {name: {size, sha256, blocks}} for the manifest."""
+                    progress: Progress, deferred: dict[Path, tuple[bytes, int]]) -> dict[str, dict]:
+    """par2 create over this volume's parts, read from the stick (after each was fsynced and dropped from the page
+    cache): the md5 par2 records for each part is its read-back, compared with the md5 of what was written. Each
+    recovery file is fsynced, dropped from the page cache, read back and compared, then renamed into
+    medai-bundle/. Returns {name: {size, sha256, blocks}} for the manifest."""
     if pplan is None:
         return {}
     total = sum((root / n).stat().st_size for n in names)
@@ -412,6 +426,13 @@ def _write_recovery(root: Path, names: list[str], pplan: dict | None, max_file: 
     work = next(iter(made.values())).parent
     out: dict[str, dict] = {}
     try:
+        read = parity.file_md5s(made[parity.MAIN])
+        for final, (md5, size) in deferred.items():
+            got = read.get(final.relative_to(root).as_posix())
+            if got != (md5, size):
+                shown = f"md5 {got[0].hex()} ({got[1]} bytes)" if got else "nothing"
+                raise BundleError(f"{final}: read back {shown}, wrote md5 {md5.hex()} ({size} bytes): the medium is "
+                                  "failing: refused")
         for name, path in made.items():
             if max_file is not None and path.stat().st_size > max_file:
                 raise BundleError(f"{path}: {path.stat().st_size} bytes, over the stick's file limit {max_file}: refused")

@@ -170,6 +170,26 @@ def create(root: Path, names: list[str], p: dict, max_file: int | None,
     return {q.name: q for q in sorted(work.iterdir())}
 
 
+def file_md5s(par2_file: Path) -> dict[str, tuple[bytes, int]]:
+    """{name: (md5, length)} from the PAR2 file description packets of a .par2 file par2 just wrote here (the md5
+    of each file as par2 read it)."""
+    data = par2_file.read_bytes()
+    out: dict[str, tuple[bytes, int]] = {}
+    at = 0
+    while at + 64 <= len(data):
+        if data[at:at + 8] != b"PAR2\0PKT":
+            raise BundleError(f"{par2_file}: not a PAR2 file at byte {at}")
+        length = int.from_bytes(data[at + 8:at + 16], "little")
+        if length < 64 or length % 4 or at + length > len(data):
+            raise BundleError(f"{par2_file}: bad PAR2 packet length at byte {at}")
+        if data[at + 48:at + 64] == b"PAR 2.0\0FileDesc":
+            body = data[at + 64:at + length]
+            name = body[56:].rstrip(b"\0").decode("utf-8", "replace")
+            out[name] = (body[16:32], int.from_bytes(body[48:56], "little"))
+        at += length
+    return out
+
+
 def recovery_blocks_in(name: str) -> int:
     m = _VOL_RE.match(name)
     return int(m.group(2)) if m else 0

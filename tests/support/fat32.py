@@ -27,11 +27,12 @@ def make_image(path: Path, size: str = "256M") -> Path:
 def mounted(image: Path, mountpoint: Path, read_only: bool = False):
     """Mount ``image`` at ``mountpoint`` with fusefat (rw+ or ro); unmounted on exit."""
     mountpoint.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["fusefat", "-o", "ro" if read_only else "rw+", str(image), str(mountpoint)],
-                   check=True, capture_output=True)
+    proc = subprocess.Popen(["fusefat", "-f", "-o", "ro" if read_only else "rw+", str(image), str(mountpoint)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while str(mountpoint.resolve()) not in Path("/proc/self/mounts").read_text():
-        if time.monotonic() > deadline:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
             raise RuntimeError(f"fusefat did not mount {image}")
         time.sleep(0.05)
     try:
@@ -41,3 +42,4 @@ def mounted(image: Path, mountpoint: Path, read_only: bool = False):
             if subprocess.run(["fusermount", "-u", str(mountpoint)], capture_output=True).returncode == 0:
                 break
             time.sleep(0.1)
+        proc.wait(timeout=30)  # fusefat goes on writing the image after the unmount returns: wait for it to end
