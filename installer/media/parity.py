@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from installer.bundle.private_copy import safe_relpath
 from installer.core.errors import BundleError
 
 FORMAT = "PAR2"
@@ -236,7 +237,7 @@ def repair(work: Path, part_paths: dict[str, Path], recovery: dict[str, Path],
     (par2 reads it through the link; a damaged one's link is renamed aside, and the rebuilt part is written in
     ``work``: nothing is written to the stick). Returns (completed, names par2 could not rebuild, output)."""
     for name, src in part_paths.items():
-        dst = work / name
+        dst = work / safe_relpath(name, "part")  # never a link outside the repair directory
         dst.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(src, dst)
     main = work / MAIN if MAIN in recovery else next(iter(recovery.values()))

@@ -521,6 +521,10 @@ def import_media(mounts: list, dest: str | os.PathLike, pub, ask: AskVolume | No
     dest = Path(dest)
     src = MediaSource(mounts, index_bytes, pub, ask, scratch=dest, progress=repair_progress)
     (dest / "index.json").unlink(missing_ok=True)  # finished mark of an earlier import
+    if dest.is_dir():
+        for old in dest.glob(".medai-repair-*"):  # left by an interrupted import
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
     total = MediaImportResult()
     try:
         for group in _volume_order(src):
