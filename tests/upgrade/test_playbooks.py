@@ -30,7 +30,7 @@ def test_upgrade_playbook_order_and_drain_rules():
     argv = drain["ansible.builtin.command"]["argv"]
     assert "--disable-eviction'] if medai_upgrade_disable_eviction | bool else []" in argv
     snap = plays[0]["tasks"][0]["ansible.builtin.command"]["cmd"]
-    assert snap == "k3s etcd-snapshot save --name medai-{{ medai_upgrade_run_id }}"
+    assert snap == "k3s etcd-snapshot save --name {{ ('medai-' ~ medai_upgrade_run_id) | quote }}"
     assert any("assert" in str(t) and "checksum" in str(t) for t in plays[0]["tasks"])
 
 
