@@ -139,7 +139,8 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
             if media:
                 from installer.media.reader import bundle_source
 
-                opener = bundle_source(source, data, pub, volumes)
+                # a damaged part is rebuilt from the stick's recovery data here, in the state directory (0700)
+                opener = bundle_source(source, data, pub, volumes, scratch=state / "repair")
             else:
                 opener = directory_opener(source)
             result = copy_verified(opener, index["files"], root, progress=progress)

@@ -96,6 +96,10 @@ def _media_or_dir(opts: UpgradeOptions, console: Console) -> Path:
     dest = state_dir() / "bundles" / hashlib.sha256(index_bytes).hexdigest()
     res = import_media([opts.bundle, *opts.volumes], dest, pub)
     console.print(f"[green]ok[/] media imported into {dest}: {res.copied} copied, {res.skipped} already there", highlight=False)
+    for part in res.repaired:
+        console.print(f"[yellow]repaired[/] {part}: rebuilt from the stick's recovery data, sha256 checked", highlight=False)
+    for note in res.recovery_not_used:
+        console.print(f"[yellow]not used[/] recovery file {note}", highlight=False)
     return dest
 
 
