@@ -6,8 +6,8 @@ hardening, compliance) from a bundle whose Debian repository carries what the ro
 lab_bundles.FULL_PACKAGES, open-iscsi, nfs-common and multipath-tools included), so the longhorn and cilium
 roles run here as on a site. Limits of a lab node (a container sharing this host's kernel): K3s is configured,
 never started (no K3s binary in the bundle), so its uninstall script does not exist and the K3s files are removed
-by name; iscsi_tcp, cls_bpf and sch_ingress are not loaded and iscsid.service and the BPF mount are enabled, not
-started; the GPU and Vault roles are skipped (no GPU host, no K3s), so their reset has nothing to remove. The
+by name; iscsi_tcp, cls_bpf and sch_ingress are not loaded and iscsid.service is enabled, not started; the GPU
+and Vault roles are skipped (no GPU host, no K3s), so their reset has nothing to remove. The
 release uninstall of `medai reset` (installer/deploy/install.py) is skipped: no kubeconfig was fetched.
 
 Network: building the bundle's OS repository runs apt-get update against deb.debian.org (cached .debs reused)."""
@@ -29,7 +29,8 @@ PLACED = {
     "cilium": ["/etc/modules-load.d/medai-cilium.conf"],
     "longhorn": ["/etc/modules-load.d/medai-longhorn.conf", "/etc/multipath.conf"],
     "k3s": ["/etc/rancher/k3s/config.yaml", "/etc/rancher/k3s/cluster-token", "/var/lib/rancher/k3s/agent/images"],
-    "hardening": ["/etc/sysctl.d/60-medai-hardening.conf", "/etc/sudoers.d/50-medai-hardening"],
+    "hardening": ["/etc/sysctl.d/60-medai-hardening.conf", "/etc/sudoers.d/50-medai-hardening",
+                  "/etc/sudoers.d/50-medai-requiretty", "/etc/sudoers.d/50-medai-umask"],
     "compliance": ["/var/lib/medai/compliance"],
 }
 # Removed even though this lab never places them (the roles are skipped here): their absence is still checked.
@@ -68,7 +69,7 @@ def test_install_placed_each_roles_files(installed):
         placed = _placed(node)
         assert sorted(_exists(node, placed)) == sorted(placed), node.hostname
         assert "# BEGIN medai longhorn" in node_exec(node, "cat /etc/multipath.conf").stdout
-        assert node_exec(node, "systemctl is-enabled iscsid.service sys-fs-bpf.mount").stdout.split() == ["enabled"] * 2
+        assert node_exec(node, "systemctl is-enabled iscsid.service").stdout.split() == ["enabled"]
 
 
 def test_reset_removes_everything_and_a_second_reset_changes_nothing(installed):
