@@ -5,6 +5,8 @@ No K3s binary is included (none can be downloaded here), so K3s is configured bu
 """
 from __future__ import annotations
 
+import datetime
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +21,16 @@ FILES = {
     "gpu-notes.txt": (b"only GPU agents receive this file\n", ["gpu"]),
     "k3s-airgap-images-amd64.tar": (b"placeholder archive: placement and checksum are tested, K3s never imports it\n", ["all"]),
 }
+
+
+_BUILT = itertools.count()
+
+
+def _build_time() -> str:
+    """Now, one second later for each bundle this session makes: a later bundle is newer, as real builds are (the
+    upgrade refuses an older or equal one)."""
+    t = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=next(_BUILT))
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_bundle(root: Path, full: bool = False, extra_debs: tuple[Path, ...] = ()) -> Path:
@@ -37,7 +49,7 @@ def make_bundle(root: Path, full: bool = False, extra_debs: tuple[Path, ...] = (
         sha = sha256_file(layout.root / rel)
         known[rel] = sha
         artifacts.append(Artifact(kind="file", name=name, path=rel, size=len(content), sha256=sha, neededBy=groups))
-    write_index(layout, {"name": "deploy-test", "version": "0.0.1", "created": "2026-01-01T00:00:00Z",
+    write_index(layout, {"name": "deploy-test", "version": "0.0.1", "created": _build_time(),
                          "manifestSha256": "0" * 64, "platforms": ["linux/amd64"]}, artifacts, known)
     return layout.root
 
