@@ -44,7 +44,7 @@ def _root(
 
 def _register_bundle_only() -> None:
     # `medai bundle ...` needs only the bundle group: skipping the other groups' imports keeps start-up a small
-    # share of a no-change rebuild (issue 16)
+    # share of a no-change rebuild
     from installer.cli import bundle
 
     app.add_typer(bundle.app, name="bundle", help="Build, verify, inspect and push offline bundles.")

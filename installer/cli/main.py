@@ -1,7 +1,7 @@
 """`medai`: the one command the operator types. Each sub-command lives in its own module (installer/cli/app.py).
 
 A no-change `medai bundle build` is answered before typer, httpx or pydantic are imported: at this size of a
-rebuild their imports are most of its time (installer/collect/uptodate.py, issue 16).
+rebuild their imports are most of its time (installer/collect/uptodate.py).
 """
 from __future__ import annotations
 

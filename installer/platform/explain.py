@@ -11,7 +11,7 @@ Two tables for a site render (installer.platform.render.render_site):
          from its template's labels and named ports; kube-system stands in with K3s's CoreDNS
          (k8s-app=kube-dns), the nodes with their addresses and the API VIP (host network: the API server,
          kubelets).
-Nothing here decides anything: part 2 of issue 23 turns these into the coherence check.
+Nothing here decides anything yet: the report only; the coherence gate is still to come.
 """
 from __future__ import annotations
 
