@@ -225,7 +225,6 @@ def wire(opts, inv, site, kube, helm, record, bundle, echo: Callable[[str], None
     names = {r.name for r in site.releases}
     held = HeldSecrets()
     kc_ns = next((r.namespace for r in site.releases if r.name == "keycloakx"), None)
-    opts.no_wait = frozenset({"vault"})
     opts.after["vault"] = vault_after_release(
         inv, kube, record, lambda line: echo(f"vault {line}"), held=held,
         bootstrap=lambda: not (kc_ns and bootstrap_removed(kube, kc_ns)))

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from installer.core.errors import InventoryError
 from installer.core.yamldoc import field_path, read_yaml
+from installer.platform.components import vault
 
 ROLE_GROUPS = ("servers", "agents")
 KNOWN_GROUPS = ("servers", "agents", "gpu")
@@ -67,8 +68,10 @@ class SiteVars(BaseModel):
     medai_bundle_dir: str | None = Field(default=None, description="bundle directory on the control host (--bundle overrides)")
     medai_ssh_host_key_checking: bool = Field(default=True, description="verify SSH host keys (only a throwaway lab turns this off)")
     # They reach kubectl command lines in roles/vault (quoted there too): names only, never shell text.
-    medai_vault_namespace: str = Field(default="vault", description="Kubernetes namespace of Vault (a DNS label)")
-    medai_vault_tls_secret: str = Field(default="vault-tls", description="Vault's TLS Secret name (a DNS subdomain)")
+    medai_vault_namespace: str = Field(default=vault.DEFAULTS["medai_vault_namespace"],
+                                       description="Kubernetes namespace of Vault (a DNS label)")
+    medai_vault_tls_secret: str = Field(default=vault.DEFAULTS["medai_vault_tls_secret"],
+                                        description="Vault's TLS Secret name (a DNS subdomain)")
 
     @field_validator("medai_cluster_name")
     @classmethod
