@@ -11,16 +11,21 @@ need_apt=()
 for p in podman runc skopeo docker-registry mmdebstrap apache2-utils openssl uidmap slirp4netns \
          fuse-overlayfs openssh-client sshpass iproute2 rsync golang-go file dpkg-dev gnupg \
          apt-utils openscap-scanner ssg-debderived xsltproc rpm iptables nftables \
-         dosfstools fusefat par2; do
+         dosfstools fusefat par2 age etcd-server etcd-client postgresql-15 postgresql-15-pgaudit; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
+  # tests start their own PostgreSQL clusters on loopback: no packaged cluster on 5432
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/medai-no-main.conf
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 # docker-registry's packaged service would hold port 5000; tests start their own registries.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
 pkill -f '/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+# the same for the packaged etcd (2379) and PostgreSQL: the backup tests start their own on loopback
+systemctl disable --now etcd postgresql >/dev/null 2>&1 || true
 
 # trixie packages fetched with a private sources list (never added to the host's apt config)
 if [ ! -x "$TOOLS/bin/cosign" ] || [ ! -f "$TOOLS/scap/ssg-debian12-ds.xml" ]; then
