@@ -70,3 +70,7 @@ class VaultError(MedaiError):
 
 class StateError(MedaiError):
     """The state directory ($MEDAI_HOME) or its lock: not trusted, or held by another command."""
+
+
+class BackupError(MedaiError):
+    """A backup set, its encryption, its components' own checks, or a restore's refusal."""
