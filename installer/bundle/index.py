@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installer.bundle.layout import INDEX_API_VERSION, UNINDEXED, UNINDEXED_DIRS, BundleLayout
+from installer.bundle.layout import INDEX_API_VERSION, UNINDEXED, BundleLayout
 from installer.core.atomic import atomic_write_bytes
 from installer.core.hashing import is_sha256_hex, sha256_file
 
@@ -51,8 +51,6 @@ def walk_files(layout: BundleLayout) -> Iterator[Path]:
     root = layout.root
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         rel_dir = Path(dirpath).relative_to(root)
-        if rel_dir == Path("."):
-            dirnames[:] = [d for d in dirnames if d not in UNINDEXED_DIRS]
         for name in list(dirnames):
             p = Path(dirpath) / name
             if p.is_symlink():  # a symlinked directory is reported as an entry, never followed

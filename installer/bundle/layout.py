@@ -25,7 +25,6 @@ INDEX_SIG = "index.json.sig"
 INDEX_SIGSTORE = "index.sigstore.json"
 # Files that live beside index.json but cannot be listed in it (they sign it, or they are reports about it).
 UNINDEXED = {INDEX, INDEX_SIG, INDEX_SIGSTORE}
-UNINDEXED_DIRS: set[str] = set()  # reports/ is no longer special: verify writes outside the bundle
 INDEX_API_VERSION = "medai/v1"  # the index schema this medai writes and reads
 MAX_INDEX = 64 * 1024 * 1024  # index.json is read whole: a larger (or sparse 40 GiB) one is refused by its size
 MAX_SIGSTORE = 4 * 1024 * 1024  # index.sigstore.json, sigstore/trusted_root.json

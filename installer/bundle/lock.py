@@ -95,10 +95,6 @@ def check_file_pin(lock: Lock, name: str, sha256: str) -> None:
     _check_locked(f"file {name}", lock.files.get(name), sha256, f"manifest pins sha256 {sha256}")
 
 
-def check_image_digest(lock: Lock, ref: str, digest: str) -> None:
-    _check_locked(f"image {ref}", lock.images.get(ref), digest, f"resolves to {digest}")
-
-
 def _check_locked(what: str, locked: str | None, have: str, says: str) -> None:
     if locked is None:
         raise LockDriftError(f"{what}: not in the lock file (rebuild without --locked to add it)")

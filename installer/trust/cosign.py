@@ -33,15 +33,6 @@ SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PAYLOAD_TYPE = "cosign container image signature"
 
 
-def repository_of(ref: str) -> str:
-    """'host:5000/a/b:tag@sha256:…' -> 'host:5000/a/b' (the docker-reference cosign puts in the payload)."""
-    name = ref.split("@", 1)[0]
-    last = name.rsplit("/", 1)
-    if ":" in last[-1]:
-        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
-    return name
-
-
 def _go_json(doc) -> bytes:
     # Go's encoding/json: compact, fields in struct order, '<', '>' and '&' escaped as \u003c etc.
     text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)

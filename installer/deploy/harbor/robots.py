@@ -6,8 +6,6 @@ differ; the secret is kept unless the catalogue made a new one in this run (then
 """
 from __future__ import annotations
 
-import secrets
-import string
 from dataclasses import dataclass, field
 
 from installer.deploy.harbor.client import HarborClient, HarborError
@@ -38,15 +36,6 @@ class RobotResult:
     action: str  # created | updated | unchanged | secret-reset
     secret_path: str = ""
     notes: list[str] = field(default_factory=list)
-
-
-def new_secret(length: int = 32) -> str:
-    """Harbor wants 8-128 characters with an upper-case letter, a lower-case letter and a digit."""
-    alphabet = string.ascii_letters + string.digits
-    while True:
-        s = "".join(secrets.choice(alphabet) for _ in range(length))
-        if any(c.isupper() for c in s) and any(c.islower() for c in s) and any(c.isdigit() for c in s):
-            return s
 
 
 def _norm(perms: list[dict] | None) -> set[tuple]:
