@@ -60,7 +60,9 @@ def _register() -> None:
     from installer.cli import vault
 
     app.add_typer(vault.app, name="vault", help="Vault: init (shares to named operators), unseal, status, setup, certificates.")
-    from installer.cli import harbor
+    from installer.cli import certs, harbor
+
+    app.add_typer(certs.app, name="certs", help="Every certificate the site depends on, its expiry; rotate one group.")
 
     app.add_typer(harbor.app, name="harbor", help="Seed Harbor from the bundle (site key verified before and after).")
     install.register(app)
