@@ -1,0 +1,38 @@
+"""Directories as one streamed, uncompressed tar (PAX) in a private file, and back (members checked as data)."""
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+from installer.core.errors import BackupError
+
+
+def pack_dir(src: Path, arcname: str, dest: Path) -> Path:
+    with open(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f, \
+            tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(src, arcname=arcname)
+    return dest
+
+
+def names(path: Path, name: str) -> list[str]:
+    try:
+        with tarfile.open(path, "r|") as tar:
+            return [m.name for m in tar]
+    except (tarfile.TarError, OSError) as e:
+        raise BackupError(f"{name}: not a readable tar archive ({e})", path=name) from None
+
+
+def check_tar(path: Path, name: str) -> dict:
+    return {"check": "tar readable", "members": len(names(path, name))}
+
+
+def unpack(path: Path, dest: Path, name: str) -> Path:
+    """Extract into ``dest`` (0700); links out of it, devices and absolute names are refused (tar's data filter)."""
+    dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        with tarfile.open(path, "r|") as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError) as e:
+        raise BackupError(f"{name}: not a readable tar archive ({e})", path=name) from None
+    return dest

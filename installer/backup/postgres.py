@@ -1,0 +1,60 @@
+"""PostgreSQL (every CloudNativePG cluster): a physical base backup with the WAL it needs, its check, a restore.
+
+The in-cluster Job (installer.platform.components.backup_schedules) runs ``pg_basebackup`` with BASEBACKUP_ARGS
+against the cluster's read-write service into the backup volume; ``medai backup create`` packs the newest one
+(a plain data directory with its backup_manifest) as one tar. ``check`` is ``pg_verifybackup`` (every file's
+checksum against the manifest, and the WAL parsed); ``restore`` unpacks it into a new data directory, which
+PostgreSQL starts from as is (the WAL was streamed into it: consistent without any archive).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from installer.backup import archive
+from installer.backup.tools import run
+from installer.core.errors import BackupError
+
+BASEBACKUP_ARGS = ["--format=plain", "--wal-method=stream", "--checkpoint=fast", "--manifest-checksums=SHA256",
+                   "--no-password"]
+
+
+def basebackup(host: str, port: int, user: str, dest: Path, password_file: Path | None = None) -> Path:
+    """pg_basebackup into the new directory ``dest`` (the password, if any, through PGPASSFILE, never argv)."""
+    env = {"PGPASSFILE": str(password_file)} if password_file else {}
+    run(["pg_basebackup", "-h", host, "-p", str(port), "-U", user, "-D", str(dest), *BASEBACKUP_ARGS],
+        f"postgresql {host}:{port}", env)
+    return dest
+
+
+def pack(backup_dir: Path, dest: Path) -> Path:
+    """The base backup directory as one tar (age compresses nothing; the tar is streamed)."""
+    if not (backup_dir / "backup_manifest").is_file():
+        raise BackupError(f"{backup_dir}: no backup_manifest: not a finished pg_basebackup", path=str(backup_dir))
+    return archive.pack_dir(backup_dir, "pgdata", dest)
+
+
+def unpack(path: Path, data_dir: Path, name: str) -> Path:
+    """Into a new data directory (0700, as PostgreSQL demands); members are checked as data (no links out)."""
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise BackupError(f"{data_dir}: not empty: PostgreSQL restores only into a new data directory", path=str(data_dir))
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tempfile.TemporaryDirectory(dir=data_dir.parent, prefix=".medai-pg-") as tmp:
+        archive.unpack(path, Path(tmp), name)
+        src = Path(tmp) / "pgdata"
+        if not (src / "backup_manifest").is_file():
+            raise BackupError(f"{name}: holds no pgdata/backup_manifest", path=name)
+        for entry in src.iterdir():
+            os.replace(entry, data_dir / entry.name)
+    os.chmod(data_dir, 0o700)
+    return data_dir
+
+
+def check(path: Path, name: str) -> dict:
+    """Unpack into a scratch directory and run pg_verifybackup (checksums of every file, the WAL parsed)."""
+    with tempfile.TemporaryDirectory(prefix="medai-pgverify-") as tmp:
+        d = unpack(path, Path(tmp) / "pgdata", name)
+        out = run(["pg_verifybackup", str(d)], name).stdout.strip()
+        files = sum(1 for _ in d.rglob("*"))
+    return {"check": "pg_verifybackup", "result": out.splitlines()[-1] if out else "ok", "files": files}
