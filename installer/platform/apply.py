@@ -212,6 +212,11 @@ class KubeApi:
         except NotFoundError:
             return None
 
+    def list(self, api_version: str, kind: str, namespace: str | None = None) -> list[dict]:
+        """Every object of a kind (cluster-wide when namespace is None): the items, as the API returns them."""
+        res = self._dyn.resources.get(api_version=api_version, kind=kind)
+        return res.get(namespace=namespace).to_dict().get("items") or []
+
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
         from kubernetes.dynamic.exceptions import NotFoundError
 
