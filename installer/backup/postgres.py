@@ -15,9 +15,7 @@ from pathlib import Path
 from installer.backup import archive
 from installer.backup.tools import run
 from installer.core.errors import BackupError
-
-BASEBACKUP_ARGS = ["--format=plain", "--wal-method=stream", "--checkpoint=fast", "--manifest-checksums=SHA256",
-                   "--no-password"]
+from installer.platform.components.backup_schedules import BASEBACKUP_ARGS
 
 
 def basebackup(host: str, port: int, user: str, dest: Path, password_file: Path | None = None) -> Path:
