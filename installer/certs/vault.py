@@ -39,12 +39,13 @@ def chain_certs(s: VaultSettings, ep: Endpoint) -> list[Cert]:
     return out
 
 
-def listener_cert(ep: Endpoint) -> Cert:
-    """The certificate a member's HTTPS listener presents (read, not verified: an expired one is reported)."""
+def listener_cert(ep: Endpoint) -> Cert | None:
+    """The certificate a member's HTTPS listener presents (read, not verified: an expired one is reported);
+    None for a plain-HTTP listener (no certificate to watch)."""
     u = urlparse(ep.addr)
     name = f"listener {ep.name}"
     if u.scheme != "https":
-        return Cert("vault", name, ep.addr, error="listener without TLS (http://): no certificate to check")
+        return None
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     try:
@@ -89,7 +90,7 @@ def issued_certs(s: VaultSettings, ep: Endpoint, token: str) -> list[Cert]:
 
 def vault_certs(s: VaultSettings, eps: list[Endpoint], token: str | None) -> list[Cert]:
     """Everything above for the members ``eps``; an unreachable member or a refused call is a Cert with the error."""
-    out = [listener_cert(ep) for ep in eps]
+    out = [c for c in (listener_cert(ep) for ep in eps) if c is not None]
     out += chain_certs(s, eps[0])
     if token is None:
         return out

@@ -52,3 +52,38 @@ def certs_cmd(
         for lv, text in rows:
             out.print(f"[{STYLE[lv]}]{lv:<4}[/] {escape(text)}", markup=True)
     raise typer.Exit(EXIT[level])
+
+
+@app.command("rotate")
+def rotate_cmd(
+    inventory: Path = typer.Option(..., "--inventory", "-i", help="The site inventory."),
+    group: str = typer.Option(..., "--group", "-g", help="k3s, vault or intermediate"),
+    service: list[str] = typer.Option([], "--service", help="vault group: only these services (default: all)."),
+    stdin: bool = typer.Option(False, "--stdin", help="Read unseal shares one per line from stdin (automation)."),
+    signed: Path = typer.Option(None, "--signed", help="intermediate group: the certificate the offline root signed."),
+    csr_out: Path = typer.Option(Path("intermediate.csr"), "--csr-out", help="intermediate group: where the CSR goes."),
+) -> None:
+    """Renew one group before it expires: K3s one server at a time, Vault-issued certificates with their Secrets
+    and a rolling restart, or the intermediate (a CSR for the offline root; then --signed)."""
+    from installer.certs.rotate import rotate_group
+
+    rot = rotate_group(inventory, group, services=service, stdin=stdin, signed=signed, csr_out=csr_out,
+                       console=Console(stderr=True))
+    for line in rot.done:
+        typer.echo(f"{rot.group}: {line}")
+    for line in rot.carry:
+        typer.echo(f"operator: {line}")
+
+
+@app.command("sign-intermediate")
+def sign_cmd(
+    csr: Path = typer.Option(..., "--csr", help="The CSR `medai certs rotate --group intermediate` wrote."),
+    root_ca_dir: Path = typer.Option(..., "--root-ca-dir", help="The offline site root CA's directory."),
+    out: Path = typer.Option(Path("signed.pem"), "--out", help="Where the signed intermediate goes."),
+) -> None:
+    """On the offline root's host: sign Vault's intermediate CSR with the site root (its key stays here)."""
+    from installer.certs.rotate import sign_offline
+
+    rot = sign_offline(csr, root_ca_dir, out)
+    for line in rot.done + [f"operator: {c}" for c in rot.carry]:
+        typer.echo(line)

@@ -1,4 +1,4 @@
-"""medai vault …: init, unseal, status, setup, rotate-cert. Shares are read without echo, or from stdin."""
+"""medai vault …: init, unseal, status, setup, rotate-cert (medai certs rotate's vault group). Shares are read without echo."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from installer.core.errors import VaultError
-from installer.deploy.vault.share_prompt import collect_shares, share_reader
+from installer.deploy.vault.share_prompt import share_reader
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -132,15 +132,13 @@ def rotate_cmd(
     inventory: Path = INVENTORY,
     stdin: bool = typer.Option(False, "--stdin", help="Read shares one per line from stdin (automation)."),
 ) -> None:
-    """Re-issue one service's certificate from the site intermediate (kept in KV at <service>/tls)."""
-    from installer.deploy.vault.client import endpoints, service_endpoint
-    from installer.deploy.vault.pki_engine import issue
-    from installer.deploy.vault.token import root_session
+    """One service's certificate re-issued: `medai certs rotate --group vault --service SERVICE` (KV <service>/tls,
+    its Secret and a rolling restart of what mounts it on an installed site)."""
+    from rich.console import Console
 
-    s = _settings(inventory)
-    with endpoints(s) as eps:
-        ep = service_endpoint(s, eps)
-        shares = collect_shares(share_reader(stdin), s.threshold)
-        with root_session(ep, shares) as client:
-            out = issue(s, ep, client, service)
-    typer.echo(f"{out['service']}: new certificate serial {out['serial']}, valid until {out['notAfter']}, in {out['kv']}")
+    from installer.certs.rotate import rotate_group
+
+    rot = rotate_group(inventory, "vault", services=[service], stdin=stdin, signed=None, csr_out=Path("unused"),
+                       console=Console(stderr=True))
+    for line in rot.done + [f"operator: {c}" for c in rot.carry]:
+        typer.echo(line)
