@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.daemons import stop_gpg_agent, wait_gone
 from tests.support.images import seeded_registry  # noqa: F401  (session fixture: demo images in `registry`)
 from tests.support.lab import lab_image, lab_nodes  # noqa: F401  (lab fixtures, see docs/lab.md)
+from tests.support.os_repo import debian_repo  # noqa: F401  (session fixture: Debian 12 packages, network)
 from tests.support.servers import run_file_server, run_registry
 from tests.support.sources import demo_sources  # noqa: F401  (chart repo, files, tiny model on loopback)
 
@@ -20,6 +22,18 @@ os.environ["PATH"] = f"{TOOLS / 'bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PAT
 os.environ.setdefault("CONTAINERS_CONF", str(TOOLS / "containers.conf"))
 # medai's state defaults to /var/lib/medai: tests that set no MEDAI_HOME get a private one instead
 os.environ.setdefault("MEDAI_HOME", tempfile.mkdtemp(prefix="medai-test-home-"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_daemon_left_behind(tmp_path_factory):
+    """After the last test: every gpg-agent a test's GNUPGHOME started (under this run's temporary directory) has
+    been stopped by its fixture; one still running is stopped here and fails the run, naming its GNUPGHOME."""
+    yield
+    base = tmp_path_factory.getbasetemp()
+    left = sorted(set(wait_gone(base, timeout=2.0).values()))
+    for home in left:
+        stop_gpg_agent(home)
+    assert not left, f"gpg-agent left running (stop it at teardown: gpgconf --homedir HOME --kill all): {', '.join(left)}"
 
 
 @pytest.fixture(scope="session")

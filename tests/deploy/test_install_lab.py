@@ -5,7 +5,7 @@ file, so every role runs for real up to the service start, which is skipped by d
 
 The runs here use `--tags preflight,stage,k3s` (this area's roles). The os, hardening and compliance roles need a
 bundle with a Debian repository and SCAP content and a minutes-long OpenSCAP scan per node; they are proven by
-their own Molecule scenarios (tests/os, tests/compliance) so CI stays inside its time budget.
+their own Molecule scenarios (tests/deploy/test_role_os.py, tests/compliance) so CI stays inside its time budget.
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.daemons import stop_gpg_agent, wait_gone
+
 
 @dataclass
 class SignedRepo:
@@ -26,7 +28,10 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str:
 
 
 class ThrowawayKey:
+    """A signing key in its own GNUPGHOME; gpg starts a gpg-agent for it, which close() stops."""
+
     def __init__(self, home: Path, uid: str):
+        self.home = home
         home.mkdir(parents=True, exist_ok=True)
         home.chmod(0o700)
         self.gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback",
@@ -34,6 +39,11 @@ class ThrowawayKey:
         _run([*self.gpg, "--quick-generate-key", uid, "ed25519", "sign", "never"])
         self.fingerprint = next(ln.split(":")[9] for ln in _run([*self.gpg, "--with-colons", "--list-keys"]).splitlines()
                                 if ln.startswith("fpr:"))
+
+    def close(self) -> None:
+        stop_gpg_agent(self.home)
+        left = wait_gone(self.home)
+        assert not left, f"gpg-agent still running for {self.home} after gpgconf --kill all: pids {sorted(left)}"
 
     def export(self, dest: Path) -> Path:
         _run([*self.gpg, "--armor", "--output", str(dest), "--export", self.fingerprint])

@@ -1,4 +1,5 @@
-"""Fixtures for the OS-packages area: one real Debian 12 repository per session, built from Debian's archive.
+"""The OS-packages fixture (collect's tests and the os role's Molecule test): one real Debian 12 repository per
+session, built from Debian's archive.
 
 The apt cache (lists and .debs, ~30 MB) lives in ~/.cache/medai-test/ospkgs so reruns do not download again.
 """

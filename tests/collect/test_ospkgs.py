@@ -15,8 +15,7 @@ from installer.bundle.manifest import OsPackages
 from installer.collect import ospkgs
 from installer.core.errors import SourceError
 from installer.core.hashing import sha256_file
-
-from .conftest import DEBIAN_SPEC, TEST_CACHE
+from tests.support.os_repo import DEBIAN_SPEC, TEST_CACHE
 
 
 def _apt_from_repo_only(tmp: Path, repo_dir: Path, keyring: Path, packages: list[str]) -> subprocess.CompletedProcess:
@@ -174,3 +173,4 @@ def test_parse_simulation_keeps_epochs_and_arch():
     assert ospkgs.parse_simulation(text) == [("libaudit1", "1:3.0.9-1", "amd64"), ("tzdata", "2025b-0+deb12u1", "all")]
     deb = ospkgs.Deb("libaudit1", "1:3.0.9-1", "amd64", 1, "0" * 64)
     assert deb.archive_name == "libaudit1_1%3a3.0.9-1_amd64.deb"
+

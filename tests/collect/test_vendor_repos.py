@@ -12,9 +12,8 @@ from installer.bundle.manifest import OsPackages, OsRepository
 from installer.collect import ospkgs, vendor_repos
 from installer.core.errors import SourceError
 from tests.support.apt_repo import ThrowawayKey, make_signed_apt_repo, make_signed_repomd
+from tests.support.os_repo import TEST_CACHE
 from tests.support.servers import run_file_server
-
-from .conftest import TEST_CACHE
 
 pytestmark = pytest.mark.loopback
 
@@ -22,7 +21,10 @@ pytestmark = pytest.mark.loopback
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     d = tmp_path_factory.mktemp("keys")
-    return ThrowawayKey(d / "vendor", "vendor <v@medai.invalid>"), ThrowawayKey(d / "other", "other <o@medai.invalid>")
+    pair = ThrowawayKey(d / "vendor", "vendor <v@medai.invalid>"), ThrowawayKey(d / "other", "other <o@medai.invalid>")
+    yield pair
+    for key in pair:
+        key.close()
 
 
 @pytest.fixture
