@@ -1,48 +1,25 @@
-"""`medai render --explain`: the rendered platform read as a cluster would read it, report only (no gate yet).
+"""`medai render --explain`: the rendered platform read as a cluster would read it, as tables beside the coherence
+check's findings (installer.platform.coherence, which refuses the render; these tables show why).
 
-Two tables for a site render (installer.platform.render.render_site):
-  pods   every pod template the install applies (chart objects, hooks included, and medai's site objects), with
-         its namespace, the Pod Security level that namespace will enforce (its
-         pod-security.kubernetes.io/enforce label where the render gives the Namespace one, else the K3s
-         admission configuration's default, roles/k3s/templates/psa.yaml.j2 with the site's variables; exempt
-         namespaces are privileged) and every violation at that level (installer.render.podsecurity);
-  flows  for every pair of platform namespaces (and the nodes), the connections the rendered NetworkPolicies
-         allow from some pod of the first to some pod of the second (installer.render.netpol), each pod taken
-         from its template's labels and named ports; kube-system stands in with K3s's CoreDNS
-         (k8s-app=kube-dns), the nodes with their addresses and the API VIP (host network: the API server,
-         kubelets).
-Nothing here decides anything yet: the report only; the coherence gate is still to come.
+  pods   every pod template the install applies (chart objects, hooks included, medai's site objects and what the
+         releases' hooks apply), its namespace, the Pod Security level that namespace will enforce and every
+         violation at that level (installer.platform.coherence.admission.pod_table);
+  flows  for every pair of namespaces (and the nodes, and a client on the site's network), the connections the
+         rendered NetworkPolicies allow from some pod of the first to some pod of the second
+         (installer.platform.coherence.network.endpoints: each pod from its template's labels and named ports;
+         kube-system stands in with K3s's CoreDNS, the nodes with their addresses and the API VIP).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from installer.render.netpol import Connections, Endpoint, NetworkPolicies
-from installer.render.podsecurity import (
-    AdmissionDefaults,
-    NamespaceLevel,
-    Violation,
-    evaluate,
-    k3s_admission,
-    namespace_level,
-    pod_template,
-)
+from installer.platform.coherence.admission import PodRow, pod_table
+from installer.platform.coherence.network import endpoints, policies_of
+from installer.platform.flows import NODES, SITE
+from installer.render.netpol import Connections
+from installer.render.podsecurity import AdmissionDefaults
 
-NODES = "(nodes)"
-# Pods every K3s cluster runs that the render does not carry, as NetworkPolicies see them.
-K3S_PODS = (("kube-system", {"k8s-app": "kube-dns"}, "coredns"),)
-
-
-@dataclass(frozen=True)
-class PodRow:
-    release: str
-    namespace: str
-    kind: str
-    name: str
-    hook: bool
-    level: NamespaceLevel
-    violations: tuple[Violation, ...]
+__all__ = ["NODES", "SITE", "Explanation", "FlowRow", "PodRow", "explain", "lines"]
 
 
 @dataclass(frozen=True)
@@ -67,59 +44,22 @@ class Explanation:
                     Connections.none())
 
 
-def _objects(site) -> Iterable[tuple[str, str, dict]]:
-    """(release, namespace, object) for everything the install applies."""
-    for r in site.releases:
-        for o in r.objects + r.site_objects:
-            if isinstance(o, dict):
-                yield r.name, (o.get("metadata") or {}).get("namespace") or r.namespace, o
-
-
-def _endpoints(site, inv) -> dict[str, list[Endpoint]]:
-    """Namespace (or NODES) -> the endpoints standing for it."""
-    out: dict[str, list[Endpoint]] = {r.namespace: [] for r in site.releases}
-    for _, ns, o in _objects(site):
-        tpl = pod_template(o)
-        if tpl is not None:
-            out.setdefault(ns, []).append(Endpoint.pod(ns, tpl.metadata.get("labels") or {}, None,
-                                                       tpl.spec.get("containers") or []))
-    for ns, labels, _ in K3S_PODS:
-        out.setdefault(ns, []).append(Endpoint.pod(ns, labels))
-    addresses = sorted({h.address for h in inv.hosts.values() if h.ip is not None}
-                       | ({inv.site.medai_api_vip} if inv.site.medai_api_vip else set()))
-    out[NODES] = [Endpoint.external(a) for a in addresses]
-    return out
-
-
 def explain(site, inv) -> Explanation:
     """Both tables for a site render and its inventory."""
-    admission = k3s_admission(inv.site.model_dump())
-    ns_labels: dict[str, dict] = {}
-    for _, _, o in _objects(site):
-        if o.get("kind") == "Namespace":
-            meta = o.get("metadata") or {}
-            ns_labels[meta.get("name")] = meta.get("labels") or {}
-    out = Explanation(admission)
-    for release, ns, o in _objects(site):
-        if pod_template(o) is None:
-            continue
-        meta = o.get("metadata") or {}
-        level = namespace_level(ns, ns_labels.get(ns), admission)
-        out.pods.append(PodRow(release, ns, o["kind"], meta.get("name", "?"),
-                               "helm.sh/hook" in (meta.get("annotations") or {}), level,
-                               tuple(evaluate(o, level.level))))
-    policies = NetworkPolicies((o for _, _, o in _objects(site)), ns_labels)
-    endpoints = _endpoints(site, inv)
-    out.isolated = [ns for ns, eps in endpoints.items() if ns != NODES and eps and all(
-        policies.selecting(e, d) for e in eps for d in ("Ingress", "Egress"))]
-    for a, sources in endpoints.items():
-        for b, destinations in endpoints.items():
-            if a == NODES and b == NODES:
+    admission, pods = pod_table(site, inv)
+    out = Explanation(admission, pods)
+    policies = policies_of(site)
+    eps = endpoints(site, inv)
+    out.isolated = [ns for ns, group in eps.items() if ns not in (NODES, SITE) and group and all(
+        policies.selecting(p.endpoint, d) for p in group for d in ("Ingress", "Egress"))]
+    for a, sources in eps.items():
+        for b, destinations in eps.items():
+            if a in (NODES, SITE) and b in (NODES, SITE):
                 continue
             conns = Connections.none()
             for s in sources:
                 for d in destinations:
-                    conns = conns | policies.connections(s, d)
+                    conns = conns | policies.connections(s.endpoint, d.endpoint)
             if conns:
                 out.flows.append(FlowRow(a, b, conns))
     return out
@@ -148,7 +88,7 @@ def lines(e: Explanation) -> list[str]:
     refused = sum(1 for r in e.pods if r.violations)
     out.append(f"{refused} of {len(e.pods)} pod templates refused at the level their namespace enforces")
     out.append("")
-    out.append("Flows the rendered NetworkPolicies allow between platform namespaces (some pod to some pod)")
+    out.append("Flows the rendered NetworkPolicies allow between namespaces (some pod to some pod)")
     out.append(f"namespaces whose every pod a policy selects for ingress and egress: {', '.join(e.isolated) or 'none'}")
     out += _table([("FROM", "TO", "CONNECTIONS")] + [(f.source, f.destination, str(f.connections)) for f in e.flows])
     return out
