@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from installer.bundle.manifest import Spec
 from installer.core.errors import ManifestError
-from installer.oci.registry import parse_ref
+from installer.oci.refs import parse_ref
 
 
 def allowed(ref: str, registries: list[str]) -> bool:

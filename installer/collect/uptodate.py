@@ -250,7 +250,8 @@ def _tags_unmoved(tags: dict[str, str], mirrors: dict[str, str]) -> bool:
             import httpx  # noqa: F401
         finally:
             del sys.modules["httpx._main"]
-    from installer.oci.registry import RegistryClient, parse_ref
+    from installer.oci.refs import parse_ref
+    from installer.oci.registry import RegistryClient
 
     client = RegistryClient(retries=1)
     try:

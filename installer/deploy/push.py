@@ -12,7 +12,8 @@ from pathlib import Path
 from installer.core.errors import BundleError, RegistryError
 from installer.oci.images import PushResult, present_platform_manifests, push_image
 from installer.oci.layout import OCILayout
-from installer.oci.registry import RegistryClient, parse_ref
+from installer.oci.refs import parse_ref
+from installer.oci.registry import RegistryClient
 
 
 def destination(registry: str, ref: str) -> str:

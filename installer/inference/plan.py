@@ -6,17 +6,25 @@ copied), the weight lists from the index's model artifacts (installer/inference/
 """
 from __future__ import annotations
 
-from installer.core.errors import BundleError
+from installer.core.errors import BundleError, RegistryError
 from installer.inference.weights import weights_values
+from installer.oci.refs import parse_ref
 
 VLLM_REPOSITORY = "docker.io/vllm/vllm-openai"
 DEFAULT_MODELS = [{"version": "v1", "bundleName": "mistral-7b-instruct-v0.3",
                    "servedModelName": "mistral-7b-instruct-v0.3", "replicas": 1}]
 
 
+def _repository(artifact: dict) -> str:
+    try:
+        return parse_ref(str(artifact.get("ref", ""))).repo_name
+    except RegistryError:
+        return ""
+
+
 def vllm_digest(index: dict, repository: str = VLLM_REPOSITORY) -> str:
     found = sorted({a.get("digest") for a in index.get("artifacts", [])
-                    if a.get("kind") == "image" and str(a.get("ref", "")).split("@")[0].rsplit(":", 1)[0] == repository
+                    if a.get("kind") == "image" and _repository(a) == repository
                     and a.get("digest")})
     if len(found) != 1:
         raise BundleError(f"index.json: {'no' if not found else 'more than one'} {repository} image "
@@ -46,5 +54,5 @@ def install_extravars(index: dict, inv) -> dict:
 
 
 def _has_image(index: dict, repository: str) -> bool:
-    return any(a.get("kind") == "image" and str(a.get("ref", "")).split("@")[0].rsplit(":", 1)[0] == repository
+    return any(a.get("kind") == "image" and _repository(a) == repository
                for a in index.get("artifacts", []))

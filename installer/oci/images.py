@@ -21,7 +21,8 @@ from installer.core.errors import BundleError, LockDriftError, MedaiError, Regis
 from installer.oci.cosign_tags import is_signature_tag, signature_tag
 from installer.oci.layout import DigestMismatch, OCILayout, RefEntry
 from installer.oci.media_types import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, platform_matches, platform_string
-from installer.oci.registry import BlobRestart, Cancelled, ImageRef, Manifest, RegistryClient, parse_ref, sha256_digest
+from installer.oci.refs import ImageRef, parse_ref
+from installer.oci.registry import BlobRestart, Cancelled, Manifest, RegistryClient, sha256_digest
 
 # Configs of runnable images; any other config media type (or an artifactType) marks an OCI artifact such as
 # Trivy's vulnerability databases (application/vnd.aquasec.trivy.config.v1+json): carried, signed and pushed

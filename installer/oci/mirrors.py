@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from installer.core.errors import ManifestError, RegistryError
-from installer.oci.registry import DOCKER_HUB, ImageRef, parse_ref
+from installer.oci.refs import DOCKER_HUB, ImageRef, parse_ref
 
 _TARGET = re.compile(r"^(?P<host>[a-zA-Z0-9.-]+(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)(?P<prefix>(?:/[a-z0-9._-]+)*)$")
 

@@ -30,101 +30,14 @@ import httpx
 
 from installer.core.errors import RegistryError
 from installer.oci.media_types import ACCEPT, INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
+from installer.oci.refs import DIGEST, DOCKER_HUB, DOCKER_HUB_API, ImageRef
 
-DOCKER_HUB = "docker.io"
-DOCKER_HUB_API = "registry-1.docker.io"
 CHUNK = 1024 * 1024
 MAX_MANIFEST = 4 * 1024 * 1024
 MAX_TOKEN_RESPONSE = 64 * 1024  # a bearer token answer: a JSON object with a token of a few KiB
 MAX_ERROR_BODY = 16 * 1024      # only the first bytes of an error body are ever shown
 MAX_PLAIN_RESPONSE = 1024 * 1024  # any non-streamed answer (upload sessions, HEADs, catalog, errors)
 
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-# ---------------------------------------------------------------------------------------------------- references
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """A parsed, normalised image reference.
-
-    ``registry`` is the name users write (``docker.io``, ``127.0.0.1:5000``); ``api_host`` is where the API lives
-    (``registry-1.docker.io`` for Docker Hub). ``name`` is the full normalised reference, e.g.
-    ``docker.io/library/nginx:1.27`` or ``127.0.0.1:5000/demo/app:1.0@sha256:…``: it is what the OCI layout
-    records as ``org.opencontainers.image.ref.name``.
-    """
-
-    registry: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def api_host(self) -> str:
-        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
-
-    @property
-    def repo_name(self) -> str:
-        """``registry/repository`` without tag or digest."""
-        return f"{self.registry}/{self.repository}"
-
-    @property
-    def name(self) -> str:
-        out = self.repo_name
-        if self.tag:
-            out += f":{self.tag}"
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
-
-    @property
-    def reference(self) -> str:
-        """What to ask the registry for: the digest when pinned, else the tag."""
-        return self.digest or self.tag or "latest"
-
-    def with_tag(self, tag: str) -> ImageRef:
-        return ImageRef(self.registry, self.repository, tag, None)
-
-    def with_digest(self, digest: str) -> ImageRef:
-        return ImageRef(self.registry, self.repository, None, digest)
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def parse_ref(ref: str) -> ImageRef:
-    """Parse ``[host[:port]/]path[:tag][@sha256:hex]`` the way docker does (docker.io and library/ implied).
-
-    A reference with neither tag nor digest gets ``latest``. Raises RegistryError on a malformed reference.
-    """
-    rest = ref.strip()
-    digest = None
-    if "@" in rest:
-        rest, digest = rest.split("@", 1)
-        if not _DIGEST.match(digest):
-            raise RegistryError(f"{ref}: not a valid image reference (digest must be sha256:<64 hex>)")
-    tag = None
-    last = rest.rsplit("/", 1)[-1]
-    if ":" in last:
-        rest, tag = rest.rsplit(":", 1)
-        if not _TAG.match(tag):
-            raise RegistryError(f"{ref}: not a valid image reference (bad tag {tag!r})")
-    first, sep, remainder = rest.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
-        registry, repository = first, remainder
-    else:
-        registry, repository = DOCKER_HUB, rest
-    if registry in ("index.docker.io", DOCKER_HUB_API):
-        registry = DOCKER_HUB
-    if registry == DOCKER_HUB and "/" not in repository:
-        repository = f"library/{repository}"
-    if not repository or not re.match(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$", repository):
-        raise RegistryError(f"{ref}: not a valid image reference (repository {repository!r})")
-    if tag is None and digest is None:
-        tag = "latest"
-    return ImageRef(registry, repository, tag, digest)
 
 
 def read_bounded(r: httpx.Response, limit: int, what: str, truncate: bool = False) -> bytes:
@@ -590,7 +503,7 @@ class RegistryClient:
         if r.status_code == 404:
             return None
         d = r.headers.get("docker-content-digest")
-        return d if r.status_code == 200 and d and _DIGEST.match(d) else None
+        return d if r.status_code == 200 and d and DIGEST.match(d) else None
 
     def put_manifest(self, ref: ImageRef, reference: str, data: bytes, media_type: str) -> str:
         """PUT a manifest under a tag or its digest; returns its digest."""

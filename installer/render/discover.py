@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from installer.oci.refs import ParsedRef, parse_image, refs_in_text
+from installer.core.errors import RegistryError
+from installer.oci.refs import ImageRef, parse_ref, refs_in_text
 from installer.render.errors import ImageGateError
 
 CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
@@ -27,7 +28,7 @@ _NOT_SEARCHED_KINDS = {"CustomResourceDefinition"}
 class Finding:
     """One image reference at one place in the rendered output."""
 
-    ref: ParsedRef
+    ref: ImageRef
     chart: str
     kind: str
     name: str
@@ -102,8 +103,8 @@ def findings_in_object(doc: dict, chart: str) -> list[Finding]:
                     raise ImageGateError(f"chart {chart}, {kind} {name}, {path}: empty image")
                 continue
             try:
-                ref = parse_image(text)
-            except ValueError as e:
+                ref = parse_ref(text)
+            except RegistryError as e:
                 if how == "container":
                     raise ImageGateError(f"chart {chart}, {kind} {name}, {path}: {e}") from None
                 out.extend(Finding(r, chart, kind, name, path, "text") for r in refs_in_text(text))

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from installer.oci.refs import parse_image
+from installer.core.errors import RegistryError
+from installer.oci.refs import parse_ref
 from installer.render.discover import Finding, find_images
 from installer.render.errors import ImageGateError
 
@@ -28,16 +29,16 @@ class ImagePlan:
     def why(self, ref: str) -> list[Finding]:
         """Every place the (normalised or as-written) reference appears."""
         try:
-            name = parse_image(ref).name
-        except ValueError:
+            name = parse_ref(ref).name
+        except RegistryError:
             name = ref
         return [f for f in self.findings if f.ref.name == name or f.ref.raw == ref]
 
 
 def _pinned(raw: str, where: str) -> str:
     try:
-        ref = parse_image(raw)
-    except ValueError as e:
+        ref = parse_ref(raw)
+    except RegistryError as e:
         raise ImageGateError(f"{where}: {e}") from None
     if not ref.tagged:
         raise ImageGateError(f"{where}: image {raw!r} has no tag: the site's mirror serves only pinned images "
@@ -62,8 +63,8 @@ def plan_images(spec, rendered: dict[str, list[dict]]) -> ImagePlan:
         for wi, w in enumerate(c.ignoreImages):
             where = f"spec.charts[{ci}].ignoreImages[{wi}].ref"
             try:
-                name = parse_image(w.ref).name
-            except ValueError as e:
+                name = parse_ref(w.ref).name
+            except RegistryError as e:
                 raise ImageGateError(f"{where}: {e}") from None
             waivers[(c.name, name)] = (where, w.reason)
     used: set[tuple[str, str]] = set()
@@ -97,7 +98,7 @@ def _seeded(ref: str, prefix: str, carried: dict[str, str]) -> str | None:
     """PREFIX/PATH:TAG (the site's Harbor project, seeded from the bundle by `medai bundle push`) -> the one carried
     REGISTRY/PATH:TAG it was seeded from."""
     rest = ref[len(prefix):]
-    found = [c for c in carried if c.split("/", 1)[-1] == rest]
+    found = [c for c in carried if parse_ref(c).path == rest]
     return found[0] if len(found) == 1 else None
 
 
@@ -115,11 +116,12 @@ def check_bundle_images(plan: ImagePlan, carried: dict[str, str], seeded_prefixe
             continue
         # NAME:TAG@DIGEST from a site object (a CNPG Cluster's imageName, from the index) matches the image the
         # bundle carries as NAME:TAG when that is exactly the pinned digest
-        if ref not in carried and "@" in ref and carried.get(ref.split("@")[0]) == ref.split("@")[1]:
+        pinned = parse_ref(ref)
+        if ref not in carried and pinned.digest and pinned.tag and carried.get(pinned.with_tag(pinned.tag).name) == pinned.digest:
             continue
         if ref not in carried:
             raise ImageGateError(f"image {ref} is not in the bundle (needed by {where})")
-        if "@" in ref and not ref.endswith(carried[ref]):
+        if pinned.digest and pinned.digest != carried[ref]:
             raise ImageGateError(f"image {ref}: the bundle carries digest {carried[ref]}, not the pinned one "
                                  f"(needed by {where})")
 

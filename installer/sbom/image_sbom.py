@@ -7,18 +7,15 @@ from packageurl import PackageURL
 
 from installer.core.hashing import digest_hex
 from installer.oci.layout import PlatformImage
+from installer.oci.refs import parse_ref
 from installer.sbom import cdx
 from installer.sbom.scan import Catalog
 
 
 def split_ref(ref: str) -> tuple[str, str]:
     """'host:5000/ns/app:1.2@sha256:…' -> ('host:5000/ns/app', '1.2')."""
-    name = ref.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, _, tag = name.rpartition(":")
-        return name, tag
-    return name, ""
+    p = parse_ref(ref)
+    return p.repo_name, (p.tag if p.explicit and p.tag else "")
 
 
 def container_component(ref: str, digest: str, platform: str, bom_ref: str) -> Component:

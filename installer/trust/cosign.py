@@ -181,7 +181,7 @@ MAX_PAYLOAD = 1024 * 1024
 
 def fetch_registry_layers(client, ref: str, digest: str) -> list[SignatureLayer]:
     """The simple-signing layers stored in a registry for image ``ref`` at ``digest`` (cosign's .sig tag)."""
-    from installer.oci.registry import parse_ref
+    from installer.oci.refs import parse_ref
 
     image = parse_ref(ref)
     manifest = client.get_manifest(image, signature_tag(digest))

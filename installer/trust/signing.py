@@ -17,7 +17,7 @@ from installer.core.errors import TrustError
 from installer.oci.cosign_tags import signature_tag
 from installer.oci.layout import OCILayout
 from installer.oci.media_types import OCI_MANIFEST
-from installer.oci.registry import parse_ref
+from installer.oci.refs import parse_ref
 from installer.trust.cosign import SignatureLayer, build_signature_image, make_payload, parse_signature_manifest, sign_layer
 from installer.trust.keys import SigningKey, load_private_key, verify_signature
 

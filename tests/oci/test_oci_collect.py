@@ -12,7 +12,8 @@ from installer.core.errors import RegistryError
 from installer.oci.images import collect_images, list_image_refs, platform_manifests, push_image, signature_ref
 from installer.oci.layout import OCILayout
 from installer.oci.media_types import REF_NAME
-from installer.oci.registry import RegistryClient, find_credentials, parse_ref
+from installer.oci.refs import parse_ref
+from installer.oci.registry import RegistryClient, find_credentials
 
 pytestmark = pytest.mark.loopback
 
@@ -41,7 +42,7 @@ def test_parse_ref_normalises_like_docker():
     d = "sha256:" + "a" * 64
     r = parse_ref(f"127.0.0.1:5000/demo/app:1.0@{d}")
     assert (r.registry, r.repository, r.tag, r.digest, r.reference) == ("127.0.0.1:5000", "demo/app", "1.0", d, d)
-    with pytest.raises(RegistryError, match="not a valid image reference"):
+    with pytest.raises(RegistryError, match="is not an image reference"):
         parse_ref("demo/App:1.0")
 
 

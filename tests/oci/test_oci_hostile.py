@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from installer.core.errors import RegistryError
-from installer.oci.registry import MAX_TOKEN_RESPONSE, RegistryClient, credentials_may_go_to, parse_ref
+from installer.oci.refs import parse_ref
+from installer.oci.registry import MAX_TOKEN_RESPONSE, RegistryClient, credentials_may_go_to
 
 pytestmark = pytest.mark.loopback
 BLOB = b"exactly the descriptor's bytes\n"

@@ -11,7 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from installer.oci.registry import RegistryClient, parse_ref
+from installer.oci.refs import parse_ref
+from installer.oci.registry import RegistryClient
 
 pytestmark = pytest.mark.loopback
 BLOB = b"blob bytes that travel\n"

@@ -7,7 +7,8 @@ import pytest
 from installer.core.errors import RegistryError
 from installer.oci.images import collect_images, push_image
 from installer.oci.layout import OCILayout
-from installer.oci.registry import RegistryClient, parse_ref
+from installer.oci.refs import parse_ref
+from installer.oci.registry import RegistryClient
 from tests.support.images import seed
 from tests.support.servers import make_tls_pair, run_registry
 

@@ -93,7 +93,7 @@ def test_seed_pushes_platform_manifests_that_cosign_verifies(multi_bundle, harbo
         == (multi_bundle / "sbom/images" / (seeded_registry.multi.replace(":", "_").replace("/", "_") + ".cdx.json")).read_bytes().strip()
     )
     with RegistryClient(https=[host], ca_file=ca) as client:
-        from installer.oci.registry import parse_ref
+        from installer.oci.refs import parse_ref
 
         m = client.get_manifest(parse_ref(multi["dest"]))
     assert m.digest == multi["digest"] and not m.is_index

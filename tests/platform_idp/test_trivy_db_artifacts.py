@@ -15,7 +15,8 @@ import pytest
 
 from installer.bundle.layout import BundleLayout
 from installer.deploy.harbor.seed import seed_harbor
-from installer.oci.registry import RegistryClient, parse_ref, sha256_digest
+from installer.oci.refs import parse_ref
+from installer.oci.registry import RegistryClient, sha256_digest
 from installer.trust.keys import generate_keypair
 from installer.trust.verify import verify_bundle
 from tests.support.servers import make_tls_pair, run_registry

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from installer.core.errors import TrustError
-from installer.oci.registry import RegistryClient, parse_ref
+from installer.oci.refs import parse_ref
+from installer.oci.registry import RegistryClient
 from installer.trust.cosign import verify_registry_image, verify_upstream
 from installer.trust.keys import load_public_key
 from tests.trust.conftest import COSIGN, trust_manifest
@@ -276,7 +277,7 @@ def test_push_of_an_edited_oci_index_is_refused(signed_bundle, registry, medai_k
     assert out.returncode == 2 and len(errors) == 1, out.stderr
     assert "oci/index.json" in errors[0] and "refused" in errors[0]
     from installer.deploy.push import destination
-    from installer.oci.registry import parse_ref
+    from installer.oci.refs import parse_ref
 
     with RegistryClient() as client:  # nothing reached the registry: the copy was refused before any push
         for a in images_of(signed_bundle):

@@ -100,7 +100,8 @@ def attach_sboms(client, bundle: str | os.PathLike, results) -> dict[str, str]:
     import tempfile
 
     from installer.oci.media_types import OCI_MANIFEST
-    from installer.oci.registry import parse_ref, sha256_digest
+    from installer.oci.refs import parse_ref
+    from installer.oci.registry import sha256_digest
 
     attached: dict[str, str] = {}
     subjects = _sbom_subjects(Path(bundle))
@@ -116,7 +117,7 @@ def attach_sboms(client, bundle: str | os.PathLike, results) -> dict[str, str]:
                 continue
             f = match[0]
             data = f.read_bytes()
-            dest = parse_ref(r.dest.rsplit(":", 1)[0] if "@" not in r.dest else r.dest.split("@", 1)[0])
+            dest = parse_ref(r.dest)
             client.push_blob(dest, sha256_digest(config), len(config), cfg_path)
             client.push_blob(dest, sha256_digest(data), len(data), f)
             manifest = json.dumps({
