@@ -84,6 +84,13 @@ class Cert:
                 "error": self.error}
 
 
+def from_dict(d: dict) -> Cert:
+    """A Cert back from its as_dict (a run record's summary), to be classified again at another time."""
+    t = lambda v: dt.datetime.fromisoformat(v) if v else None  # noqa: E731
+    return Cert(d["group"], d["name"], d["where"], d.get("subject", ""), d.get("issuer", ""), d.get("names") or [],
+                t(d.get("notBefore")), t(d.get("notAfter")), d.get("serial", ""), d.get("error"))
+
+
 def _day(t: dt.datetime | None) -> str:
     return t.strftime("%Y-%m-%d %H:%M UTC") if t else "?"
 

@@ -71,6 +71,8 @@ def _register() -> None:
     verify.register(app)
     from installer.cli import render
     render.register(app)
+    from installer.cli import status
+    status.register(app)
 
 
 def run() -> None:
