@@ -85,12 +85,9 @@ def run_verify(
     extravars.update(weight_check_vars(root))
     summary = run_playbook(record, "verify.yml", inventory, extravars, {}, console=console,
                            host_key_checking=inv.site.medai_ssh_host_key_checking)
-    if summary.status != "successful" or summary.failed or summary.unreachable:
+    if not summary.succeeded:
         record.finish("failed", summary.to_json())
-        first = summary.failures[0] if summary.failures else f"ansible-runner status {summary.status}, rc {summary.rc}"
-        raise ComplianceError(
-            f"verify: scan failed ({summary.failed} failed, {summary.unreachable} unreachable): {first}; run record {record.dir}"
-        )
+        raise ComplianceError(f"verify: scan failed ({summary.counts}): {summary.first_failure}; run record {record.dir}")
 
     report = merge(out_dir, waivers=waiver_set, fail_on=fail_on, bundle=bundle_info, started=started)
     check_inputs(report, verified_index, verified_index is not None, waiver_set.source)

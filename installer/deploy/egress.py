@@ -51,8 +51,8 @@ def report_after_platform(record, inv, console) -> dict:
     record.data["egress"] = ledger_record(summary.egress)
     record.save()
     failures = record.data["egress"]["failures"]
-    if failures or summary.status != "successful" or summary.failed or summary.unreachable:
-        first = failures[0]["line"] if failures else (summary.failures[0] if summary.failures else summary.status)
+    if failures or not summary.succeeded:
+        first = failures[0]["line"] if failures else summary.first_failure
         if record.data.get("result") != "failed":
             record.finish("failed", error=first)
         raise InstallError(f"egress ledger: {first}; run record {record.dir}")

@@ -172,7 +172,7 @@ def print_summary(console: Console, title: str, s: Summary, record: RunRecord) -
 
 def finish_run(console: Console, record: RunRecord, s: Summary, what: str) -> None:
     """Close the run record with the playbook's outcome, print it, and raise one line when it failed."""
-    good = s.status == "successful" and s.failed == 0 and s.unreachable == 0
+    good = s.succeeded
     if what.startswith("install"):
         from installer.deploy.egress import ledger_record
 
@@ -180,8 +180,7 @@ def finish_run(console: Console, record: RunRecord, s: Summary, what: str) -> No
     record.finish("successful" if good else "failed", s.to_json())
     print_summary(console, f"medai {what}", s, record)
     if not good:
-        first = s.failures[0] if s.failures else f"ansible-runner status {s.status}, rc {s.rc}"
-        raise InstallError(f"{what} failed ({s.failed} failed, {s.unreachable} unreachable): {first}; run record {record.dir}")
+        raise InstallError(f"{what} failed ({s.counts}): {s.first_failure}; run record {record.dir}")
 
 
 def save_kubeconfig(inv: Inventory, fetched: Path) -> Path:

@@ -47,6 +47,19 @@ class Summary:
     def to_json(self) -> dict:
         return asdict(self)
 
+    @property
+    def succeeded(self) -> bool:
+        """The playbook ran to the end with no failed task and no unreachable host: the one success test."""
+        return self.status == "successful" and self.failed == 0 and self.unreachable == 0
+
+    @property
+    def first_failure(self) -> str:
+        return self.failures[0] if self.failures else f"ansible-runner status {self.status}, rc {self.rc}"
+
+    @property
+    def counts(self) -> str:
+        return f"{self.failed} failed, {self.unreachable} unreachable"
+
 
 class Progress:
     """Turns ansible-runner events into one line per task and per host result."""

@@ -54,8 +54,8 @@ def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None
                              {**stage.extravars(), "medai_bundle_dir": str(root), "medai_rollback_snapshot": str(snap)},
                              {"medai_k3s_token": cluster_token(inv.cluster)}, console=console,
                              host_key_checking=inv.site.medai_ssh_host_key_checking)
-            if s.status != "successful" or s.failed or s.unreachable:
-                raise InstallError(f"K3s restore failed: {s.failures[0] if s.failures else s.status}; record {record.dir}")
+            if not s.succeeded:
+                raise InstallError(f"K3s restore failed: {s.first_failure}; record {record.dir}")
         else:
             site = render_platform(console, inv, root, check_images=False)
             if site is None or not site.releases:

@@ -311,8 +311,8 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
             limit=nodes or None,
             host_key_checking=inv.site.medai_ssh_host_key_checking,
         )
-        if summary.status != "successful" or summary.failed or summary.unreachable:
-            first = summary.failures[0] if summary.failures else f"ansible-runner status {summary.status}"
+        if not summary.succeeded:
+            first = summary.first_failure
             journal.fail(step, first)
             record.finish("failed", summary.to_json(), error=f"stopped at step {step}: {first}")
             raise InstallError(
