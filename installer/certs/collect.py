@@ -34,12 +34,14 @@ def _kubeconfig(inv) -> list[Cert]:
     return kubeconfig_certs(kubeconfig_path(inv.cluster))
 
 
-def gather(inv, *, token: str | None = None, nodes: Callable[[], list[Cert]] | None = None) -> list[Cert]:
-    """nodes: reads the K3s files (installer.certs.nodes.read_node_certs bound to a run record), or None to skip.
-    A source that fails is one crit line naming it; the others are still read."""
+def gather(inv, *, token: str | None = None, nodes: Callable[[], list[Cert]] | None = None,
+           vault: bool = True) -> list[Cert]:
+    """nodes: reads the K3s files (installer.certs.nodes.read_node_certs bound to a run record), or None to skip;
+    vault: read Vault's PKI through its API. A source that fails is one crit line naming it; the rest are read."""
     sources: list[tuple[str, Callable[[], list[Cert]]]] = [
-        ("vault", lambda: _vault(inv, token)), ("operators", lambda: _operators(inv)),
-        ("kubeconfig", lambda: _kubeconfig(inv))]
+        ("operators", lambda: _operators(inv)), ("kubeconfig", lambda: _kubeconfig(inv))]
+    if vault:
+        sources.insert(0, ("vault", lambda: _vault(inv, token)))
     if nodes is not None:
         sources.insert(0, ("k3s", nodes))
     out: list[Cert] = []

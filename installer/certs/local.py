@@ -53,6 +53,9 @@ def pgp_key(path: Path, operator: str) -> Cert:
                                 "--import", str(path)], capture_output=True, text=True, timeout=GPG_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired) as e:
             return Cert("operators", f"OpenPGP key of {operator}", where, error=f"gpg: {e}")
+        finally:  # an agent gpg may have started for this home
+            if shutil.which("gpgconf"):
+                subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], capture_output=True, timeout=GPG_TIMEOUT_S)
     rows = [ln.split(":") for ln in p.stdout.splitlines()]
     keys = [r for r in rows if r[0] in ("pub", "sub") and len(r) > 11]
     if not keys:

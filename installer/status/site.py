@@ -9,6 +9,7 @@ from pathlib import Path
 from installer.bundle.layout import BundleLayout
 from installer.certs.collect import gather, nearest_per_group
 from installer.certs.model import thresholds
+from installer.certs.secrets import secret_certs
 from installer.core.errors import InstallError
 from installer.core.resources import state_dir
 from installer.deploy import platform_step
@@ -104,10 +105,18 @@ def _vault(inv, cl: _Cluster) -> list[Line]:
     return out
 
 
-def _certs(inv, now: dt.datetime) -> list[Line]:
+def _certs(inv, cl: _Cluster, now: dt.datetime) -> list[Line]:
+    """K3s's from the last `medai certs`; Vault's from its API when members are listed, else from the platform's
+    TLS Secrets; the kubeconfig's and the operators' keys from the control host."""
+    from installer.deploy.vault.settings import vault_settings
+
     th = thresholds(inv)
     lines = local.k3s_cert_lines(state_dir(), inv.path, now, th)
-    for group, (level, fact) in sorted(nearest_per_group(gather(inv), now, th).items()):
+    if vault_settings(inv).members:
+        certs = gather(inv)
+    else:
+        certs = secret_certs(cl.pair()[1], inv) + gather(inv, vault=False)
+    for group, (level, fact) in sorted(nearest_per_group(certs, now, th).items()):
         lines.append(Line("certificates", level, f"{group}: nearest {fact}"))
     return lines
 
@@ -119,7 +128,7 @@ def probes(inv, now: dt.datetime) -> list[Probe]:
         ("nodes", lambda: _nodes(cl)),
         ("bundle", lambda: local.bundle_lines(home, inv.path) + _provenance(cl)),
         ("vault", lambda: _vault(inv, cl)),
-        ("certificates", lambda: _certs(inv, now)),
+        ("certificates", lambda: _certs(inv, cl, now)),
         ("releases", lambda: _releases(cl)),
         ("storage", lambda: _storage(cl)),
         ("backups", lambda: local.backup_lines(home, inv.path, now)),

@@ -90,6 +90,13 @@ def test_an_operator_key_whose_encryption_subkey_expires_soon_is_crit(tmp_path):
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    try:
+        _expiring_key(gpg, tmp_path)
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+
+
+def _expiring_key(gpg: list[str], tmp_path) -> None:
     subprocess.run(gpg + ["--quick-gen-key", "dana <dana@hospital.test>", "ed25519", "sign,cert", "2y"], check=True,
                    capture_output=True)
     fpr = next(ln.split(":")[9] for ln in subprocess.run(gpg + ["--with-colons", "--list-keys"], check=True,
