@@ -28,6 +28,12 @@ def allowed_domains(s: VaultSettings, service: str) -> list[str]:
     return [f"{service}.{s.domain}", f"{ns}.svc", f"{ns}.svc.cluster.local"]
 
 
+def issued_names(domain: str, service: str) -> list[str]:
+    """The names `issue` puts in a service's certificate, its common name first."""
+    ns = next(c.namespace for c in COMPONENTS if c.name == service)
+    return [f"{service}.{domain}", f"{service}.{ns}.svc", f"{service}.{ns}.svc.cluster.local"]
+
+
 def setup_intermediate(s: VaultSettings, ep: Endpoint, client: hvac.Client, root: RootCA) -> list[str]:
     """Mount PKI, have Vault make the intermediate key and CSR, sign it offline, set it back; roles per service."""
     changed = []
@@ -57,10 +63,10 @@ def issue(s: VaultSettings, ep: Endpoint, client: hvac.Client, service: str) -> 
     """Issue the service's certificate and keep it (key included) in KV at <service>/tls; never on disk."""
     if service not in TLS_SERVICES:
         raise VaultError(f"unknown service {service!r} (certificates exist for: {', '.join(TLS_SERVICES)})")
-    names = allowed_domains(s, service)
+    names = issued_names(s.domain, service)
     with vault_call(ep, f"issue {service} certificate"):
         data = client.secrets.pki.generate_certificate(
-            service, names[0], extra_params={"alt_names": ",".join([f"{service}.{names[1]}", f"{service}.{names[2]}"])},
+            service, names[0], extra_params={"alt_names": ",".join(names[1:])},
             mount_point=s.pki_mount)["data"]
         client.secrets.kv.v2.create_or_update_secret(
             path=f"{service}/tls", mount_point=s.kv_mount,

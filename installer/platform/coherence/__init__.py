@@ -14,14 +14,24 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from installer.core.errors import MedaiError
 from installer.platform.coherence import admission, network, references, resources, scheduling, tls
 from installer.platform.coherence.model import Finding, platform_namespaces
 from installer.platform.coherence.outside import Certificate, Outside, k3s_made, operator_made
 from installer.platform.flows import Flow
 
-__all__ = ["CHECKS", "Certificate", "Finding", "Outside", "check_site", "with_applied"]
+__all__ = ["CHECKS", "Certificate", "CoherenceError", "Finding", "Outside", "check_site", "with_applied"]
 
 CHECKS = ("references", "tls", "podsecurity", "network", "scheduling", "resources")
+
+
+class CoherenceError(MedaiError):
+    """The platform cannot come up as rendered: one line per finding."""
+
+    def __init__(self, findings: list[Finding]):
+        self.findings = findings
+        super().__init__(f"the platform cannot come up as rendered ({len(findings)} finding(s), none fixed by "
+                         "retrying; `medai render --explain` shows the tables):\n" + "\n".join(map(str, findings)))
 
 
 def with_applied(site, outside: Outside):

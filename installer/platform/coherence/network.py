@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from installer.platform.coherence.model import K3S_NAMESPACE, Finding, namespace_labels, platform_namespaces, pod_rows, rows
+from installer.platform.coherence.outside import operator_made
 from installer.platform.flows import NODES, SITE, Flow
 from installer.render.netpol import MAX_PORT, Connections, Endpoint, NetworkPolicies
 
@@ -32,12 +33,15 @@ class Pod:
 
 
 def endpoints(site, inv) -> dict[str, list[Pod]]:
-    """Namespace (or NODES, SITE) -> the pods standing for it."""
+    """Namespace (or NODES, SITE) -> the pods standing for it: each pod template's, the pods operators make from
+    rendered objects (CloudNativePG's instances, installer.platform.coherence.outside.operator_made), K3s's."""
     out: dict[str, list[Pod]] = {r.namespace: [] for r in site.releases}
     for row in pod_rows(site):
         tpl = row.template
         ep = Endpoint.pod(row.namespace, tpl.metadata.get("labels") or {}, None, tpl.spec.get("containers") or [])
         out.setdefault(row.namespace, []).append(Pod(row.namespace, row.release, row.kind, row.ref, ep))
+    for release, ns, kind, ref, labels, spec_containers in operator_made(site).pods:
+        out.setdefault(ns, []).append(Pod(ns, release, kind, ref, Endpoint.pod(ns, labels, None, spec_containers)))
     for ns, labels, name in K3S_PODS:
         out.setdefault(ns, []).append(Pod(ns, "(k3s)", "Pod", f"{ns}/{name}", Endpoint.pod(ns, labels)))
     addresses = sorted({h.address for h in inv.hosts.values() if h.ip is not None}
@@ -82,9 +86,12 @@ def flow_ports(flow: Flow, dst: Endpoint) -> Connections:
     return Connections.of([(proto, int(flow.port), int(end))])
 
 
-def default_deny(site) -> list[Finding]:
+def default_deny(site, eps: dict[str, list[Pod]]) -> list[Finding]:
+    """Every platform namespace where pods run (a Namespace without pods, e.g. Cilium's cilium-secrets, needs none)."""
     out = []
     for ns in platform_namespaces(site):
+        if not eps.get(ns):
+            continue
         found = any(row.kind == "NetworkPolicy" and row.namespace == ns and _denies_all(row.obj) for row in rows(site))
         if not found:
             out.append(Finding(CHECK, ns, "Namespace", ns, "NetworkPolicy",
@@ -112,6 +119,8 @@ def _blame(src: Pod, dst: Pod) -> Pod:
 def declared_allowed(eps: dict[str, list[Pod]], policies: NetworkPolicies, flows: Iterable[Flow]) -> list[Finding]:
     out = []
     for f in flows:
+        if f.src_namespace not in eps or f.dst_namespace not in eps:
+            continue  # a component this render does not carry (its chart is not in the bundle)
         srcs = [p for p in eps.get(f.src_namespace, []) if _subset(f.src_pods, p.labels)]
         dsts = [p for p in eps.get(f.dst_namespace, []) if _subset(f.dst_pods, p.labels)]
         if not srcs or not dsts:
@@ -172,5 +181,5 @@ def check(site, inv, outside, flows: list[Flow]) -> list[Finding]:
     policies = policies_of(site)
     eps = endpoints(site, inv)
     platform = set(platform_namespaces(site))
-    return default_deny(site) + declared_allowed(eps, policies, flows) + \
+    return default_deny(site, eps) + declared_allowed(eps, policies, flows) + \
         undeclared_denied(eps, policies, list(flows), platform)

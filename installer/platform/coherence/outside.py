@@ -42,6 +42,10 @@ class Outside:
     default_classes: list[str] = field(default_factory=list)
     certificates: list[Certificate] = field(default_factory=list)
     applied: list[tuple[str, dict]] = field(default_factory=list)  # (release, object) the release's hook applies
+    pods: list[tuple[str, str, str, str, dict, list]] = field(default_factory=list)  # operators' pods: (release,
+    # namespace, kind, object, labels, containers)
+    unrendered: list[tuple[str, str, str, str]] = field(default_factory=list)  # (release, kind, object, why) of a
+    # hook's object that could not be made
     why: dict[tuple[str, str | None, str], str] = field(default_factory=dict)
 
     def add(self, kind: str, namespace: str | None, name: str, why: str) -> None:
@@ -55,6 +59,8 @@ class Outside:
         self.default_classes += other.default_classes
         self.certificates += other.certificates
         self.applied += other.applied
+        self.unrendered += other.unrendered
+        self.pods += other.pods
         for k, v in other.why.items():
             self.why.setdefault(k, v)
         return self
@@ -97,6 +103,11 @@ def _embedded(obj: dict) -> Iterable[dict]:
             yield doc
 
 
+# A CloudNativePG instance pod's ports (the operator's pod spec) and the roles it labels them with.
+CNPG_PORTS = [{"name": "postgresql", "containerPort": 5432}, {"name": "metrics", "containerPort": 9187},
+              {"name": "status", "containerPort": 8000}]
+CNPG_ROLES = ("primary", "replica")
+
 # Secrets a rendered workload makes at run time: (container env variable naming it, who).
 SECRET_ENV = (("METALLB_ML_SECRET_NAME", "MetalLB's controller (memberlist key)"),)
 # Cilium's certgen (hubble.tls.auto.method cronJob) writes these into its namespace.
@@ -128,6 +139,11 @@ def operator_made(site) -> Outside:
                 out.services.setdefault((row.namespace, f"{row.name}-{suffix}"), set()).add(5432)
             for suffix in ("ca", "server", "replication", "app"):
                 out.add("Secret", row.namespace, f"{row.name}-{suffix}", f"CloudNativePG (Cluster {row.ref})")
+            for role in CNPG_ROLES:
+                labels = {"cnpg.io/cluster": row.name, "cnpg.io/podRole": "instance", "cnpg.io/instanceRole": role,
+                          "role": role}
+                out.pods.append((row.release, row.namespace, "Cluster", f"{row.ref} ({role})", labels,
+                                 [{"name": "postgres", "ports": CNPG_PORTS}]))
         if row.kind == "ConfigMap":
             for sc in _embedded(row.obj):
                 name = (sc.get("metadata") or {}).get("name", "?")

@@ -20,6 +20,7 @@ from installer.platform.coherence.outside import DEFAULT_CLASS, Outside
 CHECK = "references"
 SCHEME_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "redis": 6379, "rediss": 6379, "postgres": 5432,
                 "postgresql": 5432, "grpc": None, "tcp": None}
+EMPTY_URL = re.compile(r"\b(https?)://(?=$|[/\s\"'])")
 URL = re.compile(r"\b([a-z][a-z0-9+.-]*)://(?:[^/\s@\"']+@)?([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::(\d{1,5}))?")
 HOST_PORT = re.compile(r"(?<![\w./:@-])([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?):(\d{1,5})(?![\w.])")
 CORE_GROUPS = ("v1", "apps/", "batch/", "rbac.authorization.k8s.io/", "policy/", "networking.k8s.io/",
@@ -132,6 +133,8 @@ NGINX_UPSTREAM = re.compile(r"\bupstream\s+([A-Za-z0-9_.-]+)\s*\{")
 def _hosts(row: Row, cluster: Cluster, external: set[str]) -> Iterator[Finding]:
     ns = row.namespace or "default"
     for path, text, sib in _strings(row):
+        if EMPTY_URL.search(text):
+            yield row.finding(CHECK, path, f"{text!r} names no host")
         local = set(NGINX_UPSTREAM.findall(text))  # nginx upstream blocks: names the same file defines
         uses = [u for u in host_uses(text, cluster, ns) if u[0] not in local]
         paired = _paired_host(text, sib)
@@ -241,6 +244,8 @@ def check(site, inv, outside: Outside) -> list[Finding]:
             if not cluster.has(kind, ns, name):
                 where = f" in namespace {ns}" if ns else ""
                 out.append(row.finding(CHECK, path, f"{kind} {name} is neither rendered nor created by the install{where}"))
+    out += [Finding(CHECK, rel, kind, name, "(applied by the release's hook)", f"cannot be made: {why}")
+            for rel, kind, name, why in outside.unrendered]
     classes = default_classes(site, outside)
     if len(classes) != 1:
         out.append(Finding(CHECK, "(cluster)", "StorageClass", "(default)", f"annotations.{DEFAULT_CLASS}",
