@@ -28,11 +28,17 @@ def check_tar(path: Path, name: str) -> dict:
 
 
 def unpack(path: Path, dest: Path, name: str) -> Path:
-    """Extract into ``dest`` (0700); links out of it, devices and absolute names are refused (tar's data filter)."""
+    """Extract into ``dest``; links out of it, devices and absolute names are refused (tar's data filter). What
+    is restored is the owner's only (group and other bits cleared): it holds secrets and patient data."""
     dest.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         with tarfile.open(path, "r|") as tar:
-            tar.extractall(dest, filter="data")
+            tar.extractall(dest, filter=_private)
     except (tarfile.TarError, OSError) as e:
         raise BackupError(f"{name}: not a readable tar archive ({e})", path=name) from None
     return dest
+
+
+def _private(member: tarfile.TarInfo, where: str) -> tarfile.TarInfo | None:
+    member = tarfile.data_filter(member, where)
+    return member.replace(mode=member.mode & 0o700, deep=False) if member.mode is not None else member
