@@ -22,10 +22,13 @@ def render(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="site inventory (inventories/<site>/site.yml)"),
     bundle: Path = typer.Option(..., "--bundle", "-b", help="bundle directory (charts, manifest and images come from it)"),
     out: Path = typer.Option(..., "--out", help="directory for one file per release (created)"),
-    explain: bool = typer.Option(False, "--explain", help="also print, report only, every pod template's Pod "
-                                 "Security level and violations, and the flows the NetworkPolicies allow"),
+    explain: bool = typer.Option(False, "--explain", help="also print every pod template's Pod Security level "
+                                 "and violations, and the flows the NetworkPolicies allow"),
 ) -> None:
-    """Write every manifest the install would apply, one file per release, validated and image-gated."""
+    """Write every manifest the install would apply, one file per release, validated and image-gated; refused
+    (non-zero exit, one line per finding) unless the platform can come up as rendered (the coherence check)."""
+    from installer.bundle.layout import BundleLayout
+    from installer.deploy.coherence_step import refuse_incoherent
     from installer.platform.render import render_site, write_site
 
     inv = load_or_exit(inventory)
@@ -44,6 +47,9 @@ def render(
         console.print("", highlight=False)
         for line in lines(explain_site(result, inv)):
             console.print(line, highlight=False, markup=False)
+    refuse_incoherent(inv, result, BundleLayout.at(bundle).read_index())
+    console.print("[green]ok[/] coherence: every reference resolves, every pod is admitted and fits a node, every "
+                  "declared flow is allowed and no other", highlight=False)
 
 
 def _chart_meta(archive: Path) -> dict:

@@ -51,6 +51,10 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
 
         check_job_images(site, vb.index)  # images of the Jobs medai applies itself, refused before any host
     plan = build_plan(vb.index, vb.root, state_dir() / "cache", vb.index_sha256)
+    if site is not None and site.releases and plan.k3s_present:  # the platform will be applied: it must come up
+        from installer.deploy.coherence_step import refuse_incoherent
+
+        refuse_incoherent(inv, site, vb.index)
     if not plan.k3s_present:
         console.print("[yellow]note[/] the bundle holds no K3s binary: K3s is configured but not started", highlight=False)
     if confirm is not None and not check:

@@ -177,6 +177,10 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     installed_site = None
     if site is not None:
         console.print(f"[green]ok[/] render: {site.summary()}", highlight=False)
+        if k3s_version(index) is not None:  # the platform will be applied: it must come up as rendered
+            from installer.deploy.coherence_step import refuse_incoherent
+
+            refuse_incoherent(inv, site, index)
         from installer.platform.apply import refuse_moved
 
         installed_site = gate_bundle(inv, cur.root, check_images=False)

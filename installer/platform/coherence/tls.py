@@ -63,7 +63,10 @@ def check(site, inv, outside: Outside) -> list[Finding]:
     cluster = Cluster(site, outside)
     uses = list(client_names(site, cluster))
     out: list[Finding] = []
+    served = {r.namespace for r in pod_rows(site)}
     for cert in outside.certificates:
+        if cert.namespace not in served:
+            continue  # its component is not in this render
         where = f"Secret {cert.namespace}/{cert.secret}"
         for name in cert.site_names:
             if not covers(cert.names, name):
