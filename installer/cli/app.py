@@ -71,6 +71,9 @@ def _register() -> None:
     verify.register(app)
     from installer.cli import render
     render.register(app)
+    from installer.cli import backup
+
+    app.add_typer(backup.app, name="backup", help="Encrypted backups onto removable media: create, verify, restore.")
     from installer.cli import status
     status.register(app)
 
