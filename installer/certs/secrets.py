@@ -38,9 +38,9 @@ def secret_certs(kube, inv) -> list[Cert]:
             continue
         out.append(from_pem(_field(secret, "tls.crt").encode(), "vault", "tls.crt", where))
         chain = pem_blocks(_field(secret, "ca.crt")) or pem_blocks(_field(secret, "tls.crt"))[1:]
-        for i, block in enumerate(chain):
-            c = from_pem(block.encode(), "intermediate", "site root CA" if i == len(chain) - 1 else "intermediate CA",
-                         where)
+        for block in chain:
+            c = from_pem(block.encode(), "intermediate", "CA", where)
+            c.name = "site root CA" if c.subject == c.issuer else "intermediate CA"
             if not c.error and c.serial not in seen:
                 seen.add(c.serial)
                 out.append(c)
