@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyrage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pyrage import x25519
 
 from installer.core.errors import InventoryError
 from installer.core.yamldoc import field_path, read_yaml
@@ -72,6 +74,19 @@ class SiteVars(BaseModel):
                                        description="Kubernetes namespace of Vault (a DNS label)")
     medai_vault_tls_secret: str = Field(default=vault.DEFAULTS["medai_vault_tls_secret"],
                                         description="Vault's TLS Secret name (a DNS subdomain)")
+
+    medai_backup_recipients: list[str] = Field(default_factory=list, description="age X25519 recipients (age1...) "
+                                               "every backup file is encrypted to; each operator decrypts alone")
+
+    @field_validator("medai_backup_recipients")
+    @classmethod
+    def _backup_recipients(cls, v: list[str]) -> list[str]:
+        for r in v:
+            try:
+                x25519.Recipient.from_str(str(r))
+            except (pyrage.RecipientError, ValueError):
+                raise ValueError(f"{str(r)[:80]!r} is not an age X25519 recipient (age1...)") from None
+        return v
 
     @field_validator("medai_cluster_name")
     @classmethod

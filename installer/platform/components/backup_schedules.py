@@ -25,7 +25,6 @@ DEFAULTS = {
     "medai_backup_schedule": "30 2 * * *",  # cron, five fields (Kubernetes CronJob and Longhorn RecurringJob)
     "medai_backup_retain": 14,  # backups kept per component on the target
     "medai_backup_size": "200Gi",  # capacity each namespace's claim asks of the export
-    "medai_backup_recipients": [],  # age X25519 recipients (age1...) every file on the media is encrypted to
 }
 CLAIM = "medai-backup"
 # pg_basebackup's options: a plain data directory (pg_verifybackup reads only that), the WAL streamed into it (no
