@@ -127,7 +127,7 @@ def test_an_image_not_in_the_bundle_is_crit(site):
                            "(metallb-system/metallb-controller-6d9f7c5b8-x2x9k main")
 
 
-def test_node_drift_waivers_and_old_backups_are_named(site, tmp_path):
+def test_node_drift_and_an_expiring_waiver_are_named(site, tmp_path):
     inv, cluster, evidence = site
     node = cluster.doc["nodes"]["items"][0]["status"]
     node["nodeInfo"]["kubeletVersion"] = "v1.33.5+k3s1"
