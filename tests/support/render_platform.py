@@ -14,6 +14,8 @@ renders a real one; the coherence findings, if any, are printed after the files.
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from installer.platform.coherence import Outside, with_applied
 from installer.platform.coherence.model import CLUSTER_SCOPED
 from installer.platform.render import SiteRender, render_site
 from tests.support.fixture_bundles import fixture_manifest, make_fixture_bundle
+from tests.support.fixture_charts import FIXTURES
 
 # Images no chart names that the site objects and hooks use (the bundle manifest's spec.images).
 EXTRA_IMAGES = ("docker.io/adorsys/keycloak-config-cli:6.5.1-26.0.5", "ghcr.io/cloudnative-pg/postgresql:17.5",
@@ -62,6 +65,22 @@ def render(inventory: Path | str, root: Path) -> Rendered:
     site = render_site(inv, root)
     index = json.loads((root / "index.json").read_text())
     return Rendered(inv, site, index, made_outside_render(inv, site, index))
+
+
+@functools.cache
+def fixture_bundle() -> Path:
+    """One bundle of every platform chart of the fixtures, made once per test process."""
+    return bundle(FIXTURES, Path(tempfile.mkdtemp(prefix="medai-platform-bundle-")) / "bundle")
+
+
+def fixture_render(inventory: Path | str) -> Rendered:
+    """The full platform render of the fixture bundle for INVENTORY (a fresh copy each call: tests mutate it)."""
+    return copy.deepcopy(_cached_render(str(inventory)))
+
+
+@functools.cache
+def _cached_render(inventory: str) -> Rendered:
+    return render(inventory, fixture_bundle())
 
 
 def _namespace(name: str) -> dict:
