@@ -31,6 +31,18 @@ TLS_DIR = "var/lib/rancher/k3s/server/tls"
 SYSCTL_DIRS = ("etc/sysctl.d", "usr/lib/sysctl.d", "run/sysctl.d")
 # protect-kernel-defaults makes the kubelet refuse to start unless these are already set (K3s hardening guide).
 KUBELET_SYSCTLS = {"vm.panic_on_oom": "0", "vm.overcommit_memory": "1", "kernel.panic": "10", "kernel.panic_on_oops": "1"}
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+PSA_LEVELS = ("privileged", "baseline", "restricted")  # the most permissive first
+# The documented exceptions (docs/platform.md, "Pod Security levels"): the platform namespaces whose workloads need
+# less than restricted, and the level each is labelled at. medai's render labels each namespace at the least level
+# its pod templates need; tests/platform/test_fixes_podsecurity.py proves the render gives exactly these.
+PSA_EXCEPTIONS = {
+    "kube-system": "privileged",  # exempt in the admission configuration: Cilium, CoreDNS, K3s's own pods
+    "metallb-system": "privileged",  # the speaker: host network, NET_RAW for ARP announcements
+    "longhorn-system": "privileged",  # the manager and instance managers: privileged, host paths, iSCSI
+    "nvidia-device-plugin": "privileged",  # the plugin, GFD and NFD read the host's devices and driver
+    "medai-inference": "privileged",  # vLLM reads the weights staged on the node (hostPath, read-only)
+}
 
 
 # ---- a YAML subset: what a K3s config file is (scalars, block and flow lists of scalars) ----
@@ -293,7 +305,7 @@ def api_running(host: str = "127.0.0.1", port: int = 6443) -> bool:
 
 
 def api_checks(root: str, running: bool) -> list[dict]:
-    title = "Every namespace carries a pod-security.kubernetes.io/enforce label or inherits the PSA default"
+    title = "No namespace enforces less than restricted Pod Security but the documented exceptions"
     if not running:
         return [result("k3s_5.2.x_namespace_psa_labels", title, "5.2.x", "medium", False, "", "", skipped="skipped: no API (K3s is not running on this host)")]
     kubeconfig = os.path.join(root, KUBECONFIG)
@@ -303,12 +315,28 @@ def api_checks(root: str, running: bool) -> list[dict]:
         items = json.loads(out).get("items", [])
     except (OSError, subprocess.SubprocessError, ValueError) as e:
         return [result("k3s_5.2.x_namespace_psa_labels", title, "5.2.x", "medium", False, f"kubectl failed: {e}", "check the API server")]
-    privileged = [i["metadata"]["name"] for i in items
-                  if i["metadata"].get("labels", {}).get("pod-security.kubernetes.io/enforce") == "privileged"
-                  and i["metadata"]["name"] not in ("kube-system",)]
-    return [result("k3s_5.2.x_namespace_psa_labels", "No namespace but kube-system opts out to the privileged Pod Security level", "5.2.x", "medium",
-                   not privileged, f"privileged namespaces: {', '.join(privileged) or 'none'}",
-                   "label the namespace pod-security.kubernetes.io/enforce=baseline or restricted")]
+    problems = psa_label_problems(items)
+    return [result("k3s_5.2.x_namespace_psa_labels", title, "5.2.x", "medium", not problems,
+                   "; ".join(problems) or f"exceptions: {', '.join(f'{k}={v}' for k, v in PSA_EXCEPTIONS.items())}",
+                   "label the namespace pod-security.kubernetes.io/enforce=restricted")]
+
+
+def psa_label_problems(items: list[dict]) -> list[str]:
+    """Each namespace (as `kubectl get namespaces -o json` lists them) whose enforce label is more permissive than
+    restricted and than its documented exception, or is no Pod Security level."""
+    out = []
+    for i in items:
+        meta = i.get("metadata") or {}
+        name, level = meta.get("name", "?"), (meta.get("labels") or {}).get(PSA_ENFORCE)
+        if level is None:
+            continue  # the admission configuration's default (restricted; k3s_5.2_pod_security_admission)
+        if level not in PSA_LEVELS:
+            out.append(f"{name}: {PSA_ENFORCE}={level!r} is not a Pod Security level")
+            continue
+        allowed = PSA_EXCEPTIONS.get(name, "restricted")
+        if PSA_LEVELS.index(level) < PSA_LEVELS.index(allowed):
+            out.append(f"{name}: enforces {level}, documented: {allowed}")
+    return out
 
 
 def run(root: str = "/") -> dict:

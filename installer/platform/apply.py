@@ -259,6 +259,10 @@ class ApplyOptions:
         return self.timeouts.get(release, self.default_timeout)
 
 
+# Site objects applied before the release's chart: its Namespace (Pod Security labels) and NetworkPolicies.
+BEFORE_RELEASE = ("Namespace", "NetworkPolicy")
+
+
 def _failed(r, helm_error: str, kube: Kube) -> InstallError:
     return InstallError(failure_line(r.name, r.namespace, helm_error, kube.pods(r.namespace), kube.events(r.namespace)))
 
@@ -271,6 +275,9 @@ def apply_release(r, helm: Helm, kube: Kube, opts: ApplyOptions, roll_back_failu
     values = opts.values_for[r.name](r) if r.name in opts.values_for else r.values
     d = decide(r.name, r.chart.name, r.chart.version, values, listed, current_values)
     opts.log(f"{d.action}: {d.reason}")
+    first = [o for o in r.site_objects if o.get("kind") in BEFORE_RELEASE]
+    for obj in first:  # admission reads the namespace's labels when the pods are created; policies from the start
+        kube.apply(obj)
     if d.action != "unchanged":
         before = helm.history(r.name, r.namespace) if roll_back_failure and listed is not None else []
         try:
@@ -282,7 +289,8 @@ def apply_release(r, helm: Helm, kube: Kube, opts: ApplyOptions, roll_back_failu
                 _roll_back_after_failure(r, before, helm, opts)
             raise err from None
     for obj in r.site_objects:
-        kube.apply(obj)
+        if obj.get("kind") not in BEFORE_RELEASE:
+            kube.apply(obj)
     if r.name in opts.after:
         opts.after[r.name](r)
     return Outcome(r.name, d.action, d.reason, len(r.site_objects))

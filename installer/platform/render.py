@@ -17,12 +17,15 @@ from installer.bundle.manifest import BundleManifest, Chart, load_manifest
 from installer.core.atomic import atomic_write_text
 from installer.core.errors import BundleError
 from installer.core.hashing import sha256_file
+from installer.platform.flows import KUBE_SYSTEM, declared, policies
 from installer.platform.order import ordered
 from installer.platform.values import chart_enabled, release_values, role_vars, site_objects
 from installer.render.gate import ImagePlan, bundle_image_digests, check_bundle_images, plan_images
 from installer.render.helm import k3s_kube_version, render_chart
+from installer.render.podsecurity import LEVELS, least_level, pod_template
 from installer.render.validate import crd_schemas, schema_version, validate_release
 
+PSA = "pod-security.kubernetes.io/"
 # A bundle without K3s (a lab demo) is still validated: at the Kubernetes minor medai's platform.yaml ships.
 DEFAULT_KUBE_VERSION = "1.34.0"
 
@@ -85,6 +88,46 @@ def harbor_prefixes(manifest: BundleManifest, inv) -> tuple[str, ...]:
     return (f"{host}/platform/",) if host else ()
 
 
+def _namespace_of(obj: dict, default: str) -> str:
+    return (obj.get("metadata") or {}).get("namespace") or default
+
+
+def pod_security_level(objects: list[dict]) -> str:
+    """The least Pod Security level admitting every pod template of a namespace. A Helm test hook is left out: the
+    install never runs `helm test`, so that pod is never created."""
+    hooks = lambda o: ((o.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook", "")  # noqa: E731
+    needed = [least_level(o) for o in objects if pod_template(o) is not None and "test" not in hooks(o).split(",")]
+    return min(needed, key=LEVELS.index, default="restricted")  # LEVELS: the most permissive first
+
+
+def namespace_object(name: str, level: str) -> dict:
+    """Enforce the least level the namespace's workloads need; warn and audit at restricted, so every deviation
+    from restricted stays visible in kubectl's warnings and the audit log."""
+    labels = {"app.kubernetes.io/managed-by": "medai", f"{PSA}enforce": level, f"{PSA}enforce-version": "latest",
+              f"{PSA}warn": "restricted", f"{PSA}warn-version": "latest",
+              f"{PSA}audit": "restricted", f"{PSA}audit-version": "latest"}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def add_namespaces(releases: list[Release], inv) -> None:
+    """Put first in the site objects of the first release using each platform namespace (kube-system aside) its
+    Namespace, labelled at the least Pod Security level its pod templates need, and its NetworkPolicies, rendered
+    from the declared flows (installer.platform.flows). The applier applies both before the release itself."""
+    flows = declared(inv)
+    templates: dict[str, list[dict]] = {}
+    for r in releases:
+        for o in r.objects + r.site_objects:
+            templates.setdefault(_namespace_of(o, r.namespace), []).append(o)
+    seen = {KUBE_SYSTEM}
+    for r in releases:
+        head: list[dict] = []
+        for ns in dict.fromkeys([r.namespace] + [_namespace_of(o, r.namespace) for o in r.site_objects]):
+            if ns not in seen:
+                seen.add(ns)
+                head += [namespace_object(ns, pod_security_level(templates.get(ns, [])))] + policies(flows, ns, inv)
+        r.site_objects = head + r.site_objects
+
+
 def render_site(inv, bundle: str | Path, check_images: bool = True) -> SiteRender:
     """Render, validate and gate every release of the bundle for this site. One-line MedaiError on any failure."""
     layout = BundleLayout.at(bundle)
@@ -101,6 +144,7 @@ def render_site(inv, bundle: str | Path, check_images: bool = True) -> SiteRende
         name = c.releaseName or c.name
         releases.append(Release(name, c, archive, c.namespace, values, objects,
                                 site_objects(c.name, name, inv, c.namespace, index)))
+    add_namespaces(releases, inv)
     crds = crd_schemas(o for r in releases for o in r.objects)
     version = kube or DEFAULT_KUBE_VERSION
     counts = {r.name: validate_release(r.name, r.objects + r.site_objects, version, crds) for r in releases}

@@ -164,20 +164,25 @@ def release_values(chart, inv, index: dict | None = None) -> dict[str, Any]:
     return merge(chart.values or {}, site_values(chart.name, inv, index))
 
 
-def site_objects(chart: str, release: str, inv, namespace: str, index: dict | None = None) -> list[dict]:
-    """Objects medai applies after a release is ready: the namespace's NetworkPolicies (installer.render.policies),
-    for MetalLB the pool and L2 advertisement, for CloudNativePG the Clusters (they need the CRDs), for Keycloak
-    its HTTPS LoadBalancer Service."""
-    from installer.render.policies import namespace_policies
+def namespaces(inv) -> dict[str, str]:
+    """Component -> the namespace it runs in on this site (its medai_<name>_namespace where it has one)."""
+    out = {}
+    for module in BY_CHART.values():
+        out[module.NAME] = role_vars(module.NAME, inv).get(f"medai_{module.NAME}_namespace") or module.NAMESPACE
+    return out
 
-    policies = namespace_policies(chart, inv, namespace)
+
+def site_objects(chart: str, release: str, inv, namespace: str, index: dict | None = None) -> list[dict]:
+    """Objects a component adds after its release is ready: for MetalLB the pool and L2 advertisement, for
+    CloudNativePG the Clusters (they need the CRDs), for Keycloak its HTTPS LoadBalancer Service. The Namespaces
+    and NetworkPolicies every release gets come from installer.platform.render (they need the whole render)."""
     if chart == "cloudnative-pg":
-        return postgres.objects(role_vars("postgres", inv, index)) + policies
+        return postgres.objects(role_vars("postgres", inv, index))
     if chart == "metallb":
-        return metallb.objects(role_vars("metallb", inv), inv.site.medai_metallb_pool, namespace) + policies
+        return metallb.objects(role_vars("metallb", inv), inv.site.medai_metallb_pool, namespace)
     if chart == keycloak.CHART:
-        return keycloak.objects(role_vars("keycloak", inv), release, namespace) + policies
-    return policies
+        return keycloak.objects(role_vars("keycloak", inv), release, namespace)
+    return []
 
 
 def release_timeouts(inv) -> dict[str, int]:

@@ -104,3 +104,30 @@ def test_checker_on_a_lab_node_k3s_not_running(scan_node, compliant):
         assert fails == []
     else:
         assert len(fails) == 15 and "k3s_1.2.1_anonymous_auth" in fails
+
+
+def _namespace(name: str, level: str | None = None) -> dict:
+    labels = {"kubernetes.io/metadata.name": name} | ({k3s_checks.PSA_ENFORCE: level} if level else {})
+    return {"metadata": {"name": name, "labels": labels}}
+
+
+def test_pod_security_labels_accept_exactly_the_documented_exceptions():
+    """The namespaces medai labels below restricted, each at the level documented in docs/platform.md."""
+    assert k3s_checks.PSA_EXCEPTIONS == {"kube-system": "privileged", "metallb-system": "privileged",
+                                         "longhorn-system": "privileged", "nvidia-device-plugin": "privileged",
+                                         "medai-inference": "privileged"}
+    cluster = [_namespace(n, lv) for n, lv in k3s_checks.PSA_EXCEPTIONS.items()]
+    cluster += [_namespace(n, "restricted") for n in ("vault", "cnpg-system", "keycloak", "harbor")]
+    cluster += [_namespace("default"), _namespace("kube-public")]  # unlabelled: the admission default
+    assert k3s_checks.psa_label_problems(cluster) == []
+
+
+@pytest.mark.parametrize("name,level,problem", [
+    ("harbor", "privileged", "harbor: enforces privileged, documented: restricted"),
+    ("keycloak", "baseline", "keycloak: enforces baseline, documented: restricted"),
+    ("default", "privileged", "default: enforces privileged, documented: restricted"),
+    ("vault", "open", "vault: pod-security.kubernetes.io/enforce='open' is not a Pod Security level"),
+])
+def test_pod_security_labels_fail_on_any_other(name, level, problem):
+    cluster = [_namespace(n, lv) for n, lv in k3s_checks.PSA_EXCEPTIONS.items()] + [_namespace(name, level)]
+    assert k3s_checks.psa_label_problems(cluster) == [problem]

@@ -97,7 +97,7 @@ def test_postgres_clusters_validate_against_the_cnpg_crds(pg):
         assert spec["backup"]["volumeSnapshot"]["className"] == "longhorn"
         assert backup["spec"]["method"] == "volumeSnapshot" and backup["spec"]["cluster"]["name"] == f"{db}-db"
     assert pg["Cluster/harbor-db"]["spec"]["bootstrap"]["initdb"]["database"] == "registry"
-    assert [o["metadata"]["name"] for o in pg.values() if o["kind"] == "Namespace"] == ["keycloak", "harbor"]
+    assert not [o for o in pg.values() if o["kind"] == "Namespace"]  # installer.platform.render labels and adds them
 
 
 def test_postgres_object_store_backups_validate(work):

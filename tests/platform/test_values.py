@@ -36,8 +36,11 @@ def test_example_defaults(tmp_path):
     assert c["k8sServiceHost"] == "10.20.0.10" and c["operator"] == {"replicas": 2}
     assert c["ipam"] == {"mode": "kubernetes"} and c["policyCIDRMatchMode"] == ["nodes"]
     assert site_values("longhorn", inv)["defaultSettings"]["defaultReplicaCount"] == 3
-    assert site_values("metallb", inv) == {"speaker": {"frr": {"enabled": False}}, "frrk8s": {"enabled": False}}
-    assert site_values("nvidia-device-plugin", inv) == {}  # no role carries values for it: the bundle's only
+    metallb = site_values("metallb", inv)
+    assert (metallb["speaker"], metallb["frrk8s"]) == ({"frr": {"enabled": False}}, {"enabled": False})
+    assert metallb["controller"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    nfd = site_values("nvidia-device-plugin", inv)["node-feature-discovery"]["worker"]
+    assert {"key": "gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in nfd["tolerations"]
 
 
 def test_single_server_without_vip_and_storage_opt_out(tmp_path):
@@ -82,26 +85,24 @@ def test_metallb_pool_objects(tmp_path):
     assert pool["spec"] == {"addresses": ["10.9.0.200/29"]} and adv["spec"] == {"ipAddressPools": ["medai-site"]}
 
 
-def test_platform_namespaces_get_default_deny_and_explicit_allows(tmp_path):
+def test_network_policies_are_rendered_from_the_declared_flows(tmp_path):
+    from installer.platform.flows import declared, policies
     from installer.render.validate import validate_object
     inv = _inv(tmp_path)
-    objs = site_objects("longhorn", "longhorn", inv, "longhorn-system")
+    objs = policies(declared(inv), "longhorn-system", inv)
     by_name = {o["metadata"]["name"]: o for o in objs}
-    assert set(by_name) == {"medai-default-deny", "medai-allow-dns", "medai-allow-apiserver",
-                            "medai-allow-same-namespace", "medai-allow-from-nodes"}
     deny = by_name["medai-default-deny"]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}  # no rule: everything denied
-    api = by_name["medai-allow-apiserver"]["spec"]["egress"][0]
-    assert {b["ipBlock"]["cidr"] for b in api["to"]} == {"10.20.0.11/32", "10.20.0.12/32", "10.20.0.13/32", "10.20.0.10/32"}
-    assert api["ports"] == [{"protocol": "TCP", "port": 6443}]
-    nodes = by_name["medai-allow-from-nodes"]["spec"]["ingress"][0]
-    assert {p["port"] for p in nodes["ports"]} == {9500, 9501, 9502, 3260, 2049}
-    assert len(nodes["from"]) == 6  # five nodes and the VIP
+    egress = by_name["medai-egress-all"]["spec"]["egress"]
+    api = next(r for r in egress if r["ports"] == [{"protocol": "TCP", "port": 6443}])
+    assert {b["ipBlock"]["cidr"] for b in api["to"]} == {f"10.20.0.{n}/32" for n in (10, 11, 12, 13, 21, 22)}
+    ingress = by_name["medai-ingress-all"]["spec"]["ingress"]
+    assert {(r["ports"][0]["port"], r["ports"][0].get("endPort")) for r in ingress} >= {(3260, None), (2049, None),
+                                                                                        (10000, 30000)}
     for o in objs:
         assert validate_object("longhorn", o, "1.34.2", {}) == "core"
-    metallb = {o["metadata"]["name"] for o in site_objects("metallb", "metallb", inv, "metallb-system") if o["kind"] == "NetworkPolicy"}
-    assert "medai-default-deny" in metallb and "medai-allow-from-nodes" in metallb
-    assert site_objects("cilium", "cilium", inv, "kube-system") == []  # kube-system: see installer/render/policies.py
+    assert site_objects("cilium", "cilium", inv, "kube-system") == []
+    assert policies(declared(inv), "kube-system", inv) == []  # kube-system: only egress rules of others reach it
 
 
 @pytest.mark.parametrize("component", sorted(BY_NAME))

@@ -1,7 +1,10 @@
 """Cilium: kube-proxy replacement on the API address K3s serves, Pod CIDRs from K3s."""
 from __future__ import annotations
 
+from installer.platform.flows import Flow
+
 NAME = "cilium"
+NAMESPACE = "kube-system"
 DEFAULTS = {
     "medai_cilium_kube_proxy_replacement": True,  # K3s runs with kube-proxy disabled
     "medai_cilium_k8s_service_host": None,  # None: medai_api_vip, else the first server's address
@@ -25,3 +28,9 @@ def values(v: dict) -> dict:
         # NetworkPolicy ipBlocks may select node addresses (the API server, kubelets): the platform policies need it.
         "policyCIDRMatchMode": ["nodes"],
     }
+
+
+def flows(v: dict, ns: dict) -> list[Flow]:
+    """None: Cilium runs in kube-system, which gets no platform NetworkPolicies (its agents and operator are on
+    the host network; Hubble Relay reaches the agents there)."""
+    return []

@@ -4,7 +4,12 @@ existing Secret (from Vault); OIDC login is configured through Harbor's API afte
 databases the bundle carries (copied into Harbor's platform project by `medai harbor seed`)."""
 from __future__ import annotations
 
+from installer.platform.components import keycloak
+from installer.platform.components.postgres import instance_pods
+from installer.platform.flows import NODES, SITE, Flow, dns
+
 NAME = "harbor"
+NAMESPACE = "harbor"
 DEFAULTS = {
     "medai_harbor_hostname": "",  # required with the harbor chart: e.g. harbor.radiology.internal
     "medai_harbor_lb_address": "",
@@ -89,3 +94,46 @@ def values(v: dict) -> dict:
                   "initContainers": [_trivy_init(v)]},
         "metrics": {"enabled": False},
     }
+
+
+def pods(component: str) -> dict:
+    return {"app": "harbor", "component": component}
+
+
+# (from, to, port, why): Harbor's components calling each other inside the namespace
+INTERNAL = (
+    ("nginx", "core", 8080, "the proxy in front of the API and token service"),
+    ("nginx", "portal", 8080, "the proxy in front of the web UI"),
+    ("nginx", "registry", 5000, "the proxy in front of the registry"),
+    ("core", "registry", 5000, "core reads manifests"),
+    ("core", "registry", 8080, "core drives registryctl (garbage collection)"),
+    ("core", "redis", 6379, "sessions and caches"),
+    ("core", "jobservice", 8080, "core submits jobs"),
+    ("core", "trivy", 8080, "core asks the scanner adapter"),
+    ("jobservice", "core", 8080, "jobs report back"),
+    ("jobservice", "redis", 6379, "the job queue"),
+    ("jobservice", "registry", 5000, "replication and retention jobs"),
+    ("jobservice", "registry", 8080, "garbage collection through registryctl"),
+    ("jobservice", "trivy", 8080, "scan jobs"),
+    ("registry", "core", 8080, "token checks"),
+    ("registry", "redis", 6379, "the registry's blob descriptor cache"),
+    ("trivy", "redis", 6379, "the adapter's job queue"),
+    ("trivy", "core", 8080, "the adapter pulls the artifact it scans"),
+)
+
+
+def flows(v: dict, ns: dict) -> list[Flow]:
+    """The site (and the nodes' containerd, pulling through the mirror) on the LoadBalancer's nginx, Harbor's
+    internals, core and jobservice to the database, core to Keycloak for OIDC (the hostname resolves to
+    Keycloak's LoadBalancer address; Cilium translates it to the pods before policy)."""
+    me = ns[NAME]
+    db = instance_pods(v["medai_harbor_db_host"].removesuffix("-rw"))
+    out = [f for c in ("core", "jobservice", "registry", "trivy", "nginx") for f in dns(me, pods(c))]
+    out += [Flow(SITE, me, port, "TCP", {}, pods("nginx"), "the registry and UI from the site") for port in (8080, 8443)]
+    out.append(Flow(NODES, me, 8443, "TCP", {}, pods("nginx"), "containerd pulls through the Harbor mirror"))
+    out += [Flow(me, me, port, "TCP", pods(a), pods(b), why) for a, b, port, why in INTERNAL]
+    out += [Flow(me, me, 5432, "TCP", pods(c), db, "Harbor's database (the CloudNativePG Cluster)")
+            for c in ("core", "jobservice", "registry", "trivy")]
+    if keycloak.NAME in ns:
+        out.append(Flow(me, ns[keycloak.NAME], "https", "TCP", pods("core"), keycloak.PODS, "OIDC login through Keycloak"))
+    return out

@@ -2,7 +2,10 @@
 selecting the active one; image digest and weight lists from the verified bundle index."""
 from __future__ import annotations
 
+from installer.platform.flows import SITE, Flow, dns
+
 NAME = "inference"
+NAMESPACE = "medai-inference"
 DEFAULTS = {
     "medai_inference_namespace": "medai-inference",
     "medai_inference_image_repository": "docker.io/vllm/vllm-openai",
@@ -38,3 +41,16 @@ def values(v: dict) -> dict:
         "apiKey": {"secretName": v["medai_inference_api_key_secret"], "secretKey": "api-key"},
         "loadBalancer": v["medai_inference_load_balancer"],
     }
+
+
+PODS = {"app.kubernetes.io/name": "medai-inference"}
+
+
+def flows(v: dict, ns: dict) -> list[Flow]:
+    """vLLM serves offline (no egress but DNS); clients reach it from the site through the LoadBalancer when
+    medai_inference_load_balancer.enabled."""
+    me = ns[NAME]
+    out = dns(me, PODS)
+    if (v["medai_inference_load_balancer"] or {}).get("enabled"):
+        out.append(Flow(SITE, me, "http", "TCP", {}, PODS, "inference requests from the site (the LoadBalancer)"))
+    return out

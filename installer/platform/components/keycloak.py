@@ -8,7 +8,11 @@ import json
 
 import yaml
 
+from installer.platform.components.postgres import instance_pods
+from installer.platform.flows import SITE, Flow, dns
+
 NAME = "keycloak"
+NAMESPACE = "keycloak"
 CHART = "keycloakx"
 DEFAULTS = {
     "medai_keycloak_hostname": "",  # e.g. keycloak.radiology.internal (inventory)
@@ -123,7 +127,8 @@ def realm_job(v: dict, release: str, namespace: str, documents: dict[str, str], 
            "securityContext": drop}
     job = {"apiVersion": "batch/v1", "kind": "Job",
            "metadata": {"name": f"keycloak-config-cli-{digest}", "namespace": namespace, "labels": dict(LABELS)},
-           "spec": {"backoffLimit": 3, "ttlSecondsAfterFinished": 86400, "template": {"spec": {
+           "spec": {"backoffLimit": 3, "ttlSecondsAfterFinished": 86400, "template": {
+               "metadata": {"labels": {**LABELS, **CONFIG_CLI}}, "spec": {
                "restartPolicy": "Never", "automountServiceAccountToken": False,
                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
                "initContainers": [truststore], "containers": [cli],
@@ -132,3 +137,21 @@ def realm_job(v: dict, release: str, namespace: str, documents: dict[str, str], 
                                                       "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
                            {"name": "trust", "emptyDir": {}}]}}}}
     return [config_map, job]
+
+
+PODS = {"app.kubernetes.io/name": CHART}
+CONFIG_CLI = {"app.kubernetes.io/name": "keycloak-config-cli"}
+JGROUPS_PORT = 7800
+
+
+def flows(v: dict, ns: dict) -> list[Flow]:
+    """Logins from the site on the LoadBalancer (8443 behind 443), Keycloak to its database, the servers'
+    JGroups cluster (DNS discovery on the headless Service), the realm Job to the admin API."""
+    me = ns[NAME]
+    db = instance_pods(v["medai_keycloak_db_host"].removesuffix("-rw"))
+    return dns(me, PODS) + dns(me, CONFIG_CLI) + [
+        Flow(SITE, me, "https", "TCP", {}, PODS, "logins and OIDC from the site (the HTTPS LoadBalancer)"),
+        Flow(me, me, 5432, "TCP", PODS, db, "Keycloak's database (the CloudNativePG Cluster)"),
+        Flow(me, me, JGROUPS_PORT, "TCP", PODS, PODS, "Infinispan's JGroups cluster between the servers"),
+        Flow(me, me, "https", "TCP", CONFIG_CLI, PODS, "the realm Job calls the admin API"),
+    ]

@@ -1,7 +1,10 @@
 """Longhorn: replicas across the storage nodes, a drain policy that never drops the last replica."""
 from __future__ import annotations
 
+from installer.platform.flows import NODES, Flow, api, dns
+
 NAME = "longhorn"
+NAMESPACE = "longhorn-system"
 DRAIN_POLICIES = ("block-if-contains-last-replica", "allow-if-replica-is-stopped", "always-allow",
                   "block-for-eviction", "block-for-eviction-if-contains-last-replica")
 DEFAULTS = {
@@ -16,3 +19,22 @@ def values(v: dict) -> dict:
     n = v["medai_longhorn_replicas"]
     return {"defaultSettings": {"defaultReplicaCount": n, "nodeDrainPolicy": v["medai_longhorn_node_drain_policy"]},
             "persistence": {"defaultClass": v["medai_longhorn_default_class"], "defaultClassReplicaCount": n}}
+
+
+MANAGER = {"app": "longhorn-manager"}
+
+
+def flows(v: dict, ns: dict) -> list[Flow]:
+    """The manager's API and webhooks, its instance managers (engines and replicas on ports the manager
+    allocates), iSCSI and NFS from the nodes' initiators and kubelets. Pods the manager starts (instance and
+    share managers, CSI) carry no label the chart fixes: they are any pod of the namespace."""
+    me = ns[NAME]
+    return dns(me) + [
+        api(me, why="the manager, driver deployer and CSI sidecars"),
+        Flow(NODES, me, 9500, "TCP", {}, MANAGER, "the CSI plugin and kubelet reach the manager API", 9503),
+        Flow(NODES, me, 3260, "TCP", {}, {}, "the node's iSCSI initiator logs in to the engine's target"),
+        Flow(NODES, me, 2049, "TCP", {}, {}, "the kubelet mounts share-manager (RWX) volumes over NFS"),
+        Flow(me, me, 9500, "TCP", {}, MANAGER, "UI, CSI and managers call the manager API and webhooks", 9503),
+        Flow(me, me, 8500, "TCP", {}, {}, "managers drive the instance managers' process and proxy APIs", 8504),
+        Flow(me, me, 10000, "TCP", {}, {}, "engines replicate to replicas on the ports the manager allocates", 30000),
+    ]

@@ -1,7 +1,10 @@
 """MetalLB: layer-2 announcements of the site's address pool (medai_metallb_pool, required by the inventory)."""
 from __future__ import annotations
 
+from installer.platform.flows import NODES, Flow, api, dns
+
 NAME = "metallb"
+NAMESPACE = "metallb-system"
 DEFAULTS = {
     "medai_metallb_l2_only": True,  # false: the chart's FRR speaker for BGP
     "medai_metallb_pool_name": "medai-site",
@@ -11,7 +14,10 @@ DEFAULTS = {
 
 def values(v: dict) -> dict:
     frr = not v["medai_metallb_l2_only"]
-    return {"speaker": {"frr": {"enabled": frr}}, "frrk8s": {"enabled": frr}}
+    # the controller: the chart's non-root pod security context plus the seccomp profile restricted asks for
+    controller = {"securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}}
+    return {"speaker": {"frr": {"enabled": frr}}, "frrk8s": {"enabled": frr}, "controller": controller}
 
 
 def pool_range(text: str) -> str:
@@ -28,4 +34,18 @@ def objects(v: dict, pool: str, namespace: str) -> list[dict]:
          "metadata": {"name": name, **meta}, "spec": {"addresses": [pool_range(pool)]}},
         {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
          "metadata": {"name": name, **meta}, "spec": {"ipAddressPools": [name]}},
+    ]
+
+
+CONTROLLER = {"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": "controller"}
+SPEAKER = {"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": "speaker"}
+
+
+def flows(v: dict, ns: dict) -> list[Flow]:
+    me = ns[NAME]
+    return dns(me) + [
+        api(me, why="controller and speakers watch Services and pools"),
+        Flow(NODES, me, 9443, "TCP", {}, CONTROLLER, "the API server calls the controller's webhook"),
+        Flow(me, me, 7946, "TCP", SPEAKER, SPEAKER, "speakers' memberlist"),
+        Flow(me, me, 7946, "UDP", SPEAKER, SPEAKER, "speakers' memberlist"),
     ]

@@ -2,7 +2,10 @@
 from Vault (Secret <name>-db-credentials); the operator never invents a password medai does not know."""
 from __future__ import annotations
 
+from installer.platform.flows import NODES, SITE, Flow, api, dns, url_port
+
 NAME = "postgres"
+NAMESPACE = "cnpg-system"
 IMAGE = "ghcr.io/cloudnative-pg/postgresql"
 DEFAULTS = {
     "medai_postgres_image": "",  # "": the bundle's one ghcr.io/cloudnative-pg/postgresql image, by digest
@@ -73,11 +76,36 @@ def scheduled_backup(v: dict, db: dict) -> dict:
 
 
 def objects(v: dict) -> list[dict]:
-    """The database namespaces, then a Cluster and a ScheduledBackup per database: applied once the operator's
-    CRDs exist (the owner credentials Secrets come from Vault, in the install's Vault step)."""
-    dbs = v["medai_postgres_databases"]
-    out: list[dict] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": dict(LABELS)}}
-                       for ns in dict.fromkeys(d["namespace"] for d in dbs)]
-    for db in dbs:
+    """A Cluster and a ScheduledBackup per database: applied once the operator's CRDs exist (the owner credentials
+    Secrets come from Vault, in the install's Vault step; the database namespaces from installer.platform.render)."""
+    out: list[dict] = []
+    for db in v["medai_postgres_databases"]:
         out += [cluster(v, db), scheduled_backup(v, db)]
+    return out
+
+OPERATOR = {"app.kubernetes.io/name": "cloudnative-pg"}
+
+
+def instance_pods(cluster_name: str) -> dict:
+    return {"cnpg.io/cluster": cluster_name}
+
+
+def flows(v: dict, ns: dict) -> list[Flow]:
+    """The operator's webhook from the API server and its calls to each instance's manager (8000); per Cluster
+    the instances' API access (leader election, status), streaming replication between them, and, with an
+    object store, the backups leaving for it."""
+    me = ns[NAME]
+    out = dns(me) + [api(me, OPERATOR, "the operator reconciles Clusters"),
+                     Flow(NODES, me, 9443, "TCP", {}, OPERATOR, "the API server calls the operator's webhook")]
+    for db in v["medai_postgres_databases"]:
+        pods, where = instance_pods(f"{db['name']}-db"), db["namespace"]
+        out += dns(where, pods) + [
+            api(where, pods, "instance managers update their Cluster's status"),
+            Flow(me, where, 8000, "TCP", OPERATOR, pods, "the operator polls each instance manager"),
+            Flow(where, where, 5432, "TCP", pods, pods, "streaming replication from the primary"),
+            Flow(where, where, 8000, "TCP", pods, pods, "instances fetch the primary's status"),
+        ]
+        if v["medai_postgres_backup_method"] == "barmanObjectStore":
+            store = str(v["medai_postgres_backup_object_store"].get("endpointURL") or "")
+            out.append(Flow(where, SITE, url_port(store), "TCP", pods, {}, "base backups and WAL to the object store"))
     return out

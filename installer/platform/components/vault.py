@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 
+from installer.platform.flows import NODES, SITE, Flow, api, dns, url_port
+
 NAME = "vault"
+NAMESPACE = "vault"
 DEFAULTS = {
     "medai_vault_namespace": "vault",
     "medai_vault_replicas": None,  # None: 3 with >= 3 nodes, else 1; an odd number (Raft quorum)
@@ -49,7 +52,7 @@ def server_config(v: dict) -> str:
     """The HCL the chart writes into the server's config (ha.raft.config)."""
     tls_dir = f"/vault/userconfig/{v['medai_vault_tls_secret']}"
     transit = v["medai_vault_transit"]
-    return (f"ui = {'true' if v['medai_vault_ui'] else 'false'}\n" + _listener(tls_dir)
+    return (f"ui = {'true' if v['medai_vault_ui'] else 'false'}\ndisable_mlock = true\n" + _listener(tls_dir)
             + _storage(tls_dir, int(v["medai_vault_replicas"])) + (_seal(transit) if transit else "")
             + 'service_registration "kubernetes" {}\n')
 
@@ -75,9 +78,21 @@ def values(v: dict) -> dict:
         "ha": {"enabled": True, "replicas": replicas,
                "raft": {"enabled": True, "setNodeId": True, "config": server_config(v)}},
     })
+    server["statefulSet"] = {"securityContext": {"pod": pod_security(100, 1000), "container": RESTRICTED}}
     return {"global": {"tlsDisable": False},
-            "injector": {"enabled": v["medai_vault_injector"], "replicas": 2 if replicas > 1 else 1},
+            "injector": {"enabled": v["medai_vault_injector"], "replicas": 2 if replicas > 1 else 1,
+                         "securityContext": {"pod": pod_security(100, 1000), "container": RESTRICTED}},
             "server": server}
+
+
+# Pod Security restricted: the chart's own defaults (non-root uid 100, gid 1000) plus the seccomp profile, and no
+# capability at all (IPC_LOCK is not needed: the server runs with disable_mlock, as Raft storage on Kubernetes asks).
+RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def pod_security(uid: int, gid: int) -> dict:
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": gid, "fsGroup": gid,
+            "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def server_names(v: dict) -> list[str]:
@@ -99,3 +114,24 @@ def tls_secret(v: dict, cert_chain_pem: bytes, key_pem: bytes, root_pem: bytes) 
             "metadata": {"name": v["medai_vault_tls_secret"], "namespace": v["medai_vault_namespace"],
                          "labels": {"app.kubernetes.io/managed-by": "medai"}},
             "data": {"tls.crt": b64(cert_chain_pem), "tls.key": b64(key_pem), "ca.crt": b64(root_pem)}}
+
+
+SERVER = {"app.kubernetes.io/name": "vault", "component": "server"}
+INJECTOR = {"app.kubernetes.io/name": "vault-agent-injector", "component": "webhook"}
+
+
+def flows(v: dict, ns: dict) -> list[Flow]:
+    """Raft and request forwarding between the servers, the API (service registration, the injector), the
+    injector's webhook from the API server; with Transit auto-unseal, the site's unsealing Vault."""
+    me = ns[NAME]
+    out = dns(me) + [
+        api(me, why="service registration (vault-active) and the injector"),
+        Flow(me, me, 8200, "TCP", SERVER, SERVER, "raft joins and request forwarding to the active server"),
+        Flow(me, me, 8201, "TCP", SERVER, SERVER, "raft replication and cluster traffic"),
+    ]
+    if v["medai_vault_injector"]:
+        out.append(Flow(NODES, me, 8080, "TCP", {}, INJECTOR, "the API server calls the injector's webhook"))
+    transit = v["medai_vault_transit"]
+    if transit:
+        out.append(Flow(me, SITE, url_port(transit["address"]), "TCP", SERVER, {}, "Transit auto-unseal"))
+    return out
