@@ -101,5 +101,6 @@ def site_certs(inventory, *, token: str | None, read_nodes: bool, console) -> tu
         record.finish("failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
         raise
     now = dt.datetime.now(dt.UTC)
-    record.finish("ok", summary={"certificates": [c.as_dict(now, th) for c in certs]})
+    record.finish("ok", summary={"certificates": [c.as_dict(now, th) for c in certs], "warnDays": th.warn_days,
+                                 "critDays": th.crit_days})
     return certs, th

@@ -212,6 +212,40 @@ def merge(out_dir: Path, *, waivers: Waivers, fail_on: str, bundle: dict, starte
     }
 
 
+def add_certificates(report: dict, runs: Path, inventory: Path, now: dt.datetime | None = None) -> dict:
+    """report["certificates"]: every certificate the newest `medai certs` of this inventory read (its run record's
+    summary), days left counted again at the report's time against the thresholds it recorded."""
+    now = now or dt.datetime.now(dt.UTC)
+    want = str(Path(inventory).resolve())
+    recs = []
+    for f in runs.glob("*/run.json") if runs.is_dir() else []:
+        try:
+            data = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("command") == "certs" and data.get("result") == "ok" and (data.get("inventory") or {}).get("path") == want:
+            recs.append((f.stat().st_mtime_ns, data))
+    if not recs:
+        report["certificates"] = {"run": None, "read": None, "items": []}
+        return report
+    rec = max(recs, key=lambda r: r[0])[1]
+    summary = rec.get("summary") or {}
+    warn, crit = summary.get("warnDays", 30), summary.get("critDays", 7)
+    items = []
+    for c in summary.get("certificates") or []:
+        left = None
+        if c.get("notAfter") and not c.get("error"):
+            left = round((dt.datetime.fromisoformat(c["notAfter"]) - now).total_seconds() / 86400, 1)
+        level = "crit" if c.get("error") or (left is not None and left < crit) else \
+            "warn" if left is not None and left < warn else "ok"
+        items.append({k: c.get(k) for k in ("group", "where", "name", "subject", "issuer", "notAfter", "error")}
+                     | {"daysLeft": left, "level": level})
+    items.sort(key=lambda i: (i["daysLeft"] if i["daysLeft"] is not None else -1e9 if i["error"] else 1e9))
+    report["certificates"] = {"run": rec.get("id"), "read": rec.get("finished"), "warnDays": warn, "critDays": crit,
+                              "items": items}
+    return report
+
+
 def gate_banner(fail_on: str, unwaived: Counter) -> str | None:
     """The report's warning when the gate is laxer than medai's default: which unwaived failures it lets through."""
     if severity_rank(fail_on) <= severity_rank(DEFAULT_FAIL_ON) and fail_on != "none":

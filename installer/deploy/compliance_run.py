@@ -13,6 +13,7 @@ from installer.compliance.report import (
     DEFAULT_FAIL_ON,
     SEVERITY_CHOICES,
     ReportResult,
+    add_certificates,
     bundle_status,
     check_inputs,
     merge,
@@ -93,6 +94,7 @@ def run_verify(
     check_inputs(report, verified_index, verified_index is not None, waiver_set.source)
     add_to_report(report, hosts_dir)
     add_install_evidence(report, state_dir() / "runs", inventory)
+    add_certificates(report, state_dir() / "runs", inventory)
     report["runRecord"] = str(record.dir)
     result = write_report(out_dir, report)
     record.data["evidence"] = {
