@@ -6,14 +6,17 @@ import datetime as dt
 from collections.abc import Callable
 
 from installer.certs.local import kubeconfig_certs, pgp_key
-from installer.certs.model import GROUPS, RANK, Cert, Thresholds
+from installer.certs.model import GROUPS, RANK, Cert, Thresholds, thresholds
+from installer.certs.nodes import read_node_certs
+from installer.certs.vault import vault_certs
 from installer.core.errors import MedaiError
+from installer.deploy.inventory import load_inventory
+from installer.deploy.state import kubeconfig_path, new_run
+from installer.deploy.vault.client import endpoints
+from installer.deploy.vault.settings import vault_settings
 
 
 def _vault(inv, token: str | None) -> list[Cert]:
-    from installer.certs.vault import vault_certs
-    from installer.deploy.vault.client import endpoints
-    from installer.deploy.vault.settings import vault_settings
 
     s = vault_settings(inv)
     with endpoints(s) as eps:
@@ -21,7 +24,6 @@ def _vault(inv, token: str | None) -> list[Cert]:
 
 
 def _operators(inv) -> list[Cert]:
-    from installer.deploy.vault.settings import vault_settings
 
     s = vault_settings(inv)
     out = [pgp_key(s.pgp_key_path(op), op.name) for op in s.operators]
@@ -29,7 +31,6 @@ def _operators(inv) -> list[Cert]:
 
 
 def _kubeconfig(inv) -> list[Cert]:
-    from installer.deploy.state import kubeconfig_path
 
     return kubeconfig_certs(kubeconfig_path(inv.cluster))
 
@@ -85,10 +86,6 @@ def nearest_per_group(certs: list[Cert], now: dt.datetime, th: Thresholds) -> di
 def site_certs(inventory, *, token: str | None, read_nodes: bool, console) -> tuple[list[Cert], Thresholds]:
     """`medai certs`: the inventory's thresholds and every certificate, the nodes' read over Ansible under a run
     record (runs/<id>-certs-*/certs/<host>/... holds the fetched files)."""
-    from installer.certs.model import thresholds
-    from installer.certs.nodes import read_node_certs
-    from installer.deploy.inventory import load_inventory
-    from installer.deploy.state import new_run
 
     inv = load_inventory(inventory)
     th = thresholds(inv)

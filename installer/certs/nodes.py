@@ -9,6 +9,7 @@ from rich.console import Console
 
 from installer.certs.model import Cert, from_pem
 from installer.core.errors import MedaiError
+from installer.deploy.runner import run_playbook
 
 PLAYBOOK = "certs.yml"
 TLS_DIRS = ("/var/lib/rancher/k3s/server/tls", "/var/lib/rancher/k3s/agent")
@@ -31,7 +32,6 @@ def fetched_certs(out: Path, hosts: list[str], failures: list[str]) -> list[Cert
 
 def read_node_certs(inv, record, console: Console) -> list[Cert]:
     """Run the read play of playbooks/certs.yml into the run record's directory and parse the files."""
-    from installer.deploy.runner import run_playbook
 
     out = record.dir / "certs"
     out.mkdir(mode=0o700, exist_ok=True)

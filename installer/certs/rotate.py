@@ -18,7 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer.core.atomic import atomic_write_text
 from installer.core.errors import InstallError, MedaiError
+from installer.deploy import platform_step
+from installer.deploy.inventory import load_inventory
+from installer.deploy.runner import run_playbook
+from installer.deploy.state import kubeconfig_path, new_run
+from installer.deploy.vault.catalogue import TLS_SERVICES, Catalogue, for_inventory, secret_objects
+from installer.deploy.vault.client import endpoints, service_endpoint, vault_call
+from installer.deploy.vault.pki import ROOT_CERT, ROOT_KEY, root_ca, sign_intermediate
+from installer.deploy.vault.pki_engine import issue
+from installer.deploy.vault.settings import vault_settings
+from installer.deploy.vault.share_prompt import collect_shares, share_reader
+from installer.deploy.vault.token import root_session
 
 ROTATABLE = ("k3s", "vault", "intermediate")
 RESTART_ANNOTATION = "medai.io/certs-rotated-at"
@@ -84,7 +96,6 @@ def refresh_secrets(kube, secrets: list[dict], now: str) -> list[str]:
 
 
 def _tls_secrets(inv, read: Callable[[str], dict], services: list[str]) -> list[dict]:
-    from installer.deploy.vault.catalogue import Catalogue, for_inventory, secret_objects
 
     cat = for_inventory(inv)
     wanted = {f"{svc}/tls" for svc in services}
@@ -95,12 +106,6 @@ def _tls_secrets(inv, read: Callable[[str], dict], services: list[str]) -> list[
 def rotate_vault(inv, ask_share, services: list[str] | None = None, kube=None) -> Rotation:
     """Re-issue ``services``' certificates (all of TLS_SERVICES by default) with a root token made from the
     operators' shares; then, when ``kube`` is given, their Secrets and the workloads mounting them."""
-    from installer.deploy.vault.catalogue import TLS_SERVICES
-    from installer.deploy.vault.client import endpoints, service_endpoint, vault_call
-    from installer.deploy.vault.pki_engine import issue
-    from installer.deploy.vault.settings import vault_settings
-    from installer.deploy.vault.share_prompt import collect_shares
-    from installer.deploy.vault.token import root_session
 
     s = vault_settings(inv)
     services = services or list(TLS_SERVICES)
@@ -135,11 +140,6 @@ def rotate_vault(inv, ask_share, services: list[str] | None = None, kube=None) -
 def intermediate_csr(inv, ask_share, out: Path) -> Rotation:
     """A new intermediate key and CSR made inside Vault (a new issuer on the same mount), the CSR written to
     ``out`` for the offline root; what the operator carries is listed."""
-    from installer.core.atomic import atomic_write_text
-    from installer.deploy.vault.client import endpoints, service_endpoint, vault_call
-    from installer.deploy.vault.settings import vault_settings
-    from installer.deploy.vault.share_prompt import collect_shares
-    from installer.deploy.vault.token import root_session
 
     s = vault_settings(inv)
     with endpoints(s) as eps:
@@ -160,10 +160,6 @@ def intermediate_csr(inv, ask_share, out: Path) -> Rotation:
 
 def set_signed_intermediate(inv, ask_share, signed: Path) -> Rotation:
     """Set the certificate the offline root signed as the mount's new issuer (and make it the default)."""
-    from installer.deploy.vault.client import endpoints, service_endpoint, vault_call
-    from installer.deploy.vault.settings import vault_settings
-    from installer.deploy.vault.share_prompt import collect_shares
-    from installer.deploy.vault.token import root_session
 
     s = vault_settings(inv)
     try:
@@ -186,7 +182,6 @@ def set_signed_intermediate(inv, ask_share, signed: Path) -> Rotation:
 
 def rotate_k3s(inv, kube, record, console) -> Rotation:
     """playbooks/certs.yml's rotate plays (serial: 1) after every node is Ready."""
-    from installer.deploy.runner import run_playbook
 
     refuse_unless_ready(kube, "k3s")
     summary = run_playbook(record, "certs.yml", inv.path, {}, {}, console=console, tags="rotate",
@@ -201,8 +196,6 @@ def rotate_k3s(inv, kube, record, console) -> Rotation:
 
 def sign_offline(csr: Path, root_ca_dir: Path, out: Path) -> Rotation:
     """On the offline root's host: sign Vault's intermediate CSR with the existing root (never creates one)."""
-    from installer.core.atomic import atomic_write_text
-    from installer.deploy.vault.pki import ROOT_CERT, ROOT_KEY, root_ca, sign_intermediate
 
     if not (root_ca_dir / ROOT_KEY).is_file() or not (root_ca_dir / ROOT_CERT).is_file():
         raise MedaiError(f"{root_ca_dir}: no site root CA here ({ROOT_KEY}, {ROOT_CERT})", path=str(root_ca_dir))
@@ -218,19 +211,14 @@ def sign_offline(csr: Path, root_ca_dir: Path, out: Path) -> Rotation:
 
 def _kube_if_installed(inv):
     """The cluster's adapter when medai fetched its kubeconfig (an installed site), else None."""
-    from installer.deploy.platform_step import adapters
-    from installer.deploy.state import kubeconfig_path
 
     kc = kubeconfig_path(inv.cluster)
-    return adapters(kc, None)[1] if kc.is_file() else None
+    return platform_step.adapters(kc, None)[1] if kc.is_file() else None
 
 
 def rotate_group(inventory: Path, group: str, *, services: list[str], stdin: bool, signed: Path | None,
                  csr_out: Path, console) -> Rotation:
     """`medai certs rotate --group GROUP`: one group, under a run record."""
-    from installer.deploy.inventory import load_inventory
-    from installer.deploy.state import new_run
-    from installer.deploy.vault.share_prompt import share_reader
 
     if group not in ROTATABLE:
         raise MedaiError(f"--group {group!r}: one of {', '.join(ROTATABLE)}", field="--group")

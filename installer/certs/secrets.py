@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 from installer.certs.model import Cert, from_pem, pem_blocks
+from installer.deploy.vault.catalogue import for_inventory
 
 TLS_TYPE = "kubernetes.io/tls"
 
@@ -20,7 +21,6 @@ def _field(secret: dict, key: str) -> str:
 
 def tls_secret_names(inv) -> list[tuple[str, str]]:
     """(namespace, name) of every TLS Secret: Vault's, then the catalogue's."""
-    from installer.deploy.vault.catalogue import for_inventory
 
     out = [(inv.site.medai_vault_namespace, inv.site.medai_vault_tls_secret)]
     return out + [(s.namespace, s.name) for s in for_inventory(inv).secrets if s.type == TLS_TYPE]

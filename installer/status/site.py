@@ -16,6 +16,9 @@ from installer.deploy import platform_step
 from installer.deploy.inventory import load_inventory
 from installer.deploy.postcheck import post_install_check
 from installer.deploy.state import installed_copy, kubeconfig_path
+from installer.deploy.vault.client import Endpoint
+from installer.deploy.vault.settings import vault_settings
+from installer.deploy.vault.status import cluster_status
 from installer.platform.render import bundle_manifest
 from installer.render.helm import k3s_kube_version
 from installer.status import local
@@ -82,9 +85,6 @@ def _storage(cl: _Cluster) -> list[Line]:
 
 
 def _vault(inv, cl: _Cluster) -> list[Line]:
-    from installer.deploy.vault.client import Endpoint
-    from installer.deploy.vault.settings import vault_settings
-    from installer.deploy.vault.status import cluster_status
 
     s = vault_settings(inv)
     if not s.members:
@@ -108,7 +108,6 @@ def _vault(inv, cl: _Cluster) -> list[Line]:
 def _certs(inv, cl: _Cluster, now: dt.datetime) -> list[Line]:
     """K3s's from the last `medai certs`; Vault's from its API when members are listed, else from the platform's
     TLS Secrets; the kubeconfig's and the operators' keys from the control host."""
-    from installer.deploy.vault.settings import vault_settings
 
     th = thresholds(inv)
     lines = local.k3s_cert_lines(state_dir(), inv.path, now, th)
