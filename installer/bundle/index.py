@@ -15,35 +15,12 @@ import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
+from installer.bundle.artifacts import Artifact
 from installer.bundle.layout import INDEX_API_VERSION, UNINDEXED, BundleLayout
 from installer.core.atomic import atomic_write_bytes
 from installer.core.hashing import is_sha256_hex, sha256_file
-
-
-@dataclass
-class Artifact:
-    kind: str
-    name: str
-    path: str
-    size: int
-    sha256: str
-    ref: str = ""
-    digest: str | None = None
-    paths: list[str] = field(default_factory=list)
-    neededBy: list[str] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        if d["digest"] is None:
-            del d["digest"]
-        if not d["paths"]:
-            d["paths"] = [self.path]
-        return d
 
 
 def walk_files(layout: BundleLayout) -> Iterator[Path]:

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer.bundle.artifacts import BundleIndex
 from installer.core.errors import BundleError
 
 INDEX = "index.json"
@@ -30,8 +31,9 @@ MAX_INDEX = 64 * 1024 * 1024  # index.json is read whole: a larger (or sparse 40
 MAX_SIGSTORE = 4 * 1024 * 1024  # index.sigstore.json, sigstore/trusted_root.json
 
 
-def parse_index_bytes(raw: bytes, where: Path) -> dict:
-    """index.json's bytes as a dict, or BundleError naming `where` (parse only bytes whose signature was checked)."""
+def parse_index_bytes(raw: bytes, where: Path) -> BundleIndex:
+    """index.json's bytes as a BundleIndex, or BundleError naming `where` (parse only bytes whose signature was
+    checked)."""
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
@@ -41,7 +43,7 @@ def parse_index_bytes(raw: bytes, where: Path) -> dict:
     if data.get("apiVersion", INDEX_API_VERSION) != INDEX_API_VERSION:
         raise BundleError(f"{where}: index apiVersion {data['apiVersion']!r}: this medai reads {INDEX_API_VERSION}; "
                           "run the medai the bundle carries (bootstrap.py)")
-    return data
+    return BundleIndex(data)
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,10 @@ class BundleLayout:
             raise BundleError(f"{self.index}: missing: not a finished bundle")
         return data
 
-    def read_index(self) -> dict:
+    def read_index(self) -> BundleIndex:
         return self.parse_index(self.read_index_bytes())
 
-    def parse_index(self, raw: bytes) -> dict:
+    def parse_index(self, raw: bytes) -> BundleIndex:
         return parse_index_bytes(raw, self.index)
 
 

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer.bundle.artifacts import BundleIndex
 from installer.bundle.index import walk_files
 from installer.bundle.layout import BundleLayout
 from installer.core.hashing import sha256_file
@@ -53,11 +54,10 @@ class VerifyResult:
 def artifact_owners(index: dict) -> dict[str, str]:
     """path -> 'kind name' of the artifact the file belongs to, so errors name what the operator knows."""
     owners: dict[str, str] = {}
-    for a in index.get("artifacts", []):
-        label = f"{a.get('kind')} {a.get('ref') or a.get('name')}"
-        for p in a.get("paths") or [a.get("path")]:
+    for a in BundleIndex.of(index).artifacts():
+        for p in a.paths:
             if p and p not in owners:
-                owners[p] = label
+                owners[p] = a.label
     return owners
 
 

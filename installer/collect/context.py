@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.bundle.layout import BundleLayout
 from installer.bundle.lock import Lock
 from installer.bundle.manifest import BundleManifest, Spec

@@ -50,7 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.bundle.layout import BundleLayout
 from installer.bundle.manifest import OsPackages
 from installer.collect import vendor_repos

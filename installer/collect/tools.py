@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.bundle.layout import BundleLayout
 from installer.core.atomic import atomic_write_text
 from installer.core.childenv import child_env

@@ -12,6 +12,7 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer.bundle.artifacts import Artifact, BundleIndex
 from installer.bundle.private_copy import safe_relpath
 from installer.core.errors import BundleError
 from installer.core.hashing import fsync_rename, sha256_file
@@ -49,9 +50,9 @@ class StagePlan:
         }
 
 
-def _groups(artifact: dict) -> list[str]:
-    groups = artifact.get("neededBy") or (artifact.get("meta") or {}).get("hosts")
-    return list(groups) if groups else list(STAGED_KINDS[artifact["kind"]])
+def _groups(artifact: Artifact) -> list[str]:
+    groups = artifact.neededBy or artifact.meta.get("hosts")
+    return list(groups) if groups else list(STAGED_KINDS[artifact.kind])
 
 
 def build_plan(index: dict, root: Path, cache: Path, index_sha256: str) -> StagePlan:
@@ -63,33 +64,32 @@ def build_plan(index: dict, root: Path, cache: Path, index_sha256: str) -> Stage
     root = Path(root)
     sizes = {f["path"]: f for f in index["files"]}
     plan = StagePlan()
-    for a in index.get("artifacts", []):
-        kind = a.get("kind")
+    for a in BundleIndex.of(index).artifacts():
+        kind = a.kind
         if kind not in STAGED_KINDS:
             continue
-        release = (a.get("meta") or {}).get("release")
+        release = a.meta.get("release")
         if release is not None and not (isinstance(release, str) and RELEASE.fullmatch(release)):
-            raise BundleError(f"index.json: artifact {kind} {a.get('name')}: release {release!r} is not a release name: refused")
-        for rel in a.get("paths") or [a.get("path")]:
-            rel = safe_relpath(rel if isinstance(rel, str) else "", f"index.json: artifact {kind} {a.get('name')}: path")
+            raise BundleError(f"index.json: artifact {kind} {a.name}: release {release!r} is not a release name: refused")
+        for rel in a.paths:
+            rel = safe_relpath(rel if isinstance(rel, str) else "", f"index.json: artifact {kind} {a.name}: path")
             entry = sizes.get(rel)
             if entry is None:
-                raise BundleError(f"index.json: artifact {kind} {a.get('name')}: {rel} is not in files[]")
+                raise BundleError(f"index.json: artifact {kind} {a.name}: {rel} is not in files[]")
             plan.files.append({
-                "name": a.get("name"), "kind": kind, "src": str(root / rel), "dest": rel,
+                "name": a.name, "kind": kind, "src": str(root / rel), "dest": rel,
                 "sha256": entry["sha256"], "size": entry["size"], "groups": _groups(a), "release": release,
             })
         if kind == "file":
-            name = a.get("name", "")
-            path = a.get("path")
-            if not isinstance(path, str) or path not in (a.get("paths") or [path]):
-                raise BundleError(f"index.json: artifact file {name}: path {path!r} is not one of its paths: refused")
+            name = a.name if isinstance(a.name, str) else ""
+            if not isinstance(a.path, str) or a.path not in a.paths:
+                raise BundleError(f"index.json: artifact file {name}: path {a.path!r} is not one of its paths: refused")
             if name == K3S_BINARY:
-                plan.k3s_binary = a["path"]
+                plan.k3s_binary = a.path
             elif name in K3S_INSTALL_SCRIPTS:
-                plan.k3s_install_script = a["path"]
+                plan.k3s_install_script = a.path
             elif name.startswith(K3S_AIRGAP_PREFIX):
-                plan.k3s_airgap_images.append(a["path"])
+                plan.k3s_airgap_images.append(a.path)
     archive = platform_images_archive(root, index, cache, index_sha256)
     if archive is not None:
         plan.platform_images = PLATFORM_IMAGES

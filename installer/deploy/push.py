@@ -40,7 +40,7 @@ def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.Path
     from installer.deploy.working_copy import verified_working_copy
 
     vb = verified_working_copy(Path(bundle), Path(key) if key else None, skip_signature, state or state_dir())
-    images = [a for a in vb.index.get("artifacts", []) if a.get("kind") == "image"]
+    images = vb.index.images()
     if not images:
         raise RegistryError(f"{vb.source}: the bundle has no images to push")
     host = registry.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
@@ -50,7 +50,7 @@ def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.Path
     with RegistryClient(insecure=[host] if insecure else [], https=[host] if ca_file and not insecure else [],
                         ca_file=Path(ca_file) if ca_file else None) as client:
         for a in images:
-            ref, want = a.get("ref") or a["name"], a.get("digest")
+            ref, want = a.ref or a.name, a.digest
             if not want:
                 raise BundleError(f"{vb.source}: image {ref}: the signed index names no digest; nothing pushed for it")
             if progress is not None:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from installer.bundle.artifacts import BundleIndex
 from installer.bundle.layout import INDEX, INDEX_SIG, MAX_INDEX, parse_index_bytes
 from installer.bundle.private_copy import CopyResult, copy_verified, directory_opener, remove_unlisted, safe_relpath
 from installer.core import statelock
@@ -41,7 +42,7 @@ class VerifiedBundle:
     source: Path           # the bundle on the stick (read once, never again)
     root: Path             # the private copy everything after reads
     index_bytes: bytes
-    index: dict
+    index: BundleIndex
     signature: str         # "verified" | "NOT CHECKED"
     key: str | None = None
     key_fingerprint: str | None = None
@@ -63,8 +64,8 @@ def read_member_once(root: Path, name: str, limit: int) -> bytes | None:
     return read_regular_file(root / name, limit, BundleError)
 
 
-def parse_index(data: bytes, where: Path) -> dict:
-    """The verified index bytes as a dict; every listed path, size and digest checked for shape."""
+def parse_index(data: bytes, where: Path) -> BundleIndex:
+    """The verified index bytes as a BundleIndex; every listed path, size and digest checked for shape."""
     doc = parse_index_bytes(data, where)
     seen = set()
     for e in doc["files"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from installer.bundle.artifacts import BundleIndex
 from installer.core.errors import ComplianceError
 from installer.inference.weights import model_weights_index
 
@@ -17,7 +18,7 @@ PREFIX = "model-weights-"
 
 def weights_to_check(index: dict) -> dict[str, str]:
     """{model name: weight list JSON} for every model in the (verified) index."""
-    names = sorted(a["name"] for a in index.get("artifacts", []) if a.get("kind") == "model")
+    names = sorted(a.name for a in BundleIndex.of(index).artifacts("model"))
     return {n: json.dumps(model_weights_index(index, n), separators=(",", ":"), sort_keys=True) for n in names}
 
 

@@ -6,26 +6,17 @@ copied), the weight lists from the index's model artifacts (installer/inference/
 """
 from __future__ import annotations
 
-from installer.core.errors import BundleError, RegistryError
+from installer.bundle.artifacts import BundleIndex
+from installer.core.errors import BundleError
 from installer.inference.weights import weights_values
-from installer.oci.refs import parse_ref
 
 VLLM_REPOSITORY = "docker.io/vllm/vllm-openai"
 DEFAULT_MODELS = [{"version": "v1", "bundleName": "mistral-7b-instruct-v0.3",
                    "servedModelName": "mistral-7b-instruct-v0.3", "replicas": 1}]
 
 
-def _repository(artifact: dict) -> str:
-    try:
-        return parse_ref(str(artifact.get("ref", ""))).repo_name
-    except RegistryError:
-        return ""
-
-
 def vllm_digest(index: dict, repository: str = VLLM_REPOSITORY) -> str:
-    found = sorted({a.get("digest") for a in index.get("artifacts", [])
-                    if a.get("kind") == "image" and _repository(a) == repository
-                    and a.get("digest")})
+    found = sorted({a.digest for a in BundleIndex.of(index).images(repository) if a.digest})
     if len(found) != 1:
         raise BundleError(f"index.json: {'no' if not found else 'more than one'} {repository} image "
                           f"({', '.join(found) or 'none'}): the inference tier needs exactly one")
@@ -40,8 +31,7 @@ def inference_extravars(index: dict, models: list[dict] | None = None, repositor
 
 def bundle_has_gpu_driver(index: dict) -> bool:
     """Does an OS repository of the bundle carry a gpu package group (the NVIDIA driver and toolkit)?"""
-    return any(a.get("kind") == "ospkgs" and ((a.get("meta") or {}).get("groups") or {}).get("gpu")
-               for a in index.get("artifacts", []))
+    return any((a.meta.get("groups") or {}).get("gpu") for a in BundleIndex.of(index).artifacts("ospkgs"))
 
 
 def install_extravars(index: dict, inv) -> dict:
@@ -54,5 +44,4 @@ def install_extravars(index: dict, inv) -> dict:
 
 
 def _has_image(index: dict, repository: str) -> bool:
-    return any(a.get("kind") == "image" and _repository(a) == repository
-               for a in index.get("artifacts", []))
+    return bool(BundleIndex.of(index).images(repository))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from installer.bundle.artifacts import BundleIndex
 from installer.core.errors import BundleError
 from installer.trust.model_check import ModelIndexError, expected_files
 
@@ -17,11 +18,11 @@ def model_weights_index(index: dict, name: str) -> dict:
         expected_files(index, name)  # the same consistency checks the pod will apply
     except ModelIndexError as e:
         raise BundleError(f"index.json: {e}") from None
-    model = next(a for a in index["artifacts"] if a.get("kind") == "model" and a.get("name") == name)
+    model = BundleIndex.of(index).named("model", name).to_json()
     paths = set(model["paths"])
     files = [{"path": f["path"], "size": f["size"], "sha256": f["sha256"]}
              for f in index["files"] if f.get("path") in paths]
-    art = {k: model[k] for k in ("kind", "name", "ref", "path", "paths") if k in model}
+    art = {k: model[k] for k in ("kind", "name", "ref", "path", "paths")}
     return {"artifacts": [art], "files": sorted(files, key=lambda f: f["path"])}
 
 

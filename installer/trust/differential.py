@@ -17,6 +17,7 @@ import json
 import os
 from pathlib import Path
 
+from installer.bundle.artifacts import BundleIndex
 from installer.bundle.index import file_entries
 from installer.bundle.layout import BundleLayout
 from installer.core.errors import BundleError
@@ -96,10 +97,10 @@ def union_problems(diff_index: dict, base_index_bytes: bytes, base_index: dict, 
         elif f["path"] not in base_verified_files:
             problems.append(f"missing: {f['path']}: listed in the base index but not verified in the base directory")
     carried = {f["path"] for f in diff_index["files"]} | {f["path"] for f in diff_index.get("fromBase") or []}
-    for a in diff_index.get("artifacts", []):
-        for p in a.get("paths") or [a.get("path")]:
+    for a in BundleIndex.of(diff_index).artifacts():
+        for p in a.paths:
             if p and p not in carried:
-                problems.append(f"missing: {p} ({a.get('kind')} {a.get('ref') or a.get('name')}): in neither the differential nor its base")
+                problems.append(f"missing: {p} ({a.label}): in neither the differential nor its base")
     return problems
 
 
@@ -148,11 +149,11 @@ def _union_image_problems(diff: Path, base: Path, diff_index: dict, key) -> list
     refs = oci.refs() if oci.index_path.is_file() else {}
     pub = load_public_key(key)
     out = []
-    for a in diff_index.get("artifacts", []):
-        if a.get("kind") == "image" and a.get("digest"):
-            check = check_layout_image(oci, refs, a.get("ref") or a["name"], a["digest"], pub)
+    for a in BundleIndex.of(diff_index).images():
+        if a.digest:
+            check = check_layout_image(oci, refs, a.ref or a.name, a.digest, pub)
             if not check.ok:
-                out.append(f"image {a.get('ref') or a['name']}: {check.detail}")
+                out.append(f"image {a.ref or a.name}: {check.detail}")
     return out
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from installer.bundle.artifacts import BundleIndex
 from installer.bundle.layout import BundleLayout
 from installer.bundle.verify import VerifyResult, artifact_owners, verify_files
 from installer.core.atomic import fsync_dir
@@ -203,10 +204,10 @@ def image_signature_problems(root: str | os.PathLike, index: dict, pub) -> list[
     except BundleError as e:
         return [f"oci/index.json: {e}"]
     out = []
-    for a in index.get("artifacts", []):
-        if a.get("kind") == "image" and a.get("digest"):
-            ref = a.get("ref") or a.get("name")
-            check = check_layout_image(oci, refs, ref, a["digest"], pub)
+    for a in BundleIndex.of(index).images():
+        if a.digest:
+            ref = a.ref or a.name
+            check = check_layout_image(oci, refs, ref, a.digest, pub)
             if not check.ok:
                 out.append(f"image {ref}: {check.detail}")
     return out
@@ -286,10 +287,9 @@ def verify_bundle(
     bad_paths: dict[str, list[str]] = {}
     for p in files.problems:
         bad_paths.setdefault(owners.get(p.path, ""), []).append(str(p))
-    for a in index.get("artifacts", []):
-        label = f"{a.get('kind')} {a.get('ref') or a.get('name')}"
-        ar = ArtifactResult(a.get("kind", ""), a.get("name", ""), a.get("ref", ""), a.get("digest") or "",
-                            len(a.get("paths") or [a.get("path")]), problems=list(bad_paths.get(label, [])))
+    for a in index.artifacts():
+        label = a.label
+        ar = ArtifactResult(a.kind, a.name, a.ref, a.digest or "", len(a.paths), problems=list(bad_paths.get(label, [])))
         if ar.kind == "image":
             if pub is not None and ar.digest:
                 check = check_layout_image(oci, refs, ar.ref or ar.name, ar.digest, pub)

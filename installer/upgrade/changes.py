@@ -11,21 +11,22 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from installer.bundle.artifacts import BundleIndex
+
 K3S_VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)(?:\+k3s(\d+))?")
 
 
 def k3s_version(index: dict) -> str | None:
     """'v1.34.2+k3s1' from the k3s file artifact (its release URL, or meta.version)."""
-    for a in index.get("artifacts", []):
-        if a.get("kind") == "file" and a.get("name") == "k3s":
-            v = (a.get("meta") or {}).get("version")
-            m = K3S_VERSION.search(v or urllib.parse.unquote(a.get("ref") or ""))
-            return m.group(0) if m else None
-    return None
+    a = BundleIndex.of(index).named("file", "k3s")
+    if a is None:
+        return None
+    m = K3S_VERSION.search(a.meta.get("version") or urllib.parse.unquote(a.ref))
+    return m.group(0) if m else None
 
 
 def _by(index: dict, kind: str) -> dict[str, dict]:
-    return {a["name"]: a for a in index.get("artifacts", []) if a.get("kind") == kind}
+    return {a.name: a.to_json() for a in BundleIndex.of(index).artifacts(kind)}
 
 
 def chart_values(manifest_yaml: str | None) -> dict[str, dict]:
@@ -92,8 +93,8 @@ def change_list(old: dict, new: dict, old_manifest: str | None = None, new_manif
         changed = ov.get(name) != nv.get(name)
         if frm != to or changed:
             cl.charts.append({"name": name, "from": frm, "to": to, "valuesChanged": changed})
-    oi = {f"{a['ref']}@{a.get('digest')}" for a in old.get("artifacts", []) if a.get("kind") == "image"}
-    ni = {f"{a['ref']}@{a.get('digest')}" for a in new.get("artifacts", []) if a.get("kind") == "image"}
+    oi = {f"{a.ref}@{a.digest}" for a in BundleIndex.of(old).images()}
+    ni = {f"{a.ref}@{a.digest}" for a in BundleIndex.of(new).images()}
     cl.images_added, cl.images_removed = sorted(ni - oi), sorted(oi - ni)
     for m in _diff_named(_by(old, "model"), _by(new, "model"), "sha256"):
         cl.models.append({"name": m["name"], "from": m.get("from"), "to": m.get("to")})

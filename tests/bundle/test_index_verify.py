@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from installer.bundle.index import Artifact, write_index
+from installer.bundle.artifacts import Artifact
+from installer.bundle.index import write_index
 from installer.bundle.layout import BundleLayout
 from installer.bundle.verify import verify_files
 from installer.core.errors import BundleError

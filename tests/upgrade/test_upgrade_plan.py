@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.core.errors import InstallError
 from installer.core.hashing import sha256_bytes
 from installer.deploy.state import new_run
@@ -88,7 +88,7 @@ def site(tmp_path, monkeypatch):
 
 def test_change_list_names_every_kind_of_change(site):
     _, _, _, _, v1, v2, _ = site
-    old, new = v1.read_index(), v2.read_index()
+    old, new = v1.read_index().to_json(), v2.read_index().to_json()
     # images as the index lists them (these hand-made bundles carry no OCI layout)
     busybox = {"kind": "image", "name": "busybox", "ref": "docker.io/library/busybox:1.36", "digest": "sha256:" + "a" * 64}
     old["artifacts"].append(busybox)

@@ -2,7 +2,7 @@
 their artifacts are added once the images are known (neededBy both ways)."""
 from __future__ import annotations
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.bundle.lock import chart_key
 from installer.bundle.policy import chart_only_images, check_registries
 from installer.collect.charts import fetch_chart

@@ -1,7 +1,7 @@
 """Files (K3s, the SCAP content, …): downloaded with resume and checked against their pinned sha256."""
 from __future__ import annotations
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
 from installer.collect.files import fetch_file
 

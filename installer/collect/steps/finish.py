@@ -8,7 +8,8 @@ import shutil
 import time
 from pathlib import Path
 
-from installer.bundle.index import Artifact, write_index
+from installer.bundle.artifacts import Artifact
+from installer.bundle.index import write_index
 from installer.collect.context import BuildContext, BuildOptions, BuildSummary
 from installer.core.errors import BundleError
 from installer.core.hashing import sha256_bytes, sha256_file

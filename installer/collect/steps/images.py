@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
 from installer.core.errors import LockDriftError, MedaiError
 from installer.core.hashing import digest_hex

@@ -1,7 +1,7 @@
 """The manifest as given and the lock as resolved, inside the bundle (rewritten only when they changed)."""
 from __future__ import annotations
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
 from installer.core.atomic import atomic_write_bytes
 from installer.core.hashing import sha256_bytes

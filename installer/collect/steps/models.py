@@ -1,7 +1,7 @@
 """Models: every file with its sha256 (checked against the LFS sha256 where the hub gives one)."""
 from __future__ import annotations
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
 from installer.collect.models import fetch_model
 from installer.core.hashing import sha256_bytes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
 from installer.core.tree import prune_tree
 

@@ -2,7 +2,7 @@
 every artifact they describe is unchanged."""
 from __future__ import annotations
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact, BundleIndex
 from installer.bundle.layout import BundleLayout
 from installer.collect.context import BuildContext
 from installer.core.hashing import sha256_file
@@ -30,19 +30,20 @@ def reusable_sboms(layout: BundleLayout, previous: dict | None, artifacts: list[
     """
     if not previous:
         return None
-    old = [a for a in previous.get("artifacts", []) if a.get("kind") != "sbom"]
+    prev = BundleIndex.of(previous)
+    old = [a.to_json() for a in prev.artifacts() if a.kind != "sbom"]
     new = [a.to_json() for a in artifacts]
     key = lambda a: (a["kind"], a["name"], a["path"])  # noqa: E731
     if sorted(old, key=key) != sorted(new, key=key):
         return None
-    sboms = [a for a in previous.get("artifacts", []) if a.get("kind") == "sbom"]
+    sboms = prev.artifacts("sbom")
     if not sboms:
         return None
     out: dict[str, str] = {}
     for a in sboms:
-        p = layout.root / a["path"]
-        if not p.is_file() or p.is_symlink() or sha256_file(p) != a["sha256"]:
+        p = layout.root / a.path
+        if not p.is_file() or p.is_symlink() or sha256_file(p) != a.sha256:
             return None
-        out[a["path"]] = a["sha256"]
+        out[a.path] = a.sha256
     on_disk = {layout.rel(p) for p in layout.sbom.rglob("*") if p.is_file()} if layout.sbom.is_dir() else set()
     return out if on_disk == set(out) else None

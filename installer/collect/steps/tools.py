@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import shutil
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
 
 

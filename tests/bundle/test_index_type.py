@@ -1,0 +1,53 @@
+"""The bundle index is read through BundleIndex only: no module outside installer/bundle reads its artifacts list."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from installer.bundle.artifacts import BundleIndex
+
+PACKAGE = Path(__file__).resolve().parents[2] / "installer"
+# The weight checker runs inside the inference pod, copied there alone (stdlib only): it reads the JSON itself.
+ALLOWED = {"trust/model_check.py"}
+
+
+def _reads_artifacts(tree: ast.AST) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value == "artifacts":
+            lines.append(node.lineno)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "artifacts"):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_module_outside_bundle_reads_the_index_artifacts_as_a_dict():
+    found = []
+    for p in sorted(PACKAGE.rglob("*.py")):
+        rel = p.relative_to(PACKAGE).as_posix()
+        if rel.startswith("bundle/") or rel in ALLOWED:
+            continue
+        found += [f"installer/{rel}:{n}" for n in _reads_artifacts(ast.parse(p.read_text()))]
+    assert found == []
+
+
+def test_the_scan_sees_both_forms_of_read():
+    assert _reads_artifacts(ast.parse('i["artifacts"]; i.get("artifacts", [])')) == [1, 1]
+
+
+def test_typed_access_by_kind_name_and_repository():
+    index = BundleIndex({"kind": "BundleIndex", "files": [], "artifacts": [
+        {"kind": "image", "name": "pg", "ref": "ghcr.io/cloudnative-pg/postgresql:16.4", "digest": "sha256:" + "a" * 64},
+        {"kind": "image", "name": "nginx", "ref": "nginx:1.27"},
+        {"kind": "chart", "name": "vault", "path": "charts/vault-0.30.0.tgz", "size": 3, "sha256": "b" * 64},
+        {"kind": "model", "name": "m", "path": "models/m", "paths": ["models/m/a", "models/m/b"], "meta": "not a map"},
+    ]})
+    assert [a.name for a in index.artifacts("image")] == ["pg", "nginx"]
+    assert index.chart("vault").path == "charts/vault-0.30.0.tgz" and index.chart("harbor") is None
+    assert [a.name for a in index.images("docker.io/library/nginx")] == ["nginx"]
+    assert index.pinned_image("ghcr.io/cloudnative-pg/postgresql") == "ghcr.io/cloudnative-pg/postgresql:16.4@sha256:" + "a" * 64
+    assert index.pinned_image("docker.io/library/nginx") is None  # carried without a digest
+    m = index.named("model", "m")
+    assert m.paths == ["models/m/a", "models/m/b"] and m.meta == {} and m.label == "model m"
+    assert index["kind"] == "BundleIndex" and dict(index) == index.to_json()
