@@ -36,6 +36,9 @@ EXTRA_IMAGES = ("docker.io/adorsys/keycloak-config-cli:6.5.1-26.0.5", "ghcr.io/c
                 "ghcr.io/aquasecurity/trivy-db:2", "ghcr.io/aquasecurity/trivy-java-db:1")
 
 
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 @dataclass
 class Rendered:
     inv: object
@@ -107,7 +110,7 @@ def write(r: Rendered, out: Path) -> list[Path]:
                 o.setdefault("metadata", {}).setdefault("namespace", rel.namespace)
         path = out / f"{i:02d}-{rel.name}.yaml"
         head = f"# release {rel.name}, chart {rel.chart.name} {rel.chart.version}, namespace {rel.namespace}\n"
-        path.write_text(head + "".join("---\n" + yaml.safe_dump(o, sort_keys=False) for o in docs))
+        path.write_text(head + "".join("---\n" + yaml.dump(o, Dumper=DUMPER, sort_keys=False) for o in docs))
         written.append(path)
     return written
 
