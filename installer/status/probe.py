@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from installer.certs.model import CRIT, OK, RANK, WARN
+from installer.core.errors import MedaiError
 
 __all__ = ["CRIT", "OK", "WARN", "Line", "run_probes", "exit_code"]
 
@@ -26,8 +27,12 @@ Probe = tuple[str, Callable[[], list[Line]]]
 
 
 def _first_line(e: BaseException) -> str:
+    """medai's own errors are already one line for people; another exception is named by its type."""
     text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+    first = text.splitlines()[0][:300] if text else ""
+    if isinstance(e, MedaiError):
+        return first or type(e).__name__
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def run_probes(probes: list[Probe], timeout_s: float) -> list[Line]:
@@ -38,7 +43,7 @@ def run_probes(probes: list[Probe], timeout_s: float) -> list[Line]:
         try:
             results[i] = fn()
         except Exception as e:  # noqa: BLE001 a probe's failure is its crit line, whatever the client raised
-            results[i] = [Line(name, CRIT, f"unreadable: {_first_line(e)}")]
+            results[i] = [Line(name, CRIT, _first_line(e))]
 
     threads = [threading.Thread(target=run, args=(i, name, fn), daemon=True, name=f"status-{name}")
                for i, (name, fn) in enumerate(probes)]

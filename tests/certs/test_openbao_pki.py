@@ -132,3 +132,24 @@ def test_the_intermediate_is_re_signed_offline_and_new_certificates_come_from_it
     missing = subprocess.run([MEDAI, "certs", "sign-intermediate", "--csr", str(csr), "--root-ca-dir",
                               str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and f"{tmp_path / 'nowhere'}: no site root CA here" in missing.stderr
+
+
+def test_status_reads_vault_from_its_api_and_a_stopped_member_is_crit(site):
+    p = site.medai("status", "--json", "--timeout", "15")
+    assert p.returncode == 2, p.stderr  # no install on this site: the cluster concerns are crit
+    lines = json.loads(p.stdout)["lines"]
+    vault = [ln for ln in lines if ln["concern"] == "vault"]
+    assert [ln["level"] for ln in vault] == ["ok"] * 3 and sum(", leader" in ln["fact"] for ln in vault) == 1, vault
+    certs = {ln["fact"].split(":")[0]: ln for ln in lines if ln["concern"] == "certificates"}
+    assert certs["vault"]["level"] == "ok" and "listener" in certs["vault"]["fact"]
+    assert certs["intermediate"]["level"] == "ok" and certs["operators"]["level"] == "ok"
+    assert {ln["fact"] for ln in lines if ln["concern"] == "nodes"} == {
+        f"{site.home}/kubeconfig-vaulttest: no kubeconfig for vaulttest "
+        "(written by a successful medai install)"}
+
+    node = site.cluster.nodes[2]
+    site.cluster.stop(node)
+    p = site.medai("status", "--json", "--timeout", "15")
+    vault = [ln for ln in json.loads(p.stdout)["lines"] if ln["concern"] == "vault"]
+    assert [ln["level"] for ln in vault] == ["ok", "ok", "crit"]
+    assert vault[2]["fact"].startswith(f"bao3 ({node.addr}): UNREACHABLE")
