@@ -27,7 +27,9 @@ def _inventory(tmp_path, gpu: bool = True, disable=None):
              "agents": {"hosts": {"gpu-1": {"ansible_host": "10.9.0.21"}} if gpu else {}}}
     if gpu:
         hosts["gpu"] = {"hosts": {"gpu-1": {}}}
-    doc = {"all": {"vars": {"medai_cluster_name": "units", "medai_metallb_pool": "10.9.0.200/29"}, "children": hosts}}
+    doc = {"all": {"vars": {"medai_cluster_name": "units",
+                            "medai_keycloak_hostname": "keycloak.example.internal",
+                            "medai_metallb_pool": "10.9.0.200/29"}, "children": hosts}}
     if disable is not None:
         doc["all"]["vars"]["medai_k3s_disable"] = disable
     p = tmp_path / "site.yml"
@@ -282,3 +284,13 @@ def test_connection_difference():
     a = Connections.of([("TCP", 1, 100), ("UDP", 53, 53)])
     assert str(minus(a, Connections.of([("TCP", 10, 20), ("UDP", 53, 53)]))) == "TCP 1-9,21-100"
     assert not minus(a, Connections.all())
+
+
+def test_a_limit_range_gives_default_requests(inv):
+    site = _site()
+    del _obj(site, "Deployment", "client")["spec"]["template"]["spec"]["containers"][0]["resources"]
+    site.releases[1].objects.append({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "defaults",
+                                     "namespace": "app"}, "spec": {"limits": [{"type": "Container",
+                                                                               "defaultRequest": {"cpu": "50m"}}]}})
+    (line,) = _findings(site, inv)
+    assert line.endswith("container client: no memory request")
