@@ -66,6 +66,8 @@ class SiteVars(BaseModel):
     medai_cluster_name: str = Field(description="DNS label naming the cluster; names state files and the kubeconfig")
     medai_metallb_pool: str = Field(description="MetalLB address pool: CIDR or FIRST-LAST range")
     medai_api_vip: str | None = Field(default=None, description="virtual IP of the Kubernetes API (required with 3+ servers)")
+    medai_keycloak_hostname: str = Field(description="Keycloak's DNS name: its login URL (KC_HOSTNAME), certificate "
+                                         "name and the OIDC issuer Harbor and the site's clients use")
     medai_tls_san: list[str] = Field(default_factory=list, description="extra names/IPs in the API server certificate")
     medai_bundle_dir: str | None = Field(default=None, description="bundle directory on the control host (--bundle overrides)")
     medai_ssh_host_key_checking: bool = Field(default=True, description="verify SSH host keys (only a throwaway lab turns this off)")
@@ -128,6 +130,13 @@ class SiteVars(BaseModel):
                 ipaddress.ip_address(v)
             except ValueError:
                 raise ValueError(f"{v!r} is not an IP address") from None
+        return v
+
+    @field_validator("medai_keycloak_hostname")
+    @classmethod
+    def _keycloak_host(cls, v: str) -> str:
+        if not _HOSTNAME.match(v) or _is_ip(v) or "." not in v:
+            raise ValueError(f"{v!r} must be a fully qualified host name (e.g. keycloak.radiology.internal)")
         return v
 
     @field_validator("medai_tls_san")

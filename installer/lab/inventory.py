@@ -30,6 +30,7 @@ def render_inventory(lab: Lab, *, cluster_name: str = "medai-lab", bundle_dir: s
     vip = lab.address(API_VIP_OFFSET)
     site: dict[str, Any] = {
         "medai_cluster_name": cluster_name,
+        "medai_keycloak_hostname": f"keycloak.{cluster_name}.lab",
         "medai_api_vip": vip,
         "medai_tls_san": [vip, *(n.hostname for n in lab.servers)],
         "medai_metallb_pool": f"{lab.address(POOL_OFFSETS[0])}-{lab.address(POOL_OFFSETS[1])}",

@@ -259,8 +259,9 @@ class ApplyOptions:
         return self.timeouts.get(release, self.default_timeout)
 
 
-# Site objects applied before the release's chart: its Namespace (Pod Security labels) and NetworkPolicies.
-BEFORE_RELEASE = ("Namespace", "NetworkPolicy")
+# Site objects applied before the release's chart: its Namespace (Pod Security labels), NetworkPolicies and
+# LimitRange (admission reads all three when the release's pods are created).
+BEFORE_RELEASE = ("Namespace", "NetworkPolicy", "LimitRange")
 
 
 def _failed(r, helm_error: str, kube: Kube) -> InstallError:

@@ -27,6 +27,8 @@ SITE = "(site)"
 KUBE_SYSTEM = "kube-system"
 DNS_PODS = {"k8s-app": "kube-dns"}
 LABELS = {"app.kubernetes.io/managed-by": "medai"}
+# GPU agents' taint (roles/k3s at registration): node-level DaemonSets that must run there tolerate it.
+GPU_TOLERATION = {"key": "gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,12 @@ def node_peers(inv) -> list[dict]:
 
 
 def site_peers(inv) -> list[dict]:
-    """Clients outside the cluster: any IPv4 address but the pod and service CIDRs."""
+    """Clients outside the cluster: any IPv4 address but the pod and service CIDRs and the nodes (the nodes are
+    NODES, with flows of their own)."""
     site = inv.site.model_dump()
     inside = [site.get("medai_k3s_cluster_cidr") or "10.42.0.0/16", site.get("medai_k3s_service_cidr") or "10.43.0.0/16"]
-    return [{"ipBlock": {"cidr": "0.0.0.0/0", "except": inside}}]
+    nodes = [p["ipBlock"]["cidr"] for p in node_peers(inv) if ipaddress.ip_network(p["ipBlock"]["cidr"]).version == 4]
+    return [{"ipBlock": {"cidr": "0.0.0.0/0", "except": inside + nodes}}]
 
 
 def _peers(namespace: str, pods: Mapping[str, str], own: str, inv) -> list[dict]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from installer.bundle.artifacts import BundleIndex
 from installer.core.errors import InventoryError
 from installer.platform.components import BY_CHART, BY_NAME, harbor, keycloak, longhorn, metallb, postgres
 
@@ -39,11 +40,7 @@ def chart_enabled(chart: str, inv) -> bool:
 
 def index_image(index: dict | None, repository: str) -> str | None:
     """REPOSITORY:TAG@DIGEST of the bundle's one image of that repository (None without an index or the image)."""
-    for a in (index or {}).get("artifacts", []):
-        ref = str(a.get("ref", "")).split("@")[0]
-        if a.get("kind") == "image" and ref.rsplit(":", 1)[0] == repository and a.get("digest"):
-            return f"{ref}@{a['digest']}"
-    return None
+    return BundleIndex.of(index).pinned_image(repository)
 
 
 def defaults(component: str) -> dict[str, Any]:
@@ -174,7 +171,8 @@ def namespaces(inv) -> dict[str, str]:
 
 def site_objects(chart: str, release: str, inv, namespace: str, index: dict | None = None) -> list[dict]:
     """Objects a component adds after its release is ready: for MetalLB the pool and L2 advertisement, for
-    CloudNativePG the Clusters (they need the CRDs), for Keycloak its HTTPS LoadBalancer Service. The Namespaces
+    CloudNativePG the Clusters (they need the CRDs), for Keycloak its HTTPS LoadBalancer Service, for Longhorn the
+    LimitRange giving its containers requests. The Namespaces
     and NetworkPolicies every release gets come from installer.platform.render (they need the whole render)."""
     if chart == "cloudnative-pg":
         return postgres.objects(role_vars("postgres", inv, index))
@@ -182,6 +180,8 @@ def site_objects(chart: str, release: str, inv, namespace: str, index: dict | No
         return metallb.objects(role_vars("metallb", inv), inv.site.medai_metallb_pool, namespace)
     if chart == keycloak.CHART:
         return keycloak.objects(role_vars("keycloak", inv), release, namespace)
+    if chart == "longhorn":
+        return longhorn.objects(role_vars("longhorn", inv), namespace)
     return []
 
 

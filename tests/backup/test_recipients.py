@@ -15,6 +15,7 @@ from tests.support.medai_cli import medai_argv, medai_env
 BASE = """all:
   vars:
     medai_cluster_name: site1
+    medai_keycloak_hostname: keycloak.example.internal
     medai_metallb_pool: 10.0.0.200-10.0.0.210
     medai_backup_recipients: {recipients}
   children:

@@ -54,7 +54,8 @@ def test_each_file_is_one_line_naming_host_and_file_and_its_level(fetched):
 
 
 def test_thresholds_come_from_the_inventory(tmp_path, fetched):
-    doc = {"all": {"vars": {"medai_cluster_name": "c1", "medai_metallb_pool": "10.0.0.200-10.0.0.210",
+    doc = {"all": {"vars": {"medai_cluster_name": "c1",
+                            "medai_keycloak_hostname": "keycloak.example.internal", "medai_metallb_pool": "10.0.0.200-10.0.0.210",
                             "medai_cert_warn_days": 10, "medai_cert_crit_days": 2},
                    "children": {"servers": {"hosts": {"srv1": {"ansible_host": "10.0.0.11"}}}}}}
     inv = tmp_path / "site.yml"

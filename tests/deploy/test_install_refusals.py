@@ -24,7 +24,8 @@ def medai(*args: str, home: Path, input: str | None = None) -> subprocess.Comple
 
 
 def inventory(tmp_path: Path, servers: int = 1) -> Path:
-    doc = {"all": {"vars": {"medai_cluster_name": "refusals", "medai_metallb_pool": "10.9.0.200/29",
+    doc = {"all": {"vars": {"medai_cluster_name": "refusals",
+                            "medai_keycloak_hostname": "keycloak.example.internal", "medai_metallb_pool": "10.9.0.200/29",
                             "ansible_port": 1, "medai_ssh_host_key_checking": False},
                    "children": {"servers": {"hosts": {f"s{i}": {"ansible_host": "127.0.0.1" if i == 0 else f"127.0.0.{i + 1}"}
                                                       for i in range(servers)}},

@@ -17,7 +17,8 @@ EXAMPLE = ROOT / "inventories" / "example" / "site.yml"
 
 def site(servers=("s1", "s2", "s3"), agents=("a1", "a2"), gpu=("a1",), vars_=None, extra_children=None):
     ip = {f"s{i}": f"10.0.0.{10 + i}" for i in range(1, 8)} | {f"a{i}": f"10.0.0.{20 + i}" for i in range(1, 8)}
-    v = {"medai_cluster_name": "lab", "medai_api_vip": "10.0.0.5", "medai_metallb_pool": "10.0.0.200-10.0.0.220"}
+    v = {"medai_cluster_name": "lab",
+         "medai_keycloak_hostname": "keycloak.example.internal", "medai_api_vip": "10.0.0.5", "medai_metallb_pool": "10.0.0.200-10.0.0.220"}
     v.update(vars_ or {})
     doc = {"all": {"vars": {k: val for k, val in v.items() if val is not None}, "children": {
         "servers": {"hosts": {s: {"ansible_host": ip[s]} for s in servers}},
@@ -119,7 +120,9 @@ def test_vip_required_with_three_servers(tmp_path):
 
 
 def test_every_problem_reported_at_once(tmp_path):
-    doc = site(servers=("s1", "s2"), gpu=("s1",), vars_={"medai_cluster_name": "Bad_Name", "medai_metallb_pool": "10.0.0.0/27"},
+    doc = site(servers=("s1", "s2"), gpu=("s1",), vars_={"medai_cluster_name": "Bad_Name",
+                                                         "medai_keycloak_hostname": "keycloak.example.internal",
+                                                         "medai_metallb_pool": "10.0.0.0/27"},
                extra_children={"etcd": {"hosts": {}}})
     lines = problems(tmp_path, doc)
     for needle in ("servers: 2 servers", "gpu.s1", "all.children.etcd", "all.vars.medai_cluster_name"):
@@ -154,6 +157,21 @@ def test_cli_prints_each_problem_on_one_line_and_exits_nonzero(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "installer.cli.main", "inventory", "check", str(EXAMPLE)],
                         capture_output=True, text=True, cwd=ROOT, env={"COLUMNS": "400", "PATH": "/usr/bin:/bin"})
     assert ok.returncode == 0 and "3 server(s), 2 agent(s)" in ok.stdout
+
+
+def test_cli_refuses_an_inventory_without_the_keycloak_host_name(tmp_path):
+    p = write(tmp_path, site(vars_={"medai_keycloak_hostname": None}))
+    r = subprocess.run([sys.executable, "-m", "installer.cli.main", "inventory", "check", str(p)],
+                       capture_output=True, text=True, cwd=ROOT, env={"COLUMNS": "400", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 2
+    errs = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert errs == [f"error: {p}: all.vars.medai_keycloak_hostname: required site var is missing"]
+
+
+@pytest.mark.parametrize("name", ["https://keycloak.site", "keycloak", "10.0.0.9", "key cloak.site"])
+def test_keycloak_host_name_must_be_a_fully_qualified_name(tmp_path, name):
+    (line,) = problems(tmp_path, site(vars_={"medai_keycloak_hostname": name}))
+    assert f"all.vars.medai_keycloak_hostname: {name!r} must be a fully qualified host name" in line
 
 
 @pytest.mark.parametrize("bad", ['10.0.0.9"; touch /tmp/pwned; "', "$(reboot)", "host name", "a\nserver: evil", "-oProxyCommand=x"])

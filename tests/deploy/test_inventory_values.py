@@ -18,6 +18,7 @@ MEDAI = ROOT / ".venv" / "bin" / "medai"
 BASE = """all:
   vars:
     medai_cluster_name: lab
+    medai_keycloak_hostname: keycloak.example.internal
     medai_metallb_pool: 10.0.0.200-10.0.0.210
 {extra}  children:
     servers:

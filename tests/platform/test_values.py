@@ -22,7 +22,8 @@ def _inv(tmp_path, **site_vars):
 
 
 def _single(tmp_path, **site_vars):
-    doc = {"all": {"vars": {"medai_cluster_name": "lab", "medai_metallb_pool": "10.9.0.200/29", **site_vars},
+    doc = {"all": {"vars": {"medai_cluster_name": "lab",
+                            "medai_keycloak_hostname": "keycloak.example.internal", "medai_metallb_pool": "10.9.0.200/29", **site_vars},
                    "children": {"servers": {"hosts": {"s1": {"ansible_host": "10.9.0.11"}}},
                                 "agents": {"hosts": {"a1": {"ansible_host": "10.9.0.21", "medai_longhorn_storage": False}}}}}}
     p = tmp_path / "one.yml"
@@ -37,9 +38,10 @@ def test_example_defaults(tmp_path):
     assert c["ipam"] == {"mode": "kubernetes"} and c["policyCIDRMatchMode"] == ["nodes"]
     assert site_values("longhorn", inv)["defaultSettings"]["defaultReplicaCount"] == 3
     metallb = site_values("metallb", inv)
-    assert (metallb["speaker"], metallb["frrk8s"]) == ({"frr": {"enabled": False}}, {"enabled": False})
+    assert (metallb["speaker"]["frr"], metallb["frrk8s"]) == ({"enabled": False}, {"enabled": False})
+    assert metallb["speaker"]["tolerations"] == [{"key": "gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
     assert metallb["controller"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    nfd = site_values("nvidia-device-plugin", inv)["node-feature-discovery"]["worker"]
+    nfd = site_values("nvidia-device-plugin", inv)["nfd"]["worker"]
     assert {"key": "gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in nfd["tolerations"]
 
 
@@ -53,7 +55,8 @@ def test_single_server_without_vip_and_storage_opt_out(tmp_path):
 def test_inventory_overrides(tmp_path):
     inv = _inv(tmp_path, medai_longhorn_replicas=2, medai_cilium_kube_proxy_replacement=False,
                medai_longhorn_node_drain_policy="block-for-eviction")
-    assert site_values("longhorn", inv)["defaultSettings"] == {"defaultReplicaCount": 2, "nodeDrainPolicy": "block-for-eviction"}
+    assert site_values("longhorn", inv)["defaultSettings"] == {"defaultReplicaCount": 2, "nodeDrainPolicy": "block-for-eviction",
+                                                               "taintToleration": "gpu=true:NoSchedule"}
     assert site_values("cilium", inv)["kubeProxyReplacement"] is False
 
 

@@ -114,7 +114,8 @@ def tls_secret(base: Path, name: str, days: int) -> dict:
 
 
 def inventory(base: Path, key: Path, **extra) -> Path:
-    doc = {"all": {"vars": {"medai_cluster_name": "site1", "medai_metallb_pool": "10.99.0.200-10.99.0.210",
+    doc = {"all": {"vars": {"medai_cluster_name": "site1",
+                            "medai_keycloak_hostname": "keycloak.example.internal", "medai_metallb_pool": "10.99.0.200-10.99.0.210",
                             "medai_vault_operators": [{"name": "op", "pgp_key": str(key)}],
                             "medai_vault_threshold": 1, "medai_vault_root_token_pgp_key": str(key), **extra},
                    "children": {"servers": {"hosts": {"srv1": {"ansible_host": "10.99.0.11"}}}}}}

@@ -204,6 +204,7 @@ def write_inventory(path: Path, cluster: BaoCluster, ops: Operators, **extra) ->
     doc = {"all": {
         "vars": {
             "medai_cluster_name": "vaulttest",
+            "medai_keycloak_hostname": "keycloak.example.internal",
             "medai_metallb_pool": "10.99.0.200-10.99.0.210",
             "medai_vault_operators": [{"name": n, "pgp_key": str(k)} for n, k in ops.keys.items()],
             "medai_vault_threshold": THRESHOLD,

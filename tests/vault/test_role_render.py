@@ -54,7 +54,8 @@ def manifest_values() -> dict:
 def _inventory(tmp_path: Path, servers: int, agents: int, **vars_) -> Path:
     hosts_s = {f"s{i}": {"ansible_host": f"10.9.0.{10 + i}"} for i in range(servers)}
     hosts_a = {f"a{i}": {"ansible_host": f"10.9.0.{50 + i}"} for i in range(agents)}
-    doc = {"all": {"vars": {"medai_cluster_name": "r", "medai_metallb_pool": "10.9.0.200-10.9.0.210",
+    doc = {"all": {"vars": {"medai_cluster_name": "r",
+                            "medai_keycloak_hostname": "keycloak.example.internal", "medai_metallb_pool": "10.9.0.200-10.9.0.210",
                             **({"medai_api_vip": "10.9.0.5"} if servers >= 3 else {}), **vars_},
                    "children": {"servers": {"hosts": hosts_s}, **({"agents": {"hosts": hosts_a}} if agents else {})}}}
     p = tmp_path / "site.yml"

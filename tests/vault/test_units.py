@@ -22,7 +22,8 @@ from installer.deploy.vault.token import decode_otp_token
 
 
 def _inv(tmp_path, servers=1, **vars_):
-    doc = {"all": {"vars": {"medai_cluster_name": "c1", "medai_metallb_pool": "10.1.0.200-10.1.0.210",
+    doc = {"all": {"vars": {"medai_cluster_name": "c1",
+                            "medai_keycloak_hostname": "keycloak.example.internal", "medai_metallb_pool": "10.1.0.200-10.1.0.210",
                             **({"medai_api_vip": "10.1.0.5"} if servers >= 3 else {}), **vars_},
                    "children": {"servers": {"hosts": {f"s{i}": {"ansible_host": f"10.1.0.{10 + i}"}
                                                       for i in range(servers)}}}}}

@@ -30,6 +30,16 @@ DEFAULTS = {
         "jobservice": "medai-harbor-jobservice", "registry": "medai-harbor-registry",
         "registry_credentials": "medai-harbor-registry-credentials", "trivy_db_pull": "medai-harbor-trivy-db-pull",
     },
+    "medai_harbor_resources": {  # requests (and memory limits) per Harbor component
+        "core": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "jobservice": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "portal": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "nginx": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "registry": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}},
+        "registryctl": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "redis": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "trivy": {"requests": {"cpu": "200m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+    },
     "medai_harbor_release_timeout": 900,
 }
 
@@ -55,6 +65,7 @@ def _trivy_init(v: dict) -> dict:
         "env": [{"name": "SSL_CERT_FILE", "value": "/harbor_cust_cert/custom-ca.crt"},
                 {"name": "TRIVY_USERNAME", "valueFrom": ref("username")},
                 {"name": "TRIVY_PASSWORD", "valueFrom": ref("password")}],
+        "resources": v["medai_harbor_resources"]["trivy"],
         "volumeMounts": [{"name": "data", "mountPath": "/home/scanner/.cache"},
                          {"name": "ca-bundle-certs", "mountPath": "/harbor_cust_cert/custom-ca.crt", "subPath": "ca.crt"}],
         "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
@@ -63,7 +74,7 @@ def _trivy_init(v: dict) -> dict:
 
 
 def values(v: dict) -> dict:
-    s, sc = v["medai_harbor_secret_names"], v["medai_harbor_storage_class"]
+    s, sc, res = v["medai_harbor_secret_names"], v["medai_harbor_storage_class"], v["medai_harbor_resources"]
     lb: dict = {"name": v["medai_harbor_release"], "IP": v["medai_harbor_lb_address"],
                 "ports": {"httpPort": 80, "httpsPort": 443}}
     if v["medai_harbor_lb_address"]:
@@ -84,12 +95,17 @@ def values(v: dict) -> dict:
         "database": {"type": "external", "external": {
             "host": v["medai_harbor_db_host"], "port": "5432", "username": v["medai_harbor_db_user"],
             "coreDatabase": v["medai_harbor_db_name"], "existingSecret": v["medai_harbor_db_secret"], "sslmode": "require"}},
-        "core": {"existingSecret": s["core"], "existingXsrfSecret": s["core"], "existingXsrfSecretKey": "CSRF_KEY",
+        "nginx": {"resources": res["nginx"]},
+        "portal": {"resources": res["portal"]},
+        "redis": {"internal": {"resources": res["redis"]}},
+        "core": {"resources": res["core"], "existingSecret": s["core"], "existingXsrfSecret": s["core"],
+                 "existingXsrfSecretKey": "CSRF_KEY",
                  "secretName": s["core_token"]},
-        "jobservice": {"existingSecret": s["jobservice"], "existingSecretKey": "JOBSERVICE_SECRET"},
-        "registry": {"existingSecret": s["registry"], "existingSecretKey": "REGISTRY_HTTP_SECRET",
+        "jobservice": {"resources": res["jobservice"], "existingSecret": s["jobservice"], "existingSecretKey": "JOBSERVICE_SECRET"},
+        "registry": {"registry": {"resources": res["registry"]}, "controller": {"resources": res["registryctl"]},
+                     "existingSecret": s["registry"], "existingSecretKey": "REGISTRY_HTTP_SECRET",
                      "credentials": {"username": "harbor_registry_user", "existingSecret": s["registry_credentials"]}},
-        "trivy": {"enabled": True, "skipUpdate": True, "skipJavaDBUpdate": True, "offlineScan": True,
+        "trivy": {"resources": res["trivy"], "enabled": True, "skipUpdate": True, "skipJavaDBUpdate": True, "offlineScan": True,
                   # fill the cache volume Trivy reads from Harbor's copy of the bundle's databases
                   "initContainers": [_trivy_init(v)]},
         "metrics": {"enabled": False},

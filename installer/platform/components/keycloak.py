@@ -18,6 +18,7 @@ DEFAULTS = {
     "medai_keycloak_hostname": "",  # e.g. keycloak.radiology.internal (inventory)
     "medai_keycloak_lb_address": "",  # an address of medai_metallb_pool, or "" for MetalLB's choice
     "medai_keycloak_replicas": None,  # None: min(2, servers)
+    "medai_keycloak_resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
     "medai_keycloak_db_host": "keycloak-db-rw",  # the CNPG Cluster's read-write Service
     "medai_keycloak_db_name": "keycloak",
     "medai_keycloak_db_user": "keycloak",
@@ -41,7 +42,12 @@ def fullname(release: str) -> str:
 
 
 def _env(v: dict) -> list[dict]:
-    env = [{"name": "KC_HOSTNAME", "value": f"https://{v['medai_keycloak_hostname']}"},
+    # Infinispan's kubernetes stack (the chart's KC_CACHE_STACK) finds the other servers by a DNS query of the
+    # release's headless Service; the chart's own extraEnv carries it, and these values replace that list.
+    discovery = ('-Djgroups.dns.query={{ include "keycloak.fullname" . }}-headless'
+                 '.{{ .Release.Namespace }}.svc.cluster.local')
+    env = [{"name": "JAVA_OPTS_APPEND", "value": discovery},
+           {"name": "KC_HOSTNAME", "value": f"https://{v['medai_keycloak_hostname']}"},
            {"name": "KC_HTTPS_CERTIFICATE_FILE", "value": "/opt/keycloak/conf/tls/tls.crt"},
            {"name": "KC_HTTPS_CERTIFICATE_KEY_FILE", "value": "/opt/keycloak/conf/tls/tls.key"},
            {"name": "KC_TRUSTSTORE_PATHS", "value": "/opt/keycloak/conf/tls/ca.crt"}]
@@ -65,6 +71,7 @@ def values(v: dict) -> dict:
         "database": {"vendor": "postgres", "hostname": v["medai_keycloak_db_host"], "port": 5432,
                      "database": v["medai_keycloak_db_name"], "username": v["medai_keycloak_db_user"],
                      "existingSecret": v["medai_keycloak_db_secret"], "existingSecretKey": "password"},
+        "resources": v["medai_keycloak_resources"],
         "extraEnv": dump(_env(v)),
         "extraVolumes": dump([{"name": "tls", "secret": {"secretName": v["medai_keycloak_tls_secret"],
                                                          "defaultMode": 0o440}}]),

@@ -1,7 +1,7 @@
 """Longhorn: replicas across the storage nodes, a drain policy that never drops the last replica."""
 from __future__ import annotations
 
-from installer.platform.flows import NODES, Flow, api, dns
+from installer.platform.flows import GPU_TOLERATION, NODES, Flow, api, dns
 
 NAME = "longhorn"
 NAMESPACE = "longhorn-system"
@@ -11,14 +11,31 @@ DEFAULTS = {
     "medai_longhorn_replicas": None,  # None: min(3, storage nodes); more than the storage nodes is refused
     "medai_longhorn_node_drain_policy": "block-for-eviction-if-contains-last-replica",
     "medai_longhorn_default_class": True,
+    # The chart sets no requests on its own pods (manager, driver, UI, hook Jobs) nor on the instance and share
+    # managers the manager starts: the namespace's LimitRange gives every container these when it has none.
+    "medai_longhorn_default_requests": {"cpu": "100m", "memory": "128Mi"},
     "medai_longhorn_release_timeout": 900,
 }
 
 
 def values(v: dict) -> dict:
     n = v["medai_longhorn_replicas"]
-    return {"defaultSettings": {"defaultReplicaCount": n, "nodeDrainPolicy": v["medai_longhorn_node_drain_policy"]},
-            "persistence": {"defaultClass": v["medai_longhorn_default_class"], "defaultClassReplicaCount": n}}
+    # GPU agents are storage nodes unless a host says medai_longhorn_storage: false: the manager, the CSI driver and
+    # the components the manager starts (taintToleration) run there despite the GPU taint.
+    gpu = f"{GPU_TOLERATION['key']}={GPU_TOLERATION['value']}:{GPU_TOLERATION['effect']}"
+    return {"defaultSettings": {"defaultReplicaCount": n, "nodeDrainPolicy": v["medai_longhorn_node_drain_policy"],
+                                "taintToleration": gpu},
+            "persistence": {"defaultClass": v["medai_longhorn_default_class"], "defaultClassReplicaCount": n},
+            "longhornManager": {"tolerations": [GPU_TOLERATION]}, "longhornDriver": {"tolerations": [GPU_TOLERATION]}}
+
+
+def objects(v: dict, namespace: str) -> list[dict]:
+    """The LimitRange giving Longhorn's containers requests (applied with the Namespace, before the release)."""
+    req = v["medai_longhorn_default_requests"]
+    return [{"apiVersion": "v1", "kind": "LimitRange",
+             "metadata": {"name": "medai-default-requests", "namespace": namespace,
+                          "labels": {"app.kubernetes.io/managed-by": "medai"}},
+             "spec": {"limits": [{"type": "Container", "defaultRequest": dict(req)}]}}]
 
 
 MANAGER = {"app": "longhorn-manager"}

@@ -1,13 +1,14 @@
 """MetalLB: layer-2 announcements of the site's address pool (medai_metallb_pool, required by the inventory)."""
 from __future__ import annotations
 
-from installer.platform.flows import NODES, Flow, api, dns
+from installer.platform.flows import GPU_TOLERATION, NODES, Flow, api, dns
 
 NAME = "metallb"
 NAMESPACE = "metallb-system"
 DEFAULTS = {
     "medai_metallb_l2_only": True,  # false: the chart's FRR speaker for BGP
     "medai_metallb_pool_name": "medai-site",
+    "medai_metallb_resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     "medai_metallb_release_timeout": 300,
 }
 
@@ -17,7 +18,10 @@ def values(v: dict) -> dict:
     # the controller: the chart's non-root pod security context plus the seccomp profile restricted asks for
     controller = {"securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534,
                                       "seccompProfile": {"type": "RuntimeDefault"}}}
-    return {"speaker": {"frr": {"enabled": frr}}, "frrk8s": {"enabled": frr}, "controller": controller}
+    controller["resources"] = v["medai_metallb_resources"]
+    # the speakers announce from every node a Service's pods may run on (externalTrafficPolicy Local): GPU agents too
+    speaker = {"frr": {"enabled": frr}, "resources": v["medai_metallb_resources"], "tolerations": [GPU_TOLERATION]}
+    return {"speaker": speaker, "frrk8s": {"enabled": frr}, "controller": controller}
 
 
 def pool_range(text: str) -> str:

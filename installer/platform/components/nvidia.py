@@ -1,23 +1,22 @@
 """NVIDIA's device plugin chart with GPU feature discovery and its node-feature-discovery subchart: on GPU agents
-(tainted gpu=true:NoSchedule) the NFD worker must tolerate the taint as the plugin and GFD do (the bundle's
+(tainted gpu=true:NoSchedule) the NFD worker (subchart alias nfd) must tolerate the taint as the plugin and GFD do (the bundle's
 values), or the GPU nodes get no feature labels."""
 from __future__ import annotations
 
-from installer.platform.flows import Flow, api, dns
+from installer.platform.flows import GPU_TOLERATION, Flow, api, dns
 
 NAME = "nvidia"
 NAMESPACE = "nvidia-device-plugin"
 DEFAULTS = {
     "medai_nvidia_release_timeout": 600,
 }
-GPU_TOLERATION = {"key": "gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 NFD = {"app.kubernetes.io/name": "node-feature-discovery"}
 SMALL = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
 
 
 def values(v: dict) -> dict:
     return {"resources": SMALL,
-            "node-feature-discovery": {"worker": {"tolerations": [GPU_TOLERATION], "resources": SMALL},
+            "nfd": {"worker": {"tolerations": [GPU_TOLERATION], "resources": SMALL},
                                        "master": {"resources": SMALL}, "gc": {"resources": SMALL}}}
 
 

@@ -10,6 +10,8 @@ IMAGE = "ghcr.io/cloudnative-pg/postgresql"
 DEFAULTS = {
     "medai_postgres_image": "",  # "": the bundle's one ghcr.io/cloudnative-pg/postgresql image, by digest
     "medai_postgres_instances": None,  # None: min(3, hosts)
+    "medai_postgres_resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+    "medai_postgres_operator_resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
     "medai_postgres_storage_class": "longhorn",
     "medai_postgres_storage_size": "10Gi",
     "medai_postgres_wal_storage_size": "5Gi",
@@ -29,6 +31,7 @@ LABELS = {"app.kubernetes.io/managed-by": "medai"}
 
 def values(v: dict) -> dict:
     return {"replicaCount": 1, "crds": {"create": True}, "config": {"clusterWide": True},
+            "resources": v["medai_postgres_operator_resources"],
             "monitoring": {"podMonitorEnabled": False, "grafanaDashboard": {"create": False}}}
 
 
@@ -55,6 +58,7 @@ def cluster(v: dict, db: dict) -> dict:
             "imageName": v["medai_postgres_image"],
             "primaryUpdateStrategy": "unsupervised",
             "enableSuperuserAccess": False,
+            "resources": v["medai_postgres_resources"],
             "storage": storage(v["medai_postgres_storage_size"]),
             "walStorage": storage(v["medai_postgres_wal_storage_size"]),
             "affinity": {"enablePodAntiAffinity": True, "topologyKey": "kubernetes.io/hostname",

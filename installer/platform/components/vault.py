@@ -24,6 +24,8 @@ DEFAULTS = {
     "medai_vault_injector": True,
     "medai_vault_ui": False,
     "medai_vault_transit": None,  # {address, key_name, token_secret, mount_path, ca_secret}: Transit auto-unseal
+    "medai_vault_resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+    "medai_vault_injector_resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     "medai_vault_release_timeout": 600,
 }
 
@@ -79,8 +81,10 @@ def values(v: dict) -> dict:
                "raft": {"enabled": True, "setNodeId": True, "config": server_config(v)}},
     })
     server["statefulSet"] = {"securityContext": {"pod": pod_security(100, 1000), "container": RESTRICTED}}
+    server["resources"] = v["medai_vault_resources"]
     return {"global": {"tlsDisable": False},
             "injector": {"enabled": v["medai_vault_injector"], "replicas": 2 if replicas > 1 else 1,
+                         "resources": v["medai_vault_injector_resources"],
                          "securityContext": {"pod": pod_security(100, 1000), "container": RESTRICTED}},
             "server": server}
 
