@@ -8,7 +8,7 @@ once from a blob already in the layout, and kept in a small cache file per diges
 ``replay`` then merges the facts of an image's layers top to bottom exactly as ``rootfs.walk`` does (same
 visibility rules, same visit order), so the SBOM is byte for byte the one the walk gives. Anything unusual (a tar
 error, a cap reached, a hardlink whose target content was not kept, a database too big to keep) marks the facts
-incomplete, and the caller walks that image from disk as before, which raises the same errors.
+incomplete, and the caller walks that image from disk instead, which raises the same errors.
 """
 from __future__ import annotations
 
