@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import os
 import tarfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from installer.core.errors import BackupError
 
@@ -13,6 +17,31 @@ def pack_dir(src: Path, arcname: str, dest: Path) -> Path:
             tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         tar.add(src, arcname=arcname)
     return dest
+
+
+@contextmanager
+def tar_stream(src: Path, arcname: str) -> Iterator[BinaryIO]:
+    """A readable stream of ``src`` as a tar, written by a thread into a pipe: the tar never lands on disk."""
+    r, w = os.pipe()
+    failed: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with open(w, "wb") as out, tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                tar.add(src, arcname=arcname)
+        except BaseException as e:  # noqa: BLE001  (handed to the reader's thread below)
+            failed.append(e)
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    reader = open(r, "rb", buffering=1 << 20)  # noqa: SIM115  (closed below, after the writer thread ended)
+    try:
+        yield reader
+    finally:
+        reader.close()
+        t.join()
+    if failed and not isinstance(failed[0], BrokenPipeError):
+        raise BackupError(f"{src}: could not be archived ({failed[0]})", path=str(src))
 
 
 def names(path: Path, name: str) -> list[str]:

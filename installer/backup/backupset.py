@@ -23,11 +23,10 @@ from pathlib import Path
 
 from pyrage import x25519
 
-from installer.backup.crypto import encrypt_file
+from installer.backup.crypto import encrypt_stream
 from installer.bundle.layout import INDEX, INDEX_SIG
 from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import BackupError
-from installer.core.hashing import sha256_file
 from installer.media.manifest import dumps
 from installer.trust.keys import SigningKey
 from installer.trust.signing import sign_index
@@ -70,12 +69,17 @@ class SetWriter:
 
     def add(self, component: str, rel: str, plain: Path, info: dict | None = None) -> dict:
         """Encrypt ``plain`` to ``rel`` + '.age' under the set and list it under ``component``."""
+        with open(plain, "rb") as src:
+            return self.add_stream(component, rel, src, info)
+
+    def add_stream(self, component: str, rel: str, src, info: dict | None = None) -> dict:
+        """Encrypt what ``src`` reads (e.g. a tar being written, archive.tar_stream) to ``rel`` + '.age'."""
         rel = f"{rel}.age"
         dest = self.root / rel
         _private_dir(dest.parent)
         dest.unlink(missing_ok=True)
-        encrypt_file(plain, dest, self.recipients)
-        entry = {"path": rel, "size": dest.stat().st_size, "sha256": sha256_file(dest)}
+        size, sha = encrypt_stream(src, dest, self.recipients, rel)
+        entry = {"path": rel, "size": size, "sha256": sha}
         self.files.append(entry)
         comp = self.record["components"].setdefault(component, {"files": []})
         comp["files"].append(rel)

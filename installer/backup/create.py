@@ -71,18 +71,17 @@ def _vault(src: ClusterSource, plain: Path, w: SetWriter) -> None:
 
 def _postgresql(src: ClusterSource, plain: Path, w: SetWriter) -> None:
     for cluster, backup_dir in sorted(src.postgres_backups().items()):
-        tar = postgres.pack(backup_dir, plain / f"{cluster}.tar")
-        info = postgres.check(tar, f"postgresql {cluster}: {backup_dir}")
-        w.add("postgresql", f"postgresql/{cluster}.tar", tar, {**info, "backup": backup_dir.name})
-        tar.unlink()
+        info = postgres.check_dir(backup_dir, f"postgresql {cluster}: {backup_dir}")
+        with archive.tar_stream(backup_dir, "pgdata") as tar:
+            w.add_stream("postgresql", f"postgresql/{cluster}.tar", tar, {**info, "backup": backup_dir.name})
 
 
 def _longhorn(src: ClusterSource, plain: Path, w: SetWriter) -> None:
     store = src.longhorn_backupstore()
     if store is None:
         raise BackupError(f"longhorn: no backupstore on the backup target ({src.name}): the RecurringJob has not run")
-    archive.pack_dir(store, "backupstore", plain / "backupstore.tar")
-    w.add("longhorn", "longhorn/backupstore.tar", plain / "backupstore.tar")
+    with archive.tar_stream(store, "backupstore") as tar:
+        w.add_stream("longhorn", "longhorn/backupstore.tar", tar)
 
 
 def _collect(opts: CreateOptions, staging: Path) -> None:

@@ -49,10 +49,14 @@ def unpack(path: Path, data_dir: Path, name: str) -> Path:
     return data_dir
 
 
+def check_dir(backup_dir: Path, name: str) -> dict:
+    """pg_verifybackup over a base backup directory (checksums of every file, the WAL parsed)."""
+    out = run(["pg_verifybackup", str(backup_dir)], name).stdout.strip()
+    return {"check": "pg_verifybackup", "result": out.splitlines()[-1] if out else "ok",
+            "files": sum(1 for _ in backup_dir.rglob("*"))}
+
+
 def check(path: Path, name: str) -> dict:
-    """Unpack into a scratch directory and run pg_verifybackup (checksums of every file, the WAL parsed)."""
+    """The packed backup: unpacked into a scratch directory, then check_dir."""
     with tempfile.TemporaryDirectory(prefix="medai-pgverify-") as tmp:
-        d = unpack(path, Path(tmp) / "pgdata", name)
-        out = run(["pg_verifybackup", str(d)], name).stdout.strip()
-        files = sum(1 for _ in d.rglob("*"))
-    return {"check": "pg_verifybackup", "result": out.splitlines()[-1] if out else "ok", "files": files}
+        return check_dir(unpack(path, Path(tmp) / "pgdata", name), name)

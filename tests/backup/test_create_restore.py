@@ -34,7 +34,7 @@ def recorded_vault_snapshot() -> bytes:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(buf.getvalue())
+    return gzip.compress(buf.getvalue(), mtime=0)
 
 
 @pytest.fixture(scope="module")
