@@ -5,52 +5,60 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from installer.certs.deadline import TIMEOUT, first_line, run_within
 from installer.certs.local import kubeconfig_certs, pgp_key
 from installer.certs.model import GROUPS, RANK, Cert, Thresholds, thresholds
 from installer.certs.nodes import read_node_certs
+from installer.certs.secrets import secret_certs
 from installer.certs.vault import vault_certs
-from installer.core.errors import MedaiError
+from installer.deploy import platform_step
 from installer.deploy.inventory import load_inventory
 from installer.deploy.state import kubeconfig_path, new_run
 from installer.deploy.vault.client import endpoints
 from installer.deploy.vault.settings import vault_settings
 
+SOURCE_TIMEOUT_S = 30
+
 
 def _vault(inv, token: str | None) -> list[Cert]:
-
     s = vault_settings(inv)
     with endpoints(s) as eps:
         return vault_certs(s, eps, token)
 
 
 def _operators(inv) -> list[Cert]:
-
     s = vault_settings(inv)
     out = [pgp_key(s.pgp_key_path(op), op.name) for op in s.operators]
     return out + [pgp_key(s.root_token_pgp_key, "the root token's holder")]
 
 
-def _kubeconfig(inv) -> list[Cert]:
+def _served(inv) -> list[Cert]:
+    """The TLS Secrets the platform serves from, on an installed site (a kubeconfig exists), at the API seam."""
+    kc = kubeconfig_path(inv.cluster)
+    return secret_certs(platform_step.adapters(kc, None)[1], inv) if kc.is_file() else []
 
+
+def _kubeconfig(inv) -> list[Cert]:
     return kubeconfig_certs(kubeconfig_path(inv.cluster))
 
 
 def gather(inv, *, token: str | None = None, nodes: Callable[[], list[Cert]] | None = None,
-           vault: bool = True) -> list[Cert]:
-    """nodes: reads the K3s files (installer.certs.nodes.read_node_certs bound to a run record), or None to skip;
-    vault: read Vault's PKI through its API. A source that fails is one crit line naming it; the rest are read."""
+           vault: bool = True, timeout_s: float = SOURCE_TIMEOUT_S) -> list[Cert]:
+    """nodes: reads the K3s files (installer.certs.nodes.read_node_certs bound to a run record; Ansible's own
+    timeouts bound it), or None to skip; vault: read Vault's PKI through its API. The other sources run under
+    ``timeout_s``; a source that fails or does not answer is one crit line naming it, the rest are still read."""
     sources: list[tuple[str, Callable[[], list[Cert]]]] = [
         ("operators", lambda: _operators(inv)), ("kubeconfig", lambda: _kubeconfig(inv))]
     if vault:
-        sources.insert(0, ("vault", lambda: _vault(inv, token)))
-    if nodes is not None:
-        sources.insert(0, ("k3s", nodes))
-    out: list[Cert] = []
-    for group, read in sources:
-        try:
-            out += read()
-        except MedaiError as e:
-            out.append(Cert(group, group, str(inv.path), error=str(e).splitlines()[0]))
+        sources[:0] = [("vault", lambda: _vault(inv, token)), ("vault", lambda: _served(inv))]
+    out: list[Cert] = nodes() if nodes is not None else []
+    for (group, _), res in zip(sources, run_within([read for _, read in sources], timeout_s)):
+        if res is TIMEOUT:
+            out.append(Cert(group, group, str(inv.path), error=f"no answer within {timeout_s:g}s"))
+        elif isinstance(res, Exception):
+            out.append(Cert(group, group, str(inv.path), error=first_line(res)))
+        else:
+            out += res
     return out
 
 
@@ -86,7 +94,6 @@ def nearest_per_group(certs: list[Cert], now: dt.datetime, th: Thresholds) -> di
 def site_certs(inventory, *, token: str | None, read_nodes: bool, console) -> tuple[list[Cert], Thresholds]:
     """`medai certs`: the inventory's thresholds and every certificate, the nodes' read over Ansible under a run
     record (runs/<id>-certs-*/certs/<host>/... holds the fetched files)."""
-
     inv = load_inventory(inventory)
     th = thresholds(inv)
     if not read_nodes:

@@ -32,7 +32,6 @@ def fetched_certs(out: Path, hosts: list[str], failures: list[str]) -> list[Cert
 
 def read_node_certs(inv, record, console: Console) -> list[Cert]:
     """Run the read play of playbooks/certs.yml into the run record's directory and parse the files."""
-
     out = record.dir / "certs"
     out.mkdir(mode=0o700, exist_ok=True)
     try:

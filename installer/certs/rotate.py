@@ -96,7 +96,6 @@ def refresh_secrets(kube, secrets: list[dict], now: str) -> list[str]:
 
 
 def _tls_secrets(inv, read: Callable[[str], dict], services: list[str]) -> list[dict]:
-
     cat = for_inventory(inv)
     wanted = {f"{svc}/tls" for svc in services}
     subset = [s for s in cat.secrets if s.paths and set(s.paths) <= wanted]
@@ -106,7 +105,6 @@ def _tls_secrets(inv, read: Callable[[str], dict], services: list[str]) -> list[
 def rotate_vault(inv, ask_share, services: list[str] | None = None, kube=None) -> Rotation:
     """Re-issue ``services``' certificates (all of TLS_SERVICES by default) with a root token made from the
     operators' shares; then, when ``kube`` is given, their Secrets and the workloads mounting them."""
-
     s = vault_settings(inv)
     services = services or list(TLS_SERVICES)
     if kube is not None:
@@ -140,7 +138,6 @@ def rotate_vault(inv, ask_share, services: list[str] | None = None, kube=None) -
 def intermediate_csr(inv, ask_share, out: Path) -> Rotation:
     """A new intermediate key and CSR made inside Vault (a new issuer on the same mount), the CSR written to
     ``out`` for the offline root; what the operator carries is listed."""
-
     s = vault_settings(inv)
     with endpoints(s) as eps:
         ep = service_endpoint(s, eps)
@@ -160,7 +157,6 @@ def intermediate_csr(inv, ask_share, out: Path) -> Rotation:
 
 def set_signed_intermediate(inv, ask_share, signed: Path) -> Rotation:
     """Set the certificate the offline root signed as the mount's new issuer (and make it the default)."""
-
     s = vault_settings(inv)
     try:
         pem = signed.read_text()
@@ -182,7 +178,6 @@ def set_signed_intermediate(inv, ask_share, signed: Path) -> Rotation:
 
 def rotate_k3s(inv, kube, record, console) -> Rotation:
     """playbooks/certs.yml's rotate plays (serial: 1) after every node is Ready."""
-
     refuse_unless_ready(kube, "k3s")
     summary = run_playbook(record, "certs.yml", inv.path, {}, {}, console=console, tags="rotate",
                            host_key_checking=inv.site.medai_ssh_host_key_checking)
@@ -196,7 +191,6 @@ def rotate_k3s(inv, kube, record, console) -> Rotation:
 
 def sign_offline(csr: Path, root_ca_dir: Path, out: Path) -> Rotation:
     """On the offline root's host: sign Vault's intermediate CSR with the existing root (never creates one)."""
-
     if not (root_ca_dir / ROOT_KEY).is_file() or not (root_ca_dir / ROOT_CERT).is_file():
         raise MedaiError(f"{root_ca_dir}: no site root CA here ({ROOT_KEY}, {ROOT_CERT})", path=str(root_ca_dir))
     try:
@@ -211,7 +205,6 @@ def sign_offline(csr: Path, root_ca_dir: Path, out: Path) -> Rotation:
 
 def _kube_if_installed(inv):
     """The cluster's adapter when medai fetched its kubeconfig (an installed site), else None."""
-
     kc = kubeconfig_path(inv.cluster)
     return platform_step.adapters(kc, None)[1] if kc.is_file() else None
 
@@ -219,7 +212,6 @@ def _kube_if_installed(inv):
 def rotate_group(inventory: Path, group: str, *, services: list[str], stdin: bool, signed: Path | None,
                  csr_out: Path, console) -> Rotation:
     """`medai certs rotate --group GROUP`: one group, under a run record."""
-
     if group not in ROTATABLE:
         raise MedaiError(f"--group {group!r}: one of {', '.join(ROTATABLE)}", field="--group")
     inv = load_inventory(inventory)

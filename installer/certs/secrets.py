@@ -21,7 +21,6 @@ def _field(secret: dict, key: str) -> str:
 
 def tls_secret_names(inv) -> list[tuple[str, str]]:
     """(namespace, name) of every TLS Secret: Vault's, then the catalogue's."""
-
     out = [(inv.site.medai_vault_namespace, inv.site.medai_vault_tls_secret)]
     return out + [(s.namespace, s.name) for s in for_inventory(inv).secrets if s.type == TLS_TYPE]
 

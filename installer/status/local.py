@@ -43,12 +43,19 @@ def _span(td: dt.timedelta) -> str:
     return f"{h / 24:.0f} days" if h >= 48 else f"{h:.0f} hours"
 
 
-def bundle_lines(home: Path, inventory: Path) -> list[Line]:
+def bundle_lines(home: Path, inventory: Path, copy: Path | None) -> list[Line]:
+    """The newest successful install/upgrade/rollback's index digest, and the bundle's name and version from its
+    verified copy's index.json."""
     rec = newest_record(home, ("install", "upgrade", "rollback"), inventory, ("successful",))
     if rec is None:
         return [Line("bundle", CRIT, "no successful install of this inventory in the run records")]
-    return [Line("bundle", OK, f"installed index sha256 {rec.get('bundleIndexSha256')} by {rec.get('command')} "
-                               f"{rec.get('id')} ({rec.get('finished')})")]
+    try:
+        index = json.loads((copy / "index.json").read_text()) if copy else {}
+    except (OSError, ValueError):
+        index = {}
+    what = f"{index.get('name')} {index.get('version')}, " if index.get("version") else ""
+    return [Line("bundle", OK, f"{what}index sha256 {rec.get('bundleIndexSha256')}, installed by "
+                               f"{rec.get('command')} {rec.get('id')} ({rec.get('finished')})")]
 
 
 def k3s_cert_lines(home: Path, inventory: Path, now: dt.datetime, th: Thresholds) -> list[Line]:

@@ -1,14 +1,13 @@
-"""A status line, and the probes run side by side under one deadline: a probe that has not answered by then is a
-crit line naming it, one that raises is a crit line with the error's first line; never a hang or a traceback."""
+"""A status line, and the probes run side by side under one deadline (installer.certs.deadline): a probe that has
+not answered by then is a crit line naming it, one that raises is a crit line with the error's first line; never a
+hang or a traceback."""
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from installer.certs.deadline import TIMEOUT, first_line, run_within
 from installer.certs.model import CRIT, OK, RANK, WARN
-from installer.core.errors import MedaiError
 
 __all__ = ["CRIT", "OK", "WARN", "Line", "run_probes", "exit_code"]
 
@@ -26,35 +25,16 @@ class Line:
 Probe = tuple[str, Callable[[], list[Line]]]
 
 
-def _first_line(e: BaseException) -> str:
-    """medai's own errors are already one line for people; another exception is named by its type."""
-    text = str(e).strip()
-    first = text.splitlines()[0][:300] if text else ""
-    if isinstance(e, MedaiError):
-        return first or type(e).__name__
-    return f"{type(e).__name__}: {first}" if first else type(e).__name__
-
-
 def run_probes(probes: list[Probe], timeout_s: float) -> list[Line]:
     """Every probe in its own daemon thread; the lines in the probes' order, each probe's as it returned them."""
-    results: dict[int, list[Line]] = {}
-
-    def run(i: int, name: str, fn: Callable[[], list[Line]]) -> None:
-        try:
-            results[i] = fn()
-        except Exception as e:  # noqa: BLE001 a probe's failure is its crit line, whatever the client raised
-            results[i] = [Line(name, CRIT, _first_line(e))]
-
-    threads = [threading.Thread(target=run, args=(i, name, fn), daemon=True, name=f"status-{name}")
-               for i, (name, fn) in enumerate(probes)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + timeout_s
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
     out: list[Line] = []
-    for i, (name, _) in enumerate(probes):
-        out += results[i] if i in results else [Line(name, CRIT, f"no answer within {timeout_s:g}s (unreachable or hung)")]
+    for (name, _), res in zip(probes, run_within([fn for _, fn in probes], timeout_s)):
+        if res is TIMEOUT:
+            out.append(Line(name, CRIT, f"no answer within {timeout_s:g}s (unreachable or hung)"))
+        elif isinstance(res, Exception):
+            out.append(Line(name, CRIT, first_line(res)))
+        else:
+            out += res
     return out
 
 

@@ -4,6 +4,7 @@ its API when the inventory lists its members, else through its pods' labels; the
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 from installer.bundle.layout import BundleLayout
@@ -31,12 +32,16 @@ LONGHORN_NS = "longhorn-system"
 
 class _Cluster:
     """The adapters, opened once on first use (opening reads the kubeconfig, which may be missing)."""
-
     def __init__(self, inv, bundle: Path | None):
         self.inv, self.bundle = inv, bundle
         self._pair = None
+        self._lock = threading.Lock()
 
     def pair(self):
+        with self._lock:
+            return self._open()
+
+    def _open(self):
         if self._pair is None:
             kc = kubeconfig_path(self.inv.cluster)
             if not kc.is_file():
@@ -85,7 +90,6 @@ def _storage(cl: _Cluster) -> list[Line]:
 
 
 def _vault(inv, cl: _Cluster) -> list[Line]:
-
     s = vault_settings(inv)
     if not s.members:
         return vault_pod_lines(cl.pair()[1].pods(s.namespace), s.namespace)
@@ -108,7 +112,6 @@ def _vault(inv, cl: _Cluster) -> list[Line]:
 def _certs(inv, cl: _Cluster, now: dt.datetime) -> list[Line]:
     """K3s's from the last `medai certs`; Vault's from its API when members are listed, else from the platform's
     TLS Secrets; the kubeconfig's and the operators' keys from the control host."""
-
     th = thresholds(inv)
     lines = local.k3s_cert_lines(state_dir(), inv.path, now, th)
     if vault_settings(inv).members:
@@ -125,7 +128,7 @@ def probes(inv, now: dt.datetime) -> list[Probe]:
     cl = _Cluster(inv, installed_copy(inv.path))
     return [
         ("nodes", lambda: _nodes(cl)),
-        ("bundle", lambda: local.bundle_lines(home, inv.path) + _provenance(cl)),
+        ("bundle", lambda: local.bundle_lines(home, inv.path, cl.bundle) + _provenance(cl)),
         ("vault", lambda: _vault(inv, cl)),
         ("certificates", lambda: _certs(inv, cl, now)),
         ("releases", lambda: _releases(cl)),
