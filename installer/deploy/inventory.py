@@ -65,7 +65,7 @@ class SiteVars(BaseModel):
 
     medai_cluster_name: str = Field(description="DNS label naming the cluster; names state files and the kubeconfig")
     medai_metallb_pool: str = Field(description="MetalLB address pool: CIDR or FIRST-LAST range")
-    medai_api_vip: str | None = Field(default=None, description="virtual IP of the Kubernetes API (required with 3+ servers)")
+    medai_api_vip: str | None = Field(default=None, description="an address the site's own load balancer holds for the API (optional)")
     medai_keycloak_hostname: str = Field(description="Keycloak's DNS name: its login URL (KC_HOSTNAME), certificate "
                                          "name and the OIDC issuer Harbor and the site's clients use")
     medai_tls_san: list[str] = Field(default_factory=list, description="extra names/IPs in the API server certificate")
@@ -194,7 +194,8 @@ class Inventory:
 
     @property
     def api_address(self) -> str:
-        """What clients use: the VIP where one is set, else the first server."""
+        """What the control host's kubeconfig uses: medai_api_vip where the site's load balancer holds one, else
+        the first server (docs/platform.md, "The API address": failover to another server)."""
         return self.site.medai_api_vip or self.first_server.address
 
     def group_of(self, name: str) -> list[str]:
@@ -330,8 +331,6 @@ def load_inventory(path: str | Path) -> Inventory:
             bad(f"all.vars.{field_}", msg)
 
     if site is not None:
-        if len(set(servers)) >= 3 and not site.medai_api_vip:
-            bad("all.vars.medai_api_vip", "required with 3 or more servers (clients and joins need one stable address)")
         pool = site.pool
         vip = ipaddress.ip_address(site.medai_api_vip) if site.medai_api_vip else None
         if vip is not None and vip in pool:

@@ -3,7 +3,6 @@ the inventory's all.vars over them, the computed ones filled in, turned into cha
 manifest's, and into the objects medai applies after the release.
 
 Computed when left null:
-  medai_cilium_k8s_service_host   medai_api_vip, else the first server's address
   medai_cilium_operator_replicas  min(2, number of servers)
   medai_vault_replicas            3 with >= 3 nodes, else 1 (an odd number no larger than the nodes)
   medai_longhorn_replicas         min(3, storage nodes); storage nodes are all hosts but those with the host var
@@ -62,8 +61,6 @@ def role_vars(component: str, inv, index: dict | None = None) -> dict[str, Any]:
     if site.get(extra):
         out[extra] = site[extra]
     if component == "cilium":
-        if out["medai_cilium_k8s_service_host"] is None:
-            out["medai_cilium_k8s_service_host"] = inv.api_address
         if out["medai_cilium_operator_replicas"] is None:
             out["medai_cilium_operator_replicas"] = min(2, len(inv.servers))
         for var in ("medai_cilium_operator_replicas", "medai_cilium_k8s_service_port"):

@@ -34,7 +34,8 @@ def _single(tmp_path, **site_vars):
 def test_example_defaults(tmp_path):
     inv = _inv(tmp_path)
     c = site_values("cilium", inv)
-    assert c["k8sServiceHost"] == "10.20.0.10" and c["operator"] == {"replicas": 2}
+    # K3s's node-local API endpoint: the API server itself on servers, K3s's load balancer on agents
+    assert (c["k8sServiceHost"], c["k8sServicePort"]) == ("127.0.0.1", 6444) and c["operator"] == {"replicas": 2}
     assert c["ipam"] == {"mode": "kubernetes"} and c["policyCIDRMatchMode"] == ["nodes"]
     assert site_values("longhorn", inv)["defaultSettings"]["defaultReplicaCount"] == 3
     metallb = site_values("metallb", inv)
@@ -48,7 +49,7 @@ def test_example_defaults(tmp_path):
 def test_single_server_without_vip_and_storage_opt_out(tmp_path):
     inv = _single(tmp_path)
     c = site_values("cilium", inv)
-    assert c["k8sServiceHost"] == "10.9.0.11" and c["operator"] == {"replicas": 1}
+    assert (c["k8sServiceHost"], c["k8sServicePort"]) == ("127.0.0.1", 6444) and c["operator"] == {"replicas": 1}
     assert site_values("longhorn", inv)["persistence"]["defaultClassReplicaCount"] == 1  # a1 opted out
 
 
@@ -98,7 +99,7 @@ def test_network_policies_are_rendered_from_the_declared_flows(tmp_path):
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}  # no rule: everything denied
     egress = by_name["medai-egress-all"]["spec"]["egress"]
     api = next(r for r in egress if r["ports"] == [{"protocol": "TCP", "port": 6443}])
-    assert {b["ipBlock"]["cidr"] for b in api["to"]} == {f"10.20.0.{n}/32" for n in (10, 11, 12, 13, 21, 22)}
+    assert {b["ipBlock"]["cidr"] for b in api["to"]} == {f"10.20.0.{n}/32" for n in (11, 12, 13, 21, 22)}
     ingress = by_name["medai-ingress-all"]["spec"]["ingress"]
     assert {(r["ports"][0]["port"], r["ports"][0].get("endPort")) for r in ingress} >= {(3260, None), (2049, None),
                                                                                         (10000, 30000)}

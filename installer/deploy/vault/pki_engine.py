@@ -6,10 +6,11 @@ import hvac.exceptions
 from cryptography import x509
 
 from installer.core.errors import VaultError
-from installer.deploy.vault.catalogue import COMPONENTS, TLS_SERVICES
+from installer.deploy.vault.catalogue import COMPONENTS, KEYCLOAK, TLS_SERVICES
 from installer.deploy.vault.client import Endpoint, vault_call
 from installer.deploy.vault.pki import RootCA, sign_intermediate
 from installer.deploy.vault.settings import VaultSettings
+from installer.platform.components import keycloak
 
 MAX_TTL = "43800h"
 CERT_TTL = "2160h"
@@ -29,9 +30,14 @@ def allowed_domains(s: VaultSettings, service: str) -> list[str]:
 
 
 def issued_names(domain: str, service: str) -> list[str]:
-    """The names `issue` puts in a service's certificate, its common name first."""
+    """The names `issue` puts in a service's certificate, its common name first. Keycloak's also carries the
+    Service its release creates (the realm Job and in-cluster clients call it)."""
     ns = next(c.namespace for c in COMPONENTS if c.name == service)
-    return [f"{service}.{domain}", f"{service}.{ns}.svc", f"{service}.{ns}.svc.cluster.local"]
+    names = [f"{service}.{domain}", f"{service}.{ns}.svc", f"{service}.{ns}.svc.cluster.local"]
+    if service == KEYCLOAK:
+        http = f"{keycloak.fullname(keycloak.CHART)}-http"
+        names += [f"{http}.{ns}.svc", f"{http}.{ns}.svc.cluster.local"]
+    return names
 
 
 def setup_intermediate(s: VaultSettings, ep: Endpoint, client: hvac.Client, root: RootCA) -> list[str]:

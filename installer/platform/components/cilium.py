@@ -1,4 +1,10 @@
-"""Cilium: kube-proxy replacement on the API address K3s serves, Pod CIDRs from K3s."""
+"""Cilium: kube-proxy replacement on the API address K3s serves on every node, Pod CIDRs from K3s.
+
+Without kube-proxy Cilium cannot use the kubernetes Service to find the API: it needs an address that answers
+on every node before any Service works. K3s serves one on each node at 127.0.0.1:6444: on a server the
+kube-apiserver itself listens there (K3s's supervisor fronts it on 6443), on an agent K3s's client-side load
+balancer listens there and spreads over the servers it learnt, failing over by itself. No VIP is involved.
+"""
 from __future__ import annotations
 
 from installer.platform.flows import Flow
@@ -7,8 +13,8 @@ NAME = "cilium"
 NAMESPACE = "kube-system"
 DEFAULTS = {
     "medai_cilium_kube_proxy_replacement": True,  # K3s runs with kube-proxy disabled
-    "medai_cilium_k8s_service_host": None,  # None: medai_api_vip, else the first server's address
-    "medai_cilium_k8s_service_port": 6443,
+    "medai_cilium_k8s_service_host": "127.0.0.1",  # K3s's node-local API endpoint (servers and agents alike)
+    "medai_cilium_k8s_service_port": 6444,
     "medai_cilium_operator_replicas": None,  # None: min(2, servers)
     "medai_cilium_hubble_relay": True,
     "medai_cilium_release_timeout": 600,

@@ -33,6 +33,7 @@ DEFAULTS = {
     "medai_keycloak_release_timeout": 600,
 }
 PERMANENT_ADMIN_SECRET = "keycloak-permanent-admin"
+JOB_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "768Mi"}}  # the realm Job's JVMs
 LABELS = {"app.kubernetes.io/managed-by": "medai"}
 
 
@@ -126,12 +127,12 @@ def realm_job(v: dict, release: str, namespace: str, documents: dict[str, str], 
                   "env": [{"name": "STOREPASS", "value": "public-certificates-only"}],
                   "volumeMounts": [{"name": "tls", "mountPath": "/tls", "readOnly": True},
                                    {"name": "trust", "mountPath": "/trust"}],
-                  "securityContext": drop}
+                  "resources": JOB_RESOURCES, "securityContext": drop}
     cli = {"name": "keycloak-config-cli", "image": image, "env": env,
            "envFrom": [{"secretRef": {"name": v["medai_keycloak_config_cli_env_secret"]}}],
            "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True},
                             {"name": "trust", "mountPath": "/trust", "readOnly": True}],
-           "securityContext": drop}
+           "resources": JOB_RESOURCES, "securityContext": drop}
     job = {"apiVersion": "batch/v1", "kind": "Job",
            "metadata": {"name": f"keycloak-config-cli-{digest}", "namespace": namespace, "labels": dict(LABELS)},
            "spec": {"backoffLimit": 3, "ttlSecondsAfterFinished": 86400, "template": {
