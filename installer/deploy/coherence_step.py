@@ -19,7 +19,7 @@ from installer.deploy.vault.pki_engine import issued_names
 from installer.platform.coherence import Certificate, CoherenceError, Finding, Outside, check_site
 from installer.platform.components import vault
 from installer.platform.flows import declared
-from installer.platform.values import role_vars
+from installer.platform.values import index_image, role_vars
 
 # The inventory variable naming the host each component's site clients use (its certificate must carry it).
 SITE_HOSTNAMES = {catalogue.KEYCLOAK: "medai_keycloak_hostname", catalogue.HARBOR: "medai_harbor_hostname"}
@@ -50,7 +50,7 @@ def certificates(inv, cat: catalogue.Catalogue) -> list[Certificate]:
 
 def made_outside_render(inv, site, index: dict | None = None) -> Outside:
     """The one list of what the install creates outside the render (see the module's docstring)."""
-    from installer.deploy.idp_step import realm_job_objects
+    from installer.deploy.idp_step import CONFIG_CLI_IMAGE, realm_job_objects
 
     cat = catalogue.for_inventory(inv)
     out = Outside()
@@ -60,7 +60,8 @@ def made_outside_render(inv, site, index: dict | None = None) -> Outside:
     out.add("Secret", v["medai_vault_namespace"], v["medai_vault_tls_secret"], VAULT_SECRET_WHY)
     out.certificates = certificates(inv, cat)
     for r in site.releases:
-        if r.chart.name == "keycloakx" and index is not None:
+        # a bundle without keycloak-config-cli is refused by name by idp_step.check_job_images, not here
+        if r.chart.name == "keycloakx" and index_image(index, CONFIG_CLI_IMAGE) is not None:
             try:
                 out.applied += [(r.name, o) for o in realm_job_objects(inv, index, True, r.name, r.namespace)]
             except MedaiError as e:  # reported as a finding with the rest
