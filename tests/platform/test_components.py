@@ -210,8 +210,19 @@ def test_keycloak_after_bootstrap_drops_the_temporary_admin(work):
 
 @pytest.fixture(scope="module")
 def harbor(work):
-    inv = site(work, "harbor", medai_harbor_hostname="harbor.radiology.internal", medai_harbor_lb_address="10.20.0.201")
+    inv = site(work, "harbor", medai_harbor_hostname="harbor.radiology.internal", medai_harbor_lb_address="10.20.0.201",
+               medai_harbor_trivy=True)  # as after `medai harbor seed`
     return helm_template("harbor-1.17.0.tgz", "harbor", "harbor", values_file(work, "harbor", site_values("harbor", inv)))
+
+
+def test_harbor_first_install_runs_without_trivy_until_the_databases_are_seeded(work):
+    """Trivy's init container pulls its databases from Harbor's platform project, empty before `medai harbor
+    seed`: the first install leaves the scanner out, so the release becomes ready."""
+    inv = site(work, "harbor-first", medai_harbor_hostname="harbor.radiology.internal")
+    values = site_values("harbor", inv)
+    assert values["trivy"] == {"enabled": False}
+    objs = helm_template("harbor-1.17.0.tgz", "harbor", "harbor", values_file(work, "harbor-first", values))
+    assert not [o for o in objs if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "harbor-trivy"]
 
 
 def test_harbor_renders_valid_objects_with_secrets_only_by_reference(harbor):

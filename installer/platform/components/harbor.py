@@ -19,6 +19,9 @@ DEFAULTS = {
     "medai_harbor_db_name": "registry",
     "medai_harbor_db_user": "harbor",
     "medai_harbor_db_secret": "harbor-db-credentials",
+    # Trivy's init container fills its cache from Harbor's platform project, which `medai harbor seed` fills after
+    # the install: off on the first install, true (and `medai upgrade`/`install` again) once seeded.
+    "medai_harbor_trivy": False,
     "medai_harbor_trivy_db_repository": None,  # None: HOSTNAME/platform/aquasecurity/trivy-db:2
     "medai_harbor_trivy_java_db_repository": None,  # None: HOSTNAME/platform/aquasecurity/trivy-java-db:1
     "medai_harbor_trivy_image": "docker.io/goharbor/trivy-adapter-photon:v2.13.0",
@@ -73,6 +76,14 @@ def _trivy_init(v: dict) -> dict:
     }
 
 
+def _trivy(v: dict, resources: dict) -> dict:
+    if not v["medai_harbor_trivy"]:
+        return {"enabled": False}
+    # fill the cache volume Trivy reads from Harbor's copy of the bundle's databases
+    return {"enabled": True, "resources": resources, "skipUpdate": True, "skipJavaDBUpdate": True, "offlineScan": True,
+            "initContainers": [_trivy_init(v)]}
+
+
 def values(v: dict) -> dict:
     s, sc, res = v["medai_harbor_secret_names"], v["medai_harbor_storage_class"], v["medai_harbor_resources"]
     lb: dict = {"name": v["medai_harbor_release"], "IP": v["medai_harbor_lb_address"],
@@ -105,9 +116,7 @@ def values(v: dict) -> dict:
         "registry": {"registry": {"resources": res["registry"]}, "controller": {"resources": res["registryctl"]},
                      "existingSecret": s["registry"], "existingSecretKey": "REGISTRY_HTTP_SECRET",
                      "credentials": {"username": "harbor_registry_user", "existingSecret": s["registry_credentials"]}},
-        "trivy": {"resources": res["trivy"], "enabled": True, "skipUpdate": True, "skipJavaDBUpdate": True, "offlineScan": True,
-                  # fill the cache volume Trivy reads from Harbor's copy of the bundle's databases
-                  "initContainers": [_trivy_init(v)]},
+        "trivy": _trivy(v, res["trivy"]),
         "metrics": {"enabled": False},
     }
 
@@ -144,12 +153,18 @@ def flows(v: dict, ns: dict) -> list[Flow]:
     Keycloak's LoadBalancer address; Cilium translates it to the pods before policy)."""
     me = ns[NAME]
     db = instance_pods(v["medai_harbor_db_host"].removesuffix("-rw"))
-    out = [f for c in ("core", "jobservice", "registry", "trivy", "nginx") for f in dns(me, pods(c))]
+    out = [f for c in ("core", "jobservice", "registry", "trivy", "nginx") for f in dns(me, pods(c))
+           if c != "trivy" or v["medai_harbor_trivy"]]
     out += [Flow(SITE, me, port, "TCP", {}, pods("nginx"), "the registry and UI from the site") for port in (8080, 8443)]
     out.append(Flow(NODES, me, 8443, "TCP", {}, pods("nginx"), "containerd pulls through the Harbor mirror"))
-    out += [Flow(me, me, port, "TCP", pods(a), pods(b), why) for a, b, port, why in INTERNAL]
+    scanner = v["medai_harbor_trivy"]
+    out += [Flow(me, me, port, "TCP", pods(a), pods(b), why) for a, b, port, why in INTERNAL
+            if scanner or "trivy" not in (a, b)]
     out += [Flow(me, me, 5432, "TCP", pods(c), db, "Harbor's database (the CloudNativePG Cluster)")
-            for c in ("core", "jobservice", "registry", "trivy")]
+            for c in ("core", "jobservice", "registry")]
+    if scanner:
+        out.append(Flow(me, me, 8443, "TCP", pods("trivy"), pods("nginx"),
+                        "Trivy's init container pulls the databases from the platform project"))
     if keycloak.NAME in ns:
         out.append(Flow(me, ns[keycloak.NAME], "https", "TCP", pods("core"), keycloak.PODS, "OIDC login through Keycloak"))
     return out
