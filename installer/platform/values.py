@@ -19,7 +19,7 @@ from typing import Any
 
 from installer.bundle.artifacts import BundleIndex
 from installer.core.errors import InventoryError
-from installer.platform.components import BY_CHART, BY_NAME, harbor, keycloak, longhorn, metallb, postgres
+from installer.platform.components import BY_CHART, BY_NAME, backup_schedules, harbor, keycloak, longhorn, metallb, postgres
 
 # Left out of a site with no host in group gpu (docs/inference.md: why no CPU fallback).
 GPU_CHARTS = ("nvidia-device-plugin", "medai-inference")
@@ -167,6 +167,13 @@ def namespaces(inv) -> dict[str, str]:
 
 
 def site_objects(chart: str, release: str, inv, namespace: str, index: dict | None = None) -> list[dict]:
+    """The component's objects (below) and, with medai_backup_nfs, its in-site backup schedules (backup_schedules)."""
+    pg = role_vars("postgres", inv, index) if chart == "cloudnative-pg" else None
+    extra = backup_schedules.site_objects(chart, inv.site.model_dump(), namespace, pg, index_image(index, "hashicorp/vault") or "")
+    return [o for o in _component_objects(chart, release, inv, namespace, index) if not (extra and backup_schedules.replaced(o))] + extra
+
+
+def _component_objects(chart: str, release: str, inv, namespace: str, index: dict | None = None) -> list[dict]:
     """Objects a component adds after its release is ready: for MetalLB the pool and L2 advertisement, for
     CloudNativePG the Clusters (they need the CRDs), for Keycloak its HTTPS LoadBalancer Service, for Longhorn the
     LimitRange giving its containers requests. The Namespaces

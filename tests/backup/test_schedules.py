@@ -66,3 +66,17 @@ def test_flows_cover_each_job():
     assert any(f.dst_namespace == "keycloak" and f.port == 5432 for f in flows)
     assert any(f.dst_namespace == "vault" and f.port == 8200 for f in flows)
     assert bs.FLOWS
+
+
+def test_the_site_render_adds_the_schedules_and_drops_the_failing_one(tmp_path):
+    from installer.deploy.inventory import load_inventory
+    from installer.platform.values import site_objects
+
+    inv = tmp_path / "site.yml"
+    inv.write_text("all:\n  vars:\n    medai_cluster_name: site1\n    medai_metallb_pool: 10.0.0.200-10.0.0.210\n"
+                   "    medai_backup_nfs: 10.0.0.5:/exports/medai\n  children:\n    servers:\n      hosts:\n"
+                   "        s0: {ansible_host: 10.0.0.10}\n")
+    kinds = [o["kind"] for o in site_objects("cloudnative-pg", "cloudnative-pg", load_inventory(inv), "cnpg-system")]
+    assert "ScheduledBackup" not in kinds and kinds.count("CronJob") == 2 and kinds.count("Cluster") == 2
+    lh = [o["kind"] for o in site_objects("longhorn", "longhorn", load_inventory(inv), "longhorn-system")]
+    assert {"BackupTarget", "RecurringJob"} <= set(lh)

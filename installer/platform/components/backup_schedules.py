@@ -72,6 +72,7 @@ def _cronjob(v: dict, name: str, namespace: str, image: str, script: str, volume
                                "seccompProfile": {"type": "RuntimeDefault"}},
            "containers": [{"name": "backup", "image": image, "command": ["/bin/sh", "-ec", script],
                            "securityContext": RESTRICTED,
+                           "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
                            "volumeMounts": [{"name": "target", "mountPath": "/backup"}, *mounts]}],
            "volumes": [{"name": "target", "persistentVolumeClaim": {"claimName": CLAIM}}, *volumes]}
     if sa:
