@@ -20,7 +20,7 @@ DEFAULTS = {
     "medai_harbor_db_user": "harbor",
     "medai_harbor_db_secret": "harbor-db-credentials",
     # Trivy's init container fills its cache from Harbor's platform project, which `medai harbor seed` fills after
-    # the install: off on the first install, true (and `medai upgrade`/`install` again) once seeded.
+    # the install: no scanner pod on the first install; true (and `medai upgrade`/`install` again) once seeded.
     "medai_harbor_trivy": False,
     "medai_harbor_trivy_db_repository": None,  # None: HOSTNAME/platform/aquasecurity/trivy-db:2
     "medai_harbor_trivy_java_db_repository": None,  # None: HOSTNAME/platform/aquasecurity/trivy-java-db:1
@@ -77,10 +77,11 @@ def _trivy_init(v: dict) -> dict:
 
 
 def _trivy(v: dict, resources: dict) -> dict:
-    if not v["medai_harbor_trivy"]:
-        return {"enabled": False}
-    # fill the cache volume Trivy reads from Harbor's copy of the bundle's databases
-    return {"enabled": True, "resources": resources, "skipUpdate": True, "skipJavaDBUpdate": True, "offlineScan": True,
+    """The scanner is rendered and registered either way (core's configuration names its Service), with no pod
+    until the databases are seeded: a pod before that could never get past its init container."""
+    return {"enabled": True, "replicas": 1 if v["medai_harbor_trivy"] else 0, "resources": resources,
+            "skipUpdate": True, "skipJavaDBUpdate": True, "offlineScan": True,
+            # fill the cache volume Trivy reads from Harbor's copy of the bundle's databases
             "initContainers": [_trivy_init(v)]}
 
 
@@ -153,18 +154,14 @@ def flows(v: dict, ns: dict) -> list[Flow]:
     Keycloak's LoadBalancer address; Cilium translates it to the pods before policy)."""
     me = ns[NAME]
     db = instance_pods(v["medai_harbor_db_host"].removesuffix("-rw"))
-    out = [f for c in ("core", "jobservice", "registry", "trivy", "nginx") for f in dns(me, pods(c))
-           if c != "trivy" or v["medai_harbor_trivy"]]
+    out = [f for c in ("core", "jobservice", "registry", "trivy", "nginx") for f in dns(me, pods(c))]
     out += [Flow(SITE, me, port, "TCP", {}, pods("nginx"), "the registry and UI from the site") for port in (8080, 8443)]
     out.append(Flow(NODES, me, 8443, "TCP", {}, pods("nginx"), "containerd pulls through the Harbor mirror"))
-    scanner = v["medai_harbor_trivy"]
-    out += [Flow(me, me, port, "TCP", pods(a), pods(b), why) for a, b, port, why in INTERNAL
-            if scanner or "trivy" not in (a, b)]
+    out += [Flow(me, me, port, "TCP", pods(a), pods(b), why) for a, b, port, why in INTERNAL]
     out += [Flow(me, me, 5432, "TCP", pods(c), db, "Harbor's database (the CloudNativePG Cluster)")
             for c in ("core", "jobservice", "registry")]
-    if scanner:
-        out.append(Flow(me, me, 8443, "TCP", pods("trivy"), pods("nginx"),
-                        "Trivy's init container pulls the databases from the platform project"))
+    out.append(Flow(me, me, 8443, "TCP", pods("trivy"), pods("nginx"),
+                    "Trivy's init container pulls the databases from the platform project"))
     if keycloak.NAME in ns:
         out.append(Flow(me, ns[keycloak.NAME], "https", "TCP", pods("core"), keycloak.PODS, "OIDC login through Keycloak"))
     return out
