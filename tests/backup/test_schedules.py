@@ -74,8 +74,8 @@ def test_the_site_render_adds_the_schedules_and_drops_the_failing_one(tmp_path):
 
     inv = tmp_path / "site.yml"
     inv.write_text("all:\n  vars:\n    medai_cluster_name: site1\n    medai_metallb_pool: 10.0.0.200-10.0.0.210\n"
-                   "    medai_backup_nfs: 10.0.0.5:/exports/medai\n  children:\n    servers:\n      hosts:\n"
-                   "        s0: {ansible_host: 10.0.0.10}\n")
+                   "    medai_keycloak_hostname: sso.site.test\n    medai_backup_nfs: 10.0.0.5:/exports/medai\n"
+                   "  children:\n    servers:\n      hosts:\n        s0: {ansible_host: 10.0.0.10}\n")
     kinds = [o["kind"] for o in site_objects("cloudnative-pg", "cloudnative-pg", load_inventory(inv), "cnpg-system")]
     assert "ScheduledBackup" not in kinds and kinds.count("CronJob") == 2 and kinds.count("Cluster") == 2
     lh = [o["kind"] for o in site_objects("longhorn", "longhorn", load_inventory(inv), "longhorn-system")]
