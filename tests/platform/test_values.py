@@ -128,3 +128,14 @@ def test_vault_replicas_are_computed_from_the_node_count(tmp_path):
 def test_keycloakx_chart_takes_the_keycloak_roles_values(tmp_path):
     values = site_values("keycloakx", _inv(tmp_path))
     assert values["command"][-1] == "start" and "start-dev" not in values["command"] + values["args"]
+
+
+def test_the_flow_table_in_the_docs_is_the_example_sites_declared_flows():
+    """docs/platform.md, "Network flows": one row per flow the example site declares, and no other row."""
+    from installer.platform.flows import declared
+    pods = lambda p: ", ".join(f"{k}={v}" for k, v in p.items()) or "any"  # noqa: E731
+    rows = [f"| {f.src_namespace} | {f.dst_namespace} | {f.protocol} {f.port}{f'-{f.end_port}' if f.end_port else ''} "
+            f"| {pods(f.src_pods)} | {pods(f.dst_pods)} | {f.why} |" for f in declared(load_inventory(EXAMPLE))]
+    doc = (ROOT / "docs" / "platform.md").read_text()
+    table = doc.split("## Network flows", 1)[1].split("| from | to | port |", 1)[1].split("\n\n", 1)[0]
+    assert [line for line in table.splitlines()[2:]] == rows
