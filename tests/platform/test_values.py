@@ -138,4 +138,4 @@ def test_the_flow_table_in_the_docs_is_the_example_sites_declared_flows():
             f"| {pods(f.src_pods)} | {pods(f.dst_pods)} | {f.why} |" for f in declared(load_inventory(EXAMPLE))]
     doc = (ROOT / "docs" / "platform.md").read_text()
     table = doc.split("## Network flows", 1)[1].split("| from | to | port |", 1)[1].split("\n\n", 1)[0]
-    assert [line for line in table.splitlines()[2:]] == rows
+    assert table.splitlines()[2:] == rows
