@@ -60,7 +60,7 @@ def test_platform_node_prerequisites_run_where_they_belong():
 
 ROLE_DIRS = sorted(p for p in (ROOT / "roles").iterdir() if p.is_dir())
 # Roles whose every top-level task in tasks/main.yml carries the role's name as a tag and uses an ansible.builtin
-# module (modprobe aside: community.general's, as in the os role). Hardening tags by rule id.
+# module (modprobe aside: community.general's, as in the os role). Hardening tags by rule id (tested below).
 BUILTIN_TAGGED = ["preflight", "stage", "k3s", "cilium", "longhorn", "egress"]
 MODULES_BEYOND_BUILTIN = {"community.general.modprobe"}
 # Variables a role documents that are not prefixed medai_<role>_, each with the reason.
@@ -305,3 +305,62 @@ def test_reset_removes_what_the_role_places(role):
         covered = all(u in removed or any(u.startswith(r.rstrip("/") + "/") for r in removed)
                       for u in UNDER.get((role, path), [path]))
         assert covered or (role, path) in KEPT, f"{role}: {path} is placed by the install tasks but not removed by tasks/reset.yml"
+
+
+HARDENING = ROOT / "roles/hardening"
+LEVELS = {"anssi_bp28_minimal", "anssi_bp28_intermediary"}  # the ANSSI BP-028 level that first selects the rule
+
+
+def _hardening_tasks() -> list[tuple[str, set[str]]]:
+    """(name, tags with those of its blocks) of every task the hardening role runs (tasks/main.yml's imports)."""
+    out: list[tuple[str, set[str]]] = []
+
+    def walk(items: list[dict], inherited: set[str]) -> None:
+        for item in items:
+            tags = inherited | set(item.get("tags") or [])
+            if "block" in item:
+                walk(item["block"], tags)
+            else:
+                out.append((item["name"], tags))
+
+    for imp in _yaml(HARDENING / "tasks/main.yml"):
+        walk(_yaml(HARDENING / "tasks" / imp["ansible.builtin.import_tasks"]), set(imp.get("tags") or []))
+    return out
+
+
+def test_hardening_one_toggle_one_tag_one_level_per_control_and_names_carry_the_rule():
+    defaults = _yaml(HARDENING / "defaults/main.yml")
+    rules: set[str] = set()
+    for name, tags in _hardening_tasks():
+        ids = sorted(t.removeprefix("rule_") for t in tags if t.startswith("rule_"))
+        if "always" in tags:
+            assert not ids, f"{name}: a task that always runs belongs to no rule"
+            continue
+        assert ids, f"{name}: tagged with no rule_<id>"
+        assert len(tags & LEVELS) == 1, f"{name}: one level tag of {sorted(LEVELS)} wanted, has {sorted(tags & LEVELS)}"
+        if len(ids) == 1:
+            assert name.startswith(f"Hardening | Rule {ids[0]}: "), f"{name}: the name does not carry rule {ids[0]}"
+        else:  # a write several rules share (one sysctl.d file, the PAM stack): every one of their tags
+            assert name.startswith("Hardening | Rules "), f"{name}: shared by {ids}, named as one rule"
+        rules.update(ids)
+    assert len(rules) == 32
+    for rule in rules:
+        assert isinstance(defaults.get(f"medai_hardening_{rule}"), bool), f"rule {rule}: no toggle medai_hardening_{rule}"
+
+
+@pytest.mark.parametrize("rule", ["accounts_password_pam_minlen", "sysctl_kernel_sysrq", "sudo_add_umask",
+                                  "accounts_passwords_pam_faillock_deny"])
+def test_tags_rule_id_runs_that_control_alone_in_the_real_playbook(rule, tmp_path):
+    """`ansible-playbook --tags rule_<id> playbooks/site.yml` lists the tasks that always run (argument checks, the
+    one read) and, of the rest, exactly the tasks of that control."""
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
+    r = subprocess.run(["ansible-playbook", "--list-tasks", "--tags", f"rule_{rule}", "-i",
+                        str(ROOT / "inventories/example/site.yml"), str(ROOT / "playbooks/site.yml")],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    listed = [re.match(r"\s+(\S+) : (.*)\tTAGS: \[(.*)\]$", ln) for ln in r.stdout.splitlines() if "\tTAGS: [" in ln]
+    ran = [(m[1], m[2], set(m[3].split(", "))) for m in listed if m and "always" not in m[3].split(", ")]
+    want = sorted(name for name, tags in _hardening_tasks() if f"rule_{rule}" in tags)
+    assert want and sorted(name for role, name, tags in ran) == want, ran
+    assert {role for role, _, _ in ran} == {"hardening"}
+    assert all(f"rule_{rule}" in tags for _, _, tags in ran)
