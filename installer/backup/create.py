@@ -105,6 +105,9 @@ def create(opts: CreateOptions) -> dict:
     unknown = sorted(set(opts.components) - set(COMPONENTS))
     if unknown:
         raise BackupError(f"--component {unknown[0]}: not one of {', '.join(COMPONENTS)}")
+    for t in opts.targets:
+        if not t.is_dir():
+            raise BackupError(f"{t}: not a directory (mount the stick and give its mount point): nothing collected")
     base = backups_dir(opts.home, opts.cluster)
     staging = base / "staging"
     resumed = is_finished(staging)

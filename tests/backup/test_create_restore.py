@@ -17,7 +17,7 @@ from installer.backup import create as create_mod
 from installer.backup import etcd, media
 from installer.backup.crypto import load_identity
 from installer.backup.restore import RestoreOptions, restore
-from installer.core.errors import BackupError
+from installer.core.errors import BackupError, BundleError
 from tests.backup.conftest import fake_site_home
 from tests.backup.test_etcd import ctl, etcd_server
 
@@ -144,3 +144,27 @@ def test_restore_refuses_another_cluster_and_an_older_set_naming_both(tmp_path, 
     with pytest.raises(BackupError, match=f"set {first['set']} .* is older than set {newer['id']}"):
         restore(RestoreOptions(cluster="site1", **base))
     assert restore(RestoreOptions(cluster="site1", allow_older=True, **base))["set"] == first["set"]
+
+
+def test_a_create_interrupted_while_writing_media_resumes_with_the_same_set(tmp_path, site_key, operators, site,
+                                                                            monkeypatch):
+    home, inv, source, stick = site
+    with pytest.raises(BackupError, match="unplugged: not a directory"):
+        create_mod.create(_opts(tmp_path, site_key, operators, source, tmp_path / "unplugged", home, inv, ("site",)))
+    real = create_mod.set_media.write
+
+    def pulled(staging, targets, *a, **kw):  # the stick pulled after the first parts: the write stops there
+        real(staging, targets, *a, **kw)
+        (targets[0] / "medai-bundle" / "media.json").unlink()
+        raise BackupError(f"{targets[0]}: I/O error")
+
+    monkeypatch.setattr(create_mod.set_media, "write", pulled)
+    with pytest.raises(BackupError, match="I/O error"):
+        create_mod.create(_opts(tmp_path, site_key, operators, source, stick, home, inv, ("site",)))
+    with pytest.raises(BundleError, match=r"media\.json: missing"):
+        media.verify([stick], site_key.public)  # no media.json: the half-written set never verifies
+    monkeypatch.setattr(create_mod.set_media, "write", real)
+    staged = json.loads((home / "backups" / "site1" / "staging" / "index.json").read_text())["backup"]["id"]
+    out = create_mod.create(_opts(tmp_path, site_key, operators, source, stick, home, inv, ("site",)))
+    assert out["resumed"] and out["set"] == staged
+    assert media.verify([stick], site_key.public).set_id == staged
