@@ -20,7 +20,7 @@ from installer.core.errors import BackupError
 from installer.platform.components import backup_schedules
 from tests.support.servers import free_port
 
-pytestmark = [pytest.mark.loopback, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.loopback, pytest.mark.timeout(120), pytest.mark.xdist_group("postgres")]  # one server for both
 
 
 def _need():
@@ -51,7 +51,7 @@ class Server:
                               env={"PATH": os.environ["PATH"]}).stdout.strip()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def workdir():
     _need()
     d = Path(tempfile.mkdtemp(prefix="medai-pg-"))
@@ -63,7 +63,12 @@ def workdir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def test_basebackup_verify_encrypt_restore_and_compare(workdir, tmp_path):
+ROWS = "SELECT count(*), md5(string_agg(id || ':' || note, ',' ORDER BY id)) FROM patients"
+
+
+@pytest.fixture(scope="module")
+def base_backup(workdir) -> tuple[Path, str]:
+    """A server with pgaudit loaded and 5000 rows, backed up with the in-cluster Job's options."""
     data = workdir / "data"
     _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--data-checksums"])
     with open(data / "postgresql.conf", "a") as f:
@@ -74,21 +79,25 @@ def test_basebackup_verify_encrypt_restore_and_compare(workdir, tmp_path):
         assert src.sql("SHOW shared_preload_libraries") == "pgaudit"
         src.sql("CREATE TABLE patients (id int primary key, note text)")
         src.sql("INSERT INTO patients SELECT g, md5(g::text) FROM generate_series(1, 5000) g")
-        want = src.sql("SELECT count(*), md5(string_agg(id || ':' || note, ',' ORDER BY id)) FROM patients")
-        backup = tmp_path / "base"
-        postgres.basebackup("127.0.0.1", src.port, "postgres", backup)
+        want = src.sql(ROWS)
+        backup = postgres.basebackup("127.0.0.1", src.port, "postgres", workdir / "base")
     finally:
         src.stop()
+    return backup, want
+
+
+def test_basebackup_verify_encrypt_restore_and_compare(base_backup, workdir, tmp_path):
+    backup, want = base_backup
     assert "--wal-method=stream" in postgres.BASEBACKUP_ARGS
     job = backup_schedules.pg_basebackup_command("main-rw", "/backup/main")
     assert all(a in job for a in postgres.BASEBACKUP_ARGS)  # the in-cluster Job runs the same options
+    assert postgres.check_dir(backup, "base")["check"] == "pg_verifybackup"
     packed = postgres.pack(backup, tmp_path / "pg.tar")
-    assert postgres.check(packed, "pg.tar")["check"] == "pg_verifybackup"
-
     ident = x25519.Identity.generate()
     encrypt_file(packed, tmp_path / "pg.tar.age", [ident.to_public()])
     with open(tmp_path / "pg.tar.age", "rb") as f:
         plain = decrypt_stream(f, tmp_path / "pg.back.tar", [ident], "pg.tar.age")
+    assert postgres.check(plain, "pg.tar.age")["check"] == "pg_verifybackup"
     restored = workdir / "restored"
     postgres.unpack(plain, restored, "pg.tar.age")
     if os.geteuid() == 0:
@@ -96,22 +105,16 @@ def test_basebackup_verify_encrypt_restore_and_compare(workdir, tmp_path):
     dst = Server(restored, free_port())
     dst.start()
     try:
-        assert dst.sql("SELECT count(*), md5(string_agg(id || ':' || note, ',' ORDER BY id)) FROM patients") == want
+        assert dst.sql(ROWS) == want
     finally:
         dst.stop()
 
 
-def test_a_damaged_base_backup_is_refused_by_pg_verifybackup_naming_it(workdir, tmp_path):
-    data = workdir / "data"
-    _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"])
-    src = Server(data, free_port())
-    src.start()
-    try:
-        postgres.basebackup("127.0.0.1", src.port, "postgres", tmp_path / "base")
-    finally:
-        src.stop()
-    victim = tmp_path / "base" / "global" / "pg_control"
-    victim.write_bytes(victim.read_bytes()[:-1] + b"\x01")
-    packed = postgres.pack(tmp_path / "base", tmp_path / "pg.tar")
+def test_a_damaged_base_backup_is_refused_by_pg_verifybackup_naming_it(base_backup, tmp_path):
+    damaged = tmp_path / "base"
+    shutil.copytree(base_backup[0], damaged)
+    victim = damaged / "global" / "pg_control"
+    victim.write_bytes(victim.read_bytes()[:-1] + bytes([victim.read_bytes()[-1] ^ 1]))
+    packed = postgres.pack(damaged, tmp_path / "pg.tar")
     with pytest.raises(BackupError, match=r"pg\.tar: pg_verifybackup failed"):
         postgres.check(packed, "pg.tar")
