@@ -6,9 +6,13 @@ answers through the same seam.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
+
+import hvac
 
 from installer.backup import vault
 from installer.core.errors import BackupError
@@ -72,21 +76,23 @@ class LiveCluster:
         self._playbook("restore", {"medai_backup_restore_snapshot": str(snapshot)})
         return {"host": self.name, "restored": snapshot.name}
 
-    def _vault_client(self):
+    @contextlib.contextmanager
+    def _vault(self) -> Iterator[tuple[str, hvac.Client]]:
+        """Vault's service address (or a port-forward to a member, open while the caller works)."""
         settings = vault_settings(self.inv)
         with endpoints(settings) as members:
             ep = service_endpoint(settings, members)
-            return ep, ep.client(self.token)
+            yield f"{ep.name} ({ep.addr})", ep.client(self.token)
 
     def vault_snapshot(self, dest: Path) -> dict:
-        ep, client = self._vault_client()
-        vault.save(client, dest, f"{ep.name} ({ep.addr})")
-        return {"host": ep.addr}
+        with self._vault() as (where, client):
+            vault.save(client, dest, where)
+        return {"host": where}
 
     def vault_restore(self, snapshot: Path, force: bool) -> dict:
-        ep, client = self._vault_client()
-        vault.restore(client, snapshot, f"{ep.name} ({ep.addr})", force)
-        return {"host": ep.addr}
+        with self._vault() as (where, client):
+            vault.restore(client, snapshot, where, force)
+        return {"host": where}
 
     def _mount(self) -> Path:
         if self.target is None:
