@@ -30,6 +30,9 @@ def test_set_on_fat32_verifies_read_only_and_holds_no_plain_secret(tmp_path, sit
         got = subprocess.run(["age", "-d", "-i", str(operators[0].file), "-o", str(tmp_path / "state.tar"),
                               str(mnt / "medai-bundle" / "site" / "state.tar.age")], capture_output=True)
         assert got.returncode == 0, got.stderr
+        joined = subprocess.run(f"cat {mnt}/medai-bundle/longhorn/backupstore.tar.age* | age -d -i {operators[1].file}"
+                                f" | tar -xO backupstore/blocks.bin", shell=True, capture_output=True)
+        assert joined.returncode == 0 and joined.stdout == (tmp_path / "a" / "lh" / "blocks.bin").read_bytes()
     import tarfile
     with tarfile.open(tmp_path / "state.tar") as tar:
         assert tar.extractfile("secrets/site1/token").read().decode().strip() == made["k3s token"]
