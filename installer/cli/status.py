@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -19,13 +20,17 @@ def status_cmd(
     inventory: Path = typer.Option(..., "--inventory", "-i", help="The site inventory."),
     as_json: bool = typer.Option(False, "--json", help="One JSON document instead of lines."),
     timeout: float = typer.Option(20, "--timeout", min=1, help="Seconds every probe gets; no answer is a crit line."),
+    token_stdin: bool = typer.Option(False, "--token-stdin", help="Read a Vault token from stdin: Raft peers and the "
+                                                                 "certificates Vault issued."),
 ) -> None:
     """Nodes, the installed bundle, Vault, certificates, releases, storage, backups, compliance, egress:
     read-only, every probe under --timeout. Exit 0 all ok, 1 any warn, 2 any crit (run it from a timer)."""
     from installer.status.probe import exit_code
     from installer.status.site import site_status
 
-    lines = site_status(inventory, timeout)
+    token = (sys.stdin.readline().strip() or None) if token_stdin else None
+    lines = site_status(inventory, timeout, token)
+    del token
     code = exit_code(lines)
     if as_json:
         typer.echo(json.dumps({"level": ["ok", "warn", "crit"][code], "lines": [ln.as_dict() for ln in lines]}, indent=1))

@@ -24,7 +24,7 @@ from installer.platform.render import bundle_manifest
 from installer.render.helm import k3s_kube_version
 from installer.status import local
 from installer.status.cluster import node_lines, release_lines, storage_lines, vault_pod_lines
-from installer.status.probe import CRIT, OK, Line, Probe, run_probes
+from installer.status.probe import CRIT, OK, WARN, Line, Probe, run_probes
 
 DEFAULT_TIMEOUT_S = 20
 LONGHORN_NS = "longhorn-system"
@@ -89,11 +89,11 @@ def _storage(cl: _Cluster) -> list[Line]:
     return storage_lines(cl.pair()[1].list("longhorn.io/v1beta2", "Volume", LONGHORN_NS))
 
 
-def _vault(inv, cl: _Cluster) -> list[Line]:
+def _vault(inv, cl: _Cluster, token: str | None) -> list[Line]:
     s = vault_settings(inv)
     if not s.members:
         return vault_pod_lines(cl.pair()[1].pods(s.namespace), s.namespace)
-    cs = cluster_status([Endpoint(m.name, m.addr, str(s.ca_cert) if s.ca_cert else True) for m in s.members])
+    cs = cluster_status([Endpoint(m.name, m.addr, str(s.ca_cert) if s.ca_cert else True) for m in s.members], token)
     out = []
     for m in cs.members:
         if not m.reachable:
@@ -106,16 +106,28 @@ def _vault(inv, cl: _Cluster) -> list[Line]:
             out.append(Line("vault", OK, f"{m.name}: unsealed{', leader' if m.is_leader else ''} (version {m.version})"))
     if cs.leader is None:
         out.append(Line("vault", CRIT, "no leader (all sealed or no quorum)"))
+    if token is not None:
+        out.append(_peers_line(cs.peers, cs.peers_error, len(s.members)))
     return out
 
 
-def _certs(inv, cl: _Cluster, now: dt.datetime) -> list[Line]:
+def _peers_line(peers: list[dict], error: str | None, members: int) -> Line:
+    """Raft's own view (with a token): every member a voter peer, one leader."""
+    if error:
+        return Line("vault", CRIT, f"raft peers unreadable: {error}")
+    names = ", ".join(f"{p['id']}{' (leader)' if p['leader'] else ''}{'' if p['voter'] else ' (non-voter)'}" for p in peers)
+    voters = sum(1 for p in peers if p["voter"])
+    level = OK if voters == members and sum(1 for p in peers if p["leader"]) == 1 else WARN
+    return Line("vault", level, f"raft peers: {names} ({voters} of {members} members voting)")
+
+
+def _certs(inv, cl: _Cluster, now: dt.datetime, token: str | None) -> list[Line]:
     """K3s's from the last `medai certs`; Vault's from its API when members are listed, else from the platform's
     TLS Secrets; the kubeconfig's and the operators' keys from the control host."""
     th = thresholds(inv)
     lines = local.k3s_cert_lines(state_dir(), inv.path, now, th)
     if vault_settings(inv).members:
-        certs = gather(inv)
+        certs = gather(inv, token=token)
     else:
         certs = secret_certs(cl.pair()[1], inv) + gather(inv, vault=False)
     for group, (level, fact) in sorted(nearest_per_group(certs, now, th).items()):
@@ -123,14 +135,14 @@ def _certs(inv, cl: _Cluster, now: dt.datetime) -> list[Line]:
     return lines
 
 
-def probes(inv, now: dt.datetime) -> list[Probe]:
+def probes(inv, now: dt.datetime, token: str | None = None) -> list[Probe]:
     home = state_dir()
     cl = _Cluster(inv, installed_copy(inv.path))
     return [
         ("nodes", lambda: _nodes(cl)),
         ("bundle", lambda: local.bundle_lines(home, inv.path, cl.bundle) + _provenance(cl)),
-        ("vault", lambda: _vault(inv, cl)),
-        ("certificates", lambda: _certs(inv, cl, now)),
+        ("vault", lambda: _vault(inv, cl, token)),
+        ("certificates", lambda: _certs(inv, cl, now, token)),
         ("releases", lambda: _releases(cl)),
         ("storage", lambda: _storage(cl)),
         ("backups", lambda: local.backup_lines(home, inv.path, now)),
@@ -139,8 +151,8 @@ def probes(inv, now: dt.datetime) -> list[Probe]:
     ]
 
 
-def site_status(inventory: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Line]:
+def site_status(inventory: Path, timeout_s: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> list[Line]:
     """One line per concern (several for nodes, releases, volumes); read-only."""
     inv = load_inventory(inventory)
     thresholds(inv)  # a bad threshold is the inventory's error, before any probe
-    return run_probes(probes(inv, dt.datetime.now(dt.UTC)), timeout_s)
+    return run_probes(probes(inv, dt.datetime.now(dt.UTC), token), timeout_s)

@@ -147,6 +147,11 @@ def test_status_reads_vault_from_its_api_and_a_stopped_member_is_crit(site):
         f"{site.home}/kubeconfig-vaulttest: no kubeconfig for vaulttest "
         "(written by a successful medai install)"}
 
+    with root_session(site.endpoint(), site.shares().split()) as root:
+        p = site.medai("status", "--json", "--timeout", "15", "--token-stdin", stdin=root.token + "\n")
+    peers = [ln for ln in json.loads(p.stdout)["lines"] if ln["fact"].startswith("raft peers")]
+    assert len(peers) == 1 and peers[0]["level"] == "ok" and "(3 of 3 members voting)" in peers[0]["fact"], peers
+
     node = site.cluster.nodes[2]
     site.cluster.stop(node)
     p = site.medai("status", "--json", "--timeout", "15")
