@@ -16,8 +16,9 @@ BACKUP_CRIT = dt.timedelta(days=7)
 WAIVER_WARN_DAYS = 30
 
 
-def newest_record(home: Path, commands: tuple[str, ...], inventory: Path, results: tuple[str, ...] | None = None) -> dict | None:
-    """The newest run record of ``inventory`` whose command is one of ``commands`` (and result one of ``results``)."""
+def records(home: Path, commands: tuple[str, ...], inventory: Path, results: tuple[str, ...] | None = None) -> list[dict]:
+    """The run records of ``inventory`` whose command is one of ``commands`` (and result one of ``results``),
+    oldest first (by the record's write time: ids share a one-second stamp)."""
     runs = home / "runs"
     want = str(Path(inventory).resolve())
     found = []
@@ -30,12 +31,12 @@ def newest_record(home: Path, commands: tuple[str, ...], inventory: Path, result
         if data.get("command") in commands and (data.get("inventory") or {}).get("path") == want \
                 and (results is None or data.get("result") in results):
             found.append((when, rec.parent.name, data))
-    return max(found)[2] if found else None
+    return [d for _, _, d in sorted(found, key=lambda f: (f[0], f[1]))]
 
 
-def _age(record: dict, now: dt.datetime) -> dt.timedelta | None:
-    stamp = record.get("finished") or record.get("started")
-    return now - dt.datetime.fromisoformat(stamp) if stamp else None
+def newest_record(home: Path, commands: tuple[str, ...], inventory: Path, results: tuple[str, ...] | None = None) -> dict | None:
+    found = records(home, commands, inventory, results)
+    return found[-1] if found else None
 
 
 def _span(td: dt.timedelta) -> str:
@@ -73,17 +74,21 @@ def k3s_cert_lines(home: Path, inventory: Path, now: dt.datetime, th: Thresholds
 
 
 def backup_lines(home: Path, inventory: Path, now: dt.datetime) -> list[Line]:
-    """The newest successful `medai backup create` run record (command backup-create); its summary's
-    ``components`` (name -> ISO time) gives an age per component when present."""
-    rec = newest_record(home, ("backup-create",), inventory, ("ok", "successful"))
-    if rec is None:
+    """Per component, the newest successful `medai backup create` run record (command backup-create, summary
+    {"set": id, "components": [names]}) that holds it: its finished time is that component's backup age."""
+    newest: dict[str, tuple[str, str]] = {}
+    for rec in records(home, ("backup-create",), inventory, ("ok", "successful")):
+        summary, stamp = rec.get("summary") or {}, rec.get("finished") or rec.get("started")
+        for comp in summary.get("components") or ["(all)"]:
+            if comp not in newest or stamp > newest[comp][0]:
+                newest[comp] = (stamp, str(summary.get("set") or rec.get("id")))
+    if not newest:
         return [Line("backups", WARN, "no medai backup create recorded for this site yet")]
-    stamps = (rec.get("summary") or {}).get("components") or {"set " + str(rec.get("id")): rec.get("finished")}
     out = []
-    for name, stamp in sorted(stamps.items()):
+    for comp, (stamp, set_id) in sorted(newest.items()):
         age = now - dt.datetime.fromisoformat(stamp)
         level = CRIT if age > BACKUP_CRIT else WARN if age > BACKUP_WARN else OK
-        out.append(Line("backups", level, f"{name}: newest backup {_span(age)} old ({stamp})"))
+        out.append(Line("backups", level, f"{comp}: newest backup {_span(age)} old (set {set_id}, {stamp})"))
     return out
 
 

@@ -8,6 +8,7 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def installed_bundle(home: Path) -> tuple[str, Path]:
 
 def record(home: Path, command: str, inventory: Path, result: str, **data) -> dict:
     now = dt.datetime.now(dt.UTC)
-    rid = f"{now:%Y%m%dT%H%M%SZ}-{command}-{hashlib.sha256(command.encode()).hexdigest()[:6]}"
+    rid = f"{now:%Y%m%dT%H%M%SZ}-{command}-{secrets.token_hex(3)}"
     rec = {"id": rid, "command": command, "started": now.isoformat(timespec="seconds"),
            "finished": now.isoformat(timespec="seconds"), "result": result,
            "inventory": {"path": str(inventory.resolve()), "sha256": "0" * 64}, **data}

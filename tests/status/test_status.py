@@ -19,6 +19,7 @@ from installer.cli import status as status_cli
 from installer.deploy import platform_step
 from installer.deploy.state import kubeconfig_path
 from installer.platform.apply import KubeApi
+from installer.status import local
 from installer.status.site import site_status
 from tests.certs.certmaker import openssl_cert
 from tests.status.recorded import FIXTURES, Recorded, gpg_key, installed_bundle, inventory, record, tls_secret
@@ -47,7 +48,7 @@ def site(tmp_path, monkeypatch, key):
     (evidence / "evidence.json").write_text(json.dumps({"waivers": []}))
     record(home, "verify", inv, "successful", evidence={"dir": str(evidence), "gatePassed": True, "failOn": "high",
                                                         "totals": {"failNotWaived": 3}})
-    record(home, "backup-create", inv, "ok")
+    record(home, "backup-create", inv, "successful", summary={"set": "S1", "components": ["etcd", "postgresql", "site", "vault"]})
     client = openssl_cert(tmp_path / "kc" / "admin.crt", "system:admin", end=D(days=300)).read_bytes()
     kc = kubeconfig_path("site1", home)
     kc.write_text(yaml.safe_dump({"users": [{"name": "default",
@@ -164,3 +165,22 @@ def test_an_api_that_never_answers_is_a_crit_line_within_the_timeout(site, tmp_p
     for concern in ("nodes", "bundle", "vault", "storage"):
         assert f"{concern}: no answer within 2s (unreachable or hung)" in crit, crit
     assert _by(lines, "ok")  # the state-directory concerns still answer
+
+
+def test_backup_age_per_component_from_the_backup_create_records(tmp_path, key):
+    inv = inventory(tmp_path, key)
+    home = tmp_path / "home"
+    now = dt.datetime.now(dt.UTC)
+    assert [(ln.level, ln.fact) for ln in local.backup_lines(home, inv, now)] == [
+        ("warn", "no medai backup create recorded for this site yet")]
+    old = (now - D(days=8)).isoformat(timespec="seconds")
+    record(home, "backup-create", inv, "successful", finished=old,
+           summary={"set": "S-old", "components": ["etcd", "postgresql", "site", "vault"]})
+    three = (now - D(days=3)).isoformat(timespec="seconds")
+    record(home, "backup-create", inv, "successful", finished=three, summary={"set": "S-mid", "components": ["vault"]})
+    record(home, "backup-create", inv, "failed", summary={"set": "S-failed", "components": ["etcd"]})
+    record(home, "backup-create", inv, "successful", summary={"set": "S-new", "components": ["etcd", "site"]})
+    lines = {ln.fact.split(":")[0]: (ln.level, ln.fact) for ln in local.backup_lines(home, inv, now)}
+    assert lines["etcd"][0] == "ok" and "set S-new" in lines["etcd"][1]
+    assert lines["vault"][0] == "warn" and "newest backup 3 days old (set S-mid" in lines["vault"][1]
+    assert lines["postgresql"][0] == "crit" and "8 days old (set S-old" in lines["postgresql"][1]
