@@ -14,10 +14,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from installer.core.errors import MedaiError
+from installer.deploy.idp_step import CONFIG_CLI_IMAGE, realm_documents
 from installer.deploy.vault import catalogue
 from installer.deploy.vault.pki_engine import issued_names
 from installer.platform.coherence import Certificate, CoherenceError, Finding, Outside, check_site
-from installer.platform.components import vault
+from installer.platform.components import keycloak, vault
 from installer.platform.flows import declared
 from installer.platform.values import index_image, role_vars
 
@@ -50,8 +51,6 @@ def certificates(inv, cat: catalogue.Catalogue) -> list[Certificate]:
 
 def made_outside_render(inv, site, index: dict | None = None) -> Outside:
     """The one list of what the install creates outside the render (see the module's docstring)."""
-    from installer.deploy.idp_step import CONFIG_CLI_IMAGE, realm_job_objects
-
     cat = catalogue.for_inventory(inv)
     out = Outside()
     for s in cat.secrets:
@@ -60,10 +59,13 @@ def made_outside_render(inv, site, index: dict | None = None) -> Outside:
     out.add("Secret", v["medai_vault_namespace"], v["medai_vault_tls_secret"], VAULT_SECRET_WHY)
     out.certificates = certificates(inv, cat)
     for r in site.releases:
-        # a bundle without keycloak-config-cli is refused by name by idp_step.check_job_images, not here
-        if r.chart.name == "keycloakx" and index_image(index, CONFIG_CLI_IMAGE) is not None:
+        if r.chart.name == keycloak.CHART:
+            # the image a bundle lacks is refused by name by idp_step.check_job_images; the Job is checked either way
+            image = index_image(index, CONFIG_CLI_IMAGE) or CONFIG_CLI_IMAGE
             try:
-                out.applied += [(r.name, o) for o in realm_job_objects(inv, index, True, r.name, r.namespace)]
+                job = keycloak.realm_job(role_vars("keycloak", inv), r.name, r.namespace, realm_documents(inv), image,
+                                         True)
+                out.applied += [(r.name, o) for o in job]
             except MedaiError as e:  # reported as a finding with the rest
                 out.unrendered.append((r.name, "Job", f"{r.namespace}/keycloak-config-cli", str(e)))
     return out
