@@ -82,7 +82,7 @@ def flow_ports(flow: Flow, dst: Endpoint) -> Connections:
     proto = flow.protocol.upper()
     if isinstance(flow.port, str):
         return Connections.of([(proto, n, n) for name, n, p in dst.named_ports if name == flow.port and p == proto])
-    end = getattr(flow, "end_port", None) or flow.port
+    end = flow.end_port or flow.port
     return Connections.of([(proto, int(flow.port), int(end))])
 
 
@@ -107,7 +107,7 @@ def _denies_all(policy: dict) -> bool:
 
 
 def _flow_text(f: Flow) -> str:
-    end = getattr(f, "end_port", None)
+    end = f.end_port
     return f"{f.src_namespace} -> {f.dst_namespace} {f.protocol}/{f.port}{'-' + str(end) if end else ''}" + \
         (f" ({f.why})" if f.why else "")
 
