@@ -14,14 +14,50 @@ from tests.support.os_repo import debian_repo  # noqa: F401  (session fixture: D
 from tests.support.servers import run_file_server, run_registry
 from tests.support.sources import demo_sources  # noqa: F401  (chart repo, files, tiny model on loopback)
 
+try:
+    from _pytest.nodeid import coerce_node_id  # pytest >= 9
+except ImportError:  # pytest 8: the nodeid is a plain string
+    coerce_node_id = None
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools"
 
 # Host tools installed by .ci/setup-host.sh (cosign, helm) and the project's containers.conf.
 os.environ["PATH"] = f"{TOOLS / 'bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"
 os.environ.setdefault("CONTAINERS_CONF", str(TOOLS / "containers.conf"))
-# medai's state defaults to /var/lib/medai: tests that set no MEDAI_HOME get a private one instead
-os.environ.setdefault("MEDAI_HOME", tempfile.mkdtemp(prefix="medai-test-home-"))
+# medai's state defaults to /var/lib/medai: tests that set no MEDAI_HOME get a private one instead, one per
+# pytest-xdist worker (a worker inherits the controller's environment, and the state lock is per MEDAI_HOME)
+if "MEDAI_HOME" not in os.environ or os.environ.get("MEDAI_TEST_OWN_HOME"):
+    os.environ["MEDAI_HOME"] = tempfile.mkdtemp(prefix="medai-test-home-")
+    os.environ["MEDAI_TEST_OWN_HOME"] = "1"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """pytest-xdist work units (`-n 2 --dist loadgroup` in pyproject.toml): the `lab` tests and the `network` tests
+    (which fill the Debian and wheel caches the lab's bundles read; apt runs there without its lock) form one unit,
+    so they run one after another in one worker while the other worker takes the rest; a test marked
+    `xdist_group(name)` joins that group; every other module is one unit, so its module fixtures are set up once.
+    The unit is the suffix `@name` that loadgroup reads from the nodeid; it is written here because pytest-xdist 3.8
+    writes it where pytest 9 no longer reads it."""
+    if not getattr(config.option, "loadgroup", False):  # set in xdist workers only
+        return
+    for item in items:
+        marked = item.get_closest_marker("xdist_group")
+        if item.get_closest_marker("lab") or item.get_closest_marker("network"):
+            group = "serial"
+        elif marked:
+            group = str(marked.args[0] if marked.args else marked.kwargs.get("name", "default"))
+        else:
+            group = item.nodeid.split("::", 1)[0]
+        _set_nodeid(item, f"{item.nodeid}@{group}")
+
+
+def _set_nodeid(item: pytest.Item, nodeid: str) -> None:
+    if coerce_node_id is not None:
+        item._id = coerce_node_id(nodeid)
+    else:
+        item._nodeid = nodeid
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,11 +31,12 @@ def helm_template(chart: Path, *, release: str, namespace: str, values: dict | N
     if not HELM.exists():
         pytest.skip(f"{HELM} not found: run .ci/setup-host.sh")
     cmd = [str(HELM), "template", release, str(chart), "--namespace", namespace, "--kube-version", k3s_kube_version()]
-    if values is not None:
-        vf = (tmp or Path("/tmp")) / f"values-{release}.json"
+    if values is None:
+        return subprocess.run(cmd, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(dir=tmp) as d:
+        vf = Path(d) / f"values-{release}.json"
         vf.write_text(json.dumps(values))
-        cmd += ["-f", str(vf)]
-    return subprocess.run(cmd, capture_output=True, text=True)
+        return subprocess.run([*cmd, "-f", str(vf)], capture_output=True, text=True)
 
 
 def docs(stdout: str) -> list[dict]:
