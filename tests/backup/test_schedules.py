@@ -80,3 +80,21 @@ def test_the_site_render_adds_the_schedules_and_drops_the_failing_one(tmp_path):
     assert "ScheduledBackup" not in kinds and kinds.count("CronJob") == 2 and kinds.count("Cluster") == 2
     lh = [o["kind"] for o in site_objects("longhorn", "longhorn", load_inventory(inv), "longhorn-system")]
     assert {"BackupTarget", "RecurringJob"} <= set(lh)
+
+
+def test_the_site_declares_the_schedules_flows_and_renders_their_policies(tmp_path):
+    from installer.deploy.inventory import load_inventory
+    from installer.platform.flows import declared, policies
+
+    inv = tmp_path / "site.yml"
+    inv.write_text("all:\n  vars:\n    medai_cluster_name: site1\n    medai_metallb_pool: 10.0.0.200-10.0.0.210\n"
+                   "    medai_keycloak_hostname: sso.site.test\n    medai_backup_nfs: 10.0.0.5:/exports/medai\n"
+                   "  children:\n    servers:\n      hosts:\n        s0: {ansible_host: 10.0.0.10}\n")
+    site = load_inventory(inv)
+    flows = declared(site)
+    job = {"app.kubernetes.io/component": "backup"}
+    assert any(f.src_namespace == "keycloak" and f.port == 5432 and dict(f.src_pods) == job for f in flows)
+    rendered = policies(flows, "keycloak", site)
+    assert any(p["spec"]["podSelector"].get("matchLabels") == job for p in rendered)
+    inv.write_text(inv.read_text().replace("    medai_backup_nfs: 10.0.0.5:/exports/medai\n", ""))
+    assert not any(dict(f.src_pods) == job for f in declared(load_inventory(inv)))
