@@ -163,16 +163,16 @@ def test_the_documented_command(tmp_path, capsys):
 
 
 def test_medai_render_refuses_an_incoherent_render_after_writing_it(tmp_path):
-    bundle = make_fixture_bundle(tmp_path / "b", fixture_manifest(("metallb",)))
+    bundle = make_fixture_bundle(tmp_path / "b", fixture_manifest(("longhorn",)))
     inv = _write(tmp_path, "refused", {"srv-1": {"ansible_host": "10.30.0.11"}}, {}, {})
     doc = yaml.safe_load(open(inv))
-    doc["all"]["vars"]["medai_k3s_disable"] = ["local-storage"]
-    doc["all"]["vars"]["medai_longhorn_default_class"] = False  # no default StorageClass at all: one finding
+    doc["all"]["vars"]["medai_k3s_disable"] = ["traefik", "servicelb"]  # K3s's local-path stays, a default too
     open(inv, "w").write(yaml.safe_dump(doc))
     res = subprocess.run([sys.executable, "-m", "installer.cli.main", "render", "--inventory", inv, "--bundle",
                           str(bundle), "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode != 0
     assert "the platform cannot come up as rendered" in res.stderr
-    assert "0 default StorageClasses, exactly one is needed" in res.stderr
-    assert (tmp_path / "o" / "01-metallb.yaml").is_file()
+    assert "references: release (cluster): StorageClass (default): annotations.storageclass.kubernetes.io/" \
+           "is-default-class: 2 default StorageClasses, exactly one is needed: local-path" in res.stderr
+    assert (tmp_path / "o" / "01-longhorn.yaml").is_file()

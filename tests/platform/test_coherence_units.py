@@ -261,14 +261,21 @@ def test_exactly_one_default_storage_class(tmp_path, inv):
     sc = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "driver.longhorn.io",
           "metadata": {"name": "longhorn", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}}
     site.releases[0].objects.append(sc)
-    (line,) = _findings(site, inv)  # roles/k3s's default keeps K3s's local-path, itself a default
+    (tmp_path / "a").mkdir()
+    (line,) = _findings(site, _inventory(tmp_path / "a", disable=["traefik"]))  # K3s's local-path, a default too
     assert "2 default StorageClasses, exactly one is needed: local-path (K3s local-storage" in line
     assert "longhorn (release server)" in line
     (tmp_path / "b").mkdir()
     assert _findings(site, _inventory(tmp_path / "b", disable=["traefik", "servicelb", "local-storage"])) == []
     (tmp_path / "c").mkdir()
-    (line,) = _findings(_site(), _inventory(tmp_path / "c", disable=["local-storage"]))
-    assert "0 default StorageClasses, exactly one is needed: none" in line
+    no_default = _inventory(tmp_path / "c", disable=["local-storage"])
+    assert _findings(_site(), no_default) == []  # nothing needs a default
+    site = _site()
+    site.releases[0].objects.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {
+        "name": "data", "namespace": "srv"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                                                      "resources": {"requests": {"storage": "1Gi"}}}})
+    (line,) = _findings(site, no_default)
+    assert "0 default StorageClasses, exactly one is needed (PersistentVolumeClaim srv/data name none): none" in line
 
 
 def test_the_error_lists_every_finding_one_line_each(inv):

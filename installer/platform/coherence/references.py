@@ -1,6 +1,7 @@
 """References resolve: every in-cluster host name and port a rendered object uses is a Service with that port;
 every Secret, ConfigMap, ServiceAccount, PVC, StorageClass, PriorityClass and RuntimeClass referenced exists in
-the render or outside it (installer.platform.coherence.outside); exactly one default StorageClass.
+the render or outside it (installer.platform.coherence.outside); never two default StorageClasses, and exactly one
+when a claim names none.
 
 Where names are read: containers' env values, args and command, ConfigMap data, the fields of custom resources,
 webhooks' clientConfig.service. A name counts as in-cluster when it is written SERVICE.NAMESPACE.svc[.cluster.local]
@@ -247,7 +248,22 @@ def check(site, inv, outside: Outside) -> list[Finding]:
     out += [Finding(CHECK, rel, kind, name, "(applied by the release's hook)", f"cannot be made: {why}")
             for rel, kind, name, why in outside.unrendered]
     classes = default_classes(site, outside)
-    if len(classes) != 1:
+    relying = [f"{row.kind} {row.ref}" for row in rows(site) if _uses_default_class(row)]
+    if len(classes) > 1 or (not classes and relying):
+        need = f" ({', '.join(relying[:3])}{' ...' if len(relying) > 3 else ''} name none)" if relying else ""
         out.append(Finding(CHECK, "(cluster)", "StorageClass", "(default)", f"annotations.{DEFAULT_CLASS}",
-                           f"{len(classes)} default StorageClasses, exactly one is needed: {', '.join(classes) or 'none'}"))
+                           f"{len(classes)} default StorageClasses, exactly one is needed{need}: "
+                           f"{', '.join(classes) or 'none'}"))
     return out
+
+
+def _uses_default_class(row: Row) -> bool:
+    """A claim that names no StorageClass (it gets the cluster's default)."""
+    spec = row.obj.get("spec") or {}
+    if row.kind == "PersistentVolumeClaim":
+        return "storageClassName" not in spec
+    if row.kind == "StatefulSet":
+        return any("storageClassName" not in (t.get("spec") or {}) for t in spec.get("volumeClaimTemplates") or [])
+    if row.kind == "Cluster" and str(row.obj.get("apiVersion", "")).startswith("postgresql.cnpg.io/"):
+        return not (spec.get("storage") or {}).get("storageClass")
+    return False
