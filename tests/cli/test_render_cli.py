@@ -79,7 +79,7 @@ def test_helm_template_of_the_same_inputs_gives_the_same_objects(rendered_dir, b
 
 def test_site_values_from_the_inventory(rendered_dir):
     cilium = yaml.safe_load((rendered_dir / "01-cilium.values.yaml").read_text())
-    assert cilium["k8sServiceHost"] == "10.20.0.10" and cilium["k8sServicePort"] == 6443  # medai_api_vip
+    assert cilium["k8sServiceHost"] == "127.0.0.1" and cilium["k8sServicePort"] == 6444  # K3s's node-local API
     assert cilium["operator"]["replicas"] == 2 and cilium["kubeProxyReplacement"] is True
     longhorn = yaml.safe_load((rendered_dir / "03-longhorn.values.yaml").read_text())
     assert longhorn["defaultSettings"]["defaultReplicaCount"] == 3  # min(3, 5 storage nodes)
