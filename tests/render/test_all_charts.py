@@ -79,7 +79,8 @@ def test_postgres_clusters_are_site_objects_pinned_by_the_index_digest(all_chart
     assert {o["spec"]["imageName"] for o in clusters.values()} == {f"{CARRIED[0]}@{pg['digest']}"}
     assert clusters["harbor-db"]["spec"]["bootstrap"]["initdb"]["database"] == "registry"
     assert clusters["keycloak-db"]["spec"]["instances"] == 3
-    assert {o["metadata"]["name"] for o in site if o["kind"] == "Namespace"} == {"keycloak", "harbor"}
+    # its own namespace and the databases' (labelled, with their NetworkPolicies, before the release)
+    assert {o["metadata"]["name"] for o in site if o["kind"] == "Namespace"} == {"cnpg-system", "keycloak", "harbor"}
     assert {o["metadata"]["name"] for o in site if o["kind"] == "ScheduledBackup"} == {"keycloak-db-daily", "harbor-db-daily"}
 
 
