@@ -20,7 +20,8 @@ from tests.support.render_platform import fixture_render, main, write
 
 pytestmark = needs_fixtures
 EXAMPLE = ROOT / "inventories" / "example" / "site.yml"
-SITE_VARS = {"medai_metallb_pool": "10.30.0.200-10.30.0.220", "medai_harbor_hostname": "harbor.site.example",
+SITE_VARS = {"medai_metallb_pool": "10.30.0.200-10.30.0.220", "medai_vault_domain": "site.example",
+             "medai_harbor_hostname": "harbor.site.example",
              "medai_keycloak_hostname": "keycloak.site.example", "medai_keycloak_clients": {
                  "harbor": {"redirect_uris": ["https://harbor.site.example/c/oidc/callback"]},
                  "medical-ai-api": {"redirect_uris": ["https://api.site.example/oauth2/callback"]},
@@ -49,17 +50,17 @@ def inventories(tmp_path_factory):
     }
 
 
-# Open on the example render when this was written (the fixes of the same issue land separately); strict, so the
-# test flips to a failure the moment the render is coherent and the mark must go.
-OPEN = None
+# Findings still open when this was written (the fixes of the same issue land separately); strict, so a site whose
+# render becomes coherent fails until its entry goes.
+OPEN = {"gpu": "vault: 3 replicas (3 nodes counted, the GPU agent among them) with a required host anti-affinity, "
+               "but the GPU agent's taint leaves 2 nodes (installer/platform/values.py _vault counts agents)"}
 
 
-@pytest.mark.parametrize("site", ["example", "gpu", "minimal"])
+@pytest.mark.parametrize("site", [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=OPEN[s])) if s in OPEN
+                                  else s for s in ("example", "gpu", "minimal")])
 def test_the_full_platform_render_is_coherent(inventories, site):
     r = fixture_render(inventories[site])
     found = [str(f) for f in findings(r.inv, r.site, r.index)]
-    if OPEN and found:
-        pytest.xfail(OPEN)
     assert found == [], "\n".join(found)
 
 
