@@ -45,7 +45,9 @@ def render(
         from installer.platform.explain import lines
 
         console.print("", highlight=False)
-        for line in lines(explain_site(result, inv)):
+        from installer.platform.flows import declared
+
+        for line in lines(explain_site(result, inv, declared(inv))):
             console.print(line, highlight=False, markup=False)
     refuse_incoherent(inv, result, BundleLayout.at(bundle).read_index())
     console.print("[green]ok[/] coherence: every reference resolves, every pod is admitted and fits a node, every "

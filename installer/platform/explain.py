@@ -7,15 +7,16 @@ check's findings (installer.platform.coherence, which refuses the render; these 
   flows  for every pair of namespaces (and the nodes, and a client on the site's network), the connections the
          rendered NetworkPolicies allow from some pod of the first to some pod of the second
          (installer.platform.coherence.network.endpoints: each pod from its template's labels and named ports;
-         kube-system stands in with K3s's CoreDNS, the nodes with their addresses and the API VIP).
+         kube-system stands in with K3s's CoreDNS, the nodes with their addresses and the API VIP);
+  declared  each flow the site declares (installer.platform.flows.declared) and whether the policies allow it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from installer.platform.coherence.admission import PodRow, pod_table
-from installer.platform.coherence.network import endpoints, policies_of
-from installer.platform.flows import NODES, SITE
+from installer.platform.coherence.network import declared_allowed, endpoints, flow_text, policies_of
+from installer.platform.flows import NODES, SITE, Flow
 from installer.render.netpol import Connections
 from installer.render.podsecurity import AdmissionDefaults
 
@@ -35,6 +36,7 @@ class Explanation:
     pods: list[PodRow] = field(default_factory=list)
     flows: list[FlowRow] = field(default_factory=list)
     isolated: list[str] = field(default_factory=list)  # namespaces whose every pod a policy selects both ways
+    declared: list[tuple[Flow, str]] = field(default_factory=list)  # each declared flow, "allowed" or why not
 
     def pod(self, namespace: str, name: str) -> PodRow:
         return next(r for r in self.pods if r.namespace == namespace and r.name == name)
@@ -44,12 +46,15 @@ class Explanation:
                     Connections.none())
 
 
-def explain(site, inv) -> Explanation:
-    """Both tables for a site render and its inventory."""
+def explain(site, inv, flows: list[Flow] = ()) -> Explanation:
+    """The tables for a site render, its inventory and the flows it declares."""
     admission, pods = pod_table(site, inv)
     out = Explanation(admission, pods)
     policies = policies_of(site)
     eps = endpoints(site, inv)
+    for f in flows:
+        bad = declared_allowed(eps, policies, [f])
+        out.declared.append((f, bad[0].what if bad else "allowed"))
     out.isolated = [ns for ns, group in eps.items() if ns not in (NODES, SITE) and group and all(
         policies.selecting(p.endpoint, d) for p in group for d in ("Ingress", "Egress"))]
     for a, sources in eps.items():
@@ -91,4 +96,9 @@ def lines(e: Explanation) -> list[str]:
     out.append("Flows the rendered NetworkPolicies allow between namespaces (some pod to some pod)")
     out.append(f"namespaces whose every pod a policy selects for ingress and egress: {', '.join(e.isolated) or 'none'}")
     out += _table([("FROM", "TO", "CONNECTIONS")] + [(f.source, f.destination, str(f.connections)) for f in e.flows])
+    if e.declared:
+        out += ["", "Declared flows (installer/platform/flows.py) and the rendered NetworkPolicies"]
+        out += _table([("FLOW", "PODS", "VERDICT")] + [
+            (flow_text(f), f"{dict(f.src_pods) or 'any'} -> {dict(f.dst_pods) or 'any'}", verdict)
+            for f, verdict in e.declared])
     return out

@@ -301,3 +301,16 @@ def test_a_limit_range_gives_default_requests(inv):
                                                                                "defaultRequest": {"cpu": "50m"}}]}})
     (line,) = _findings(site, inv)
     assert line.endswith("container client: no memory request")
+
+
+def test_explain_lists_each_declared_flow_with_its_verdict(inv):
+    from installer.platform.explain import explain, lines
+
+    site = _site()
+    assert [v for _, v in explain(site, inv, FLOWS).declared] == ["allowed"] * len(FLOWS)
+    del _obj(site, "NetworkPolicy", "from-client")["spec"]["ingress"][0]
+    e = explain(site, inv, FLOWS)
+    assert e.declared[0][1].startswith("declared flow app -> srv TCP/http (the API) is denied from app/client")
+    text = "\n".join(lines(e))
+    assert "Declared flows (installer/platform/flows.py) and the rendered NetworkPolicies" in text
+    assert "app -> srv TCP/http (the API)  {'app': 'client'} -> {'app': 'server'}  declared flow" in text

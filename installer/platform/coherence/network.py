@@ -106,7 +106,7 @@ def _denies_all(policy: dict) -> bool:
         {"Ingress", "Egress"} <= set(spec.get("policyTypes") or []) and not spec.get("ingress") and not spec.get("egress")
 
 
-def _flow_text(f: Flow) -> str:
+def flow_text(f: Flow) -> str:
     end = f.end_port
     return f"{f.src_namespace} -> {f.dst_namespace} {f.protocol}/{f.port}{'-' + str(end) if end else ''}" + \
         (f" ({f.why})" if f.why else "")
@@ -125,20 +125,20 @@ def declared_allowed(eps: dict[str, list[Pod]], policies: NetworkPolicies, flows
         dsts = [p for p in eps.get(f.dst_namespace, []) if _subset(f.dst_pods, p.labels)]
         if not srcs or not dsts:
             side, pods = ("from", f.src_pods) if not srcs else ("to", f.dst_pods)
-            out.append(Finding(CHECK, "(flows)", "Flow", _flow_text(f), side,
+            out.append(Finding(CHECK, "(flows)", "Flow", flow_text(f), side,
                                f"no pod of {f.src_namespace if not srcs else f.dst_namespace} carries {dict(pods)}"))
             continue
         for d in dsts:
             need = flow_ports(f, d.endpoint)
             if not need:
                 out.append(Finding(CHECK, d.release, d.kind, d.ref, "ports",
-                                   f"declared flow {_flow_text(f)}: the pod has no port named {f.port}"))
+                                   f"declared flow {flow_text(f)}: the pod has no port named {f.port}"))
                 continue
             bad = [s for s in srcs if minus(need, policies.connections(s.endpoint, d.endpoint))]
             if bad:
                 b = _blame(bad[0], d)
                 out.append(Finding(CHECK, b.release, b.kind, b.ref, "NetworkPolicy",
-                                   f"declared flow {_flow_text(f)} is denied from {bad[0].ref} to {d.ref} "
+                                   f"declared flow {flow_text(f)} is denied from {bad[0].ref} to {d.ref} "
                                    f"(allowed there: {policies.connections(bad[0].endpoint, d.endpoint)})"))
     return out
 
