@@ -1,10 +1,11 @@
 """PostgreSQL (every CloudNativePG cluster): a physical base backup with the WAL it needs, its check, a restore.
 
 The in-cluster Job (installer.platform.components.backup_schedules) runs ``pg_basebackup`` with BASEBACKUP_ARGS
-against the cluster's read-write service into the backup volume; ``medai backup create`` packs the newest one
-(a plain data directory with its backup_manifest) as one tar. ``check`` is ``pg_verifybackup`` (every file's
-checksum against the manifest, and the WAL parsed); ``restore`` unpacks it into a new data directory, which
-PostgreSQL starts from as is (the WAL was streamed into it: consistent without any archive).
+against the cluster's read-write service into the backup volume; ``medai backup create`` checks the newest one
+(a plain data directory with its backup_manifest) with ``check_dir`` (pg_verifybackup: every file's checksum
+against the manifest, the WAL parsed) and streams it as one tar into age (archive.tar_stream); ``check`` does
+the same for the packed file; ``unpack`` restores it into a new data directory, which PostgreSQL starts from as
+is (the WAL was streamed into it: consistent without any archive).
 """
 from __future__ import annotations
 
@@ -24,13 +25,6 @@ def basebackup(host: str, port: int, user: str, dest: Path, password_file: Path 
     run(["pg_basebackup", "-h", host, "-p", str(port), "-U", user, "-D", str(dest), *BASEBACKUP_ARGS],
         f"postgresql {host}:{port}", env)
     return dest
-
-
-def pack(backup_dir: Path, dest: Path) -> Path:
-    """The base backup directory as one tar (age compresses nothing; the tar is streamed)."""
-    if not (backup_dir / "backup_manifest").is_file():
-        raise BackupError(f"{backup_dir}: no backup_manifest: not a finished pg_basebackup", path=str(backup_dir))
-    return archive.pack_dir(backup_dir, "pgdata", dest)
 
 
 def unpack(path: Path, data_dir: Path, name: str) -> Path:

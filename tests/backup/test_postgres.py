@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pyrage import x25519
 
-from installer.backup import postgres
-from installer.backup.crypto import decrypt_stream, encrypt_file
+from installer.backup import archive, postgres
+from installer.backup.crypto import decrypt_stream, encrypt_stream
 from installer.backup.tools import PG_BIN
 from installer.core.errors import BackupError
 from installer.platform.components import backup_schedules
@@ -92,9 +92,9 @@ def test_basebackup_verify_encrypt_restore_and_compare(base_backup, workdir, tmp
     job = backup_schedules.pg_basebackup_command("main-rw", "/backup/main")
     assert all(a in job for a in postgres.BASEBACKUP_ARGS)  # the in-cluster Job runs the same options
     assert postgres.check_dir(backup, "base")["check"] == "pg_verifybackup"
-    packed = postgres.pack(backup, tmp_path / "pg.tar")
     ident = x25519.Identity.generate()
-    encrypt_file(packed, tmp_path / "pg.tar.age", [ident.to_public()])
+    with archive.tar_stream(backup, "pgdata") as tar:  # as backup create packs it: straight into age
+        encrypt_stream(tar, tmp_path / "pg.tar.age", [ident.to_public()], "pg.tar")
     with open(tmp_path / "pg.tar.age", "rb") as f:
         plain = decrypt_stream(f, tmp_path / "pg.back.tar", [ident], "pg.tar.age")
     assert postgres.check(plain, "pg.tar.age")["check"] == "pg_verifybackup"
@@ -115,6 +115,6 @@ def test_a_damaged_base_backup_is_refused_by_pg_verifybackup_naming_it(base_back
     shutil.copytree(base_backup[0], damaged)
     victim = damaged / "global" / "pg_control"
     victim.write_bytes(victim.read_bytes()[:-1] + bytes([victim.read_bytes()[-1] ^ 1]))
-    packed = postgres.pack(damaged, tmp_path / "pg.tar")
+    packed = archive.pack_dir(damaged, "pgdata", tmp_path / "pg.tar")
     with pytest.raises(BackupError, match=r"pg\.tar: pg_verifybackup failed"):
         postgres.check(packed, "pg.tar")
