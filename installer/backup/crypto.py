@@ -88,13 +88,6 @@ def encrypt_stream(src, dest: str | os.PathLike, recipients: list[x25519.Recipie
     return w.size, w.h.hexdigest()
 
 
-def encrypt_file(src: str | os.PathLike, dest: str | os.PathLike, recipients: list[x25519.Recipient]) -> Path:
-    """Encrypt ``src`` into a new file ``dest`` (0600), streamed; ``dest`` is fsynced."""
-    with open(src, "rb", buffering=1 << 20) as i:  # pyrage reads in small pieces: fewer system calls
-        encrypt_stream(i, dest, recipients, str(src))
-    return Path(dest)
-
-
 def decrypt_stream(src, dest: str | os.PathLike, identities: list[x25519.Identity], name: str) -> Path:
     """Decrypt the open age stream ``src`` (named ``name`` in errors) into a new private file ``dest``."""
     dest = Path(dest)

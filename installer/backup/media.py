@@ -22,7 +22,7 @@ from installer.core.progress import Progress
 from installer.media import parity
 from installer.media.export import ExportOptions, ExportSummary, export_bundle
 from installer.media.manifest import volume_root
-from installer.media.reader import MediaSource, import_media, read_verified_index, verify_media
+from installer.media.reader import MediaSource, read_verified_index, verify_media
 from installer.trust.keys import SigningKey
 
 CHECKS: dict[str, Callable[[Path, str], dict]] = {
@@ -102,10 +102,3 @@ def verify(mounts: list[Path], pub, identities: list[x25519.Identity] | None = N
         src.cleanup()
     out.status = "signature, every part, decryption and each component's own check verified"
     return out
-
-
-def fetch(mounts: list[Path], pub, dest: Path) -> dict:
-    """Copy the set from media into ``dest`` (checked part by part, resumable); returns its index document."""
-    _data, doc = read_set(mounts, pub)
-    import_media(mounts, dest, pub)
-    return doc

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 from pyrage import x25519
 
-from installer.backup.crypto import decrypt_stream, encrypt_file, parse_recipients
+from installer.backup.crypto import decrypt_stream, encrypt_stream, parse_recipients
 from installer.core.errors import BackupError, InventoryError
 from installer.deploy.inventory import load_inventory
 from tests.support.medai_cli import medai_argv, medai_env
@@ -48,7 +48,9 @@ def test_no_recipient_is_refused_naming_the_field():
 def test_each_operator_alone_decrypts_and_debian_age_reads_it(tmp_path, operators):
     plain = tmp_path / "plain"
     plain.write_bytes(b"patient data " * 5000)
-    enc = encrypt_file(plain, tmp_path / "f.age", parse_recipients([o.recipient for o in operators]))
+    enc = tmp_path / "f.age"
+    with open(plain, "rb") as src:
+        encrypt_stream(src, enc, parse_recipients([o.recipient for o in operators]), "plain")
     assert enc.stat().st_mode & 0o777 == 0o600
     for i, op in enumerate(operators):
         with open(enc, "rb") as f:
