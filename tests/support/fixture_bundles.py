@@ -59,11 +59,13 @@ def _stand_in(oci: OCILayout, ref: str) -> tuple[str, int]:
 
 def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ...] = (),
                         images: tuple[str, ...] = (), archives: dict[str, Path] | None = None,
-                        version: str = "0.0.1", sign_key=None, created: str = "2026-01-01T00:00:00Z") -> Path:
+                        version: str = "0.0.1", sign_key=None, created: str = "2026-01-01T00:00:00Z",
+                        files: dict[str, bytes] | None = None) -> Path:
     """images: refs carried besides what the charts name, recorded as image artifacts with their digest in
     index.json (as the build records spec.images), e.g. the PostgreSQL image the CNPG Clusters name.
     archives: NAME-VERSION.tgz -> a chart archive to carry instead of the fixture of that name (bumped_chart).
-    sign_key: the images artifacts signed with it (cosign format, in the OCI layout) before index.json is written."""
+    sign_key: the images artifacts signed with it (cosign format, in the OCI layout) before index.json is written.
+    files: NAME -> content carried as files/NAME file artifacts for every host (e.g. "k3s": the install starts K3s)."""
     doc = copy.deepcopy(doc or fixture_manifest())
     layout = BundleLayout.at(root)
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -80,6 +82,13 @@ def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ..
         artifacts.append(Artifact(kind="chart", name=c.name, path=layout.rel(dest), size=dest.stat().st_size, sha256=sha,
                                   meta={"version": c.version}))
         rendered[c.name] = render_chart(c.name, c.version, dest, c.values, c.namespace, kube)
+    for name, content in (files or {}).items():
+        dest = layout.root / "files" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(content)
+        known[layout.rel(dest)] = sha256_file(dest)
+        artifacts.append(Artifact(kind="file", name=name, path=layout.rel(dest), size=len(content),
+                                  sha256=known[layout.rel(dest)], neededBy=["all"]))
     oci = OCILayout(layout.oci, layout.tmp).init()
     for ref in plan_images(manifest.spec, rendered).needed:
         if ref in omit:
