@@ -179,3 +179,22 @@ def test_medai_render_refuses_an_incoherent_render_after_writing_it(tmp_path):
     assert "references: release (cluster): StorageClass (default): annotations.storageclass.kubernetes.io/" \
            "is-default-class: 2 default StorageClasses, exactly one is needed: local-path" in res.stderr
     assert (tmp_path / "o" / "01-longhorn.yaml").is_file()
+
+
+def test_medai_install_refuses_an_incoherent_platform_before_any_host(tmp_path):
+    """The bundle carries K3s, so the install will apply the platform: the gate runs before any host is contacted."""
+    bundle = make_fixture_bundle(tmp_path / "b", fixture_manifest(("longhorn",)), files={"k3s": b"stand-in binary\n"})
+    inv = _write(tmp_path, "refused", {"srv-1": {"ansible_host": "127.0.0.1"}}, {}, {})
+    doc = yaml.safe_load(open(inv))
+    doc["all"]["vars"].update({"medai_k3s_disable": ["traefik", "servicelb"], "ansible_port": 1,
+                               "medai_ssh_host_key_checking": False})
+    open(inv, "w").write(yaml.safe_dump(doc))
+    home = tmp_path / "home"
+    res = subprocess.run([sys.executable, "-m", "installer.cli.main", "install", "--inventory", inv, "--bundle",
+                          str(bundle), "--insecure-skip-signature", "--yes"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={"PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin", "MEDAI_HOME": str(home),
+                                           "COLUMNS": "300"})
+    assert res.returncode != 0, res.stdout + res.stderr
+    assert "the platform cannot come up as rendered" in res.stderr
+    assert "2 default StorageClasses, exactly one is needed: local-path" in res.stderr
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())  # no run started, no host contacted
