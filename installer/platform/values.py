@@ -4,7 +4,7 @@ manifest's, and into the objects medai applies after the release.
 
 Computed when left null:
   medai_cilium_operator_replicas  min(2, number of servers)
-  medai_vault_replicas            3 with >= 3 nodes, else 1 (an odd number no larger than the nodes)
+  medai_vault_replicas            3 with >= 3 nodes (GPU agents aside), else 1 (an odd number no larger than that)
   medai_longhorn_replicas         min(3, storage nodes); storage nodes are all hosts but those with the host var
                                   medai_longhorn_storage: false; more than that is refused
   medai_postgres_instances        min(3, number of hosts)
@@ -113,14 +113,15 @@ def _longhorn(inv, out: dict) -> None:
 
 
 def _vault(inv, out: dict) -> None:
-    nodes = len(inv.servers) + len(inv.agents)
+    # Vault's pods keep apart by a required anti-affinity and do not tolerate the GPU agents' taint
+    nodes = len(inv.servers) + len([a for a in inv.agents if a not in inv.gpu])
     n = out["medai_vault_replicas"]
     if n is None:
         n = 3 if nodes >= 3 else 1
     elif not isinstance(n, int) or isinstance(n, bool) or n < 1 or n % 2 == 0:
         raise _bad(inv, "medai_vault_replicas", f"{n!r} must be 1 or an odd number (Raft quorum)")
     elif n > nodes:
-        raise _bad(inv, "medai_vault_replicas", f"{n} replicas but only {nodes} node(s)")
+        raise _bad(inv, "medai_vault_replicas", f"{n} replicas but only {nodes} node(s) without the GPU taint")
     out["medai_vault_replicas"] = n
     transit = out["medai_vault_transit"]
     if transit is not None:

@@ -119,10 +119,22 @@ def test_every_component_variable_is_documented_and_prefixed(component):
 
 
 def test_vault_replicas_are_computed_from_the_node_count(tmp_path):
-    """3 Raft replicas on the 5-node example, 1 on a 2-node site."""
+    """3 Raft replicas on the 5-node example (its three servers), 1 on a 2-node site; GPU agents do not count (Vault
+    does not tolerate their taint, and its pods keep apart)."""
     big, small = _inv(tmp_path), _single(tmp_path)
     assert site_values("vault", big)["server"]["ha"]["replicas"] == 3
     assert site_values("vault", small)["server"]["ha"]["replicas"] == 1
+    doc = {"all": {"vars": {"medai_cluster_name": "g", "medai_keycloak_hostname": "keycloak.example.internal",
+                            "medai_metallb_pool": "10.9.0.200/29"},
+                   "children": {"servers": {"hosts": {"s1": {"ansible_host": "10.9.0.11"}}},
+                                "agents": {"hosts": {"c1": {"ansible_host": "10.9.0.21"}, "g1": {"ansible_host": "10.9.0.22"}}},
+                                "gpu": {"hosts": {"g1": {}}}}}}
+    p = tmp_path / "gpu.yml"
+    p.write_text(yaml.safe_dump(doc))
+    gpu = load_inventory(p)
+    assert site_values("vault", gpu)["server"]["ha"]["replicas"] == 1  # 2 nodes without the taint
+    with pytest.raises(InventoryError, match="3 replicas but only 2 node"):
+        role_vars("vault", _single(tmp_path, medai_vault_replicas=3))
 
 
 def test_keycloakx_chart_takes_the_keycloak_roles_values(tmp_path):
