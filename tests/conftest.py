@@ -34,17 +34,18 @@ if "MEDAI_HOME" not in os.environ or os.environ.get("MEDAI_TEST_OWN_HOME"):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """pytest-xdist work units (`-n 2 --dist loadgroup` in pyproject.toml): the `lab` tests and the `network` tests
-    (which fill the Debian and wheel caches the lab's bundles read; apt runs there without its lock) form one unit,
-    so they run one after another in one worker while the other worker takes the rest; a test marked
-    `xdist_group(name)` joins that group; every other module is one unit, so its module fixtures are set up once.
+    """pytest-xdist work units (`-n 2 --dist loadgroup` in pyproject.toml): the `lab` tests and the tests that fill
+    the OS package cache the lab's bundles read (apt runs there without its lock: the `debian_repo` fixture, or
+    marked `xdist_group("serial")`) form one unit, so they run one after another in one worker while the other worker
+    takes the rest; a test marked `xdist_group(name)` joins that group; every other module is one unit, so its module
+    fixtures are set up once.
     The unit is the suffix `@name` that loadgroup reads from the nodeid; it is written here because pytest-xdist 3.8
     writes it where pytest 9 no longer reads it."""
     if not getattr(config.option, "loadgroup", False):  # set in xdist workers only
         return
     for item in items:
         marked = item.get_closest_marker("xdist_group")
-        if item.get_closest_marker("lab") or item.get_closest_marker("network"):
+        if item.get_closest_marker("lab") or "debian_repo" in item.fixturenames:
             group = "serial"
         elif marked:
             group = str(marked.args[0] if marked.args else marked.kwargs.get("name", "default"))

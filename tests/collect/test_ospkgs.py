@@ -120,6 +120,7 @@ def test_rebuild_reuses_the_cache_and_replaces_the_repository(debian_repo, tmp_p
 
 
 @pytest.mark.network
+@pytest.mark.xdist_group("serial")  # the OS package cache the lab's bundles fill (apt runs there unlocked)
 def test_unknown_package_is_a_one_line_error_and_leaves_nothing(tmp_path):
     layout = BundleLayout.at(tmp_path / "b")
     spec = OsPackages(release="debian-12", packages=["chrony", "no-such-package-medai"])

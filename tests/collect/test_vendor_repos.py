@@ -125,6 +125,7 @@ def test_packages_go_to_the_gpu_group_only():
 
 
 @pytest.mark.network
+@pytest.mark.xdist_group("serial")  # the OS package cache the lab's bundles fill (apt runs there unlocked)
 def test_build_with_a_vendor_repository_lands_in_the_gpu_group(served, tmp_path):
     """Debian's archive (network) for the base packages plus the loopback vendor repository."""
     repo, srv = served
