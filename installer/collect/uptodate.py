@@ -34,17 +34,9 @@ import stat
 import sys
 import time
 
-from installer.bundle.layout import BundleLayout
-from installer.bundle.lock import Lock, default_lock_path
-from installer.bundle.manifest import load_manifest
-from installer.collect.files import local_path
-from installer.core.atomic import atomic_write_bytes
 from installer.core.hashing import sha256_file
-from installer.core.resources import cache_dir, local_tool
+from installer.core.resources import cache_dir
 from installer.core.sizes import human
-from installer.oci.mirrors import MirroredClient, parse_mirror_option
-from installer.oci.refs import parse_ref
-from installer.oci.registry import RegistryClient
 
 STAMP_VERSION = 1
 # An input changed this close to (or after) the build's start is not trusted: the file system's clock is coarse.
@@ -183,6 +175,7 @@ def helm_path() -> str | None:
     found = shutil.which("helm")
     if found:
         return os.path.abspath(found)
+    from installer.core.resources import local_tool
 
     local = local_tool("helm")
     return str(local) if local.is_file() else None
@@ -257,11 +250,14 @@ def _tags_unmoved(tags: dict[str, str], mirrors: dict[str, str]) -> bool:
             import httpx  # noqa: F401
         finally:
             del sys.modules["httpx._main"]
+    from installer.oci.refs import parse_ref
+    from installer.oci.registry import RegistryClient
 
     client = RegistryClient(retries=1)
     try:
         reader = client
         if mirrors:
+            from installer.oci.mirrors import MirroredClient
             reader = MirroredClient(client, mirrors)
         return all(reader.head_manifest(parse_ref(ref)) == digest for ref, digest in tags.items())
     finally:
@@ -339,6 +335,7 @@ def record(args: list[str], started_ns: int, summary: dict) -> str | None:
     doc = _stamp(opts, args, started_ns, summary)
     if doc is None:
         return None
+    from installer.core.atomic import atomic_write_bytes
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     atomic_write_bytes(path, json.dumps(doc, sort_keys=True).encode())
@@ -348,6 +345,11 @@ def record(args: list[str], started_ns: int, summary: dict) -> str | None:
 def _stamp(opts: dict, args: list[str], started_ns: int, summary: dict) -> dict | None:
     from pathlib import Path
 
+    from installer.bundle.layout import BundleLayout
+    from installer.bundle.lock import Lock, default_lock_path
+    from installer.bundle.manifest import load_manifest
+    from installer.collect.files import local_path
+    from installer.oci.mirrors import parse_mirror_option
 
     paths = resolved_paths(opts)
     manifest_path = Path(opts["manifest"]).resolve()
