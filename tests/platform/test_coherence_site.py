@@ -52,8 +52,7 @@ def inventories(tmp_path_factory):
 
 # Findings still open when this was written (the fixes of the same issue land separately); strict, so a site whose
 # render becomes coherent fails until its entry goes.
-OPEN = {"gpu": "vault: 3 replicas (3 nodes counted, the GPU agent among them) with a required host anti-affinity, "
-               "but the GPU agent's taint leaves 2 nodes (installer/platform/values.py _vault counts agents)"}
+OPEN: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("site", [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=OPEN[s])) if s in OPEN
