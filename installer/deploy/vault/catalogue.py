@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from installer.core.errors import InventoryError
+from installer.platform.components import backup_schedules
 
 # ------------------------------------------------------------------------------------------------ components
 
@@ -32,6 +33,7 @@ class Component:
 # Components that get a TLS certificate from the site intermediate (Vault's PKI roles).
 TLS_SERVICES = ["vault", "keycloak", "harbor", "inference"]
 K3S, VAULT, KEYCLOAK, HARBOR, INFERENCE = "k3s", "vault", "keycloak", "harbor", "inference"
+BACKUP = backup_schedules.VAULT_ROLE
 
 
 def _components(keycloak_ns="keycloak", harbor_ns="harbor", inference_ns="medai-inference") -> list[Component]:
@@ -40,7 +42,8 @@ def _components(keycloak_ns="keycloak", harbor_ns="harbor", inference_ns="medai-
         Component(VAULT, "vault", "vault"),
         Component(KEYCLOAK, keycloak_ns, "keycloak"),
         Component(HARBOR, harbor_ns, "harbor-core"),
-        Component(INFERENCE, inference_ns, "default")  # the chart names no service account,
+        Component(INFERENCE, inference_ns, "default"),  # the chart names no service account
+        Component(BACKUP, "vault", backup_schedules.CLAIM),  # the raft snapshot CronJob (docs/backup.md)
     ]
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from installer.core.errors import VaultError
 from installer.deploy.state import kubeconfig_path
-from installer.deploy.vault.catalogue import TLS_SERVICES, Catalogue, Component, ensure, for_inventory
+from installer.deploy.vault.catalogue import BACKUP, TLS_SERVICES, Catalogue, Component, ensure, for_inventory
 from installer.deploy.vault.client import Endpoint, vault_call
 from installer.deploy.vault.settings import VaultSettings
 
@@ -34,6 +34,8 @@ def policy_hcl(c: Component, kv_mount: str, pki_mount: str) -> str:
     ]
     if c.name in TLS_SERVICES:
         rules.append(f'path "{pki_mount}/issue/{c.name}" {{\n  capabilities = ["update"]\n}}')
+    if c.name == BACKUP:
+        rules.append('path "sys/storage/raft/snapshot" {\n  capabilities = ["read"]\n}')
     return "\n".join(rules) + "\n"
 
 

@@ -5,7 +5,7 @@ The backup target is an NFS export inside the site (``medai_backup_nfs``: SERVER
 backs something up gets a PersistentVolume on its own sub-directory of that export and a claim bound to it
 (``medai-backup``), so the pods run under the restricted Pod Security profile (no inline nfs volume).
 
-- Vault: a CronJob in Vault's namespace logs in with the Kubernetes auth role ``medai-backup`` (policy: read
+- Vault: a CronJob in Vault's namespace logs in with the Kubernetes auth role ``backup`` (policy medai-backup: read
   ``sys/storage/raft/snapshot``) and runs ``vault operator raft snapshot save`` into the claim.
 - PostgreSQL: per CloudNativePG Cluster a CronJob runs pg_basebackup (installer.backup.postgres.BASEBACKUP_ARGS:
   plain format, WAL streamed, SHA256 manifest) as ``streaming_replica`` with the Cluster's replication client
@@ -33,7 +33,7 @@ BASEBACKUP_ARGS = ["--format=plain", "--wal-method=stream", "--checkpoint=fast",
                    "--no-password"]
 LABELS = {"app.kubernetes.io/managed-by": "medai", "app.kubernetes.io/component": "backup"}
 PG_UID = 26  # the postgres user of CloudNativePG's images
-VAULT_ROLE = "medai-backup"
+VAULT_ROLE = "backup"  # the Vault catalogue's component: its Kubernetes auth role, policy medai-backup
 RESTRICTED = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
               "seccompProfile": {"type": "RuntimeDefault"}}
 
@@ -118,7 +118,7 @@ def postgres_objects(v: dict, databases: list[dict], image: str) -> list[dict]:
 
 
 def vault_objects(v: dict, namespace: str, image: str, addr: str) -> list[dict]:
-    """Vault's claim, the ServiceAccount its Kubernetes auth role ``medai-backup`` is bound to, and the CronJob."""
+    """Vault's claim, the ServiceAccount its Kubernetes auth role ``backup`` is bound to, and the CronJob."""
     target = "/backup/vault"
     script = (f'mkdir -p {target}; {_stamp(target)}; export VAULT_ADDR={addr} VAULT_CACERT=/ca/ca.crt; '
               f'export VAULT_TOKEN="$(vault write -field=token auth/kubernetes/login role={VAULT_ROLE} '
