@@ -20,6 +20,7 @@ from pathlib import Path
 
 from installer.bundle.artifacts import BundleIndex
 from installer.core.errors import BundleError
+from installer.core.safe_read import read_regular_file
 
 INDEX = "index.json"
 INDEX_SIG = "index.json.sig"
@@ -123,7 +124,6 @@ class BundleLayout:
 
     def read_index_bytes(self) -> bytes:
         """index.json's exact bytes: a regular file (no symlink, FIFO or device), at most MAX_INDEX bytes."""
-        from installer.core.safe_read import read_regular_file
 
         self.require_index()
         data = read_regular_file(self.index, MAX_INDEX, BundleError, "not a bundle index")

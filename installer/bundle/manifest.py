@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from installer.core.errors import ManifestError
 from installer.core.yamldoc import field_path, lower_name, read_yaml
+from installer.oci.mirrors import check_mirrors, mirror_problem
 
 # docker reference grammar, simplified: [host[:port]/]path[:tag][@sha256:hex]
 _REF = re.compile(
@@ -212,8 +213,6 @@ class Spec(_Strict):
     @field_validator("mirrors")
     @classmethod
     def _mirrors(cls, v: dict[str, str]) -> dict[str, str]:
-        from installer.oci.mirrors import check_mirrors, mirror_problem
-
         for upstream, target in v.items():
             if problem := mirror_problem(upstream, target):
                 raise ValueError(problem)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from installer.bundle.manifest import Spec
 from installer.core.errors import ManifestError
-from installer.oci.refs import parse_ref
+from installer.oci.refs import normalize_ref, parse_ref
 
 
 def allowed(ref: str, registries: list[str]) -> bool:
@@ -24,7 +24,6 @@ def allowed(ref: str, registries: list[str]) -> bool:
 
 def listed_refs(spec: Spec) -> set[str]:
     """Images the manifest names itself (spec.images and each chart's extraImages), normalised."""
-    from installer.oci.refs import normalize_ref
 
     out = {normalize_ref(im.ref) for im in spec.images}
     for c in spec.charts:

@@ -20,6 +20,7 @@ from installer.bundle.manifest import File
 from installer.core.errors import SourceError, TrustError
 from installer.core.hashing import CHUNK, fsync_rename, sha256_file
 from installer.core.progress import Progress
+from installer.trust.sigstore import verify_artifact
 
 RETRIES = 4
 
@@ -119,8 +120,6 @@ def copy_local(src: Path, part: Path, label: str, progress: Progress) -> str:
 
 
 def _verify_sigstore(entry: File, artifact: Path, tmp_dir: Path, base: Path | None, progress: Progress) -> None:
-    from installer.trust.sigstore import verify_artifact
-
     assert entry.sigstore is not None
     src = local_path(entry.sigstore.bundle, base)
     bundle_path = tmp_dir / f"{entry.name}.sigstore.json"

@@ -23,6 +23,8 @@ from installer.compliance.waivers import Waivers
 from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import ComplianceError
 from installer.core.hashing import sha256_file
+from installer.trust.index_signature import index_signature_problem, read_signature_file
+from installer.trust.keys import load_public_key
 
 FAILING = ("fail", "error")
 SEVERITY_CHOICES = ("low", "medium", "high", "none")
@@ -66,9 +68,6 @@ def bundle_status(bundle: Path | None, key: Path | None = None) -> dict:
     elif key is None:
         out["signature"] = "present, not verified (no --key given)"
     else:
-        from installer.trust.index_signature import index_signature_problem, read_signature_file
-        from installer.trust.keys import load_public_key
-
         problem = index_signature_problem(load_public_key(key), index.read_bytes(), read_signature_file(sig), sig.name)
         out["signature"] = f"verified with {key}" if problem is None else f"INVALID for {key}: {problem}"
     return out

@@ -27,6 +27,7 @@ from rich.table import Table
 from installer.core.errors import MedaiError
 from installer.lab import demo_sources
 from installer.lab import image as lab_image
+from installer.lab import site as lab_site
 from installer.lab.inventory import write_inventory
 from installer.lab.registry import loopback_registry
 from installer.lab.state import lab_dir, lab_inventory_file
@@ -126,7 +127,7 @@ def run_demo(console: Console, *, os_packages: bool = True, down_after: bool = F
              lab_up: Callable[..., object] | None = None) -> DemoRun:
     """The whole flow, step by step; ``build_image`` and ``lab_up`` are replaceable for tests of the failure path."""
     if lab_up is None:
-        from installer.lab.site import lab_up
+        lab_up = lab_site.lab_up
     # helm and cosign from .ci/setup-host.sh, and ansible-playbook beside this Python (a venv not activated)
     for bin_dir in (Path(sys.executable).parent, demo_sources.PROJECT_ROOT / ".tools" / "bin"):
         if bin_dir.is_dir() and str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
@@ -188,8 +189,6 @@ def run_demo(console: Console, *, os_packages: bool = True, down_after: bool = F
     demo.step("install", install, needs=["bundle build", "lab up"], command=("install",))
     demo.step("verify", verify, needs=["install"], command=("verify",))
     if down_after:
-        from installer.lab.site import lab_down
-
-        lab_down()
+        lab_site.lab_down()
     return demo
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from installer.core.errors import LabError
+from installer.core.hashing import sha256_file
 from installer.core.resources import SOURCE_ROOT
 from installer.lab.image import NODE_IMAGE, build_image
 from installer.lab.podman import podman, podman_env, run
@@ -122,5 +123,4 @@ def write_manifest(path: Path, src: DemoSources, os_packages: list[str] | None) 
 
 
 def _sha256(p: Path) -> str:
-    from installer.core.hashing import sha256_file
     return sha256_file(p)

@@ -29,7 +29,7 @@ from installer.core.hashing import CHUNK, sha256_file
 from installer.core.progress import Progress
 from installer.media import parity
 from installer.media.fs import Mount, free_space, max_file_size, mount_of
-from installer.media.manifest import CONTROL_FILES, INDEX_FILES, MEDIA, MEDIA_SIG, VOLUME_DIR, layout_sha256, sign_manifest
+from installer.media.manifest import CONTROL_FILES, INDEX_FILES, MEDIA, MEDIA_SIG, VOLUME_DIR, layout_sha256, sign_manifest, volume_root
 from installer.media.reader import MediaSource, import_media, media_opener, verify_media  # noqa: F401
 from installer.trust.keys import SigningKey, verify_signature
 
@@ -453,7 +453,6 @@ def _write_recovery(root: Path, names: list[str], pplan: dict | None, max_file: 
 
 def read_label(path: str | os.PathLike) -> str:
     """The "N of M" label of a volume, read without trusting it (for prompts only)."""
-    from installer.media.manifest import volume_root
 
     try:
         doc = json.loads((volume_root(path) / MEDIA).read_bytes())

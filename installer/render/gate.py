@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from installer.core.errors import RegistryError
+from installer.oci.layout import OCILayout
 from installer.oci.refs import parse_ref
 from installer.render.discover import Finding, find_images
 from installer.render.errors import ImageGateError
@@ -128,6 +129,5 @@ def check_bundle_images(plan: ImagePlan, carried: dict[str, str], seeded_prefixe
 
 def bundle_image_digests(oci_dir) -> dict[str, str]:
     """{ref name: manifest digest} of a bundle's OCI layout (oci/index.json)."""
-    from installer.oci.layout import OCILayout
 
     return {name: entry.digest for name, entry in OCILayout(oci_dir).refs().items()}

@@ -7,6 +7,7 @@ from typing import IO
 
 from installer.oci.layout import OCILayout, PlatformImage
 from installer.sbom.catalogers import OsReleaseReader, all_catalogers
+from installer.sbom.layer_facts import replay
 from installer.sbom.package import Distro, Package
 from installer.sbom.rootfs import walk
 
@@ -39,8 +40,6 @@ def catalog_image(oci: OCILayout, image: PlatformImage, what: str, facts=None) -
     try:
         replayed = False
         if facts is not None and all(blob.is_file() for _, blob in layers):
-            from installer.sbom.layer_facts import replay
-
             replayed = replay([facts.facts_for(d, blob) for d, blob in layers], catalogers)
         if not replayed:
             walk(layers, wants, visit, what)

@@ -17,7 +17,7 @@ from installer.bundle.layout import BundleLayout
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import digest_hex, fsync_rename, sha256_bytes, sha256_file
 from installer.oci.layout import OCILayout, PlatformImage
-from installer.sbom import upstream
+from installer.sbom import layer_facts, upstream
 from installer.sbom.bundle_sbom import ImageEntry, bundle_bom
 from installer.sbom.image_sbom import image_bom
 from installer.sbom.scan import Catalog, catalog_image
@@ -50,8 +50,7 @@ def write_sboms(layout: BundleLayout, images: list, artifacts: list, workers: in
 def _write_sboms(layout: BundleLayout, images: list, artifacts: list, workers: int | None, facts) -> dict[str, str]:
     workers = workers or min(4, os.cpu_count() or 2)
     if facts is None:
-        from installer.sbom.layer_facts import LayerFactsStore
-        facts = LayerFactsStore()
+        facts = layer_facts.LayerFactsStore()
     oci = OCILayout(layout.oci)
     entries = sorted({(str(i.ref), str(i.digest)) for i in images})
     for ref, digest in entries:

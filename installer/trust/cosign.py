@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from installer.core.errors import TrustError
+from installer.core.errors import RegistryError, TrustError
 from installer.core.hashing import digest_hex
 from installer.oci.cosign_tags import signature_tag
 from installer.oci.media_types import OCI_CONFIG, OCI_MANIFEST
-from installer.trust.keys import SigningKey, verify_signature
+from installer.oci.refs import parse_ref
+from installer.trust.keys import SigningKey, load_public_key, verify_signature
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -181,7 +182,6 @@ MAX_PAYLOAD = 1024 * 1024
 
 def fetch_registry_layers(client, ref: str, digest: str) -> list[SignatureLayer]:
     """The simple-signing layers stored in a registry for image ``ref`` at ``digest`` (cosign's .sig tag)."""
-    from installer.oci.refs import parse_ref
 
     image = parse_ref(ref)
     manifest = client.get_manifest(image, signature_tag(digest))
@@ -202,7 +202,6 @@ def fetch_registry_layers(client, ref: str, digest: str) -> list[SignatureLayer]
 
 def verify_registry_image(client, ref: str, digest: str, pub: ec.EllipticCurvePublicKey) -> tuple[SignatureCheck, list[SignatureLayer]]:
     """Check the cosign signature of ``ref``@``digest`` in its registry. A missing signature is a failed check."""
-    from installer.core.errors import RegistryError
 
     try:
         layers = fetch_registry_layers(client, ref, digest)
@@ -215,7 +214,6 @@ def verify_upstream(client, ref: str, digest: str, key_path) -> list[SignatureLa
     """Build-time gate for an image entry with ``key``: the upstream cosign signature must verify, or TrustError.
 
     Returns the upstream layers so the build can carry them into the bundle next to its own signature."""
-    from installer.trust.keys import load_public_key
 
     pub = load_public_key(key_path)
     check, layers = verify_registry_image(client, ref, digest, pub)

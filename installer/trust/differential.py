@@ -18,9 +18,14 @@ import os
 from pathlib import Path
 
 from installer.bundle.artifacts import BundleIndex
-from installer.bundle.index import file_entries
+from installer.bundle.index import dumps, file_entries
 from installer.bundle.layout import BundleLayout
+from installer.bundle.private_copy import copy_verified, directory_opener
+from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import BundleError
+from installer.oci.layout import OCILayout
+from installer.trust.keys import load_public_key
+from installer.trust.verify import check_layout_image, verify_bundle
 
 
 def read_base_index(path: str | os.PathLike) -> tuple[bytes, dict]:
@@ -109,7 +114,6 @@ def verify_union(diff: str | os.PathLike, base: str | os.PathLike, key: str | os
 
     Returns (problems, summary). The base directory must hold every file it lists (a full bundle or a union
     working copy whose index lists them all)."""
-    from installer.trust.verify import verify_bundle
 
     d = verify_bundle(diff, key=key, write_report=False)
     b = verify_bundle(base, key=key, write_report=False)
@@ -132,9 +136,6 @@ def verify_union(diff: str | os.PathLike, base: str | os.PathLike, key: str | os
 
 def _union_image_problems(diff: Path, base: Path, diff_index: dict, key) -> list[str]:
     """Image signatures of a differential checked over its blobs and its base's (both already hash-verified)."""
-    from installer.oci.layout import OCILayout
-    from installer.trust.keys import load_public_key
-    from installer.trust.verify import check_layout_image
 
     base_oci = OCILayout(base / "oci", base / ".tmp")
 
@@ -161,9 +162,6 @@ def assemble_union(diff: Path, base: Path, dest: Path) -> Path:
     """A private working copy holding the differential's files and the ones it pins from its base, each copied
     through its hash check; its index.json is derived (files = the union) and unsigned: it is used on the control
     host after both signed indexes were verified, and records name the differential's own signed index."""
-    from installer.bundle.index import dumps
-    from installer.bundle.private_copy import copy_verified, directory_opener
-    from installer.core.atomic import atomic_write_bytes
 
     idx = json.loads((diff / "index.json").read_bytes())
     carried, pinned = list(idx["files"]), list(idx.get("fromBase") or [])

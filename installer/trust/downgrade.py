@@ -13,6 +13,8 @@ import os
 from datetime import UTC, datetime
 
 from installer.core.errors import TrustError
+from installer.trust.index_signature import index_signature_problem
+from installer.trust.keys import load_public_key
 
 ALLOW_FLAG = "--allow-downgrade"
 BANNER = ("DOWNGRADE ALLOWED: " + ALLOW_FLAG + " was given; the bundle is not newer than the installed one "
@@ -55,8 +57,6 @@ def signed_installed_index(index_bytes: bytes, sig: bytes | None, key: str | os.
                            where: str | os.PathLike) -> None:
     """With no run record to name the installed bundle, `--current` is trusted only when its index verifies
     with the site key (`key`, the public key file); TrustError naming it otherwise."""
-    from installer.trust.index_signature import index_signature_problem
-    from installer.trust.keys import load_public_key
 
     problem = index_signature_problem(load_public_key(key), index_bytes, sig, "index.json.sig")
     if problem:

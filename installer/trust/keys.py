@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import TrustError
 
 PASSWORD_ENV = "MEDAI_KEY_PASSWORD"
@@ -222,7 +223,6 @@ def read_password(prompt: str = "Key password: ", confirm: bool = False) -> byte
 def _write_new(path: Path, data: bytes, mode: int, force: bool) -> None:
     if path.exists() and not force:
         raise TrustError(f"{path}: already exists (use --force to replace it)")
-    from installer.core.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, data, mode=mode)  # created with exactly `mode` (umask neither widens nor narrows)
 

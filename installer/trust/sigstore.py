@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from installer.bundle.layout import MAX_SIGSTORE
+from installer.bundle.layout import MAX_SIGSTORE, BundleLayout
 from installer.core.atomic import atomic_write_text
 from installer.core.errors import TrustError
 from installer.core.hashing import CHUNK
@@ -174,7 +174,6 @@ def sign_index_keyless(bundle_root: str | os.PathLike, index_bytes: bytes, ident
     from sigstore.oidc import IdentityToken, detect_credential
     from sigstore.sign import SigningContext
 
-    from installer.bundle.layout import BundleLayout
 
     layout = BundleLayout.at(bundle_root)
     token = identity_token or detect_credential()

@@ -22,6 +22,7 @@ from installer.bundle.layout import BundleLayout
 from installer.bundle.verify import VerifyResult, artifact_owners, verify_files
 from installer.core.atomic import fsync_dir
 from installer.core.errors import BundleError, TrustError
+from installer.core.resources import check_state_dir, state_dir
 from installer.core.textsafe import safe_text
 from installer.oci.cosign_tags import signature_tag
 from installer.oci.layout import OCILayout
@@ -341,7 +342,6 @@ def _check_sigstore(layout: BundleLayout, identity: str, issuer: str, trusted_ro
 def default_report_dir(bundle: Path | None = None) -> Path:
     """Reports go outside the bundle (the stick may be read-only, and is hostile): the state directory, which
     must not be on the bundle's filesystem either (installer.core.resources.check_state_dir)."""
-    from installer.core.resources import check_state_dir, state_dir
 
     home = state_dir()
     if bundle is not None:

@@ -14,12 +14,19 @@ from pathlib import Path
 
 from rich.console import Console
 
+from installer.bundle.layout import BundleLayout
 from installer.core.errors import InstallError, MedaiError
+from installer.core.resources import state_dir
+from installer.deploy import platform_step
+from installer.deploy.install import render_platform
+from installer.deploy.inventory import load_inventory
+from installer.deploy.plan import build_plan
+from installer.deploy.preinstall import verify_and_copy
+from installer.deploy.runner import run_playbook
+from installer.deploy.state import cluster_token, new_run
 
 
 def newest_snapshot(cluster: str) -> Path:
-    from installer.core.resources import state_dir
-
     d = state_dir() / "snapshots" / cluster
     snaps = sorted((p for p in d.glob("medai-*") if p.is_file()), key=lambda p: p.stat().st_mtime_ns) if d.is_dir() else []
     if not snaps:
@@ -30,16 +37,6 @@ def newest_snapshot(cluster: str) -> Path:
 
 def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None, releases_only: bool,
                  console: Console) -> Path:
-    from installer.bundle.layout import BundleLayout
-    from installer.core.resources import state_dir
-    from installer.deploy import platform_step
-    from installer.deploy.install import render_platform
-    from installer.deploy.inventory import load_inventory
-    from installer.deploy.plan import build_plan
-    from installer.deploy.preinstall import verify_and_copy
-    from installer.deploy.runner import run_playbook
-    from installer.deploy.state import cluster_token, new_run
-
     inv = load_inventory(inventory)
     vb = verify_and_copy(BundleLayout.at(bundle).root, key)  # checked into a private copy; the stick is not read again
     root = vb.root

@@ -19,9 +19,28 @@ from pathlib import Path
 from rich.console import Console
 
 from installer.bundle.layout import BundleLayout
+from installer.bundle.manifest import load_manifest
 from installer.core.errors import BundleError, InstallError, MedaiError
+from installer.core.resources import state_dir
+from installer.deploy import platform_step
+from installer.deploy.base_check import installed_index, refuse_wrong_base
+from installer.deploy.coherence_step import refuse_incoherent
+from installer.deploy.inventory import load_inventory
+from installer.deploy.plan import build_plan
+from installer.deploy.preinstall import verify_and_copy
+from installer.deploy.runner import run_playbook
+from installer.deploy.state import RunRecord, cluster_token, installed_copy, kubeconfig_path, new_run
+from installer.media.manifest import is_media
+from installer.media.reader import import_media, read_verified_index
+from installer.platform.apply import refuse_moved
+from installer.platform.render import render_site
+from installer.trust.differential import assemble_union, verify_union
+from installer.trust.downgrade import refuse_downgrade, signed_installed_index
+from installer.trust.keys import load_public_key
 from installer.upgrade.changes import ChangeList, change_list, k3s_version
+from installer.upgrade.cluster_api import ClusterAPI
 from installer.upgrade.cluster_checks import Preflight, drain_decision, preflight
+from installer.upgrade.journal import Journal, resumable_run
 from installer.upgrade.skew import RolloutPlan, plan_rollout
 
 
@@ -83,13 +102,9 @@ class UpgradePlan:
 
 def _media_or_dir(opts: UpgradeOptions, console: Console) -> Path:
     """A bundle directory as is; media imported into the control host's private copy first (parts checked)."""
-    from installer.media.manifest import is_media
 
     if not is_media(opts.bundle):
         return BundleLayout.at(opts.bundle).root
-    from installer.core.resources import state_dir
-    from installer.media.reader import import_media, read_verified_index
-    from installer.trust.keys import load_public_key
 
     pub = load_public_key(opts.key)
     index_bytes, _ = read_verified_index(opts.bundle, pub)
@@ -107,8 +122,6 @@ def gate_bundle(inv, root: Path, check_images: bool = True):
     """installer/render's render_site on the bundle the upgrade will apply (the verified copy, or a differential
     assembled with its base), as `medai install` runs it: every release rendered from the bundle's archives with
     the site's values, validated, and every image it can start found in the bundle. None without charts."""
-    from installer.bundle.manifest import load_manifest
-    from installer.platform.render import render_site
 
     layout = BundleLayout.at(root)
     if not layout.manifest.is_file() or not load_manifest(layout.manifest).spec.charts:
@@ -117,10 +130,6 @@ def gate_bundle(inv, root: Path, check_images: bool = True):
 
 
 def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None = None) -> UpgradePlan:
-    from installer.deploy.base_check import installed_index, refuse_wrong_base
-    from installer.deploy.inventory import load_inventory
-    from installer.deploy.preinstall import verify_and_copy
-
     inv = load_inventory(opts.inventory)
     source = _media_or_dir(opts, console)
     # The index signature first, then every listed file hashed into the private copy; nothing after reads the
@@ -133,7 +142,6 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         f"[green]ok[/] bundle {source}: signature ({vb.key_fingerprint}) and {len(index['files'])} files verified into {root}",
         highlight=False,
     )
-    from installer.deploy.state import installed_copy
 
     # the installed bundle: --current, else the verified private copy the install's run record names, else the
     # inventory's medai_bundle_dir (its index is compared with the record's below)
@@ -149,7 +157,6 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         raise InstallError(
             f"{cur.root}: index sha256 {cur_sha} is not the installed bundle ({have}): pass --current with the bundle the cluster runs"
         )
-    from installer.trust.downgrade import refuse_downgrade, signed_installed_index
 
     if have is None:  # no run record: --current counts only when the site key signed it
         signed_installed_index(cur.index.read_bytes(), cur.index_sig.read_bytes() if cur.index_sig.is_file() else None,
@@ -159,13 +166,10 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     if base is not None:
         if base != cur_sha:
             raise InstallError(f"{root}: differential on {base}, --current is {cur_sha}")
-        from installer.trust.differential import verify_union
 
         problems, _ = verify_union(root, cur.root, opts.key)
         if problems:
             raise BundleError(f"{root}: differential bundle refused: {'; '.join(problems[:5])}")
-        from installer.core.resources import state_dir
-        from installer.trust.differential import assemble_union
 
         signed_index = layout.index
         root = assemble_union(root, cur.root, state_dir() / "bundles" / f"{hashlib.sha256(signed_index.read_bytes()).hexdigest()}-union")
@@ -178,10 +182,8 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     if site is not None:
         console.print(f"[green]ok[/] render: {site.summary()}", highlight=False)
         if k3s_version(index) is not None:  # the platform will be applied: it must come up as rendered
-            from installer.deploy.coherence_step import refuse_incoherent
 
             refuse_incoherent(inv, site, index)
-        from installer.platform.apply import refuse_moved
 
         installed_site = gate_bundle(inv, cur.root, check_images=False)
         if installed_site is not None:
@@ -196,9 +198,6 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         return plan
     if cluster_state is None:
         try:
-            from installer.deploy.state import kubeconfig_path
-            from installer.upgrade.cluster_api import ClusterAPI
-
             cluster_state = ClusterAPI(kubeconfig_path(inv.cluster)).state()
         except InstallError as e:
             if not opts.plan_only:
@@ -224,12 +223,6 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
 
 def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
     """Run the plan's steps (or the rest of an interrupted run's); returns the run directory."""
-    from installer.core.resources import state_dir
-    from installer.deploy.inventory import load_inventory
-    from installer.deploy.plan import build_plan
-    from installer.deploy.runner import run_playbook
-    from installer.deploy.state import RunRecord, cluster_token, new_run
-    from installer.upgrade.journal import Journal, resumable_run
 
     if plan.preflight is not None and not plan.preflight.ok:
         raise InstallError(
@@ -287,8 +280,6 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
         kind, _, nodes = step.partition(":")
         console.print(f"[bold]step[/] {step}", highlight=False)
         if kind == "releases":
-            from installer.deploy import platform_step
-
             if plan.site is None:
                 journal.done(step, {"skipped": "the bundle carries no charts"})
                 continue

@@ -11,8 +11,12 @@ from pathlib import Path
 from installer.bundle.artifacts import Artifact
 from installer.bundle.index import write_index
 from installer.collect.context import BuildContext, BuildOptions, BuildSummary
+from installer.collect.tools import write_bootstrap_fingerprint
 from installer.core.errors import BundleError
 from installer.core.hashing import sha256_bytes, sha256_file
+from installer.trust.differential import prune_to_base
+from installer.trust.signing import sign_index
+from installer.trust.sigstore import sign_index_keyless
 
 
 def index(ctx: BuildContext) -> list[Artifact]:
@@ -20,7 +24,6 @@ def index(ctx: BuildContext) -> list[Artifact]:
     shutil.rmtree(layout.tmp, ignore_errors=True)  # partial downloads never belong to a finished bundle
     differential: dict = {}
     if opts.base is not None:
-        from installer.trust.differential import prune_to_base
         differential = prune_to_base(layout, opts.base, ctx.known)
     try:
         ctx.index_bytes = write_index(layout, {
@@ -36,10 +39,8 @@ def index(ctx: BuildContext) -> list[Artifact]:
         raise BundleError(f"{layout.root}: {e}") from None
     try:
         if opts.sign_key is not None:
-            from installer.trust.signing import sign_index
             sign_index(layout, ctx.index_bytes, ctx.signing_key)
         if opts.sigstore:
-            from installer.trust.sigstore import sign_index_keyless
             sign_index_keyless(layout.root, ctx.index_bytes)
     except BaseException:
         layout.index.unlink(missing_ok=True)  # a requested signature is part of "finished"
@@ -74,7 +75,6 @@ def bootstrap_fingerprint(root: Path, opts: BuildOptions) -> tuple[str | None, s
     boot = root / "bootstrap.py"
     if not boot.is_file():
         return None, None
-    from installer.collect.tools import write_bootstrap_fingerprint
 
     if opts.sign_key is None:
         return sha256_file(boot), None

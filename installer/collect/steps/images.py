@@ -8,24 +8,27 @@ from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
 from installer.core.errors import LockDriftError, MedaiError
 from installer.core.hashing import digest_hex
+from installer.oci.images import collect_images
+from installer.oci.layout import OCILayout
+from installer.oci.mirrors import MirroredClient
 from installer.oci.refs import normalize_ref
+from installer.oci.registry import RegistryClient
+from installer.sbom import layer_facts
+from installer.trust.cosign import verify_upstream
+from installer.trust.signing import store_signature
 
 
 def collect(ctx: BuildContext) -> list[Artifact]:
     # SBOM facts of each layer, gathered while it downloads (or once from the layout), kept by digest outside the bundle
-    from installer.sbom.layer_facts import LayerFactsStore, default_dir
-    ctx.layer_facts = LayerFactsStore(ctx.opts.sbom_cache_dir or default_dir())
+    ctx.layer_facts = layer_facts.LayerFactsStore(ctx.opts.sbom_cache_dir or layer_facts.default_dir())
     if not ctx.needed_by:
         return []
-    from installer.oci.layout import OCILayout
-    from installer.oci.registry import RegistryClient
 
     opts = ctx.opts
     ctx.oci = OCILayout(ctx.layout.oci, ctx.layout.tmp)
     client = opts.registry_client or RegistryClient()
     mirrors = {**ctx.spec.mirrors, **opts.mirrors}
     if mirrors:
-        from installer.oci.mirrors import MirroredClient
         client = MirroredClient(client, mirrors)
     try:
         _collect(ctx, client)
@@ -36,7 +39,6 @@ def collect(ctx: BuildContext) -> list[Artifact]:
         ctx.new_lock.images[im.ref] = im.digest
     if ctx.upstream and opts.sign_key is None:
         # no signing key: still carry the verified upstream signatures next to the images
-        from installer.trust.signing import store_signature
 
         for im in ctx.images:
             if im.digest in ctx.upstream:
@@ -45,8 +47,6 @@ def collect(ctx: BuildContext) -> list[Artifact]:
 
 
 def _collect(ctx: BuildContext, client) -> None:
-    from installer.oci.images import collect_images
-
     needed_by, old_lock = ctx.needed_by, ctx.old_lock
     if ctx.opts.locked:
         for ref in needed_by:
@@ -66,7 +66,6 @@ def _collect(ctx: BuildContext, client) -> None:
         ctx.progress.counters.fetched(im.fetched_bytes)
         ctx.progress.counters.reused(im.reused_bytes)
         if im.ref in keyed:
-            from installer.trust.cosign import verify_upstream
             key_path = Path(keyed[im.ref])
             ctx.upstream[im.digest] = verify_upstream(client, im.ref, im.digest,
                                                       key_path if key_path.is_absolute() else ctx.base_dir / key_path)

@@ -6,6 +6,7 @@ import shutil
 
 from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
+from installer.collect.ospkgs import collect_all_os_packages
 
 
 def run(ctx: BuildContext) -> list[Artifact]:
@@ -13,7 +14,6 @@ def run(ctx: BuildContext) -> list[Artifact]:
         if ctx.layout.os.is_dir():
             shutil.rmtree(ctx.layout.os)
         return []
-    from installer.collect.ospkgs import collect_all_os_packages
 
     arts, files = collect_all_os_packages(ctx.layout, ctx.spec.osPackages, cache_dir=ctx.opts.os_cache_dir,
                                           log=ctx.progress.note)

@@ -8,6 +8,8 @@ from pathlib import Path
 from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
 from installer.core.tree import prune_tree
+from installer.oci.cosign_tags import tags_digest
+from installer.oci.images import is_signature_ref, present_platform_manifests
 
 
 def run(ctx: BuildContext) -> list[Artifact]:
@@ -22,7 +24,6 @@ def run(ctx: BuildContext) -> list[Artifact]:
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
     if ctx.oci is not None:
-        from installer.oci.images import present_platform_manifests
         prune_oci(ctx.oci, {im.ref for im in ctx.images},
                   {d for im in ctx.images for d in (im.digest, *present_platform_manifests(ctx.oci, im.digest))})
     elif layout.oci.exists():
@@ -37,8 +38,6 @@ def _prune_dir(directory: Path, keep: set[Path]) -> None:
 
 def prune_oci(oci, image_names: set[str], image_digests: set[str]) -> None:
     """Drop layout references this build did not collect (and their signatures), then unreachable blobs."""
-    from installer.oci.cosign_tags import tags_digest
-    from installer.oci.images import is_signature_ref
 
     stale = []
     for name in oci.refs():

@@ -6,14 +6,13 @@ from installer.bundle.artifacts import Artifact, BundleIndex
 from installer.bundle.layout import BundleLayout
 from installer.collect.context import BuildContext
 from installer.core.hashing import sha256_file
+from installer.sbom import write_sboms
 
 
 def run(ctx: BuildContext) -> list[Artifact]:
     layout = ctx.layout
     sbom_files = reusable_sboms(layout, ctx.previous, ctx.artifacts)
     if sbom_files is None:
-        from installer.sbom import write_sboms
-
         # OCI artifacts (e.g. Trivy's databases) have no file system to catalog
         sbom_files = write_sboms(layout, [im for im in ctx.images if not im.artifact], list(ctx.artifacts),
                                  facts=ctx.layer_facts)

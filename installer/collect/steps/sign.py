@@ -7,13 +7,14 @@ import shutil
 from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
 from installer.core.hashing import sha256_file
+from installer.oci.images import present_platform_manifests
+from installer.trust.signing import sign_build
+from installer.trust.sigstore import carry_trusted_root
 
 
 def images(ctx: BuildContext) -> list[Artifact]:
     if ctx.opts.sign_key is None or not ctx.images:
         return []
-    from installer.oci.images import present_platform_manifests
-    from installer.trust.signing import sign_build
     # The platform manifests of a multi-arch image are signed too: a registry that refuses the reduced index
     # gets the platform manifest under the tag (installer/deploy/push.py), and that digest needs a signature.
     sign_build(ctx.layout, [(im.ref, d) for im in ctx.images for d in (im.digest, *present_platform_manifests(ctx.oci, im.digest))],
@@ -27,7 +28,6 @@ def sigstore_root(ctx: BuildContext) -> list[Artifact]:
         if (layout.root / "sigstore").is_dir():
             shutil.rmtree(layout.root / "sigstore")
         return []
-    from installer.trust.sigstore import carry_trusted_root
     root_file = carry_trusted_root(layout.root)
     sha = sha256_file(root_file)
     ctx.known[layout.rel(root_file)] = sha

@@ -14,6 +14,7 @@ from installer.bundle.manifest import Spec, load_manifest
 from installer.collect.context import BuildContext, BuildOptions
 from installer.core.errors import BundleError, LockDriftError, ManifestError, MedaiError, TrustError
 from installer.core.progress import Progress
+from installer.trust.signing import resolve_key
 
 # What a rebuild may find in a bundle directory; anything else means --out points at the wrong place.
 _BUNDLE_ENTRIES = {"index.json", "index.json.sig", "index.sigstore.json", "manifest.yaml", "lock.yaml", "oci", "charts",
@@ -41,7 +42,6 @@ def start(opts: BuildOptions) -> BuildContext:
         if not Path(opts.sign_key).is_file():
             raise TrustError(f"{opts.sign_key}: signing key not found")
         # Unlock once, before any download: one password prompt, and a wrong password fails at once.
-        from installer.trust.signing import resolve_key
         signing_key = resolve_key(opts.sign_key)
 
     layout = BundleLayout.at(opts.out)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import shutil
 
 from installer.bundle.artifacts import Artifact
+from installer.bundle.lock import check_wheel_pins, lock_wheels
 from installer.collect.context import BuildContext
+from installer.collect.tools import stage_tools, tools_artifacts
 
 
 def run(ctx: BuildContext) -> list[Artifact]:
@@ -14,8 +16,6 @@ def run(ctx: BuildContext) -> list[Artifact]:
             shutil.rmtree(layout.tools)
         (layout.root / "bootstrap.py").unlink(missing_ok=True)
         return []
-    from installer.bundle.lock import check_wheel_pins, lock_wheels
-    from installer.collect.tools import stage_tools, tools_artifacts
 
     tool_files: dict[str, str] = stage_tools(layout, log=ctx.progress.note)
     ctx.new_lock.wheels = lock_wheels(tool_files)
