@@ -41,7 +41,6 @@ PSA_EXCEPTIONS = {
     "metallb-system": "privileged",  # the speaker: host network, NET_RAW for ARP announcements
     "longhorn-system": "privileged",  # the manager and instance managers: privileged, host paths, iSCSI
     "nvidia-device-plugin": "privileged",  # the plugin, GFD and NFD read the host's devices and driver
-    "medai-inference": "privileged",  # vLLM reads the weights staged on the node (hostPath, read-only)
 }
 
 

@@ -114,10 +114,9 @@ def _namespace(name: str, level: str | None = None) -> dict:
 def test_pod_security_labels_accept_exactly_the_documented_exceptions():
     """The namespaces medai labels below restricted, each at the level documented in docs/platform.md."""
     assert k3s_checks.PSA_EXCEPTIONS == {"kube-system": "privileged", "metallb-system": "privileged",
-                                         "longhorn-system": "privileged", "nvidia-device-plugin": "privileged",
-                                         "medai-inference": "privileged"}
+                                         "longhorn-system": "privileged", "nvidia-device-plugin": "privileged"}
     cluster = [_namespace(n, lv) for n, lv in k3s_checks.PSA_EXCEPTIONS.items()]
-    cluster += [_namespace(n, "restricted") for n in ("vault", "cnpg-system", "keycloak", "harbor")]
+    cluster += [_namespace(n, "restricted") for n in ("vault", "cnpg-system", "keycloak", "harbor", "medai-inference")]
     cluster += [_namespace("default"), _namespace("kube-public")]  # unlabelled: the admission default
     assert k3s_checks.psa_label_problems(cluster) == []
 
@@ -126,6 +125,7 @@ def test_pod_security_labels_accept_exactly_the_documented_exceptions():
     ("harbor", "privileged", "harbor: enforces privileged, documented: restricted"),
     ("keycloak", "baseline", "keycloak: enforces baseline, documented: restricted"),
     ("default", "privileged", "default: enforces privileged, documented: restricted"),
+    ("medai-inference", "privileged", "medai-inference: enforces privileged, documented: restricted"),
     ("vault", "open", "vault: pod-security.kubernetes.io/enforce='open' is not a Pod Security level"),
 ])
 def test_pod_security_labels_fail_on_any_other(name, level, problem):

@@ -23,7 +23,8 @@ def _kind(ds, kind):
 
 
 def test_every_object_validates_strictly_at_the_k3s_version(rendered):
-    assert {d["kind"] for d in rendered} == {"ConfigMap", "Deployment", "Service"}
+    assert {d["kind"] for d in rendered} == {"ConfigMap", "Deployment", "Service", "PersistentVolume",
+                                             "PersistentVolumeClaim"}
     for d in rendered:
         kubernetes_validate.validate(d, k3s_kube_version(), strict=True)
 
@@ -57,8 +58,32 @@ def test_gpu_scheduling_resources_and_probes(rendered):
     ann = dep["spec"]["template"]["metadata"]["annotations"]
     assert ann["prometheus.io/path"] == "/metrics" and ann["prometheus.io/port"] == "8000"
     models = next(v for v in pod["volumes"] if v["name"] == "models")
-    assert models["hostPath"] == {"path": "/var/lib/medai/bundle/models", "type": "Directory"}
+    assert models["persistentVolumeClaim"] == {"claimName": "medai-inference-models", "readOnly": True}
     assert all(m["readOnly"] for m in c["volumeMounts"] if m["name"] == "models")
+
+
+def test_weights_come_through_a_local_volume_on_the_gpu_nodes(rendered):
+    (pv,) = _kind(rendered, "PersistentVolume")
+    (pvc,) = _kind(rendered, "PersistentVolumeClaim")
+    assert pv["spec"]["local"] == {"path": "/var/lib/medai/bundle/models"}
+    assert pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"] == [
+        {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]
+    assert pv["spec"]["claimRef"] == {"namespace": "inference", "name": "medai-inference-models"}
+    assert pvc["spec"]["volumeName"] == "medai-inference-models" and pvc["spec"]["storageClassName"] == ""
+    assert pvc["spec"]["accessModes"] == pv["spec"]["accessModes"] == ["ReadOnlyMany"]
+
+
+def test_every_container_runs_as_the_pods_non_root_user(rendered):
+    (dep,) = _kind(rendered, "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}
+    for c in pod["initContainers"] + pod["containers"]:
+        sc = c["securityContext"]
+        assert "runAsUser" not in sc and sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
+    (vllm,) = pod["containers"]
+    assert {"name": "HOME", "value": "/home/vllm"} in vllm["env"]
+    assert {"name": "home", "mountPath": "/home/vllm"} in vllm["volumeMounts"]
 
 
 def test_weight_check_init_container_runs_the_projects_checker(rendered):

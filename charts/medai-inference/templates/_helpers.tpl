@@ -25,3 +25,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "medai-inference.tls" -}}
 {{- if .Values.loadBalancer.enabled -}}true{{- end -}}
 {{- end -}}
+
+
+{{- define "medai-inference.modelsVolume" -}}
+{{ .Release.Name }}-models
+{{- end -}}
