@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,17 +221,10 @@ def _control_chars(value, where: str):
         yield where, value
 
 
-def load_inventory(path: str | Path) -> Inventory:
-    """Parse and check; raise InventoryError listing every problem (one line each)."""
-    p = Path(path)
-    doc = read_yaml(p, InventoryError, "inventory file")
-    problems: list[str] = []
+Problem = Callable[[str, str], None]  # bad(where, message): one line of the refusal
 
-    def bad(where: str, msg: str) -> None:
-        problems.append(f"{p}: {where}: {msg}")
 
-    if not isinstance(doc, dict) or not isinstance(doc.get("all"), dict):
-        raise InventoryError(f"{p}: all: an Ansible YAML inventory must start with an 'all' mapping")
+def _top_level(doc: dict, bad: Problem) -> None:
     root = doc["all"]
     for key in root:
         if key not in ("vars", "children", "hosts"):
@@ -241,7 +235,25 @@ def load_inventory(path: str | Path) -> Inventory:
         if key != "all":
             bad(key, "unknown top-level key: everything belongs under 'all'")
 
-    children = root.get("children") or {}
+
+def _group_hosts(group: str, body, bad: Problem) -> dict:
+    """A known group's hosts mapping ({} when the group's shape is wrong, which is reported)."""
+    body = body or {}
+    if not isinstance(body, dict):
+        bad(f"all.children.{group}", "must be a mapping with 'hosts'")
+        return {}
+    for key in body:
+        if key not in ("hosts", "vars"):
+            bad(f"all.children.{group}.{key}", "unknown key (expected hosts, vars)")
+    hosts = body.get("hosts") or {}
+    if not isinstance(hosts, dict):
+        bad(f"all.children.{group}.hosts", "must be a mapping of host names")
+        return {}
+    return hosts
+
+
+def _groups(children, bad: Problem) -> tuple[dict[str, list[str]], dict[str, dict]]:
+    """Each known group's members, and every host's variables merged over its groups."""
     if not isinstance(children, dict):
         bad("all.children", "must be a mapping of group names")
         children = {}
@@ -251,18 +263,7 @@ def load_inventory(path: str | Path) -> Inventory:
         if group not in KNOWN_GROUPS:
             bad(f"all.children.{group}", f"unknown group (known: {', '.join(KNOWN_GROUPS)})")
             continue
-        body = body or {}
-        if not isinstance(body, dict):
-            bad(f"all.children.{group}", "must be a mapping with 'hosts'")
-            continue
-        for key in body:
-            if key not in ("hosts", "vars"):
-                bad(f"all.children.{group}.{key}", "unknown key (expected hosts, vars)")
-        hosts = body.get("hosts") or {}
-        if not isinstance(hosts, dict):
-            bad(f"all.children.{group}.hosts", "must be a mapping of host names")
-            continue
-        for name, hv in hosts.items():
+        for name, hv in _group_hosts(group, body, bad).items():
             name = str(name)
             if not _HOSTNAME.match(name):
                 bad(f"{group}.{name}", "host name has characters Ansible does not accept")
@@ -275,31 +276,33 @@ def load_inventory(path: str | Path) -> Inventory:
                 if k in merged and merged[k] != v:
                     bad(f"{group}.{name}.{k}", f"set to {v!r} here and {merged[k]!r} in another group")
                 merged[k] = v
+    return members, hostvars
 
-    servers, agents, gpu = members["servers"], members["agents"], members["gpu"]
+
+def _roles(members: dict[str, list[str]], bad: Problem) -> None:
+    """Each host once per group; 1 or an odd number of servers; a node is a server or an agent; GPU hosts are agents."""
+    servers, agents = members["servers"], members["agents"]
     for group in KNOWN_GROUPS:
         seen: set[str] = set()
         for name in members[group]:
             if name in seen:
                 bad(f"{group}.{name}", "host listed twice in the group")
             seen.add(name)
-
     if not servers:
         bad("servers", "no servers: the cluster needs 1 or an odd number >= 3 of servers")
     elif len(set(servers)) % 2 == 0:
         bad("servers", f"{len(set(servers))} servers: embedded etcd needs 1 or an odd number >= 3 (quorum)")
     for name in sorted(set(servers) & set(agents)):
         bad(f"agents.{name}", "host is in both servers and agents (a node has one role)")
-    for name in gpu:
+    for name in members["gpu"]:
         if name not in agents:
             bad(f"gpu.{name}", "gpu host is not in agents (GPU nodes are agents)")
 
-    hosts: dict[str, Host] = {}
-    for name, hv in hostvars.items():
-        groups = [g for g in KNOWN_GROUPS if name in members[g]]
-        hosts[name] = Host(name=name, address=str(hv.get("ansible_host") or name), groups=groups, vars=hv)
+
+def _addresses(members: dict[str, list[str]], hosts: dict[str, Host], bad: Problem) -> None:
+    """Every node's address is an IP address or a host name, and no two nodes share one."""
     by_addr: dict[str, str] = {}
-    for name in [*servers, *agents]:
+    for name in [*members["servers"], *members["agents"]]:
         h = hosts.get(name)
         if h is None or name in by_addr.values():
             continue
@@ -313,8 +316,9 @@ def load_inventory(path: str | Path) -> Inventory:
         else:
             by_addr[key] = name
 
-    site: SiteVars | None = None
-    vars_ = root.get("vars") or {}
+
+def _site_vars(vars_, hostvars: dict[str, dict], bad: Problem) -> SiteVars | None:
+    """all.vars validated by the SiteVars model (one line per field), with no control character in any value."""
     if not isinstance(vars_, dict):
         bad("all.vars", "must be a mapping")
         vars_ = {}
@@ -323,27 +327,53 @@ def load_inventory(path: str | Path) -> Inventory:
         bad(where, f"{value!r} holds a control character (newline, tab, NUL...): inventory values reach config "
                    "files and command lines as data, one line each")
     try:
-        site = SiteVars.model_validate(vars_)
+        return SiteVars.model_validate(vars_)
     except ValidationError as e:
         for err in e.errors():
             field_ = field_path(err["loc"])
             msg = "required site var is missing" if err["type"] == "missing" else err["msg"].removeprefix("Value error, ")
             bad(f"all.vars.{field_}", msg)
+    return None
 
+
+def _outside_the_pool(site: SiteVars, hosts: dict[str, Host], bad: Problem) -> None:
+    """Neither the API VIP nor any node address lies in MetalLB's pool; no node holds the VIP."""
+    pool = site.pool
+    vip = ipaddress.ip_address(site.medai_api_vip) if site.medai_api_vip else None
+    if vip is not None and vip in pool:
+        bad("all.vars.medai_api_vip", f"{vip} lies inside medai_metallb_pool {pool}")
+    for name, h in hosts.items():
+        if h.ip is None:
+            continue
+        if h.ip in pool:
+            bad(f"{h.groups[0]}.{name}.ansible_host", f"{h.ip} lies inside medai_metallb_pool {pool}")
+        if vip is not None and h.ip == vip:
+            bad(f"{h.groups[0]}.{name}.ansible_host", f"{h.ip} is the API VIP (medai_api_vip)")
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Parse and check; raise InventoryError listing every problem (one line each), each rule one function above."""
+    p = Path(path)
+    doc = read_yaml(p, InventoryError, "inventory file")
+    problems: list[str] = []
+
+    def bad(where: str, msg: str) -> None:
+        problems.append(f"{p}: {where}: {msg}")
+
+    if not isinstance(doc, dict) or not isinstance(doc.get("all"), dict):
+        raise InventoryError(f"{p}: all: an Ansible YAML inventory must start with an 'all' mapping")
+    _top_level(doc, bad)
+    members, hostvars = _groups(doc["all"].get("children") or {}, bad)
+    _roles(members, bad)
+    hosts = {name: Host(name=name, address=str(hv.get("ansible_host") or name),
+                        groups=[g for g in KNOWN_GROUPS if name in members[g]], vars=hv)
+             for name, hv in hostvars.items()}
+    _addresses(members, hosts, bad)
+    site = _site_vars(doc["all"].get("vars") or {}, hostvars, bad)
     if site is not None:
-        pool = site.pool
-        vip = ipaddress.ip_address(site.medai_api_vip) if site.medai_api_vip else None
-        if vip is not None and vip in pool:
-            bad("all.vars.medai_api_vip", f"{vip} lies inside medai_metallb_pool {pool}")
-        for name, h in hosts.items():
-            if h.ip is None:
-                continue
-            if h.ip in pool:
-                bad(f"{h.groups[0]}.{name}.ansible_host", f"{h.ip} lies inside medai_metallb_pool {pool}")
-            if vip is not None and h.ip == vip:
-                bad(f"{h.groups[0]}.{name}.ansible_host", f"{h.ip} is the API VIP (medai_api_vip)")
-
+        _outside_the_pool(site, hosts, bad)
     if problems:
         raise InventoryError("\n".join(problems))
     assert site is not None
-    return Inventory(path=p.resolve(), site=site, hosts=hosts, servers=servers, agents=agents, gpu=gpu)
+    return Inventory(path=p.resolve(), site=site, hosts=hosts, servers=members["servers"], agents=members["agents"],
+                     gpu=members["gpu"])
