@@ -270,27 +270,44 @@ def verify_bundle(
     for p in files.problems:
         res.problems.append(str(p))
 
-    # oci/index.json is parsed only now, and only when its bytes are the ones the index lists (whose own
-    # signature was checked above when a key was given): nothing unvouched-for is parsed
-    refs = {}
+    refs = _checked_oci_refs(oci, files, res)
+    res.signed = res.signed or any(n.endswith(".sig") for n in refs)
+    # 4. image signatures, and the per-artifact view the auditor reads
+    _check_artifacts(index, files, oci, refs, pub, res)
+
+    if res.index_signature == "failed":
+        # every hash above was compared with an index nobody vouches for
+        for ar in res.artifacts:
+            if ar.result == "ok":
+                ar.result = "unverified"
+    res.finished = datetime.now(UTC)
+    if write_report:
+        _write_report(layout, res, Path(report) if report else None)
+    return res
+
+
+def _checked_oci_refs(oci: OCILayout, files, res: BundleVerification) -> dict:
+    """oci/index.json's references, parsed only when its bytes are the ones the index lists (whose own signature
+    was checked when a key was given): nothing unvouched-for is parsed."""
     if any(fc.path == "oci/index.json" and fc.ok for fc in files.checked):
         try:
-            refs = oci.refs()
+            return oci.refs()
         except BundleError as e:
             res.problems.append(f"oci/index.json: {e}")
     elif oci.index_path.exists() or oci.index_path.is_symlink():
         if not any(p.path == "oci/index.json" for p in files.problems):
             res.problems.append("oci/index.json: not checked against index.json: not parsed")
-    res.signed = res.signed or any(n.endswith(".sig") for n in refs)
+    return {}
 
-    # 4. image signatures, and the per-artifact view the auditor reads
+
+def _check_artifacts(index, files, oci: OCILayout, refs: dict, pub, res: BundleVerification) -> None:
+    """One ArtifactResult per artifact: its files' problems, and for an image its signature in the layout."""
     owners = artifact_owners(index)
     bad_paths: dict[str, list[str]] = {}
     for p in files.problems:
         bad_paths.setdefault(owners.get(p.path, ""), []).append(str(p))
     for a in index.artifacts():
-        label = a.label
-        ar = ArtifactResult(a.kind, a.name, a.ref, a.digest or "", len(a.paths), problems=list(bad_paths.get(label, [])))
+        ar = ArtifactResult(a.kind, a.name, a.ref, a.digest or "", len(a.paths), problems=list(bad_paths.get(a.label, [])))
         if ar.kind == "image":
             if pub is not None and ar.digest:
                 check = check_layout_image(oci, refs, ar.ref or ar.name, ar.digest, pub)
@@ -304,16 +321,6 @@ def verify_bundle(
             ar.signature = "n/a (covered by the index signature)" if pub is not None else "not checked"
         ar.result = "failed" if ar.problems else "ok"
         res.artifacts.append(ar)
-
-    if res.index_signature == "failed":
-        # every hash above was compared with an index nobody vouches for
-        for ar in res.artifacts:
-            if ar.result == "ok":
-                ar.result = "unverified"
-    res.finished = datetime.now(UTC)
-    if write_report:
-        _write_report(layout, res, Path(report) if report else None)
-    return res
 
 
 def _check_sigstore(layout: BundleLayout, identity: str, issuer: str, trusted_root, res: BundleVerification) -> dict:
