@@ -321,16 +321,7 @@ def _target(opts: ExportOptions, vol: int, nvol: int | None) -> Path:
 def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target: Path, control: dict[str, bytes],
                    index: dict, index_bytes: bytes, key: SigningKey, reserve: int, progress: Progress,
                    percent: float = 0.0) -> VolumeResult:
-    if not target.is_dir():
-        raise BundleError(f"{target}: not a directory (mount the stick and give its mount point)")
-    mount: Mount = mount_of(target)
-    if mount.read_only:
-        raise BundleError(f"{target}: mounted read-only ({mount.fstype}): cannot export onto it")
-    limit = max_file_size(mount, None)
-    if limit is not None and plan["maxPartSize"] is not None and plan["maxPartSize"] > limit or \
-            (limit is not None and plan["maxPartSize"] is None):
-        raise BundleError(f"{target}: volume {vol} of {nvol} is {mount.fstype} (files up to {limit} bytes), "
-                          f"but the layout was planned for parts of {plan['maxPartSize']} bytes: use the same kind of stick")
+    mount = _writable_volume(target, plan, vol, nvol)
     res = VolumeResult(vol, str(target), mount.fstype)
     root = target / VOLUME_DIR
     refuse_links(target, root, Path(mount.mountpoint))  # before anything is deleted or written
@@ -363,31 +354,9 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
         else:
             (root / name).unlink(missing_ok=True)
 
-    parts_sha: dict[str, dict] = {}
     deferred: dict[Path, tuple[bytes, int]] = {}  # parts whose read-back is par2's read
-    total = sum(p["size"] for _f, p in mine)
-    touching = [f for f in plan["files"] if any(p["volume"] == vol for p in f["parts"])]
-    with progress.task(f"volume {vol} of {nvol} -> {target}", total) as advance:
-        for f in touching:
-            last = max(i for i, p in enumerate(f["parts"]) if p["volume"] == vol)
-            h_file = hashlib.sha256()
-            with open(layout.root / f["path"], "rb") as src:
-                for p in f["parts"][:last + 1]:
-                    if p["volume"] != vol:
-                        _hash_stream(src, p["size"], [h_file])
-                        continue
-                    ch = parity.ChunkHasher(pplan["chunkSize"]) if pplan else None
-                    sha, wrote, h_file = _write_part(src, root / p["name"], p["size"], h_file, advance, ch,
-                                                     deferred if pplan else None)
-                    parts_sha[p["name"]] = {"size": p["size"], "sha256": sha}
-                    if ch is not None and p["size"]:
-                        parts_sha[p["name"]]["chunks"] = ch.finish()
-                    res.parts_written += wrote
-                    res.parts_skipped += not wrote
-                    res.bytes_written += p["size"] if wrote else 0
-            if last == len(f["parts"]) - 1 and h_file.hexdigest() != f["sha256"]:
-                raise BundleError(f"{layout.root / f['path']}: sha256 {h_file.hexdigest()} differs from its index "
-                                  f"({f['sha256']}): the source bundle is damaged: refused")
+    with progress.task(f"volume {vol} of {nvol} -> {target}", sum(p["size"] for _f, p in mine)) as advance:
+        parts_sha = _write_parts(layout, plan, vol, root, pplan, deferred, advance, res)
     for d in sorted({(root / n).parent for n in expected}, key=lambda p: -len(p.parts)):
         fsync_dir(d)
     rec = _write_recovery(root, [n for n, s in expected.items() if s], pplan, plan["maxPartSize"], vol, nvol, progress,
@@ -410,6 +379,49 @@ def _export_volume(layout: BundleLayout, plan: dict, vol: int, nvol: int, target
     atomic_write_bytes(root / MEDIA, data)
     atomic_write_bytes(root / MEDIA_SIG, sig)
     return res
+
+
+def _writable_volume(target: Path, plan: dict, vol: int, nvol: int) -> Mount:
+    """The mount of a stick that can take this volume: a directory, writable, files as large as the planned parts."""
+    if not target.is_dir():
+        raise BundleError(f"{target}: not a directory (mount the stick and give its mount point)")
+    mount: Mount = mount_of(target)
+    if mount.read_only:
+        raise BundleError(f"{target}: mounted read-only ({mount.fstype}): cannot export onto it")
+    limit = max_file_size(mount, None)
+    if limit is not None and plan["maxPartSize"] is not None and plan["maxPartSize"] > limit or \
+            (limit is not None and plan["maxPartSize"] is None):
+        raise BundleError(f"{target}: volume {vol} of {nvol} is {mount.fstype} (files up to {limit} bytes), "
+                          f"but the layout was planned for parts of {plan['maxPartSize']} bytes: use the same kind of stick")
+    return mount
+
+
+def _write_parts(layout: BundleLayout, plan: dict, vol: int, root: Path, pplan: dict | None,
+                 deferred: dict[Path, tuple[bytes, int]], advance, res: VolumeResult) -> dict[str, dict]:
+    """Every part of this volume written (or kept when already right), each file's whole sha256 checked against
+    its index on the volume holding its last part; returns {part name: size, sha256, chunks}."""
+    parts_sha: dict[str, dict] = {}
+    for f in [f for f in plan["files"] if any(p["volume"] == vol for p in f["parts"])]:
+        last = max(i for i, p in enumerate(f["parts"]) if p["volume"] == vol)
+        h_file = hashlib.sha256()
+        with open(layout.root / f["path"], "rb") as src:
+            for p in f["parts"][:last + 1]:
+                if p["volume"] != vol:
+                    _hash_stream(src, p["size"], [h_file])
+                    continue
+                ch = parity.ChunkHasher(pplan["chunkSize"]) if pplan else None
+                sha, wrote, h_file = _write_part(src, root / p["name"], p["size"], h_file, advance, ch,
+                                                 deferred if pplan else None)
+                parts_sha[p["name"]] = {"size": p["size"], "sha256": sha}
+                if ch is not None and p["size"]:
+                    parts_sha[p["name"]]["chunks"] = ch.finish()
+                res.parts_written += wrote
+                res.parts_skipped += not wrote
+                res.bytes_written += p["size"] if wrote else 0
+        if last == len(f["parts"]) - 1 and h_file.hexdigest() != f["sha256"]:
+            raise BundleError(f"{layout.root / f['path']}: sha256 {h_file.hexdigest()} differs from its index "
+                              f"({f['sha256']}): the source bundle is damaged: refused")
+    return parts_sha
 
 
 def _write_recovery(root: Path, names: list[str], pplan: dict | None, max_file: int | None, vol: int, nvol: int,

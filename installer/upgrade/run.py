@@ -143,24 +143,7 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
         highlight=False,
     )
 
-    # the installed bundle: --current, else the verified private copy the install's run record names, else the
-    # inventory's medai_bundle_dir (its index is compared with the record's below)
-    current_dir = opts.current or installed_copy(inv.path) or (
-        Path(inv.site.medai_bundle_dir) if inv.site.medai_bundle_dir else None)
-    if current_dir is None:
-        raise InstallError(f"{inv.path}: the installed bundle is needed to know what changes: pass --current DIR")
-    cur = BundleLayout.at(current_dir)
-    cur_index = cur.read_index()
-    have, _run = installed_index(inv.path)
-    cur_sha = hashlib.sha256(cur.index.read_bytes()).hexdigest()
-    if have is not None and have != cur_sha:
-        raise InstallError(
-            f"{cur.root}: index sha256 {cur_sha} is not the installed bundle ({have}): pass --current with the bundle the cluster runs"
-        )
-
-    if have is None:  # no run record: --current counts only when the site key signed it
-        signed_installed_index(cur.index.read_bytes(), cur.index_sig.read_bytes() if cur.index_sig.is_file() else None,
-                               opts.key, cur.root)
+    cur, cur_index, cur_sha = _installed_bundle(opts, inv)
     if banner := refuse_downgrade(index, cur_index, source, opts.allow_downgrade):  # an older bundle is no upgrade
         console.print(f"[bold red]{banner}[/]", highlight=False)
     if base is not None:
@@ -196,6 +179,33 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     if target is None:
         plan.cluster_note = "the bundle carries no k3s binary: K3s stays as it is"
         return plan
+    return _plan_rollout(plan, opts, inv, target, cluster_state)
+
+
+def _installed_bundle(opts: UpgradeOptions, inv) -> tuple[BundleLayout, dict, str]:
+    """The installed bundle: --current, else the verified private copy the install's run record names, else the
+    inventory's medai_bundle_dir; its index must be the one the run record names (or, with no record, signed by
+    the site key). Returns its layout, index and index sha256."""
+    current_dir = opts.current or installed_copy(inv.path) or (
+        Path(inv.site.medai_bundle_dir) if inv.site.medai_bundle_dir else None)
+    if current_dir is None:
+        raise InstallError(f"{inv.path}: the installed bundle is needed to know what changes: pass --current DIR")
+    cur = BundleLayout.at(current_dir)
+    cur_index = cur.read_index()
+    have, _run = installed_index(inv.path)
+    cur_sha = hashlib.sha256(cur.index.read_bytes()).hexdigest()
+    if have is not None and have != cur_sha:
+        raise InstallError(
+            f"{cur.root}: index sha256 {cur_sha} is not the installed bundle ({have}): pass --current with the bundle the cluster runs"
+        )
+    if have is None:
+        signed_installed_index(cur.index.read_bytes(), cur.index_sig.read_bytes() if cur.index_sig.is_file() else None,
+                               opts.key, cur.root)
+    return cur, cur_index, cur_sha
+
+
+def _plan_rollout(plan: UpgradePlan, opts: UpgradeOptions, inv, target: str, cluster_state: dict | None) -> UpgradePlan:
+    """The K3s rollout, preflight and drains from the cluster's state (read now unless given)."""
     if cluster_state is None:
         try:
             cluster_state = ClusterAPI(kubeconfig_path(inv.cluster)).state()
@@ -221,14 +231,8 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     return plan
 
 
-def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
-    """Run the plan's steps (or the rest of an interrupted run's); returns the run directory."""
-
-    if plan.preflight is not None and not plan.preflight.ok:
-        raise InstallError(
-            "preflight failed, nothing was touched: " + "; ".join(plan.preflight.problems + [str(b) for b in plan.preflight.blockers])
-        )
-    inv = load_inventory(opts.inventory)
+def _open_run(opts: UpgradeOptions, plan: UpgradePlan, inv, console: Console) -> tuple[RunRecord, Journal]:
+    """The interrupted run's record and journal (--resume, same bundle only), else a new run."""
     run_dir = resumable_run(inv.path) if opts.resume else None
     if run_dir is not None:
         data = json.loads((run_dir / "run.json").read_text())
@@ -240,31 +244,33 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
                 f"{run_dir}: the interrupted upgrade was to index {journal.data['facts'].get('indexSha256')}, "
                 f"this bundle is {plan.index_sha256}: resume with the same bundle"
             )
-    else:
-        if opts.resume:
-            console.print("[yellow]note[/] no interrupted upgrade to resume: starting a new one", highlight=False)
-        record = new_run("upgrade", inv.path, plan.signed_index or plan.bundle / "index.json")
-        journal = Journal.create(
-            record.dir,
-            plan.steps(),
-            {
-                "indexSha256": plan.index_sha256,
-                "base": plan.base,
-                "target": plan.rollout.target if plan.rollout else None,
-                "disableEviction": opts.disable_eviction,
-                "drainTimeout": opts.drain_timeout,
-                "batch": opts.batch,
-                "drains": plan.drains,
-                "changes": plan.changes.to_json(),
-            },
-        )
-    token = cluster_token(inv.cluster)
+        return record, journal
+    if opts.resume:
+        console.print("[yellow]note[/] no interrupted upgrade to resume: starting a new one", highlight=False)
+    record = new_run("upgrade", inv.path, plan.signed_index or plan.bundle / "index.json")
+    journal = Journal.create(
+        record.dir,
+        plan.steps(),
+        {
+            "indexSha256": plan.index_sha256,
+            "base": plan.base,
+            "target": plan.rollout.target if plan.rollout else None,
+            "disableEviction": opts.disable_eviction,
+            "drainTimeout": opts.drain_timeout,
+            "batch": opts.batch,
+            "drains": plan.drains,
+            "changes": plan.changes.to_json(),
+        },
+    )
+    return record, journal
+
+
+def _extravars(opts: UpgradeOptions, plan: UpgradePlan, inv, record: RunRecord) -> dict:
     # The private copy's index: the verified one, or for a differential the union derived after both were verified
-    stage_index = json.loads((plan.bundle / "index.json").read_bytes())
-    stage = build_plan(stage_index, plan.bundle, state_dir() / "cache", plan.index_sha256)
+    stage = build_plan(BundleLayout.at(plan.bundle).read_index(), plan.bundle, state_dir() / "cache", plan.index_sha256)
     fetch = state_dir() / "snapshots" / inv.cluster
     fetch.mkdir(parents=True, exist_ok=True, mode=0o700)
-    extravars = {
+    return {
         **stage.extravars(),
         "medai_bundle_dir": str(plan.bundle),
         "medai_upgrade_run_id": record.id,
@@ -276,6 +282,19 @@ def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
         "medai_upgrade_ready_retries": 60,
         "medai_upgrade_os": bool(plan.changes.os_packages),
     }
+
+
+def execute(opts: UpgradeOptions, plan: UpgradePlan, console: Console) -> Path:
+    """Run the plan's steps (or the rest of an interrupted run's); returns the run directory."""
+
+    if plan.preflight is not None and not plan.preflight.ok:
+        raise InstallError(
+            "preflight failed, nothing was touched: " + "; ".join(plan.preflight.problems + [str(b) for b in plan.preflight.blockers])
+        )
+    inv = load_inventory(opts.inventory)
+    record, journal = _open_run(opts, plan, inv, console)
+    token = cluster_token(inv.cluster)
+    extravars = _extravars(opts, plan, inv, record)
     for step in journal.pending:
         kind, _, nodes = step.partition(":")
         console.print(f"[bold]step[/] {step}", highlight=False)
