@@ -485,7 +485,8 @@ def _push_tree(
             if missing:
                 raise RegistryError(
                     f"{dest}: the registry refused the multi-arch index {digest}, whose {missing} left-out platform "
-                    f"manifest(s) the bundle does not carry (registries based on distribution 2.x insist on all): {e}"
+                    f"manifest(s) the bundle does not carry (registries based on distribution 2.x insist on all; "
+                    f"`medai bundle push --platform-manifest` tags the site's platform manifest instead): {e}"
                 ) from None
             raise
         return uploaded
