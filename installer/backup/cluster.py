@@ -17,6 +17,7 @@ import hvac
 from installer.backup import vault
 from installer.core.errors import BackupError
 from installer.deploy.inventory import Inventory
+from installer.deploy.runner import run_playbook
 from installer.deploy.state import RunRecord
 from installer.deploy.vault.client import endpoints, service_endpoint
 from installer.deploy.vault.settings import vault_settings
@@ -54,8 +55,6 @@ class LiveCluster:
         self.name = inv.first_server.name
 
     def _playbook(self, tags: str, extravars: dict) -> None:
-        from installer.deploy.runner import run_playbook
-
         summary = run_playbook(self.record, "backup.yml", self.inv.path, extravars, {}, console=self.console,
                                limit=self.inv.first_server.name, tags=tags,
                                host_key_checking=self.inv.site.medai_ssh_host_key_checking)

@@ -45,7 +45,7 @@ def render(
         from installer.platform.explain import lines
 
         console.print("", highlight=False)
-        from installer.platform.flows import declared
+        from installer.platform.site_flows import declared
 
         for line in lines(explain_site(result, inv, declared(inv))):
             console.print(line, highlight=False, markup=False)

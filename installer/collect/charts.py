@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import yaml
+
 from installer.bundle.layout import archive_name
 from installer.bundle.manifest import Chart
 from installer.core.errors import LockDriftError, SourceError
@@ -81,7 +83,6 @@ def package_chart(chart: Chart, base_dir: Path, charts_dir: Path, tmp_dir: Path,
                   enforce_lock: bool = False) -> ChartResult:
     """charts/<name>-<version>.tgz from the project's chart directory, packaged each build (small); the
     directory's Chart.yaml must name the manifest's name and version."""
-    import yaml
 
     src = (base_dir / chart.path).resolve()
     label = f"chart {chart.name} {chart.version} from {src}"

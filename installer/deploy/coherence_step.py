@@ -19,7 +19,7 @@ from installer.deploy.vault import catalogue
 from installer.deploy.vault.pki_engine import issued_names
 from installer.platform.coherence import Certificate, CoherenceError, Finding, Outside, check_site
 from installer.platform.components import keycloak, vault
-from installer.platform.flows import declared
+from installer.platform.site_flows import declared
 from installer.platform.values import index_image, role_vars
 
 # The inventory variable naming the host each component's site clients use (its certificate must carry it).

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from installer.core.errors import InstallError
+from installer.deploy.runner import run_playbook
+
 
 def ledger(nft_json: str) -> list[dict]:
     """[{address, packets, bytes, line}] from the dynamic sets seen4/seen6 (per-element counters)."""
@@ -43,8 +46,6 @@ def ledger_record(per_host: dict[str, list[dict]] | None) -> dict:
 def report_after_platform(record, inv, console) -> dict:
     """playbooks/egress-report.yml once the platform's releases are applied (the ledger stayed on through them):
     the run record's `egress` is replaced by these counts; a count or a failed run raises naming node/destination."""
-    from installer.core.errors import InstallError
-    from installer.deploy.runner import run_playbook
 
     summary = run_playbook(record, "egress-report.yml", inv.path, {}, {}, console=console,
                            host_key_checking=inv.site.medai_ssh_host_key_checking)

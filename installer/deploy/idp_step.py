@@ -22,9 +22,20 @@ from collections.abc import Callable
 import httpx
 import yaml
 
+from installer.bundle.layout import BundleLayout
 from installer.core.errors import InstallError
+from installer.deploy.harbor.client import HarborClient, HarborError
+from installer.deploy.harbor.configure import configure_harbor, site_from_inventory
+from installer.deploy.keycloak.realm import render_master_admin, render_realm
+from installer.deploy.keycloak.settings import keycloak_site
+from installer.deploy.vault.bootstrap_tls import root_ca_dir
+from installer.deploy.vault.catalogue import KC_BOOTSTRAP_USER
+from installer.deploy.vault.install_step import HeldSecrets, has_vault, vault_after_release
+from installer.deploy.vault.pki import ROOT_CERT
+from installer.deploy.vault.settings import vault_settings
+from installer.platform.apply import HelmError
 from installer.platform.components import keycloak
-from installer.platform.values import index_image
+from installer.platform.values import index_image, role_vars
 
 CONFIG_CLI_IMAGE = "docker.io/adorsys/keycloak-config-cli"
 STATE_CONFIGMAP = "medai-keycloak-state"
@@ -46,16 +57,12 @@ def config_cli_image(index: dict | None) -> str:
 def check_job_images(site, index: dict) -> None:
     """The images of the Jobs medai applies beside the charts (keycloak-config-cli), checked against the verified
     index when the install will apply them, so a bundle that lacks one is refused before any host is touched."""
-    from installer.deploy.vault.install_step import has_vault
 
     if has_vault(site) and any(r.name == "keycloakx" for r in site.releases):
         config_cli_image(index)
 
 
 def realm_documents(inv) -> dict[str, str]:
-    from installer.deploy.keycloak.realm import render_master_admin, render_realm
-    from installer.deploy.keycloak.settings import keycloak_site
-
     site = keycloak_site(inv.site.model_dump(), str(inv.path))
     kc = _role_vars(inv)
     return {"medical-ai.yaml": yaml.safe_dump(render_realm(site), sort_keys=False),
@@ -63,8 +70,6 @@ def realm_documents(inv) -> dict[str, str]:
 
 
 def _role_vars(inv) -> dict:
-    from installer.platform.values import role_vars
-
     return role_vars("keycloak", inv)
 
 
@@ -131,7 +136,6 @@ def remove_bootstrap_admin(http: httpx.Client, admin_user: str, admin_password: 
 def keycloak_after_release(inv, kube, helm, index, held, ca_file: Callable[[], str], echo: Callable[[str], None],
                            http_transport: httpx.BaseTransport | None = None, job_timeout_s: int = 900):
     """The platform step's hook for release keycloakx (ApplyOptions.after)."""
-    from installer.deploy.vault.catalogue import KC_BOOTSTRAP_USER
 
     def hook(release) -> None:
         kc = _role_vars(inv)
@@ -151,7 +155,6 @@ def keycloak_after_release(inv, kube, helm, index, held, ca_file: Callable[[], s
                                        held.get("keycloak/admin", "password"), KC_BOOTSTRAP_USER)
         kube.delete("v1", "Secret", kc["medai_keycloak_bootstrap_secret"], ns)
         values = without_bootstrap_env(release.values)
-        from installer.platform.apply import HelmError
 
         try:
             helm.upgrade_install(release.name, release.archive, values, ns, 900)
@@ -179,8 +182,6 @@ def _ssl(ca_file: str):
 def harbor_after_release(inv, held, ca_file: Callable[[], str], echo: Callable[[str], None], record=None,
                          transport: httpx.BaseTransport | None = None):
     """The platform step's hook for release harbor: projects, robots, OIDC through Harbor's API."""
-    from installer.deploy.harbor.client import HarborClient, HarborError
-    from installer.deploy.harbor.configure import configure_harbor, site_from_inventory
 
     def hook(release) -> None:
         url, site = site_from_inventory(inv.site.model_dump(), str(inv.path))
@@ -207,9 +208,6 @@ def harbor_after_release(inv, held, ca_file: Callable[[], str], echo: Callable[[
 
 def site_root_ca_file(inv) -> str:
     """The site root CA certificate (public) Harbor's and Keycloak's certificates chain to."""
-    from installer.deploy.vault.bootstrap_tls import root_ca_dir
-    from installer.deploy.vault.pki import ROOT_CERT
-    from installer.deploy.vault.settings import vault_settings
 
     return str(root_ca_dir(inv, vault_settings(inv).root_ca_dir) / ROOT_CERT)
 
@@ -218,7 +216,6 @@ def wire(opts, inv, site, kube, helm, record, bundle, echo: Callable[[str], None
     """Register the platform step's hooks: Vault (init, unseal, configure, the catalogue into KV and the Secret
     sync), then after keycloakx the realm Job and the bootstrap admin's removal, after harbor its API
     configuration. Keycloak and Harbor need Vault's secrets: without a vault release they are not configured."""
-    from installer.deploy.vault.install_step import HeldSecrets, has_vault, vault_after_release
 
     if not has_vault(site):
         return
@@ -229,8 +226,6 @@ def wire(opts, inv, site, kube, helm, record, bundle, echo: Callable[[str], None
         inv, kube, record, lambda line: echo(f"vault {line}"), held=held,
         bootstrap=lambda: not (kc_ns and bootstrap_removed(kube, kc_ns)))
     if "keycloakx" in names:
-        from installer.bundle.layout import BundleLayout
-
         index = BundleLayout.at(bundle).read_index()
         config_cli_image(index)  # refused before anything is applied when the bundle lacks the Job's image
         opts.values_for["keycloakx"] = lambda r: without_bootstrap_env(r.values) if bootstrap_removed(kube, r.namespace) else r.values

@@ -14,17 +14,25 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from installer.bundle.layout import BundleLayout
+from installer.bundle.manifest import load_manifest
 from installer.core.errors import InstallError, MedaiError
 from installer.core.resources import state_dir
 from installer.core.textsafe import not_checked_banner, safe_text
 from installer.deploy import platform_step
 from installer.deploy.base_check import refuse_wrong_base
+from installer.deploy.coherence_step import refuse_incoherent
+from installer.deploy.egress import ledger_record, report_after_platform
+from installer.deploy.idp_step import check_job_images
 from installer.deploy.inventory import Inventory
 from installer.deploy.plan import build_plan
 from installer.deploy.preinstall import bundle_path, verify_and_copy
 from installer.deploy.runner import Summary, run_playbook
-from installer.deploy.state import RunRecord, cluster_token, kubeconfig_path, new_run, write_private
+from installer.deploy.state import RunRecord, cluster_token, installed_copy, kubeconfig_path, new_run, write_private
+from installer.deploy.vault.install_step import vault_secret_vars
 from installer.deploy.working_copy import NOT_CHECKED_BANNER
+from installer.inference.plan import install_extravars
+from installer.platform.render import render_site
 from installer.platform.values import role_vars
 
 
@@ -47,12 +55,9 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
         raise InstallError(f"{safe_text(root)}: a differential bundle is applied with `medai upgrade` (it assembles it with its base)")
     site = render_platform(console, inv, vb.root)  # from the checked copy, before any host is contacted
     if site is not None:
-        from installer.deploy.idp_step import check_job_images
-
         check_job_images(site, vb.index)  # images of the Jobs medai applies itself, refused before any host
     plan = build_plan(vb.index, vb.root, state_dir() / "cache", vb.index_sha256)
     if site is not None and site.releases and plan.k3s_present:  # the platform will be applied: it must come up
-        from installer.deploy.coherence_step import refuse_incoherent
 
         refuse_incoherent(inv, site, vb.index)
     if not plan.k3s_present:
@@ -61,7 +66,6 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
         confirm(f"Install cluster {inv.cluster} on {len(inv.hosts)} host(s)?")
     token = cluster_token(inv.cluster)
     # Vault's first TLS certificate for roles/vault (secret vars, no_log), only when K3s will run
-    from installer.deploy.vault.install_step import vault_secret_vars
 
     secret_vars = {"medai_k3s_token": token, **vault_secret_vars(inv, site, plan.k3s_present and not check)}
     record = new_run("install" if not check else "install-check", inv.path, vb.root / "index.json")
@@ -81,7 +85,6 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
     if later:
         extravars["medai_egress_report_later"] = True
     # the GPU tier: driver only when the bundle carries it; vLLM digest and weight lists from the verified index
-    from installer.inference.plan import install_extravars
 
     extravars.update(install_extravars(vb.index, inv))
     try:
@@ -104,7 +107,6 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
             raise InstallError(f"K3s started but the kubeconfig was not fetched from {inv.servers[0]}; run record {record.dir}")
     except BaseException:
         if later:  # the platform's error stands; the ledger is still read into the record and removed
-            from installer.deploy.egress import report_after_platform
 
             try:
                 report_after_platform(record, inv, console)
@@ -112,8 +114,6 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
                 pass
         raise
     if later:
-        from installer.deploy.egress import report_after_platform
-
         report_after_platform(record, inv, console)
     return record
 
@@ -143,7 +143,6 @@ def uninstall_releases(inv: Inventory, record: RunRecord, console: Console) -> N
     """The installed bundle's releases uninstalled in reverse order while the API still answers. Skipped when no
     kubeconfig was fetched (K3s never ran) or the installed bundle's copy is gone; a failure is reported and the
     node reset goes on (it removes the cluster's data either way)."""
-    from installer.deploy.state import installed_copy
 
     root = installed_copy(inv.path)
     if root is None or not kubeconfig_path(inv.cluster).exists():
@@ -178,8 +177,6 @@ def finish_run(console: Console, record: RunRecord, s: Summary, what: str) -> No
     """Close the run record with the playbook's outcome, print it, and raise one line when it failed."""
     good = s.succeeded
     if what.startswith("install"):
-        from installer.deploy.egress import ledger_record
-
         record.data["egress"] = ledger_record(s.egress)
     record.finish("successful" if good else "failed", s.to_json())
     print_summary(console, f"medai {what}", s, record)
@@ -206,16 +203,13 @@ def save_kubeconfig(inv: Inventory, fetched: Path) -> Path:
 def render_platform(console: Console, inv: Inventory, root: Path, check_images: bool = True):
     """The bundle's releases for this site, rendered, validated and image-gated before any host is contacted
     (installer/render: the same function as `medai render`). None for a bundle without charts."""
-    from installer.bundle.layout import BundleLayout
 
     layout = BundleLayout.at(root)
     if not layout.manifest.is_file():
         return None
-    from installer.bundle.manifest import load_manifest
 
     if not load_manifest(layout.manifest).spec.charts:
         return None
-    from installer.platform.render import render_site
 
     site = render_site(inv, root, check_images=check_images)
     console.print(f"[green]ok[/] render: {site.summary()}", highlight=False)

@@ -10,6 +10,12 @@ import datetime
 import secrets
 import string
 
+import bcrypt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
 _ALNUM = string.ascii_letters + string.digits
 
 
@@ -22,17 +28,11 @@ def random_text(length: int) -> str:
 
 
 def _htpasswd(user: str, password: str) -> str:
-    import bcrypt
-
     return f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()}"
 
 
 def _token_pair() -> dict[str, str]:
     """The key pair Harbor core signs registry tokens with (self-signed; only core and the registry use it)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "harbor-token-ca")])

@@ -18,6 +18,8 @@ from pathlib import Path
 from rich.console import Console
 
 from installer.core.errors import MedaiError
+from installer.deploy.idp_step import wire
+from installer.deploy.postcheck import post_install_check
 from installer.deploy.state import RunRecord, kubeconfig_path
 from installer.inference.switch import VERSION_LABEL, switch_service
 from installer.platform.apply import (
@@ -105,8 +107,6 @@ def wire_model_switch(opts: ApplyOptions, site, kube, helm) -> None:
 def apply(inv, site, record: RunRecord, bundle: Path, console: Console, installed=None, flow: str = "install") -> None:
     """Install or upgrade every release of ``site`` (a SiteRender of the verified copy at ``bundle``), with the
     install's hooks; ``installed``: the render of the bundle the cluster runs (upgrade), checked for moved releases."""
-    from installer.deploy.idp_step import wire
-    from installer.deploy.postcheck import post_install_check
 
     helm, kube = adapters(kubeconfig_path(inv.cluster), bundle)
     opts = _options(inv, console)

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer.core.errors import InstallError
+from installer.core.hashing import sha256_file
+from installer.oci.layout import OCILayout
+from installer.platform.apply import _not_ready, _owned
 
 _INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 
@@ -40,7 +43,6 @@ class PostCheck:
 def bundle_digests(bundle: str | Path) -> set[str]:
     """Every manifest digest the bundle's OCI layout holds: tops (an index or a manifest) and, under an index,
     each platform manifest (a kubelet reports whichever digest it pulled by)."""
-    from installer.oci.layout import OCILayout
 
     oci = OCILayout(Path(bundle) / "oci")
     out: set[str] = set()
@@ -61,7 +63,6 @@ def _digest_of(image_id: str) -> str | None:
 
 def check_pods(pods: list[dict], carried: set[str]) -> PostCheck:
     """pods: items of PodLists of the platform namespaces, as the API returns them."""
-    from installer.platform.apply import _not_ready
 
     out = PostCheck(pods=len(pods))
     for p in pods:
@@ -84,7 +85,6 @@ def check_pods(pods: list[dict], carried: set[str]) -> PostCheck:
 def platform_pods(pods_by_ns: dict[str, list[dict]], releases_by_ns: dict[str, list[str]]) -> list[dict]:
     """Every pod of a namespace the platform owns; in kube-system (K3s's own CoreDNS, metrics-server, local-path,
     from K3s's airgap images) only the pods of the releases installed there."""
-    from installer.platform.apply import _owned
 
     out = []
     for ns, pods in pods_by_ns.items():
@@ -109,8 +109,6 @@ def post_install_check(kube, releases_by_ns: dict[str, list[str]], bundle: Path,
 
 
 def _index_sha256(bundle: Path) -> str:
-    from installer.core.hashing import sha256_file
-
     return sha256_file(Path(bundle) / "index.json")
 
 

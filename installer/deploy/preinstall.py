@@ -5,15 +5,16 @@ from pathlib import Path
 
 from installer.bundle.layout import BundleLayout
 from installer.core.errors import BundleError
+from installer.core.resources import state_dir
 from installer.deploy.inventory import Inventory
 from installer.deploy.working_copy import VerifiedBundle, verified_working_copy
+from installer.media.manifest import is_media, volume_root
 
 
 def bundle_path(inv: Inventory, bundle: Path | None) -> Path:
     chosen = bundle or (Path(inv.site.medai_bundle_dir) if inv.site.medai_bundle_dir else None)
     if chosen is None:
         raise BundleError(f"{inv.path}: no bundle: pass --bundle DIR or set all.vars.medai_bundle_dir")
-    from installer.media.manifest import is_media, volume_root
 
     if is_media(chosen):  # USB media written by `bundle export`: read in place by the working copy
         return volume_root(chosen)
@@ -29,6 +30,5 @@ def verify_and_copy(bundle: Path, key: Path | None, skip_signature: bool = False
     The one index-signature check (installer.trust.index_signature) runs over the exact bytes the copy and the
     plan use; see installer.deploy.working_copy.
     """
-    from installer.core.resources import state_dir
 
     return verified_working_copy(bundle, key, skip_signature, state or state_dir(), progress=progress)

@@ -22,6 +22,7 @@ from installer.core.childenv import ANSIBLE, child_env, only_environ
 from installer.core.errors import InstallError
 from installer.core.resources import ANSIBLE_DIR, state_dir
 from installer.deploy.state import SECRET_VARS, RunRecord, installed_copy, write_private
+from installer.trust.keys import PASSWORD_ENV
 
 REPO = ANSIBLE_DIR
 PLAYBOOKS = REPO / "playbooks"
@@ -187,7 +188,6 @@ def run_secrets(secret_vars: dict, known: Iterable[str] = ()) -> list[str]:
 
     walk(secret_vars)
     out += [s for s in known if s]
-    from installer.trust.keys import PASSWORD_ENV
 
     if os.environ.get(PASSWORD_ENV):
         out.append(os.environ[PASSWORD_ENV])

@@ -30,7 +30,13 @@ from installer.core import statelock
 from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import is_sha256_hex
+from installer.core.resources import check_state_dir
 from installer.core.safe_read import read_regular_file
+from installer.media.manifest import is_media, volume_root
+from installer.media.reader import bundle_source
+from installer.trust.index_signature import index_signature_problem
+from installer.trust.keys import fingerprint, load_public_key
+from installer.trust.verify import image_signature_problems
 
 SKIP_FLAG = "--insecure-skip-signature"
 NOT_CHECKED_BANNER = ("SIGNATURES NOT CHECKED: " + SKIP_FLAG + " was given; nothing proves who built this bundle "
@@ -95,9 +101,6 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
                           volumes: list[Path] | None = None) -> VerifiedBundle:
     """Steps 1-4 of the module doc. Raises a one-line MedaiError naming the file on any doubt. ``volumes``: the
     further volumes' mount points when ``source`` is media spanning several sticks."""
-    from installer.media.manifest import is_media, volume_root
-    from installer.trust.index_signature import index_signature_problem
-    from installer.trust.keys import fingerprint, load_public_key
 
     source = Path(source).absolute()
     media = is_media(source)
@@ -128,7 +131,6 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
     index = parse_index(data, source / INDEX)  # parsed only after the signature over these bytes verified
 
     digest = hashlib.sha256(data).hexdigest()
-    from installer.core.resources import check_state_dir
 
     check_state_dir(state, source)  # never on the stick, never someone else's
     statelock.hold(state)  # one writer of the working copies at a time
@@ -138,8 +140,6 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
         remove_unlisted(root, [e["path"] for e in index["files"]], keep=(INDEX, INDEX_SIG))
         try:
             if media:
-                from installer.media.reader import bundle_source
-
                 # a damaged part is rebuilt from the stick's recovery data here, in the state directory (0700)
                 opener = bundle_source(source, data, pub, volumes, scratch=state / "repair")
             else:
@@ -155,8 +155,6 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
     vb = VerifiedBundle(source, root, data, index, "verified" if key is not None else "NOT CHECKED",
                         str(key) if key is not None else None, fpr, result)
     if key is not None:
-        from installer.trust.verify import image_signature_problems
-
         problems = image_signature_problems(root, index, pub)
         if problems:
             shown = "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")

@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from installer.core.childenv import HELM, allow_listed_executable, child_env
 from installer.core.errors import InstallError
+from installer.core.helm import helm_command
 from installer.platform.history import after_upgrade, rollback_target
 from installer.platform.order import NO_WAIT, ordered
 
@@ -150,9 +152,6 @@ class HelmCli:
     environment (installer.core.helm), on the kubeconfig the install fetched."""
 
     def __init__(self, kubeconfig: Path, bundle: Path | None = None):
-        from installer.core.childenv import HELM, allow_listed_executable, child_env
-        from installer.core.helm import helm_command
-
         own = bundle / "tools" / "helm" if bundle is not None else None
         exe = allow_listed_executable(str(own), child_env(allow=HELM)) if own is not None and own.is_file() else None
         self._cmd = helm_command(exe, kubeconfig=kubeconfig)

@@ -8,7 +8,7 @@ check's findings (installer.platform.coherence, which refuses the render; these 
          rendered NetworkPolicies allow from some pod of the first to some pod of the second
          (installer.platform.coherence.network.endpoints: each pod from its template's labels and named ports;
          kube-system stands in with K3s's CoreDNS, the nodes with their addresses and the API VIP);
-  declared  each flow the site declares (installer.platform.flows.declared) and whether the policies allow it.
+  declared  each flow the site declares (installer.platform.site_flows.declared) and whether the policies allow it.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The network flows the platform needs, declared per component (the source of truth the coherence check reads),
+"""The network flow type each component declares its flows with (installer.platform.site_flows gathers a site's),
 and the NetworkPolicies rendered from them: one source, so policies and declarations cannot drift.
 
 A flow is one allowed connection: from pods (or the nodes, or a site client outside the cluster) to pods on a
@@ -61,25 +61,6 @@ def url_port(url: str) -> int:
     if ":" in host.rsplit("]", 1)[-1]:
         return int(host.rsplit(":", 1)[1])
     return 80 if url.startswith("http://") else 443
-
-
-def declared(inv) -> list[Flow]:
-    """Every flow the platform needs on this site: each component module's `flows(v, namespaces)` for the
-    components this site installs (the GPU tier only with GPU hosts), in component order, without repeats."""
-    # here, not at the top: the component modules import Flow and the helpers above from this module
-    from installer.platform.components import BY_CHART, backup_schedules
-    from installer.platform.values import chart_enabled, namespaces, role_vars
-
-    spaces = namespaces(inv)
-    out: list[Flow] = []
-    for chart, module in BY_CHART.items():
-        if chart_enabled(chart, inv):
-            out += [f for f in module.flows(role_vars(module.NAME, inv), spaces) if f not in out]
-    v = backup_schedules.site_vars(inv.site.model_dump())
-    if v["medai_backup_nfs"]:  # the in-site backup schedules' Jobs and Longhorn's backups
-        dbs = role_vars("postgres", inv)["medai_postgres_databases"]
-        out += [f for f in backup_schedules.flows(v, dbs, spaces["vault"], longhorn_ns=spaces["longhorn"]) if f not in out]
-    return out
 
 
 # --- the NetworkPolicies rendered from the flows --------------------------------------------------------------------

@@ -17,8 +17,9 @@ from installer.bundle.manifest import BundleManifest, Chart, load_manifest
 from installer.core.atomic import atomic_write_text
 from installer.core.errors import BundleError
 from installer.core.hashing import sha256_file
-from installer.platform.flows import KUBE_SYSTEM, declared, policies
+from installer.platform.flows import KUBE_SYSTEM, policies
 from installer.platform.order import ordered
+from installer.platform.site_flows import declared
 from installer.platform.values import chart_enabled, release_values, role_vars, site_objects
 from installer.render.gate import ImagePlan, bundle_image_digests, check_bundle_images, plan_images
 from installer.render.helm import k3s_kube_version, render_chart

@@ -19,6 +19,7 @@ from typing import Any
 
 from installer.bundle.artifacts import BundleIndex
 from installer.core.errors import InventoryError
+from installer.inference.plan import inference_extravars
 from installer.platform.components import BY_CHART, BY_NAME, backup_schedules, harbor, keycloak, longhorn, metallb, postgres
 
 # Left out of a site with no host in group gpu (docs/inference.md: why no CPU fallback).
@@ -72,8 +73,6 @@ def role_vars(component: str, inv, index: dict | None = None) -> dict[str, Any]:
     elif component == "vault":
         _vault(inv, out)
     elif component == "inference" and index is not None and inv.gpu:
-        from installer.inference.plan import inference_extravars
-
         out.update(inference_extravars(index, out["medai_inference_models"]))
     elif component == "harbor":
         harbor.computed(out)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
 
 from installer.core.resources import ANSIBLE_DIR
@@ -370,7 +371,6 @@ def admission_defaults(text: str, source: str) -> AdmissionDefaults:
 def k3s_admission(site_vars: dict | None = None, root: Path | None = None) -> AdmissionDefaults:
     """The admission configuration roles/k3s writes for this site: its template rendered with the role's defaults
     and the inventory's all.vars over them."""
-    import jinja2
 
     root = root or ANSIBLE_DIR
     template, defaults_file = root / PSA_TEMPLATE, root / PSA_DEFAULTS

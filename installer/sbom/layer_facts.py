@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import zstandard
+
 from installer.core.atomic import atomic_write_bytes
 from installer.core.hashing import digest_hex
 from installer.core.resources import cache_dir
@@ -148,8 +150,6 @@ def scan_layer(read: Callable[[int], bytes]) -> dict:
         gz = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
         stream = _Forward(gz.read)
     elif magic == b"\x28\xb5\x2f\xfd":
-        import zstandard
-
         zs = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
         stream = _Forward(zs.read)
     else:

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import zstandard
+
 from installer.core.errors import TrustError
 
 WH_PREFIX = ".wh."
@@ -84,8 +86,6 @@ def open_layer(path: Path) -> Iterator[IO[bytes]]:
             with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
                 yield gz  # type: ignore[misc]
         elif magic == b"\x28\xb5\x2f\xfd":
-            import zstandard
-
             with zstandard.ZstdDecompressor().stream_reader(raw, closefd=False) as zs:
                 yield zs  # type: ignore[misc]
         else:

@@ -84,7 +84,8 @@ def test_the_site_render_adds_the_schedules_and_drops_the_failing_one(tmp_path):
 
 def test_the_site_declares_the_schedules_flows_and_renders_their_policies(tmp_path):
     from installer.deploy.inventory import load_inventory
-    from installer.platform.flows import declared, policies
+    from installer.platform.flows import policies
+    from installer.platform.site_flows import declared
 
     inv = tmp_path / "site.yml"
     inv.write_text("all:\n  vars:\n    medai_cluster_name: site1\n    medai_metallb_pool: 10.0.0.200-10.0.0.210\n"

@@ -13,7 +13,7 @@ import yaml
 
 from installer.deploy.coherence_step import findings
 from installer.platform.coherence import check_site
-from installer.platform.flows import declared
+from installer.platform.site_flows import declared
 from tests.support.fixture_bundles import fixture_manifest, make_fixture_bundle
 from tests.support.fixture_charts import FIXTURES, ROOT, needs_fixtures
 from tests.support.render_platform import fixture_render, main, write

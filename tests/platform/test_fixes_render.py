@@ -13,8 +13,9 @@ import yaml
 
 from installer.compliance.k3s_checks import PSA_EXCEPTIONS
 from installer.deploy.inventory import load_inventory
-from installer.platform.flows import KUBE_SYSTEM, NODES, SITE, declared, policies
+from installer.platform.flows import KUBE_SYSTEM, NODES, SITE, policies
 from installer.platform.render import render_site
+from installer.platform.site_flows import declared
 from installer.render.netpol import Endpoint, NetworkPolicies
 from installer.render.podsecurity import ENFORCE_LABEL, evaluate, pod_template
 from tests.support.fixture_bundles import fixture_manifest, make_fixture_bundle

@@ -149,11 +149,8 @@ def cluster(monkeypatch, tmp_path):
     monkeypatch.setenv("MEDAI_HOME", str(tmp_path / "home"))
     c = Cluster()
     monkeypatch.setattr(platform_step, "adapters", lambda kubeconfig, bundle: (c, c))
-    for name in ("keycloak_after_release", "harbor_after_release"):
+    for name in ("keycloak_after_release", "harbor_after_release", "vault_after_release"):
         monkeypatch.setattr(idp_step, name, _hook(c))
-    import installer.deploy.vault.install_step as vault_step
-
-    monkeypatch.setattr(vault_step, "vault_after_release", _hook(c))
     return c
 
 

@@ -90,7 +90,8 @@ def test_metallb_pool_objects(tmp_path):
 
 
 def test_network_policies_are_rendered_from_the_declared_flows(tmp_path):
-    from installer.platform.flows import declared, policies
+    from installer.platform.flows import policies
+    from installer.platform.site_flows import declared
     from installer.render.validate import validate_object
     inv = _inv(tmp_path)
     objs = policies(declared(inv), "longhorn-system", inv)
@@ -144,7 +145,7 @@ def test_keycloakx_chart_takes_the_keycloak_roles_values(tmp_path):
 
 def test_the_flow_table_in_the_docs_is_the_example_sites_declared_flows():
     """docs/platform.md, "Network flows": one row per flow the example site declares, and no other row."""
-    from installer.platform.flows import declared
+    from installer.platform.site_flows import declared
     pods = lambda p: ", ".join(f"{k}={v}" for k, v in p.items()) or "any"  # noqa: E731
     rows = [f"| {f.src_namespace} | {f.dst_namespace} | {f.protocol} {f.port}{f'-{f.end_port}' if f.end_port else ''} "
             f"| {pods(f.src_pods)} | {pods(f.dst_pods)} | {f.why} |" for f in declared(load_inventory(EXAMPLE))]

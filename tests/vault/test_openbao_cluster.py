@@ -191,13 +191,17 @@ def test_kubernetes_auth_accepts_its_configuration(run):
     with root_session(run.endpoint(), run.shares()[:THRESHOLD]) as root:
         cfg = root.auth.kubernetes.read_config()
         role = root.auth.kubernetes.read_role("harbor")
+        backup = root.auth.kubernetes.read_role("backup")
         roles = root.auth.kubernetes.list_roles()["keys"]
     assert cfg["kubernetes_host"] == "https://10.99.0.10:6443"
     assert cfg["kubernetes_ca_cert"].strip() == run.cluster.ca_cert.read_text().strip()
     assert role["bound_service_account_names"] == ["harbor-core"]
     assert role["bound_service_account_namespaces"] == ["harbor"]
     assert role["policies"] == ["medai-harbor"]
-    assert sorted(roles) == ["harbor", "inference", "keycloak", "vault"]
+    assert sorted(roles) == ["backup", "harbor", "inference", "keycloak", "vault"]
+    # the backup CronJob's ServiceAccount in Vault's namespace (installer/platform/components/backup_schedules.py)
+    assert (backup["bound_service_account_names"], backup["bound_service_account_namespaces"], backup["policies"]) == (
+        ["medai-backup"], ["vault"], ["medai-backup"])
 
 
 def _openssl_verify(run, pem_chain: str, cert_pem: str, where: Path) -> subprocess.CompletedProcess:

@@ -4,9 +4,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from installer.core.errors import InventoryError
 from installer.deploy.harbor.client import HarborClient, HarborError
 from installer.deploy.harbor.oidc import OIDCSpec, ensure_oidc
-from installer.deploy.harbor.projects import ProjectSpec, ensure_project
+from installer.deploy.harbor.projects import SEVERITIES, ProjectSpec, ensure_project
 from installer.deploy.harbor.robots import PULL, PUSH, RobotSpec, ensure_robot
 
 PLATFORM_PROJECT = "platform"      # the bundle's images, seeded by `medai bundle push`
@@ -71,8 +72,6 @@ def configure_harbor(client: HarborClient, site: HarborSite, robot_secrets: Mapp
 def site_from_inventory(site_vars: dict, source: str = "inventory") -> tuple[str, HarborSite]:
     """(Harbor URL, HarborSite) from all.vars: medai_harbor_hostname, optional
     medai_harbor_severity (default high) and medai_keycloak_hostname (OIDC through realm medical-ai when set)."""
-    from installer.core.errors import InventoryError
-    from installer.deploy.harbor.projects import SEVERITIES
 
     host = site_vars.get("medai_harbor_hostname")
     if not host or not isinstance(host, str) or "/" in host or ":" in host:

@@ -21,6 +21,13 @@ from pathlib import Path
 
 from installer.core.atomic import atomic_write_text
 from installer.core.errors import TrustError
+from installer.deploy.push import push_bundle
+from installer.oci.media_types import OCI_MANIFEST
+from installer.oci.refs import parse_ref
+from installer.oci.registry import RegistryClient, sha256_digest
+from installer.trust.cosign import verify_registry_image
+from installer.trust.keys import fingerprint, load_public_key
+from installer.trust.verify import verify_bundle
 
 PLATFORM_PROJECT = "platform"
 HARBOR_COSIGN_CAVEAT = ("Harbor's cosign enforcement only checks that some cosign signature exists, not whose: "
@@ -37,11 +44,6 @@ def seed_harbor(bundle: str | os.PathLike, harbor: str, key: str | os.PathLike, 
                 ca_file: str | os.PathLike | None = None, project: str = PLATFORM_PROJECT) -> SeedResult:
     """Verify ``bundle`` with the site ``key``, push its images to ``harbor``/``project`` (platform manifests
     where the index is refused), verify each pushed digest in Harbor with the key, write harbor-seed.json."""
-    from installer.deploy.push import push_bundle
-    from installer.oci.registry import RegistryClient
-    from installer.trust.cosign import verify_registry_image
-    from installer.trust.keys import fingerprint, load_public_key
-    from installer.trust.verify import verify_bundle
 
     evidence_dir = Path(evidence_dir)
     evidence_dir.mkdir(parents=True, exist_ok=True)
@@ -99,9 +101,6 @@ def attach_sboms(client, bundle: str | os.PathLike, results) -> dict[str, str]:
     ``sha256-<hex>.sbom`` tag (``cosign download sbom`` reads it). Returns {dest: sbom tag}."""
     import tempfile
 
-    from installer.oci.media_types import OCI_MANIFEST
-    from installer.oci.refs import parse_ref
-    from installer.oci.registry import sha256_digest
 
     attached: dict[str, str] = {}
     subjects = _sbom_subjects(Path(bundle))

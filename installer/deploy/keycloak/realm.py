@@ -15,7 +15,7 @@ import yaml
 
 from installer.core.errors import MedaiError
 from installer.deploy.keycloak.settings import CLIENT_IDS, KeycloakSite
-from installer.deploy.vault.catalogue import env_name
+from installer.deploy.vault.catalogue import KEYCLOAK, Catalogue, build, ensure, env_name
 
 REALM = "medical-ai"
 GROUPS = ("clinician", "researcher", "platform-admin")
@@ -36,14 +36,11 @@ class SecretEnv:
 
 
 def keycloak_catalogue(site: KeycloakSite):
-    from installer.deploy.vault.catalogue import build
-
     return build(keycloak={}, users=[u.username for u in site.users])
 
 
 def secret_env(site: KeycloakSite) -> list[SecretEnv]:
     """keycloak-config-cli's variables, from the one catalogue's Secret keycloak-config-cli-env."""
-    from installer.deploy.vault.catalogue import KEYCLOAK
 
     cat = keycloak_catalogue(site)
     env = next(s for s in cat.secrets if s.component == KEYCLOAK and s.name == "keycloak-config-cli-env")
@@ -102,7 +99,6 @@ def check_realm(doc: dict) -> None:
 def ensure_secrets(site: KeycloakSite, sink) -> list[str]:
     """Generate every keycloak/ entry of the catalogue that the sink (Vault) does not hold yet; returns the paths
     written (never the values). Existing secrets are kept, so reruns change nothing."""
-    from installer.deploy.vault.catalogue import KEYCLOAK, Catalogue, ensure
 
     cat = keycloak_catalogue(site)
     mine = Catalogue(cat.kv_mount, cat.components, [e for e in cat.entries if e.component == KEYCLOAK])

@@ -10,6 +10,7 @@ import hvac.exceptions
 import requests
 
 from installer.core.errors import VaultError
+from installer.deploy.vault.portforward import pod_forwards
 from installer.deploy.vault.settings import Member, VaultSettings
 
 TIMEOUT_S = 15
@@ -36,7 +37,6 @@ def endpoints(s: VaultSettings) -> Iterator[list[Endpoint]]:
     if s.members:
         yield [Endpoint(m.name, m.addr, _verify(s)) for m in s.members]
         return
-    from installer.deploy.vault.portforward import pod_forwards
 
     with pod_forwards(s) as forwarded:
         yield [Endpoint(m.name, m.addr, _verify(s)) for m in forwarded]

@@ -12,9 +12,11 @@ import hvac.exceptions
 import yaml
 
 from installer.core.errors import VaultError
-from installer.deploy.state import kubeconfig_path
+from installer.core.resources import state_dir
+from installer.deploy.state import cluster_token, kubeconfig_path
 from installer.deploy.vault.catalogue import BACKUP, TLS_SERVICES, Catalogue, Component, ensure, for_inventory
 from installer.deploy.vault.client import Endpoint, vault_call
+from installer.deploy.vault.kv_sink import VaultKvSink
 from installer.deploy.vault.settings import VaultSettings
 
 KUBERNETES_AUTH_MOUNT = "kubernetes"
@@ -112,9 +114,6 @@ def configure(s: VaultSettings, ep: Endpoint, client: hvac.Client) -> ConfigureR
                 name=c.name, bound_service_account_names=[c.service_account],
                 bound_service_account_namespaces=[c.namespace], policies=[policy_name(c)],
                 ttl=TOKEN_TTL, mount_point=KUBERNETES_AUTH_MOUNT)
-    from installer.core.resources import state_dir
-    from installer.deploy.state import cluster_token
-    from installer.deploy.vault.kv_sink import VaultKvSink
 
     with vault_call(ep, "secrets catalogue"):
         rep.secrets_created, rep.secrets_kept = ensure(cat, VaultKvSink(client, s.kv_mount, ep),

@@ -17,6 +17,13 @@ import time
 from collections.abc import Callable
 
 from installer.core.errors import InstallError
+from installer.deploy.vault.bootstrap_tls import vault_tls_vars
+from installer.deploy.vault.catalogue import ensure, for_inventory, secret_objects
+from installer.deploy.vault.kv_sink import VaultKvSink
+from installer.deploy.vault.portforward import pod_names
+from installer.deploy.vault.settings import vault_settings
+from installer.deploy.vault.setup import run_setup
+from installer.deploy.vault.share_prompt import share_reader
 
 
 def has_vault(site) -> bool:
@@ -27,8 +34,6 @@ def vault_secret_vars(inv, site, k3s_present: bool) -> dict[str, str]:
     """The TLS secret vars for roles/vault, and the settings check, before any host is contacted."""
     if not (k3s_present and has_vault(site)):
         return {}
-    from installer.deploy.vault.bootstrap_tls import vault_tls_vars
-    from installer.deploy.vault.settings import vault_settings
 
     vault_settings(inv)  # one-line VaultError naming all.vars.medai_vault_* before anything runs
     return vault_tls_vars(inv)
@@ -77,7 +82,6 @@ HELD = ("harbor/admin", "harbor/robots/cluster-pull", "harbor/robots/site-ci", "
 def platform_secrets_into_vault(inv, sink, kube, held: HeldSecrets | None = None, bootstrap: bool = True) -> dict[str, list[str]]:
     """Generate what the one catalogue lacks in Vault KV, then sync every Kubernetes Secret it names (in memory,
     server-side apply) into the namespaces before the releases that read them. Returns paths and names only."""
-    from installer.deploy.vault.catalogue import ensure, for_inventory, secret_objects
 
     cat = for_inventory(inv)
     created, _kept = ensure(cat, sink)
@@ -101,12 +105,6 @@ def vault_after_release(inv, kube, record, echo: Callable[[str], None], ask_shar
                         held: HeldSecrets | None = None, bootstrap: Callable[[], bool] = lambda: True):
     """The platform step's hook for release vault (installer.platform.apply.ApplyOptions.after)."""
     def hook(release) -> None:
-        from installer.deploy.vault.kv_sink import VaultKvSink
-        from installer.deploy.vault.portforward import pod_names
-        from installer.deploy.vault.settings import vault_settings
-        from installer.deploy.vault.setup import run_setup
-        from installer.deploy.vault.share_prompt import share_reader
-
         s = vault_settings(inv)
         wait_running(kube, release.namespace, pod_names(s), 600)
         outcome: dict = {}

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import hvac.exceptions
+
 from installer.core.errors import VaultError
 from installer.deploy.vault import pki
+from installer.deploy.vault.bootstrap_tls import root_ca_dir as default_dir
 from installer.deploy.vault.client import endpoints, service_endpoint
 from installer.deploy.vault.configure import configure
 from installer.deploy.vault.init import initialize
@@ -15,8 +18,6 @@ from installer.deploy.vault.unseal import unseal_member
 
 
 def root_ca_dir(s: VaultSettings):
-    from installer.deploy.vault.bootstrap_tls import root_ca_dir as default_dir
-
     return default_dir(s.inventory, s.root_ca_dir)
 
 
@@ -56,8 +57,6 @@ def run_setup(s: VaultSettings, ask_share: Callable[[int, int], str], echo: Call
 
 
 def _has_tls(client, s: VaultSettings, svc: str) -> bool:
-    import hvac.exceptions
-
     try:
         client.secrets.kv.v2.read_secret_version(path=f"{svc}/tls", mount_point=s.kv_mount, raise_on_deleted_version=True)
         return True
