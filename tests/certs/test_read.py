@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import shutil
-import subprocess
 
 import pytest
 import yaml
@@ -16,6 +15,7 @@ from installer.certs.nodes import fetched_certs
 from installer.core.errors import InventoryError
 from installer.deploy.inventory import load_inventory
 from tests.certs.certmaker import openssl_cert
+from tests.support.gpg_keys import operator_key
 
 TLS = "var/lib/rancher/k3s/server/tls"
 D = dt.timedelta
@@ -88,23 +88,7 @@ def test_kubeconfig_client_certificate(tmp_path):
 def test_an_operator_key_whose_encryption_subkey_expires_soon_is_crit(tmp_path):
     if not shutil.which("gpg"):
         pytest.skip("gpg is not installed")
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-    try:
-        _expiring_key(gpg, tmp_path)
-    finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
-
-
-def _expiring_key(gpg: list[str], tmp_path) -> None:
-    subprocess.run(gpg + ["--quick-gen-key", "dana <dana@hospital.test>", "ed25519", "sign,cert", "2y"], check=True,
-                   capture_output=True)
-    fpr = next(ln.split(":")[9] for ln in subprocess.run(gpg + ["--with-colons", "--list-keys"], check=True,
-               capture_output=True, text=True).stdout.splitlines() if ln.startswith("fpr:"))
-    subprocess.run(gpg + ["--quick-add-key", fpr, "cv25519", "encr", "3d"], check=True, capture_output=True)
-    key = tmp_path / "dana.asc"
-    key.write_bytes(subprocess.run(gpg + ["--armor", "--export", fpr], check=True, capture_output=True).stdout)
+    key = operator_key(tmp_path / "gnupg", "dana", tmp_path / "dana.asc", expires="2y", encryption_expires="3d")
     c = pgp_key(key, "dana")
     level, fact = c.classify(dt.datetime.now(dt.UTC), Thresholds())
     assert (c.group, c.subject, level) == ("operators", "dana <dana@hospital.test>", CRIT) and "2 days" in fact

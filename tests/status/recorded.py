@@ -9,7 +9,6 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-import subprocess
 from pathlib import Path
 
 import yaml
@@ -19,6 +18,7 @@ from installer.oci.layout import OCILayout
 from installer.oci.media_types import OCI_MANIFEST
 from tests.certs.certmaker import openssl_cert
 from tests.support.fixture_bundles import fixture_manifest
+from tests.support.gpg_keys import operator_key
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IMAGES = ["quay.io/metallb/controller:v0.15.3", "docker.io/longhornio/longhorn-manager:v1.9.1",
@@ -90,20 +90,7 @@ def record(home: Path, command: str, inventory: Path, result: str, **data) -> di
 
 
 def gpg_key(base: Path) -> Path:
-    home = base / "gnupg"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-    try:
-        subprocess.run(gpg + ["--quick-gen-key", "op <op@hospital.test>", "ed25519", "sign,cert", "never"], check=True,
-                       capture_output=True)
-        fpr = next(ln.split(":")[9] for ln in subprocess.run(gpg + ["--with-colons", "--list-keys"], check=True,
-                   capture_output=True, text=True).stdout.splitlines() if ln.startswith("fpr:"))
-        subprocess.run(gpg + ["--quick-add-key", fpr, "cv25519", "encr", "never"], check=True, capture_output=True)
-        out = base / "op.asc"
-        out.write_bytes(subprocess.run(gpg + ["--armor", "--export", fpr], check=True, capture_output=True).stdout)
-    finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
-    return out
+    return operator_key(base / "gnupg", "op", base / "op.asc")
 
 
 def tls_secret(base: Path, name: str, days: int) -> dict:

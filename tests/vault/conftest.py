@@ -18,6 +18,7 @@ import requests
 import yaml
 
 from installer.deploy.vault import pki
+from tests.support.gpg_keys import operator_key
 
 OPERATORS = ["alice", "bob", "carol"]
 THRESHOLD = 2
@@ -168,18 +169,7 @@ class Operators:
         return out.stdout.decode().strip()
 
 
-def _gen_key(home: Path, name: str, out: Path) -> None:
-    uid = f"{name} <{name}@hospital.test>"
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
-                    "--quick-gen-key", uid, "rsa2048", "sign,cert", "never"], check=True, capture_output=True)
-    fpr = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--with-colons", "--list-keys", uid],
-                         check=True, capture_output=True, text=True).stdout
-    fpr = next(ln.split(":")[9] for ln in fpr.splitlines() if ln.startswith("fpr:"))
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
-                    "--quick-add-key", fpr, "rsa2048", "encr", "never"], check=True, capture_output=True)
-    armored = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--armor", "--export", fpr],
-                             check=True, capture_output=True).stdout
-    out.write_bytes(armored)
+RSA = ("rsa2048", "rsa2048")  # what the shares' PGP encryption is tested with
 
 
 @pytest.fixture(scope="session")
@@ -193,9 +183,9 @@ def operators(tmp_path_factory):
     keys = {}
     for name in OPERATORS:
         keys[name] = base / f"{name}.asc"
-        _gen_key(home, name, keys[name])
+        operator_key(home, name, keys[name], algos=RSA)
     root_key = base / "security-officer.asc"
-    _gen_key(home, "security-officer", root_key)
+    operator_key(home, "security-officer", root_key, algos=RSA)
     yield Operators(home, keys, root_key)
     subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
 
