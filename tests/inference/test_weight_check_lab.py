@@ -4,9 +4,9 @@ A bundle with a small model (two safetensors shards plus tokenizer/config files)
 real build; `medai install --tags stage` stages it on a GPU lab node with the real stage role; the chart's
 weight list is cut from the signature-checked index (installer/inference/weights.py), and the init container's
 exact command (`python3 model_check.py … --termination-log …`, the chart's copy of the checker) runs in the
-node as root with every capability dropped (setpriv), as the init container does. Not executed: the kubelet,
-containerd and the pod itself (no K3s here); the termination-log file is what the kubelet would show in the
-pod's status.
+node as the pod's non-root user (uid 10001) with every capability dropped (setpriv), as the init container does.
+Not executed: the kubelet, containerd, the local PersistentVolume's mount and the pod itself (no K3s here); the
+termination-log file is what the kubelet would show in the pod's status.
 """
 from __future__ import annotations
 
@@ -25,9 +25,11 @@ pytestmark = pytest.mark.lab
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL = "tiny-model"
 STAGED = f"/var/lib/medai/bundle/models/{MODEL}"
-CHECK = ("setpriv --inh-caps=-all --bounding-set=-all --no-new-privs "
-         "python3 /opt/medai-check/model_check.py --index=/opt/medai-check/index.json "
-         f"--model={MODEL} --path={STAGED} --workers=2 --termination-log=/opt/medai-check/termination-log "
+# The pod sees the model directory as its volume's root (the kubelet bind-mounts it; the 0700 stage directory
+# above it is not in the pod): here the checker starts inside it, as root, before setpriv drops to the pod's user.
+CHECK = (f"cd {STAGED} && setpriv --reuid=10001 --regid=10001 --clear-groups --inh-caps=-all --bounding-set=-all "
+         "--no-new-privs python3 /opt/medai-check/model_check.py --index=/opt/medai-check/index.json "
+         f"--model={MODEL} --path=. --workers=2 --termination-log=/opt/medai-check/termination-log "
          "--json-out=/opt/medai-check/result.json")
 
 
@@ -65,12 +67,13 @@ def staged(lab_nodes, tmp_path_factory):
                         "--tags", "stage", "--yes"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     gpu = lab.gpu[0]
-    node_exec(gpu, "mkdir -p /opt/medai-check")
+    node_exec(gpu, "mkdir -p /opt/medai-check && chown 10001:10001 /opt/medai-check")
     (work / "index.json").write_text(weights)
     for f, dest in ((f"{ROOT}/charts/medai-inference/files/model_check.py", "model_check.py"),
                     (str(work / "index.json"), "index.json")):
         subprocess.run(["podman", "cp", f, f"{gpu.name}:/opt/medai-check/{dest}"], check=True,
                        env=__import__("installer.lab.podman", fromlist=["podman_env"]).podman_env())
+    node_exec(gpu, "chmod 0444 /opt/medai-check/model_check.py /opt/medai-check/index.json")  # as the ConfigMaps mount
     yield lab, gpu
     lab.destroy()
 
@@ -86,6 +89,10 @@ def test_staged_model_is_root_owned_read_only_and_on_the_gpu_node_only(staged):
     lab, gpu = staged
     out = node_exec(gpu, f"stat -c '%U %a %n' {STAGED}/*").stdout.split("\n")
     assert all(line.startswith("root 444 ") for line in out if line), out
+    # the pods' non-root user reads them: the model directories are open, the stage directory above stays private
+    dirs = node_exec(gpu, f"stat -c '%U %a %n' /var/lib/medai/bundle /var/lib/medai/bundle/models {STAGED}").stdout
+    assert dirs.split("\n")[:3] == ["root 700 /var/lib/medai/bundle", "root 755 /var/lib/medai/bundle/models",
+                                     f"root 755 {STAGED}"], dirs
     assert node_exec(lab.servers[0], f"test -e {STAGED}", check=False).returncode == 1
 
 
@@ -93,7 +100,7 @@ def test_intact_model_passes(staged):
     _, gpu = staged
     rc, log, result = _check(gpu)
     assert rc == 0, log
-    assert log.startswith(f"model {MODEL} at {STAGED}: PASSED (4 files,")
+    assert log.startswith(f"model {MODEL} at .: PASSED (4 files,")
     assert result["result"] == "passed" and result["files"] == 4 and result["problems"] == []
 
 
