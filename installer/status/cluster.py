@@ -2,14 +2,11 @@
 pods, Helm releases against the bundle's charts, Longhorn volumes."""
 from __future__ import annotations
 
+from installer.deploy.node_conditions import not_ready, pressures
 from installer.status.probe import CRIT, OK, WARN, Line
 
 SEALED_LABELS = ("vault-sealed", "openbao-sealed")
 ACTIVE_LABELS = ("vault-active", "openbao-active")
-
-
-def _cond(obj: dict, kind: str) -> dict | None:
-    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
 
 
 def node_lines(nodes: list[dict], k3s_version: str | None) -> list[Line]:
@@ -22,16 +19,15 @@ def node_lines(nodes: list[dict], k3s_version: str | None) -> list[Line]:
         info = (n.get("status") or {}).get("nodeInfo") or {}
         kubelet, kernel = info.get("kubeletVersion", "?"), info.get("kernelVersion", "?")
         facts, level = [], OK
-        ready = _cond(n, "Ready")
-        if ready is None or ready.get("status") != "True":
+        why = not_ready(n)
+        if why is not None:
             level = CRIT
-            facts.append(f"NOT Ready ({(ready or {}).get('reason') or 'no Ready condition'})")
+            facts.append(f"NOT Ready ({why})")
         else:
             facts.append("Ready")
-        for kind in ("DiskPressure", "MemoryPressure", "PIDPressure"):
-            if (_cond(n, kind) or {}).get("status") == "True":
-                level = CRIT if level == CRIT or kind == "DiskPressure" else WARN
-                facts.append(kind)
+        for kind in pressures(n):
+            level = CRIT if level == CRIT or kind == "DiskPressure" else WARN
+            facts.append(kind)
         facts.append(f"K3s {kubelet}")
         if k3s_version and not kubelet.lstrip("v").startswith(f"{k3s_version}+"):
             level = CRIT if level == CRIT else WARN

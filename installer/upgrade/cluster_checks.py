@@ -8,27 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from installer.deploy.node_conditions import not_ready, pressures
 from installer.render.labels import selector_matches as label_selector_matches
-
-
-def _cond(obj: dict, kind: str) -> dict | None:
-    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
 
 
 def node_problems(nodes: dict) -> list[str]:
     out = []
     for n in nodes.get("items", []):
         name = n["metadata"]["name"]
-        ready = _cond(n, "Ready")
-        if ready is None or ready.get("status") != "True":
-            why = (ready or {}).get("reason") or "no Ready condition"
+        why = not_ready(n)
+        if why is not None:
             out.append(f"node {name}: not Ready ({why})")
         if (n.get("spec") or {}).get("unschedulable"):
             out.append(f"node {name}: cordoned (unschedulable) before the upgrade began")
-        for kind in ("MemoryPressure", "DiskPressure", "PIDPressure"):
-            c = _cond(n, kind)
-            if c is not None and c.get("status") == "True":
-                out.append(f"node {name}: {kind}")
+        out += [f"node {name}: {kind}" for kind in pressures(n)]
     return out
 
 
@@ -43,7 +36,7 @@ def etcd_problems(nodes: dict, readyz_etcd: str) -> list[str]:
         out.append(f"etcd: the API server's /readyz/etcd says {readyz_etcd.strip()!r}")
     if not members:
         return out  # K3s with its SQLite datastore: no etcd members
-    healthy = [n["metadata"]["name"] for n in members if (_cond(n, "Ready") or {}).get("status") == "True"]
+    healthy = [n["metadata"]["name"] for n in members if not_ready(n) is None]
     n = len(members)
     quorum = n // 2 + 1
     if len(healthy) < quorum:
