@@ -90,7 +90,7 @@ def test_resume_skips_what_is_in_place_and_redoes_a_damaged_copy(src, tmp_path):
 
 
 def test_symlinked_directory_in_the_destination_is_not_written_through(src, tmp_path):
-    """`bundle import --to DIR` / the working copy: a link planted in the destination is refused (issue 24)."""
+    """`bundle import --to DIR` / the working copy: a link planted in the destination is refused."""
     victim = tmp_path / "victim"
     victim.mkdir()
     dest = tmp_path / "copy"

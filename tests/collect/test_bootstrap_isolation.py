@@ -1,4 +1,4 @@
-"""bootstrap.py that no file on the stick can subvert (issue 24, items 1 and 2).
+"""bootstrap.py that no file on the stick can subvert.
 
 A real, offline bootstrap run on a small bundle: the system's pip wheel and a hand-made `medai` wheel whose
 console script prints a line. No network, no project wheelhouse needed.

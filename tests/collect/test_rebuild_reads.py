@@ -1,4 +1,4 @@
-"""Issue 16: a no-change rebuild costs what changed, so it opens no layer blob (nothing re-hashed, nothing
+"""A no-change rebuild costs what changed, so it opens no layer blob (nothing re-hashed, nothing
 re-catalogued) and reads the layout's small JSON blobs (manifests, configs) only; the first build catalogues
 every layer on its download stream, never reading one back from disk for its SBOM."""
 from __future__ import annotations

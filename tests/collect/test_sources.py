@@ -280,7 +280,7 @@ def test_hf_unknown_repo_is_one_line(hub_mirror, tmp_path):
 
 
 def test_helm_runs_with_an_allow_listed_environment(monkeypatch, tmp_path):
-    """issue 9, point 4: pyhelm3 starts helm through a shell with our whole environment; the launcher cuts it."""
+    """Pyhelm3 starts helm through a shell with our whole environment; the launcher cuts it."""
     import subprocess
 
     from installer.core.helm import allow_listed_helm

@@ -141,7 +141,7 @@ def test_target_arguments_pin_python_and_platform():
     assert "cp311" in args and args.count("--platform") == 2
 
 
-# ---------------------------------------------------------------- issue 9, point 1: the verifier travels verified
+# ---------------------------------------------------------------- the verifier travels verified
 
 
 @pytest.fixture
@@ -235,7 +235,7 @@ def test_build_writes_the_fingerprint_beside_the_public_key(tools_bundle, tmp_pa
     assert bootstrap_fingerprint(layout.root, unsigned) == (sha, None)
 
 
-# ---------------------------------------------------------------- issue 9, point 4: the key password stays out of builds
+# ---------------------------------------------------------------- the key password stays out of builds
 
 
 SDIST_SETUP = """

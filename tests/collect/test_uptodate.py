@@ -1,4 +1,4 @@
-"""Issue 16: a no-change `medai bundle build` is answered by the make-like up-to-date check
+"""A no-change `medai bundle build` is answered by the make-like up-to-date check
 (installer/collect/uptodate.py) before typer, httpx or pydantic are imported, and every change the full build
 would see (inputs, outputs, medai itself, a moved tag) still leads to the full build.
 

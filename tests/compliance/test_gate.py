@@ -1,4 +1,4 @@
-"""The evidence gate's defaults (issue 29): medium, medai's default waivers, and what the hardening role remediates.
+"""The evidence gate's defaults: medium, medai's default waivers, and what the hardening role remediates.
 
 Result sets here are ARF-shaped documents whose Benchmark carries the real ComplianceAsCode rules (titles,
 severities, fixes) copied from the Debian 12 datastream the bundle ships; only the per-host results are chosen.
@@ -21,7 +21,7 @@ from tests.compliance.conftest import DEBIAN_DS, DEBIAN_PROFILE
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "hardening"
 DOCS = ROOT / "docs" / "compliance.md"
-# The profile's medium rules that failed on every lab host before issue 29: each has a block, toggle and tag.
+# The profile's medium rules that failed on every lab host before the hardening role remediated them: each has a block, toggle and tag.
 ISSUE_RULES = [
     "accounts_passwords_pam_faillock_deny", "accounts_passwords_pam_faillock_interval",
     "accounts_passwords_pam_faillock_unlock_time", "sudo_add_requiretty", "sudo_add_umask",

@@ -150,7 +150,7 @@ def test_bundle_status_and_missing_results(tmp_path):
         merge(tmp_path, waivers=load_waivers.__globals__["Waivers"].empty(), fail_on="high", bundle={})
 
 
-# ---------------------------------------------------------------- issue 9, point 5: evidence inputs against the signed index
+# ---------------------------------------------------------------- evidence inputs against the signed index
 
 
 def _with_datastream(evidence_dir: Path, sha: str) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from installer.bundle.index import Artifact, write_index
+from installer.bundle.artifacts import Artifact
+from installer.bundle.index import write_index
 from installer.bundle.layout import BundleLayout
 from installer.core.hashing import sha256_file
 from installer.trust.keys import SigningKey, public_key_pem
@@ -36,7 +37,7 @@ FIXED_BY_HARDENING = [
     "accounts_password_pam_lcredit", "accounts_password_pam_ocredit", "accounts_password_pam_minclass",
     "accounts_password_pam_unix_remember", "accounts_password_pam_unix_rounds_password_auth",
     "set_password_hashing_algorithm_logindefs", "accounts_password_set_max_life_root",
-    # issue 29: the profile's failing medium rules the role remediates
+    # The profile's failing medium rules the role remediates
     "sudo_add_requiretty", "sudo_add_umask", "accounts_passwords_pam_faillock_deny",
     "accounts_passwords_pam_faillock_interval", "accounts_passwords_pam_faillock_unlock_time",
 ]

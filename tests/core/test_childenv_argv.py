@@ -1,4 +1,4 @@
-"""Children get environment values in their environment, never on an argv (issue 24, item 9): the allow-listed
+"""Children get environment values in their environment, never on an argv: the allow-listed
 launcher execs `env -i` with file names only (its argv is in /proc/PID/cmdline for every local user to read);
 the child still sees exactly the allow-listed environment."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""issue 9, point 12: index.json, index.json.sig, the lock, run records and reports go through the one atomic
+"""Index.json, index.json.sig, the lock, run records and reports go through the one atomic
 helper (temp file, fsync, rename, fsync of the directory)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One state lock per MEDAI_HOME (issue 24, item 7): a second command that writes state fails at once, naming
+"""One state lock per MEDAI_HOME: a second command that writes state fails at once, naming
 the holder's PID and command; the kernel lets go of a dead holder's lock."""
 from __future__ import annotations
 

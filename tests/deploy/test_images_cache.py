@@ -1,4 +1,4 @@
-"""The cached platform-images archive is re-hashed before reuse (issue 24, item 9): one altered in the cache is
+"""The cached platform-images archive is re-hashed before reuse: one altered in the cache is
 rebuilt from the verified working copy, never shipped to the nodes."""
 from __future__ import annotations
 

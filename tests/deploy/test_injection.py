@@ -1,4 +1,4 @@
-"""issue 9, point 10: values from the inventory or the bundle never become shell code or YAML structure.
+"""Values from the inventory or the bundle never become shell code or YAML structure.
 
 Rendered with Ansible's own templating engine (ansible-core's Templar), then run with bash / parsed as YAML.
 """

@@ -138,7 +138,7 @@ def test_signed_bundle_passes_verification(tmp_path, bundle):
     assert not (bundle / "reports").exists()  # verification writes nothing into the (possibly read-only) bundle
 
 
-# ---------------------------------------------------------------- issue 9, point 7: no --key, no install
+# ---------------------------------------------------------------- no --key, no install
 
 
 def test_install_without_key_is_refused(tmp_path, bundle):
@@ -162,7 +162,7 @@ def test_insecure_skip_signature_is_loud_and_recorded(tmp_path, bundle):
     assert data["bundle"]["signature"] == "NOT CHECKED" and "SIGNATURES NOT CHECKED" in data["bundle"]["warning"]
 
 
-# ---------------------------------------------------------------- issue 9, point 2: one read, one private copy
+# ---------------------------------------------------------------- one read, one private copy
 
 
 def _sign_doc(tmp_path: Path, bundle: Path, doc: dict) -> Path:

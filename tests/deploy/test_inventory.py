@@ -177,7 +177,7 @@ def test_keycloak_host_name_must_be_a_fully_qualified_name(tmp_path, name):
 
 @pytest.mark.parametrize("bad", ['10.0.0.9"; touch /tmp/pwned; "', "$(reboot)", "host name", "a\nserver: evil", "-oProxyCommand=x"])
 def test_ansible_host_must_be_an_address_or_a_host_name(tmp_path, bad):
-    """issue 9, point 10: ansible_host lands in K3s's config.yaml (server:, tls-san) and on SSH command lines."""
+    """Ansible_host lands in K3s's config.yaml (server:, tls-san) and on SSH command lines."""
     doc = site()
     doc["all"]["children"]["agents"]["hosts"]["a2"]["ansible_host"] = bad
     (line,) = problems(tmp_path, doc)

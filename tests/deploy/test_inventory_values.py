@@ -1,4 +1,4 @@
-"""Inventory values are data (issue 24, item 6): the names that reach a shell in roles/vault are validated by
+"""Inventory values are data: the names that reach a shell in roles/vault are validated by
 `medai inventory check` and quoted in the tasks; an alias bomb is refused at once, naming the file."""
 from __future__ import annotations
 

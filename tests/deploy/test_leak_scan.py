@@ -1,4 +1,4 @@
-"""The post-run leak scan sees a secret in the forms it takes in files (issue 24, item 8): JSON-escaped (a
+"""The post-run leak scan sees a secret in the forms it takes in files: JSON-escaped (a
 multi-line Vault TLS key in ansible-runner's event files), base64 at any alignment, URL-encoded, and each line of
 a multi-line secret alone."""
 from __future__ import annotations

@@ -177,7 +177,7 @@ def test_kubeconfig_points_at_the_first_server_without_a_vip_and_is_private(home
 
 
 def test_runner_env_is_allow_listed_and_every_known_secret_is_scanned(home, tmp_path, monkeypatch):
-    """issue 9, point 9: ansible-runner writes its environment into artifacts/run/command; ours holds secrets."""
+    """Ansible-runner writes its environment into artifacts/run/command; ours holds secrets."""
     password = "key-password-" + "p" * 20
     cloud = "cloud-secret-" + "c" * 20
     monkeypatch.setenv("MEDAI_KEY_PASSWORD", password)

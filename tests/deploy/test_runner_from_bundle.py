@@ -1,5 +1,5 @@
 """Run from a bundle (bootstrap.py sets MEDAI_ANSIBLE_DIR): a command that verified no bundle itself (reset,
-verify without --key) runs the playbooks of the installed bundle's verified copy, never the stick's (issue 9)."""
+verify without --key) runs the playbooks of the installed bundle's verified copy, never the stick's."""
 from __future__ import annotations
 
 import json

@@ -48,7 +48,7 @@ def test_demo_runs_every_step(tmp_path):
 def test_the_node_image_is_made_before_anything_cuts_images_from_it_and_a_failure_says_what_to_run(tmp_path,
                                                                                                    monkeypatch):
     """On an empty podman store the image step runs first; when it fails, nothing that needs it runs, and the
-    last line names the step, its cause and the retry and clean-up commands (issue 8)."""
+    last line names the step, its cause and the retry and clean-up commands."""
     from installer.core.errors import LabError
     from installer.lab.demo import run_demo
 

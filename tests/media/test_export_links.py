@@ -1,5 +1,5 @@
-"""`bundle export --to STICK` writes only where it checked: no planted symlink on the stick is followed (issue 24,
-item 3). The stick here is a plain directory (symlinks need a filesystem that has them; FAT32 has none)."""
+"""`bundle export --to STICK` writes only where it checked: no planted symlink on the stick is followed.
+The stick here is a plain directory (symlinks need a filesystem that has them; FAT32 has none)."""
 from __future__ import annotations
 
 import os

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from installer.bundle.index import Artifact, write_index
+from installer.bundle.artifacts import Artifact
+from installer.bundle.index import write_index
 from installer.bundle.layout import BundleLayout
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import sha256_bytes, sha256_file

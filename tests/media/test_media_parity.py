@@ -1,4 +1,4 @@
-"""Recovery data on the media (issue 27), on REAL FAT32 images (mkfs.vfat + fusefat), the read side mounted ro.
+"""Recovery data on the media, on REAL FAT32 images (mkfs.vfat + fusefat), the read side mounted ro.
 
 A damaged stick is repaired at the site: a flipped byte, a truncated part, a deleted part, two damaged parts on one
 stick of a spanned set; each rebuilt into the copy (import, and install's working copy) byte-identical, the

@@ -1,4 +1,4 @@
-"""issue 9, point 11: a hostile registry on loopback. Every read is bounded, credentials stay with their host.
+"""A hostile registry on loopback. Every read is bounded, credentials stay with their host.
 
 A tiny HTTP server (stdlib http.server, 127.0.0.1) plays a registry that sends more than it should.
 """

@@ -1,4 +1,4 @@
-"""Credentials stay with their registry (issue 24, item 9): a blob redirect or an upload Location naming another
+"""Credentials stay with their registry: a blob redirect or an upload Location naming another
 host (here: another loopback port, a different origin) gets no Authorization header. A second loopback server
 records every header it receives."""
 from __future__ import annotations

@@ -12,7 +12,7 @@ import yaml
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from installer.bundle.index import Artifact
+from installer.bundle.artifacts import Artifact
 from installer.bundle.layout import BundleLayout
 from installer.sbom import component_counts, write_sboms
 from tests.support.sbom_images import build_layout

@@ -179,7 +179,7 @@ def test_unknown_image_digest_and_garbage_rpmdb(small_bundle):
         write_sboms(BundleLayout.at(root), [SimpleNamespace(ref="demo/rpm:1.0", digest=bad["digest"])], [])
 
 
-# ---------------------------------------------------------------- issue 9, point 11: layer walks are capped
+# ---------------------------------------------------------------- layer walks are capped
 
 
 def test_layer_walk_is_capped_in_entries_and_uncompressed_bytes(tmp_path):
@@ -213,7 +213,7 @@ def test_layer_walk_is_capped_in_entries_and_uncompressed_bytes(tmp_path):
                     max_bytes=8 * 1024 * 1024)
 
 
-# ---------------------------------------------------------------- issue 16: one read per byte
+# ---------------------------------------------------------------- one read per byte
 
 
 @pytest.mark.loopback

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from installer.bundle.index import Artifact, write_index
+from installer.bundle.artifacts import Artifact
+from installer.bundle.index import write_index
 from installer.bundle.layout import BundleLayout
 from installer.bundle.manifest import parse_manifest
 from installer.core.hashing import sha256_file

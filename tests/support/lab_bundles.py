@@ -11,7 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
-from installer.bundle.index import Artifact, write_index
+from installer.bundle.artifacts import Artifact
+from installer.bundle.index import write_index
 from installer.bundle.layout import BundleLayout
 from installer.core.hashing import sha256_file
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from installer.bundle.index import Artifact, write_index
+from installer.bundle.artifacts import Artifact
+from installer.bundle.index import write_index
 from installer.bundle.layout import BundleLayout
 from installer.core.hashing import sha256_bytes
 from installer.trust.signing import sign_index

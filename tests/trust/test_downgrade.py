@@ -1,4 +1,4 @@
-"""No downgrade (issue 24, item 5): an older or equal, correctly signed bundle is refused as an upgrade unless
+"""No downgrade: an older or equal, correctly signed bundle is refused as an upgrade unless
 --allow-downgrade (a banner); with no run record, an unsigned --current is not believed."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Point 13 of issue 9: one index-signature check, called by bundle verify, install (preinstall) and evidence."""
+"""One index-signature check, called by bundle verify, install (preinstall) and evidence."""
 from __future__ import annotations
 
 import base64

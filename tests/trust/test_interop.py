@@ -235,7 +235,7 @@ def test_rebuild_replaces_its_own_signature(signed_bundle, medai_keys, seeded_re
     assert all(after[r][0].payload == before[r][0].payload for r in after)  # same claim, one signature (kept when it already verifies)
 
 
-# ---------------------------------------------------------------- issue 9, points 6 and 7: push verifies first
+# ---------------------------------------------------------------- push verifies first
 
 
 def test_push_refuses_without_key_and_is_loud_when_told_to_skip(signed_bundle, registry, medai_home):

@@ -1,4 +1,4 @@
-"""issue 9, point 8: spec.policy.registries, an allow-list for where signed images may come from (real build)."""
+"""Spec.policy.registries, an allow-list for where signed images may come from (real build)."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Files from the stick: never a hang, never an unbounded read, nothing pre-existing trusted (issue 24, items 2, 4).
+"""Files from the stick: never a hang, never an unbounded read, nothing pre-existing trusted.
 
 Every case runs under an alarm: a FIFO that blocks an open fails the test instead of hanging CI.
 """

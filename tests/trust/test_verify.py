@@ -132,7 +132,7 @@ def _tamper(case: str, b: Path, other_keys) -> tuple[str, list[str]]:
         return "other", ["index.json", "does not verify", "no signature verifies"]
     if case == "signature-swapped":
         tool_ref = _swap_signatures(b)
-        # the edited oci/index.json no longer matches the signed index, so it is not even parsed (issue 9, point 11)
+        # the edited oci/index.json no longer matches the signed index, so it is not even parsed
         return key, [tool_ref, "altered: oci/index.json", "no signature manifest"]
     if case == "index-signature-removed":
         (b / "index.json.sig").unlink()
@@ -226,7 +226,7 @@ def test_standalone_model_check_runs_with_bare_python(signed_bundle, tmp_path):
     assert bad.returncode == 1 and "altered: config.json" in bad.stderr
 
 
-# ---------------------------------------------------------------- issue 9, point 3: reports never written through the stick
+# ---------------------------------------------------------------- reports never written through the stick
 
 
 def test_planted_symlink_in_reports_writes_nothing_outside(bundle_copy, medai_keys, medai_home, tmp_path):
@@ -271,7 +271,7 @@ def test_control_characters_in_an_unlisted_name_are_escaped(bundle_copy, medai_k
     assert lines[0] == "medai bundle verification: FAILED" and not any(ln.startswith("medai bundle verification: PASSED") for ln in lines)
 
 
-# ---------------------------------------------------------------- issue 9, point 11: nothing unvouched-for is parsed
+# ---------------------------------------------------------------- nothing unvouched-for is parsed
 
 
 @pytest.mark.parametrize("doc", ['{"manifests": [1, "x"]}', '{"manifests": [{"annotations": "str"}]}', "[]", "{not json",
