@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 from installer.core.errors import BundleError, RegistryError
+from installer.core.resources import state_dir
+from installer.deploy.working_copy import verified_working_copy
 from installer.oci.images import PushResult, present_platform_manifests, push_image
 from installer.oci.layout import OCILayout
 from installer.oci.refs import parse_ref
@@ -36,8 +38,6 @@ def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.Path
     (distribution 2.x, so Harbor 2), tag the platform manifest instead (see push_image); that manifest must be
     one the signed index digest names.
     """
-    from installer.core.resources import state_dir
-    from installer.deploy.working_copy import verified_working_copy
 
     vb = verified_working_copy(Path(bundle), Path(key) if key else None, skip_signature, state or state_dir())
     images = vb.index.images()

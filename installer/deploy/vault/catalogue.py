@@ -18,7 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from installer.core.errors import InventoryError
+from installer.deploy import platform_secrets as ps
+from installer.deploy.keycloak.settings import CLIENT_IDS, keycloak_site
+from installer.deploy.platform_secrets import random_text
 from installer.platform.components import backup_schedules
+from installer.platform.values import defaults, role_vars
 
 # ------------------------------------------------------------------------------------------------ components
 
@@ -134,8 +138,6 @@ class Catalogue:
 
 
 def _pg_password() -> Callable[[], str]:
-    from installer.deploy.platform_secrets import random_text
-
     return lambda: random_text(32)
 
 
@@ -153,8 +155,6 @@ def build(kv_mount: str = "medai", *, databases: list[dict] | None = None, keycl
           source: str = "inventory") -> Catalogue:
     """The catalogue from the roles' variables (``role_vars``): databases from roles/postgres, Secret names and
     namespaces from roles/keycloak, roles/harbor and roles/inference (None: that component is not installed)."""
-    from installer.deploy import platform_secrets as ps
-    from installer.deploy.keycloak.settings import CLIENT_IDS
 
     client_ids = CLIENT_IDS if client_ids is None else client_ids
     kc, hv, iv = keycloak or {}, harbor or {}, inference
@@ -255,8 +255,6 @@ def build(kv_mount: str = "medai", *, databases: list[dict] | None = None, keycl
 
 def for_inventory(inv, kv_mount: str | None = None) -> Catalogue:
     """The site's catalogue: the roles' variables for this inventory (defaults, all.vars over them)."""
-    from installer.deploy.keycloak.settings import keycloak_site
-    from installer.platform.values import role_vars
 
     site_vars = inv.site.model_dump()
     mount = kv_mount or site_vars.get("medai_vault_kv_mount") or "medai"
@@ -272,7 +270,6 @@ def for_inventory(inv, kv_mount: str | None = None) -> Catalogue:
 
 def default_catalogue(kv_mount: str = "medai") -> Catalogue:
     """Every component with the roles' defaults (no site): what `medai vault setup` without the platform uses."""
-    from installer.platform.values import defaults
 
     return build(kv_mount, databases=defaults("postgres")["medai_postgres_databases"],
                  keycloak=defaults("keycloak"), harbor=defaults("harbor"), inference=defaults("inference"))
