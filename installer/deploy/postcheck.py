@@ -14,7 +14,7 @@ from pathlib import Path
 from installer.core.errors import InstallError
 from installer.core.hashing import sha256_file
 from installer.oci.layout import OCILayout
-from installer.platform.apply import _not_ready, _owned
+from installer.platform.apply import owned_by, pod_not_ready
 
 _INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 
@@ -68,7 +68,7 @@ def check_pods(pods: list[dict], carried: set[str]) -> PostCheck:
     for p in pods:
         meta = p.get("metadata") or {}
         where = f"{meta.get('namespace')}/{meta.get('name')}"
-        why = _not_ready(p)
+        why = pod_not_ready(p)
         if why:
             out.not_ready.append(f"{where}: {why}")
         st = p.get("status") or {}
@@ -89,7 +89,7 @@ def platform_pods(pods_by_ns: dict[str, list[dict]], releases_by_ns: dict[str, l
     out = []
     for ns, pods in pods_by_ns.items():
         if ns == "kube-system":
-            pods = [p for p in pods if any(_owned(p, r) for r in releases_by_ns.get(ns, []))]
+            pods = [p for p in pods if any(owned_by(p, r) for r in releases_by_ns.get(ns, []))]
         out.extend(pods)
     return out
 

@@ -68,13 +68,13 @@ def decide(release: str, chart: str, version: str, values: dict, listed: dict | 
                                  f"{listed.get('revision')})")
 
 
-def _owned(pod: dict, release: str) -> bool:
+def owned_by(pod: dict, release: str) -> bool:
     labels = (pod.get("metadata") or {}).get("labels") or {}
     return release in (labels.get("app.kubernetes.io/instance"), labels.get("release"),
                        labels.get("app.kubernetes.io/part-of"))
 
 
-def _not_ready(pod: dict) -> str | None:
+def pod_not_ready(pod: dict) -> str | None:
     """Why a pod is not ready, from its status; None when it is Ready or Succeeded."""
     st = pod.get("status") or {}
     if st.get("phase") == "Succeeded":
@@ -107,8 +107,8 @@ def _last_warning(events: list[dict], pod: str) -> dict | None:
 def failure_line(release: str, namespace: str, helm_error: str, pods: list[dict], events: list[dict]) -> str:
     """One line: the release, the first failing pod and its reason from its status and its latest Warning event.
     pods / events: the items of the PodList / EventList of the release's namespace, as the API returns them."""
-    ours = [p for p in pods if _owned(p, release)] or pods
-    failing = [(p, why) for p in ours if (why := _not_ready(p))]
+    ours = [p for p in pods if owned_by(p, release)] or pods
+    failing = [(p, why) for p in ours if (why := pod_not_ready(p))]
     detail = helm_error.strip().splitlines()[-1].removeprefix("Error: ") if helm_error.strip() else "failed"
     if not failing:
         return f"release {release} (namespace {namespace}): {detail}; no failing pod found"

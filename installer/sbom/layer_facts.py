@@ -30,7 +30,7 @@ from installer.core.hashing import digest_hex
 from installer.core.resources import cache_dir
 from installer.sbom.catalogers import OsReleaseReader, all_catalogers, golang
 from installer.sbom.package import MAX_METADATA
-from installer.sbom.rootfs import MAX_WALK_BYTES, MAX_WALK_ENTRIES, WH_OPAQUE, WH_PREFIX, _norm, _parents
+from installer.sbom.rootfs import MAX_WALK_BYTES, MAX_WALK_ENTRIES, WH_OPAQUE, WH_PREFIX, member_path, parent_dirs
 
 # Bump when a cataloger's wants/read changes: facts of an older version are ignored, not trusted.
 FACTS_VERSION = 1
@@ -170,7 +170,7 @@ def scan_layer(read: Callable[[int], bytes]) -> dict:
             n += 1
             if n > MAX_WALK_ENTRIES or stream.tell() > MAX_WALK_BYTES:
                 return {"v": FACTS_VERSION, "complete": False, "why": "cap"}
-            path = _norm(m.name)
+            path = member_path(m.name)
             if not path:
                 continue
             parent, _, base = path.rpartition("/")
@@ -183,7 +183,7 @@ def scan_layer(read: Callable[[int], bytes]) -> dict:
             entries.append([path, 1 if m.isdir() else 0])
             claimant = next((c.name for c in catalogers if c.wants(path, m)), None) if (m.islnk() or m.isreg()) else None
             if m.islnk() and claimant:
-                links.append([path, claimant, _norm(m.linkname)])
+                links.append([path, claimant, member_path(m.linkname)])
             elif m.isreg():
                 seen = regular.setdefault(path, [n, None, 0])
                 seen[0], seen[1] = n, None
@@ -245,7 +245,7 @@ def replay(layer_facts: list[dict], catalogers: list, max_entries: int | None = 
     def visible(path: str) -> bool:
         if path in shadow:
             return False
-        return not any(p in hidden or p in opaque for p in _parents(path))
+        return not any(p in hidden or p in opaque for p in parent_dirs(path))
 
     for facts in reversed(layer_facts):
         entries_left -= facts["entries_count"]

@@ -63,13 +63,13 @@ Visitor = Callable[[str, tarfile.TarInfo, IO[bytes]], None]
 Wants = Callable[[str, tarfile.TarInfo], bool]
 
 
-def _norm(name: str) -> str:
+def member_path(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
     return name.strip("/")
 
 
-def _parents(path: str) -> Iterable[str]:
+def parent_dirs(path: str) -> Iterable[str]:
     i = path.find("/")
     while i != -1:
         yield path[:i]
@@ -107,7 +107,7 @@ def walk(layer_paths: list[tuple[str, Path]], wants: Wants, visit: Visitor, what
     def visible(path: str) -> bool:
         if path in shadow:
             return False
-        return not any(p in hidden or p in opaque for p in _parents(path))
+        return not any(p in hidden or p in opaque for p in parent_dirs(path))
 
     for digest, blob in reversed(layer_paths):
         add_shadow: set[str] = set()
@@ -123,7 +123,7 @@ def walk(layer_paths: list[tuple[str, Path]], wants: Wants, visit: Visitor, what
                 while (m := tar.next()) is not None:
                     tar.members.clear()  # stream mode would otherwise keep every TarInfo
                     budget.entry()
-                    path = _norm(m.name)
+                    path = member_path(m.name)
                     if not path:
                         continue
                     parent, _, base = path.rpartition("/")
@@ -143,7 +143,7 @@ def walk(layer_paths: list[tuple[str, Path]], wants: Wants, visit: Visitor, what
                     if not m.isdir():
                         add_hidden.add(path)
                     if m.islnk() and wants(path, m):
-                        links[path] = _norm(m.linkname)
+                        links[path] = member_path(m.linkname)
                     elif m.isreg() and wants(path, m):
                         f = tar.extractfile(m)
                         assert f is not None
@@ -172,7 +172,7 @@ def _resolve_hardlinks(blob: Path, links: dict[str, str], visit: Visitor, budget
         while (m := tar.next()) is not None:
             tar.members.clear()
             budget.entry()
-            paths = by_target.get(_norm(m.name))
+            paths = by_target.get(member_path(m.name))
             if paths and m.isreg():
                 # one read per target; further links to it get the first's view (rare: a binary linked twice)
                 f = tar.extractfile(m)

@@ -70,3 +70,13 @@ def test_the_check_sees_an_import_inside_a_function():
     assert found == [(2, "installer.deploy"), (3, "kubernetes")]
     assert not _allowed("deploy/install.py", "installer.deploy") and _allowed("cli/install.py", "installer.deploy")
     assert _allowed("deploy/x.py", "kubernetes") and not _allowed("deploy/x.py", "yaml")
+
+
+def test_no_private_name_is_imported_from_another_module():
+    found = []
+    for p in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("installer"):
+                found += [f"installer/{p.relative_to(PACKAGE).as_posix()}:{node.lineno}: {a.name}"
+                          for a in node.names if a.name.startswith("_")]
+    assert found == []

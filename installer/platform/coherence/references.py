@@ -98,7 +98,7 @@ def host_uses(text: str, cluster: Cluster, namespace: str) -> Iterator[tuple[str
             yield host, port, False
 
 
-def _strings(row: Row) -> Iterator[tuple[str, str, dict | None]]:
+def strings_in(row: Row) -> Iterator[tuple[str, str, dict | None]]:
     """(field path, text, sibling mapping for *_HOST/*_PORT pairs) of the fields references are read from."""
     tpl = row.template
     if tpl is not None:
@@ -133,7 +133,7 @@ NGINX_UPSTREAM = re.compile(r"\bupstream\s+([A-Za-z0-9_.-]+)\s*\{")
 
 def _hosts(row: Row, cluster: Cluster, external: set[str]) -> Iterator[Finding]:
     ns = row.namespace or "default"
-    for path, text, sib in _strings(row):
+    for path, text, sib in strings_in(row):
         if EMPTY_URL.search(text):
             yield row.finding(CHECK, path, f"{text!r} names no host")
         local = set(NGINX_UPSTREAM.findall(text))  # nginx upstream blocks: names the same file defines

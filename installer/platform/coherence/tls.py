@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from installer.platform.coherence.model import Finding, Row, pod_rows, rows
 from installer.platform.coherence.outside import Certificate, Outside
-from installer.platform.coherence.references import URL, Cluster, _strings
+from installer.platform.coherence.references import URL, Cluster, strings_in
 from installer.render.labels import selector_matches
 
 CHECK = "tls"
@@ -48,7 +48,7 @@ def served_by(site, cert: Certificate) -> set[tuple[str, str]]:
 def client_names(site, cluster: Cluster) -> Iterator[tuple[Row, str, str, tuple[str, str]]]:
     """(row, field, host as written, (namespace, Service)) for every TLS URL of the render naming a Service."""
     for row in rows(site):
-        for path, text, _ in _strings(row):
+        for path, text, _ in strings_in(row):
             for m in URL.finditer(text):
                 if m.group(1) not in TLS_SCHEMES:
                     continue
