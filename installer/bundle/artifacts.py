@@ -101,8 +101,15 @@ class BundleIndex(Mapping[str, Any]):
         return self.named("chart", name)
 
     def images(self, repository: str | None = None) -> list[Artifact]:
-        """The image artifacts, or those of one REGISTRY/REPOSITORY."""
-        return [a for a in self.artifacts("image") if repository is None or a.repository == repository]
+        """The image artifacts, or those of one repository (written as docker does: ``hashicorp/vault`` is
+        ``docker.io/hashicorp/vault``)."""
+        if repository is None:
+            return self.artifacts("image")
+        try:
+            wanted = parse_ref(repository).repo_name
+        except RegistryError:
+            return []
+        return [a for a in self.artifacts("image") if a.repository == wanted]
 
     def pinned_image(self, repository: str) -> str | None:
         """REGISTRY/REPOSITORY:TAG@DIGEST of the first carried image of that repository with a digest, else None."""

@@ -40,14 +40,17 @@ def test_typed_access_by_kind_name_and_repository():
     index = BundleIndex({"kind": "BundleIndex", "files": [], "artifacts": [
         {"kind": "image", "name": "pg", "ref": "ghcr.io/cloudnative-pg/postgresql:16.4", "digest": "sha256:" + "a" * 64},
         {"kind": "image", "name": "nginx", "ref": "nginx:1.27"},
+        {"kind": "image", "name": "vault", "ref": "docker.io/hashicorp/vault:1.20.1", "digest": "sha256:" + "c" * 64},
         {"kind": "chart", "name": "vault", "path": "charts/vault-0.30.0.tgz", "size": 3, "sha256": "b" * 64},
         {"kind": "model", "name": "m", "path": "models/m", "paths": ["models/m/a", "models/m/b"], "meta": "not a map"},
     ]})
-    assert [a.name for a in index.artifacts("image")] == ["pg", "nginx"]
+    assert [a.name for a in index.artifacts("image")] == ["pg", "nginx", "vault"]
     assert index.chart("vault").path == "charts/vault-0.30.0.tgz" and index.chart("harbor") is None
-    assert [a.name for a in index.images("docker.io/library/nginx")] == ["nginx"]
+    assert [a.name for a in index.images("docker.io/library/nginx")] == [a.name for a in index.images("nginx")] == ["nginx"]
     assert index.pinned_image("ghcr.io/cloudnative-pg/postgresql") == "ghcr.io/cloudnative-pg/postgresql:16.4@sha256:" + "a" * 64
     assert index.pinned_image("docker.io/library/nginx") is None  # carried without a digest
+    # the index holds normalised references; a repository asked for as docker writes it finds them
+    assert index.pinned_image("hashicorp/vault") == "docker.io/hashicorp/vault:1.20.1@sha256:" + "c" * 64
     m = index.named("model", "m")
     assert m.paths == ["models/m/a", "models/m/b"] and m.meta == {} and m.label == "model m"
     assert index["kind"] == "BundleIndex" and dict(index) == index.to_json()
