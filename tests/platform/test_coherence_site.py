@@ -50,13 +50,7 @@ def inventories(tmp_path_factory):
     }
 
 
-# Findings still open when this was written (the fixes of the same issue land separately); strict, so a site whose
-# render becomes coherent fails until its entry goes.
-OPEN: dict[str, str] = {}
-
-
-@pytest.mark.parametrize("site", [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=OPEN[s])) if s in OPEN
-                                  else s for s in ("example", "gpu", "minimal")])
+@pytest.mark.parametrize("site", ["example", "gpu", "minimal"])
 def test_the_full_platform_render_is_coherent(inventories, site):
     r = fixture_render(inventories[site])
     found = [str(f) for f in findings(r.inv, r.site, r.index)]
