@@ -356,7 +356,12 @@ def collect_images(
         for d, n in _run_all(ex, [ex.submit(fetch, t) for t in todo], cancel):
             fetched[d] = n
 
-    # Content first (platform manifests, then the top manifest), names last.
+    return _store(layout, plans, fetched)
+
+
+def _store(layout: OCILayout, plans: list[_Plan], fetched: dict[str, int]) -> list[CollectedImage]:
+    """Content first (platform manifests, then the top manifest), names last; each blob counted once, as fetched
+    now or found already in the layout."""
     entries: list[RefEntry] = []
     out: list[CollectedImage] = []
     counted: set[str] = set()
