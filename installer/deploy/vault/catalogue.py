@@ -150,105 +150,120 @@ KC_PERMANENT_ADMIN_ENV = "KC_PERMANENT_ADMIN_PASSWORD"
 KC_BOOTSTRAP_USER = "temp-admin"
 
 
+@dataclass
+class _Parts:
+    """What build() gathers: the entries, the Secrets synced from them, the components by name."""
+    by_name: dict[str, Component]
+    entries: list[Entry]
+    secrets: list[KubeSecret] = field(default_factory=list)
+
+    def tls(self, component: str, secret_name: str, ca_secret: str | None = None) -> None:
+        self.entries.append(Entry(component, "tls", ("certificate", "private_key", "ca_chain"), PKI))
+        p = f"{component}/tls"
+        ns = self.by_name[component].namespace
+        self.secrets.append(KubeSecret(secret_name, ns, component, {"tls.crt": (p, "certificate"), "tls.key": (p, "private_key"),
+                                                                    "ca.crt": (p, "ca_chain")}, "kubernetes.io/tls"))
+        if ca_secret:
+            self.secrets.append(KubeSecret(ca_secret, ns, component, {"ca.crt": (p, "ca_chain")}))
+
+
+def _databases(parts: _Parts, databases: list[dict], source: str) -> None:
+    """PostgreSQL owners: <component>/db, synced into <db>-db-credentials (CNPG's initdb secret, the chart's DB secret)."""
+    pw = _pg_password()
+    for d in databases:
+        comp = parts.by_name.get(d["name"])
+        if comp is None or comp.namespace != d["namespace"]:
+            raise InventoryError(f"{source}: all.vars.medai_postgres_databases: database {d['name']!r} in namespace "
+                                 f"{d['namespace']!r} belongs to no platform component (keycloak, harbor in their namespaces)")
+        owner = d["owner"]
+        parts.entries.append(Entry(comp.name, "db", ("username", "password"), MEDAI,
+                                   lambda owner=owner: {"username": owner, "password": pw()}))
+        parts.secrets.append(KubeSecret(f"{d['name']}-db-credentials", comp.namespace, comp.name,
+                                        {"username": (f"{comp.name}/db", "username"), "password": (f"{comp.name}/db", "password")},
+                                        "kubernetes.io/basic-auth"))
+
+
+def _keycloak(parts: _Parts, kc: dict, client_ids, users) -> None:
+    ns = parts.by_name[KEYCLOAK].namespace
+    admin_user = kc.get("medai_keycloak_admin_username", "medai-admin")
+    parts.entries += [
+        Entry(KEYCLOAK, "bootstrap-admin", ("username", "password"), MEDAI,
+              lambda: {"username": KC_BOOTSTRAP_USER, "password": ps.random_text(32)}),
+        Entry(KEYCLOAK, "admin", ("username", "password"), MEDAI,
+              lambda: {"username": admin_user, "password": ps.keycloak_password()},
+              "medai (removes the bootstrap admin through the admin API)"),
+    ]
+    env_keys = {KC_PERMANENT_ADMIN_ENV: ("keycloak/admin", "password")}
+    for c in client_ids:
+        parts.entries.append(Entry(KEYCLOAK, f"clients/{c}", ("secret",), MEDAI, lambda: {"secret": ps.keycloak_password()},
+                                   "medai (Harbor's OIDC client secret, set through Harbor's API)" if c == "harbor" else ""))
+        env_keys[env_name("CLIENT_SECRET", c)] = (f"keycloak/clients/{c}", "secret")
+    for u in users:
+        parts.entries.append(Entry(KEYCLOAK, f"users/{u}", ("initial-password",), MEDAI,
+                                   lambda: {"initial-password": ps.keycloak_password()}))
+        env_keys[env_name("USER_PASSWORD", u)] = (f"keycloak/users/{u}", "initial-password")
+    parts.secrets += [
+        KubeSecret(kc.get("medai_keycloak_bootstrap_secret", "keycloak-bootstrap-admin"), ns, KEYCLOAK,
+                   {"username": ("keycloak/bootstrap-admin", "username"),
+                    "password": ("keycloak/bootstrap-admin", "password")}, when="bootstrap"),
+        KubeSecret("keycloak-permanent-admin", ns, KEYCLOAK,
+                   {"username": ("keycloak/admin", "username"), "password": ("keycloak/admin", "password")}),
+        KubeSecret(kc.get("medai_keycloak_config_cli_env_secret", "keycloak-config-cli-env"), ns, KEYCLOAK, env_keys),
+    ]
+    parts.tls(KEYCLOAK, kc.get("medai_keycloak_tls_secret", "keycloak-tls"))
+
+
+def _harbor(parts: _Parts, hv: dict) -> None:
+    names = hv.get("medai_harbor_secret_names") or {}
+    ns = parts.by_name[HARBOR].namespace
+    for item, key, make in ps.harbor_makers():
+        parts.entries.append(Entry(HARBOR, item, tuple(make.fields), MEDAI, make,
+                                   "medai (Harbor's API configuration)" if item == "admin" else ""))
+        parts.secrets.append(KubeSecret(names.get(key, f"medai-harbor-{item}"), ns, HARBOR,
+                                        {f: (f"{HARBOR}/{item}", f) for f in make.fields}))
+    for robot in ("cluster-pull", "site-ci"):
+        parts.entries.append(Entry(HARBOR, f"robots/{robot}", ("username", "password"), MEDAI,
+                                   lambda robot=robot: {"username": f"robot${robot}", "password": ps.random_text(32)},
+                                   "medai (sets it on the robot through Harbor's API)"
+                                   + ("; the site's CI (an operator hands it over; not synced)" if robot == "site-ci" else "")))
+    pull = "harbor/robots/cluster-pull"
+    parts.secrets.append(KubeSecret(names.get("trivy_db_pull", "medai-harbor-trivy-db-pull"), ns, HARBOR,
+                                    {"username": (pull, "username"), "password": (pull, "password")}))
+    parts.tls(HARBOR, names.get("tls", "medai-harbor-tls"), names.get("ca", "medai-harbor-site-ca"))
+
+
+def _inference(parts: _Parts, iv: dict | None) -> None:
+    if iv is None:
+        parts.entries.append(Entry(INFERENCE, "tls", ("certificate", "private_key", "ca_chain"), PKI, None,
+                                   "no inference tier on this site (no gpu hosts): issued, not synced"))
+        return
+    ns = parts.by_name[INFERENCE].namespace
+    parts.entries.append(Entry(INFERENCE, "api-key", ("api-key",), MEDAI, lambda: {"api-key": ps.random_text(48)}))
+    parts.secrets.append(KubeSecret(iv.get("medai_inference_api_key_secret", "medai-inference-api-key"), ns, INFERENCE,
+                                    {"api-key": ("inference/api-key", "api-key")}))
+    parts.tls(INFERENCE, ((iv.get("medai_inference_lb") or {}).get("tlsSecretName")) or "medai-inference-tls")
+
+
 def build(kv_mount: str = "medai", *, databases: list[dict] | None = None, keycloak: dict | None = None,
           harbor: dict | None = None, inference: dict | None = None, client_ids=None, users=(),
           source: str = "inventory") -> Catalogue:
     """The catalogue from the roles' variables (``role_vars``): databases from roles/postgres, Secret names and
     namespaces from roles/keycloak, roles/harbor and roles/inference (None: that component is not installed)."""
-
-    client_ids = CLIENT_IDS if client_ids is None else client_ids
-    kc, hv, iv = keycloak or {}, harbor or {}, inference
+    kc, hv = keycloak or {}, harbor or {}
     comps = _components(kc.get("medai_keycloak_namespace", "keycloak"), hv.get("medai_harbor_namespace", "harbor"),
-                        (iv or {}).get("medai_inference_namespace", "medai-inference"))
-    by_name = {c.name: c for c in comps}
-    pw = _pg_password()
-    entries: list[Entry] = [
+                        (inference or {}).get("medai_inference_namespace", "medai-inference"))
+    parts = _Parts({c.name: c for c in comps}, [
         Entry(K3S, "cluster-token", ("token",), K3S_TOKEN, None, "an operator joining a node (not synced)"),
         Entry(VAULT, "tls", ("certificate", "private_key", "ca_chain"), PKI, None,
               "medai vault rotate-cert; the running vault-tls Secret is made from the offline root by roles/vault"),
-    ]
-    secrets: list[KubeSecret] = []
-
-    def tls(component: str, secret_name: str, ca_secret: str | None = None):
-        entries.append(Entry(component, "tls", ("certificate", "private_key", "ca_chain"), PKI))
-        p = f"{component}/tls"
-        ns = by_name[component].namespace
-        secrets.append(KubeSecret(secret_name, ns, component, {"tls.crt": (p, "certificate"), "tls.key": (p, "private_key"),
-                                                               "ca.crt": (p, "ca_chain")}, "kubernetes.io/tls"))
-        if ca_secret:
-            secrets.append(KubeSecret(ca_secret, ns, component, {"ca.crt": (p, "ca_chain")}))
-
-    # PostgreSQL owners: <component>/db, synced into <db>-db-credentials (CNPG's initdb secret, the chart's DB secret)
-    for d in databases or []:
-        comp = next((c for c in comps if c.name == d["name"]), None)
-        if comp is None or comp.namespace != d["namespace"]:
-            raise InventoryError(f"{source}: all.vars.medai_postgres_databases: database {d['name']!r} in namespace "
-                                 f"{d['namespace']!r} belongs to no platform component (keycloak, harbor in their namespaces)")
-        owner = d["owner"]
-        entries.append(Entry(comp.name, "db", ("username", "password"), MEDAI,
-                             lambda owner=owner: {"username": owner, "password": pw()}))
-        secrets.append(KubeSecret(f"{d['name']}-db-credentials", comp.namespace, comp.name,
-                                  {"username": (f"{comp.name}/db", "username"), "password": (f"{comp.name}/db", "password")},
-                                  "kubernetes.io/basic-auth"))
-
+    ])
+    _databases(parts, databases or [], source)
     if keycloak is not None:
-        ns = by_name[KEYCLOAK].namespace
-        admin_user = kc.get("medai_keycloak_admin_username", "medai-admin")
-        entries += [
-            Entry(KEYCLOAK, "bootstrap-admin", ("username", "password"), MEDAI,
-                  lambda: {"username": KC_BOOTSTRAP_USER, "password": ps.random_text(32)}),
-            Entry(KEYCLOAK, "admin", ("username", "password"), MEDAI,
-                  lambda: {"username": admin_user, "password": ps.keycloak_password()},
-                  "medai (removes the bootstrap admin through the admin API)"),
-        ]
-        env_keys = {KC_PERMANENT_ADMIN_ENV: ("keycloak/admin", "password")}
-        for c in client_ids:
-            entries.append(Entry(KEYCLOAK, f"clients/{c}", ("secret",), MEDAI, lambda: {"secret": ps.keycloak_password()},
-                                 "medai (Harbor's OIDC client secret, set through Harbor's API)" if c == "harbor" else ""))
-            env_keys[env_name("CLIENT_SECRET", c)] = (f"keycloak/clients/{c}", "secret")
-        for u in users:
-            entries.append(Entry(KEYCLOAK, f"users/{u}", ("initial-password",), MEDAI,
-                                 lambda: {"initial-password": ps.keycloak_password()}))
-            env_keys[env_name("USER_PASSWORD", u)] = (f"keycloak/users/{u}", "initial-password")
-        secrets += [
-            KubeSecret(kc.get("medai_keycloak_bootstrap_secret", "keycloak-bootstrap-admin"), ns, KEYCLOAK,
-                       {"username": ("keycloak/bootstrap-admin", "username"),
-                        "password": ("keycloak/bootstrap-admin", "password")}, when="bootstrap"),
-            KubeSecret("keycloak-permanent-admin", ns, KEYCLOAK,
-                       {"username": ("keycloak/admin", "username"), "password": ("keycloak/admin", "password")}),
-            KubeSecret(kc.get("medai_keycloak_config_cli_env_secret", "keycloak-config-cli-env"), ns, KEYCLOAK, env_keys),
-        ]
-        tls(KEYCLOAK, kc.get("medai_keycloak_tls_secret", "keycloak-tls"))
-
+        _keycloak(parts, kc, CLIENT_IDS if client_ids is None else client_ids, users)
     if harbor is not None:
-        names = hv.get("medai_harbor_secret_names") or {}
-        ns = by_name[HARBOR].namespace
-        for item, key, make in ps.harbor_makers():
-            entries.append(Entry(HARBOR, item, tuple(make.fields), MEDAI, make,
-                                 "medai (Harbor's API configuration)" if item == "admin" else ""))
-            secrets.append(KubeSecret(names.get(key, f"medai-harbor-{item}"), ns, HARBOR,
-                                      {f: (f"{HARBOR}/{item}", f) for f in make.fields}))
-        for robot in ("cluster-pull", "site-ci"):
-            entries.append(Entry(HARBOR, f"robots/{robot}", ("username", "password"), MEDAI,
-                                 lambda robot=robot: {"username": f"robot${robot}", "password": ps.random_text(32)},
-                                 "medai (sets it on the robot through Harbor's API)"
-                                 + ("; the site's CI (an operator hands it over; not synced)" if robot == "site-ci" else "")))
-        pull = "harbor/robots/cluster-pull"
-        secrets.append(KubeSecret(names.get("trivy_db_pull", "medai-harbor-trivy-db-pull"), ns, HARBOR,
-                                  {"username": (pull, "username"), "password": (pull, "password")}))
-        tls(HARBOR, names.get("tls", "medai-harbor-tls"), names.get("ca", "medai-harbor-site-ca"))
-
-    if iv is not None:
-        ns = by_name[INFERENCE].namespace
-        entries.append(Entry(INFERENCE, "api-key", ("api-key",), MEDAI, lambda: {"api-key": ps.random_text(48)}))
-        secrets.append(KubeSecret(iv.get("medai_inference_api_key_secret", "medai-inference-api-key"), ns, INFERENCE,
-                                  {"api-key": ("inference/api-key", "api-key")}))
-        tls(INFERENCE, ((iv.get("medai_inference_lb") or {}).get("tlsSecretName")) or "medai-inference-tls")
-    else:
-        entries.append(Entry(INFERENCE, "tls", ("certificate", "private_key", "ca_chain"), PKI, None,
-                             "no inference tier on this site (no gpu hosts): issued, not synced"))
-
-    cat = Catalogue(kv_mount.strip("/"), comps, entries, secrets)
+        _harbor(parts, hv)
+    _inference(parts, inference)
+    cat = Catalogue(kv_mount.strip("/"), comps, parts.entries, parts.secrets)
     cat.check()
     return cat
 
