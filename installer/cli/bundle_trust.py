@@ -26,6 +26,30 @@ def _progress_hook(quiet: bool):
     return (lambda n: bars.advance(task, n)), (lambda total: bars.update(task, total=total)), bars.stop
 
 
+def _verify_model(res, bundle: Path, key: Optional[Path], as_json: bool) -> int:
+    """Print one model's re-hash (medai bundle verify --model); the exit status."""
+    doc = {
+        "model": res.model,
+        "path": str(res.path),
+        "result": "passed" if res.ok else "failed",
+        "files": res.files,
+        "bytes": res.bytes,
+        "indexSignature": res.index_signature,
+        "problems": res.problems,
+    }
+    emit(doc, as_json, [
+        f"model {res.model} at {res.path}: {'PASSED' if res.ok else 'FAILED'} "
+        f"({res.files} files, index signature {res.index_signature})",
+        *(f"problem: model {res.model}: {p}" for p in res.problems),
+    ])
+    if key is None:
+        err.print(
+            f"[bold yellow]WARNING:[/] SIGNATURES NOT CHECKED: no --key; {bundle}/index.json itself is not authenticated",
+            highlight=False,
+        )
+    return 0 if res.ok else 1
+
+
 def verify(
     bundle: Path = typer.Argument(..., help="The bundle directory."),
     key: Optional[Path] = typer.Option(None, "--key", help="Public key (PREFIX.pub) the bundle was signed with."),
@@ -70,27 +94,7 @@ def verify(
     if model or path:
         if not (model and path):
             raise typer.BadParameter("--model and --path go together")
-        res = verify_model(bundle, model, path, key=key)
-        doc = {
-            "model": res.model,
-            "path": str(res.path),
-            "result": "passed" if res.ok else "failed",
-            "files": res.files,
-            "bytes": res.bytes,
-            "indexSignature": res.index_signature,
-            "problems": res.problems,
-        }
-        emit(doc, as_json, [
-            f"model {res.model} at {res.path}: {'PASSED' if res.ok else 'FAILED'} "
-            f"({res.files} files, index signature {res.index_signature})",
-            *(f"problem: model {res.model}: {p}" for p in res.problems),
-        ])
-        if key is None:
-            err.print(
-                f"[bold yellow]WARNING:[/] SIGNATURES NOT CHECKED: no --key; {bundle}/index.json itself is not authenticated",
-                highlight=False,
-            )
-        raise typer.Exit(0 if res.ok else 1)
+        raise typer.Exit(_verify_model(verify_model(bundle, model, path, key=key), bundle, key, as_json))
 
     advance, set_total, stop = _progress_hook(as_json)
     try:
