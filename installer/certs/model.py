@@ -116,10 +116,15 @@ def _sans(cert: x509.Certificate) -> list[str]:
            [str(v) for v in ext.get_values_for_type(x509.IPAddress)]
 
 
+def serial_text(serial: int) -> str:
+    """A serial number as Vault and OpenSSL print it: whole bytes in hex, colon-separated (79:d6:…:0b)."""
+    return ":".join(f"{b:02x}" for b in serial.to_bytes(max(1, (serial.bit_length() + 7) // 8), "big"))
+
+
 def from_x509(cert: x509.Certificate, group: str, name: str, where: str) -> Cert:
     return Cert(group, name, where, subject=_cn(cert.subject), issuer=_cn(cert.issuer), names=_sans(cert),
                 not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
-                serial=format(cert.serial_number, "x"))
+                serial=serial_text(cert.serial_number))
 
 
 def from_pem(data: bytes, group: str, name: str, where: str) -> Cert:

@@ -123,8 +123,7 @@ def test_the_intermediate_is_re_signed_offline_and_new_certificates_come_from_it
     _, certs = site.certs()
     kc_serial = certs["keycloak.test.internal"]["serial"]
     with root_session(site.endpoint(), site.shares().split()) as root:
-        pem = root.secrets.pki.read_certificate(":".join(kc_serial[i:i + 2] for i in range(0, len(kc_serial), 2)),
-                                                mount_point="pki_int")["data"]["certificate"]
+        pem = root.secrets.pki.read_certificate(kc_serial, mount_point="pki_int")["data"]["certificate"]
     kc = x509.load_pem_x509_certificate(pem.encode())
     aki = kc.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
     ski = new_inter.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest

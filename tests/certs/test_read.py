@@ -95,3 +95,11 @@ def test_an_operator_key_whose_encryption_subkey_expires_soon_is_crit(tmp_path):
     bad = tmp_path / "bad.asc"
     bad.write_text("hello")
     assert pgp_key(bad, "eve").error == "not an OpenPGP public key"
+
+
+def test_a_serial_is_printed_as_vault_prints_it_whole_bytes_even_with_a_leading_zero_nibble():
+    from installer.certs.model import serial_text
+
+    assert serial_text(0x0B) == "0b"
+    assert serial_text(0x79D6_0B) == "79:d6:0b"
+    assert serial_text(0x0123_4567) == "01:23:45:67"  # 7 hex digits: the first byte keeps its zero
