@@ -3,11 +3,8 @@ a recorded Vault raft snapshot, a Longhorn backupstore directory), the real encr
 verify with an identity, restore, an interrupted create, and the refusals of another cluster's or an older set."""
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from installer.backup.restore import RestoreOptions, restore
 from installer.core.errors import BackupError, BundleError
 from tests.backup.conftest import fake_site_home
 from tests.backup.test_etcd import ctl, etcd_server
+from tests.support.archives import tgz
 
 pytestmark = [pytest.mark.loopback, pytest.mark.timeout(60)]
 
@@ -28,13 +26,7 @@ def recorded_vault_snapshot() -> bytes:
     """A raft snapshot as OpenBao's API answers it (gzip'd tar: meta.json, state.bin, SHA256SUMS)."""
     files = {"meta.json": b'{"Index": 42, "Term": 3}', "state.bin": b"\x00barrier-encrypted-state" * 64}
     files["SHA256SUMS"] = "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in files.items()).encode()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(buf.getvalue(), mtime=0)
+    return tgz(files)
 
 
 @pytest.fixture(scope="module")

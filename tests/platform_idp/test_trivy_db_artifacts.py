@@ -3,12 +3,9 @@ loopback registry, signed and verified like images, skipped by the SBOM step, se
 cosign accepts them. The artifacts are made here with Trivy's media types (ghcr.io itself is not reachable)."""
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import os
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from installer.oci.refs import parse_ref
 from installer.oci.registry import RegistryClient, sha256_digest
 from installer.trust.keys import generate_keypair
 from installer.trust.verify import verify_bundle
+from tests.support.archives import tgz
 from tests.support.servers import make_tls_pair, run_registry
 from tests.support.sources import write_manifest
 
@@ -28,16 +26,6 @@ PASSWORD = "trivy-db-Passw0rd!"
 TRIVY_CONFIG = "application/vnd.aquasec.trivy.config.v1+json"
 DB_LAYER = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"
 JAVA_DB_LAYER = "application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip"
-
-
-def _tgz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return gzip.compress(buf.getvalue(), mtime=0)
 
 
 def push_artifact(host: str, repo_tag: str, layer: bytes, layer_type: str, title: str, tmp: Path) -> str:
@@ -67,12 +55,12 @@ def trivy_bundle(tmp_path_factory, registry, demo_sources):
 
     work = tmp_path_factory.mktemp("trivy-bundle")
     (work / "blobs").mkdir()
-    db = push_artifact(registry.host, "aquasecurity/trivy-db:2", _tgz({"trivy.db": os.urandom(4096), "metadata.json": b'{"Version":2}'}),
+    db = push_artifact(registry.host, "aquasecurity/trivy-db:2", tgz({"trivy.db": os.urandom(4096), "metadata.json": b'{"Version":2}'}),
                        DB_LAYER, "db.tar.gz", work / "blobs")
     jdb = push_artifact(
         registry.host,
         "aquasecurity/trivy-java-db:1",
-        _tgz({"trivy-java.db": os.urandom(4096), "metadata.json": b'{"Version":1}'}),
+        tgz({"trivy-java.db": os.urandom(4096), "metadata.json": b'{"Version":1}'}),
         JAVA_DB_LAYER,
         "javadb.tar.gz",
         work / "blobs",
