@@ -213,3 +213,16 @@ def test_loaded_through_a_role_dependency_with_check_and_diff(tmp_path):
     assert '"msg": "paths="' in play()  # the rerun writes nothing
     for enc in (SECRET, base64.b64encode(SECRET.encode()).decode(), hashlib.sha256(SECRET.encode()).hexdigest()):
         assert enc not in out
+
+
+def test_parents_of_a_directory_created_only_when_asked(tmp_path):
+    deep = tmp_path / "a/b/c"
+    r = run_module(tmp_path, [{"path": str(deep), "state": "directory", "mode": "0700"}])
+    assert r["failed"] and r["msg"].startswith(f"{deep}: parent directory {deep.parent} does not exist")
+    entry = {"path": str(deep), "state": "directory", "mode": "0700", "parents": True}
+    r = run_module(tmp_path, [entry], check=True)
+    assert r["changed_paths"] == [str(tmp_path / "a"), str(tmp_path / "a/b"), str(deep)] and not (tmp_path / "a").exists()
+    assert run_module(tmp_path, [entry])["changed_paths"] == r["changed_paths"]
+    assert attrs(tmp_path / "a/b") == (0, 0, 0o755) and attrs(deep) == (0, 0, 0o700)
+    (tmp_path / "a").chmod(0o700)  # a parent is created, never compared
+    assert run_module(tmp_path, [entry])["changed"] is False

@@ -68,6 +68,12 @@ options:
         description: Octal mode as a quoted string, such as C("0600").
         type: raw
         required: true
+      parents:
+        description:
+          - For a directory, its missing parents are created first (root:root 0755, as ansible.builtin.file creates
+            them; created only, never compared afterwards), each listed in C(changed_paths).
+        type: bool
+        default: false
       secret:
         description: The content (and its hash) never appears in the result, the diff or any message.
         type: bool
@@ -167,6 +173,8 @@ def _check_entry(entry):
     if not os.path.isabs(path) or ".." in path.split("/") or path != os.path.normpath(path):
         raise HostStateError(f"{path}: path must be absolute and normalised")
     sources = [k for k in ("content", "src", "sha256") if entry.get(k) is not None]
+    if entry["parents"] and entry["state"] != "directory":
+        raise HostStateError(f"{path}: parents is for directories only")
     if entry["state"] == "directory" and sources:
         raise HostStateError(f"{path}: a directory takes no {sources[0]}")
     if entry["state"] == "file" and len(sources) != 1:
@@ -223,6 +231,8 @@ class HostState:
         if fd in ("link", "notdir"):
             raise HostStateError(f"{path}: something other than a directory is there (refused)")
         if fd is None:
+            if entry["parents"]:
+                self._make_parents(os.path.dirname(path))
             self._parent_exists(path)
             self._record(entry, None, uid, gid, mode)
             if not self.check:
@@ -240,6 +250,22 @@ class HostState:
                     self._set_attrs(fd, path, uid, gid, mode)
         finally:
             os.close(fd)
+
+    def _make_parents(self, parent):
+        """mkdir -p of a directory entry's missing parents (root:root 0755, as ansible.builtin.file makes them;
+        only created, never compared)."""
+        if parent in self.created_dirs or os.path.isdir(parent):
+            return
+        self._make_parents(os.path.dirname(parent))
+        if os.path.lexists(parent):
+            raise HostStateError(f"{parent}: something other than a directory is there (refused)")
+        self.changed_paths.append(parent)
+        if not self.check:
+            os.mkdir(parent, 0o755)
+            fd = _open_nofollow(parent, os.O_RDONLY | os.O_DIRECTORY)
+            self._set_attrs(fd, parent, 0, 0, 0o755)
+            os.close(fd)
+        self.created_dirs.add(parent)
 
     def _parent_exists(self, path):
         parent = os.path.dirname(path)
@@ -462,6 +488,7 @@ def main():
         group=dict(type="str", default="root"),
         mode=dict(type="raw", required=True),
         secret=dict(type="bool", default=False),
+        parents=dict(type="bool", default=False),
     )
     module = _Module(
         argument_spec=dict(files=dict(type="list", elements="dict", options=entry_spec, default=[]),
