@@ -22,6 +22,7 @@ from installer.core.atomic import atomic_write_text
 from installer.core.errors import InstallError, MedaiError
 from installer.deploy import platform_step
 from installer.deploy.inventory import load_inventory
+from installer.deploy.node_conditions import not_ready
 from installer.deploy.runner import run_playbook
 from installer.deploy.state import kubeconfig_path, new_run
 from installer.deploy.vault.catalogue import TLS_SERVICES, Catalogue, for_inventory, secret_objects
@@ -43,23 +44,13 @@ class Rotation:
     carry: list[str] = field(default_factory=list)    # what the operator must do by hand (the offline root)
 
 
-def not_ready_nodes(nodes: list[dict]) -> list[str]:
-    """Names of the nodes (items of a NodeList) whose Ready condition is not True."""
-    out = []
-    for n in nodes:
-        conds = (n.get("status") or {}).get("conditions") or []
-        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds):
-            out.append((n.get("metadata") or {}).get("name", "?"))
-    return out
-
-
 def refuse_unless_ready(kube, group: str) -> None:
     try:
         nodes = kube.list("v1", "Node")
-    except Exception as e:  # noqa: BLE001 the API's own exceptions vary by transport; one line
+    except MedaiError as e:  # the adapter's one line (installer.platform.apply.KubeApi)
         raise InstallError(f"certs rotate --group {group}: cannot read the nodes ({str(e).splitlines()[0][:200]}); "
                            "nothing rotated") from None
-    bad = not_ready_nodes(nodes)
+    bad = [(n.get("metadata") or {}).get("name", "?") for n in nodes if not_ready(n) is not None]
     if not nodes or bad:
         raise InstallError(f"certs rotate --group {group}: node(s) not Ready: {', '.join(bad) or 'no nodes listed'}; "
                            "nothing rotated (fix them first: medai status)")

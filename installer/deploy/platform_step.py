@@ -7,9 +7,10 @@ hooks (Vault, Keycloak, Harbor: installer/deploy/idp_step.py) and calls the one 
   rollback  roll_back(previous render)       `helm rollback` to the previous bundle's chart versions
   reset     uninstall(installed render)      reverse order, before the nodes are wiped
 
-``adapters`` is the API seam: the production HelmCli and KubeApi on the fetched kubeconfig. The flow test
-(tests/platform/test_flows.py) puts a recording adapter there; a live K3s is reached only by the
-MEDAI_E2E_K3S tests.
+``adapters`` is the API seam: the production HelmCli and KubeApi (the one Kubernetes client: these flows,
+`medai status`, `medai certs` and the upgrade's preflight) on the fetched kubeconfig. The tests put recording
+adapters there (tests/support/kube.py for the Kubernetes API); a live K3s is reached only by the MEDAI_E2E_K3S
+tests.
 """
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ from installer.platform.values import release_timeouts
 
 
 def adapters(kubeconfig: Path, bundle: Path | None):
-    """(helm, kube) for the cluster behind ``kubeconfig``; helm is the verified bundle's when it carries one."""
-    return HelmCli(kubeconfig, bundle), KubeApi(kubeconfig)
+    """(helm, kube) for the cluster behind ``kubeconfig``; helm is the verified bundle's when it carries one.
+    A missing kubeconfig is refused first, naming it."""
+    kube = KubeApi(kubeconfig)
+    return HelmCli(kubeconfig, bundle), kube
 
 
 def _options(inv, console: Console) -> ApplyOptions:

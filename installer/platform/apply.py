@@ -185,9 +185,15 @@ class HelmCli:
 
 
 class KubeApi:
-    """The kubernetes client on the fetched kubeconfig; raw JSON, the shapes the decisions read."""
+    """The one Kubernetes client of the control host: the kubernetes client on the kubeconfig `medai install`
+    fetched, answering raw JSON (the shapes the decisions read). Every flow, `medai status`, `medai certs` and the
+    upgrade's preflight read and write the cluster through it (installer.deploy.platform_step.adapters)."""
+
+    REQUEST_TIMEOUT_S = 30
 
     def __init__(self, kubeconfig: Path):
+        if not kubeconfig.is_file():
+            raise InstallError(f"{kubeconfig}: no admin kubeconfig (written by a successful medai install)")
         from kubernetes import client, config, dynamic
 
         self._api = config.new_client_from_config(config_file=str(kubeconfig))
@@ -211,10 +217,32 @@ class KubeApi:
         except NotFoundError:
             return None
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None) -> list[dict]:
-        """Every object of a kind (cluster-wide when namespace is None): the items, as the API returns them."""
-        res = self._dyn.resources.get(api_version=api_version, kind=kind)
-        return res.get(namespace=namespace).to_dict().get("items") or []
+    def list(self, api_version: str, kind: str, namespace: str | None = None, optional: bool = False) -> list[dict] | None:
+        """Every object of a kind (cluster-wide when namespace is None): the items, as the API returns them.
+        optional: None when the API does not serve the kind (a CRD not installed) rather than an error."""
+        from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+        where = f"{api_version} {kind}" + (f" in namespace {namespace}" if namespace else "")
+        try:
+            res = self._dyn.resources.get(api_version=api_version, kind=kind)
+            return res.get(namespace=namespace, _request_timeout=self.REQUEST_TIMEOUT_S).to_dict().get("items") or []
+        except (ResourceNotFoundError, NotFoundError):
+            if optional:
+                return None
+            raise InstallError(f"list {where}: the API does not serve it") from None
+        except Exception as e:  # noqa: BLE001 urllib3 and the client's own errors: one line naming the read
+            raise InstallError(f"list {where}: {_api_error(e)}") from None
+
+    def read(self, path: str) -> str:
+        """The body of GET ``path`` (a health endpoint such as /readyz/etcd) whatever its status: a failing check
+        answers 500 with its reasons, which the caller reads."""
+        try:
+            req = self._api.param_serialize("GET", path, auth_settings=["BearerToken"])
+            resp = self._api.call_api(*req, _request_timeout=self.REQUEST_TIMEOUT_S)
+            resp.read()
+        except Exception as e:  # noqa: BLE001 as list
+            raise InstallError(f"GET {path}: {_api_error(e)}") from None
+        return resp.data.decode(errors="replace")
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
         from kubernetes.dynamic.exceptions import NotFoundError
@@ -230,6 +258,15 @@ class KubeApi:
         self._dyn.server_side_apply(res, body=obj, name=obj["metadata"]["name"],
                                     namespace=obj["metadata"].get("namespace"), field_manager="medai",
                                     force_conflicts=True)
+
+
+def _api_error(e: Exception) -> str:
+    """One line for a failed API call: the HTTP status and reason, else why the cluster did not answer."""
+    status = getattr(e, "status", None)
+    if isinstance(status, int):
+        return f"HTTP {status} {getattr(e, 'reason', '') or ''}".rstrip()
+    first = (str(e).splitlines() or [""])[0][:200]
+    return f"cluster unreachable ({type(e).__name__}: {first})"
 
 
 # ----------------------------------------------------------------------------------------- the flows

@@ -29,7 +29,7 @@ from installer.deploy.inventory import load_inventory
 from installer.deploy.plan import build_plan
 from installer.deploy.preinstall import verify_and_copy
 from installer.deploy.runner import run_playbook
-from installer.deploy.state import RunRecord, cluster_token, installed_copy, kubeconfig_path, new_run
+from installer.deploy.state import RunRecord, cluster_token, installed_copy, new_run
 from installer.media.manifest import is_media
 from installer.media.reader import import_media, read_verified_index
 from installer.platform.apply import refuse_moved
@@ -38,8 +38,8 @@ from installer.trust.differential import assemble_union, verify_union
 from installer.trust.downgrade import refuse_downgrade, signed_installed_index
 from installer.trust.keys import load_public_key
 from installer.upgrade.changes import ChangeList, change_list, k3s_version
-from installer.upgrade.cluster_api import ClusterAPI
 from installer.upgrade.cluster_checks import Preflight, drain_decision, preflight
+from installer.upgrade.cluster_state import cluster_state as read_cluster
 from installer.upgrade.journal import Journal, resumable_run
 from installer.upgrade.skew import RolloutPlan, plan_rollout
 
@@ -129,7 +129,7 @@ def gate_bundle(inv, root: Path, check_images: bool = True):
     return render_site(inv, root, check_images=check_images)
 
 
-def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None = None) -> UpgradePlan:
+def make_plan(opts: UpgradeOptions, console: Console) -> UpgradePlan:
     inv = load_inventory(opts.inventory)
     source = _media_or_dir(opts, console)
     # The index signature first, then every listed file hashed into the private copy; nothing after reads the
@@ -179,7 +179,7 @@ def make_plan(opts: UpgradeOptions, console: Console, cluster_state: dict | None
     if target is None:
         plan.cluster_note = "the bundle carries no k3s binary: K3s stays as it is"
         return plan
-    return _plan_rollout(plan, opts, inv, target, cluster_state)
+    return _plan_rollout(plan, opts, inv, target)
 
 
 def _installed_bundle(opts: UpgradeOptions, inv) -> tuple[BundleLayout, dict, str]:
@@ -204,16 +204,15 @@ def _installed_bundle(opts: UpgradeOptions, inv) -> tuple[BundleLayout, dict, st
     return cur, cur_index, cur_sha
 
 
-def _plan_rollout(plan: UpgradePlan, opts: UpgradeOptions, inv, target: str, cluster_state: dict | None) -> UpgradePlan:
-    """The K3s rollout, preflight and drains from the cluster's state (read now unless given)."""
-    if cluster_state is None:
-        try:
-            cluster_state = ClusterAPI(kubeconfig_path(inv.cluster)).state()
-        except InstallError as e:
-            if not opts.plan_only:
-                raise
-            plan.cluster_note = str(e)
-            return plan
+def _plan_rollout(plan: UpgradePlan, opts: UpgradeOptions, inv, target: str) -> UpgradePlan:
+    """The K3s rollout, preflight and drains from the cluster's state, read now through the platform's adapter."""
+    try:
+        cluster_state = read_cluster(inv.cluster)
+    except InstallError as e:
+        if not opts.plan_only:
+            raise
+        plan.cluster_note = str(e)
+        return plan
     plan.rollout = plan_rollout(cluster_state["nodes"], target, opts.batch)
     drain = [s.node for s in plan.rollout.servers] + [s.node for b in plan.rollout.agents for s in b]
     plan.preflight = preflight(

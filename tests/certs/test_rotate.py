@@ -8,19 +8,14 @@ import yaml
 from installer.certs.rotate import RESTART_ANNOTATION, _tls_secrets, refresh_secrets, refuse_unless_ready
 from installer.core.errors import InstallError
 from installer.deploy.inventory import load_inventory
+from tests.support.kube import RecordedKube
 
 
-class Kube:
-    def __init__(self, nodes=(), workloads=None):
-        self.nodes, self.workloads, self.applied = list(nodes), workloads or {}, []
-
-    def list(self, api_version, kind, namespace=None):
-        if kind == "Node":
-            return self.nodes
-        return self.workloads.get((kind, namespace), [])
-
-    def apply(self, obj):
-        self.applied.append(obj)
+def _kube(nodes=(), workloads=None):
+    lists = {("v1", "Node"): nodes, ("apps/v1", "Deployment"): [], ("apps/v1", "StatefulSet"): []}
+    for (kind, ns), items in (workloads or {}).items():
+        lists[("apps/v1", kind)] += [{**w, "metadata": {**w["metadata"], "namespace": ns}} for w in items]
+    return RecordedKube(lists)
 
 
 def _node(name, ready):
@@ -33,11 +28,11 @@ def _workload(name, secret, projected=False):
 
 
 def test_a_group_with_a_node_not_ready_is_refused():
-    refuse_unless_ready(Kube([_node("srv1", True), _node("agt1", True)]), "k3s")
+    refuse_unless_ready(_kube([_node("srv1", True), _node("agt1", True)]), "k3s")
     with pytest.raises(InstallError, match=r"--group k3s: node\(s\) not Ready: agt1; nothing rotated"):
-        refuse_unless_ready(Kube([_node("srv1", True), _node("agt1", False)]), "k3s")
+        refuse_unless_ready(_kube([_node("srv1", True), _node("agt1", False)]), "k3s")
     with pytest.raises(InstallError, match="no nodes listed"):
-        refuse_unless_ready(Kube([]), "vault")
+        refuse_unless_ready(_kube([]), "vault")
 
 
 def test_secrets_are_applied_and_only_the_workloads_mounting_them_restart(tmp_path):
@@ -49,7 +44,7 @@ def test_secrets_are_applied_and_only_the_workloads_mounting_them_restart(tmp_pa
     secrets = _tls_secrets(load_inventory(inv), kv.__getitem__, ["keycloak", "harbor"])
     assert sorted((s["metadata"]["namespace"], s["metadata"]["name"]) for s in secrets) == [
         ("harbor", "medai-harbor-site-ca"), ("harbor", "medai-harbor-tls"), ("keycloak", "keycloak-tls")]
-    kube = Kube(workloads={("StatefulSet", "keycloak"): [_workload("keycloak", "keycloak-tls"), _workload("pg", "pg-tls")],
+    kube = _kube(workloads={("StatefulSet", "keycloak"): [_workload("keycloak", "keycloak-tls"), _workload("pg", "pg-tls")],
                            ("Deployment", "harbor"): [_workload("harbor-core", "medai-harbor-tls", projected=True)]})
     done = refresh_secrets(kube, secrets, "2026-12-07T19:00:00+00:00")
     assert "StatefulSet keycloak/keycloak restarted (rolling)" in done

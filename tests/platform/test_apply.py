@@ -16,6 +16,7 @@ from installer.core.errors import InstallError
 from installer.platform.apply import ApplyOptions, HelmError, apply_platform, decide, failure_line
 from installer.platform.render import Release, SiteRender, apply_order
 from installer.render.gate import ImagePlan
+from tests.support.kube import RecordedKube
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -81,13 +82,12 @@ def test_failure_line_without_pods():
         "release metallb (namespace metallb-system): chart requires kubeVersion; no failing pod found"
 
 
-class Replay:
-    """Helm and Kubernetes answering from recorded responses; records what the apply asked for."""
+class Replay(RecordedKube):
+    """Helm and Kubernetes (tests/support/kube.py) answering from recorded responses; records what the apply asked for."""
 
     def __init__(self, listed: dict, values: dict, fail: set[str] = frozenset(), pods=None, events=None):
+        super().__init__({("v1", "Pod"): pods or [], ("v1", "Event"): events or []})
         self._listed, self._values, self._fail = listed, values, fail
-        self._pods, self._events = pods or [], events or []
-        self.calls: list[tuple] = []
 
     def listed(self, release, namespace):
         self.calls.append(("list", release))
@@ -103,15 +103,6 @@ class Replay:
 
     def history(self, release, namespace):
         return []
-
-    def pods(self, namespace):
-        return self._pods
-
-    def events(self, namespace):
-        return self._events
-
-    def apply(self, obj):
-        self.calls.append(("apply", obj["kind"], obj["metadata"]["name"]))
 
 
 def _site(names=("longhorn", "vault", "metallb", "cilium")):
@@ -133,7 +124,7 @@ def test_order_idempotence_and_site_objects_after_their_release():
     assert [o.release for o in out] == ["cilium", "metallb", "longhorn", "vault"]
     assert [o.action for o in out] == ["unchanged", "upgrade", "install", "install"]
     assert r.calls == [("list", "cilium"), ("list", "metallb"), ("upgrade", "metallb", 300),
-                       ("apply", "IPAddressPool", "medai-site"),
+                       ("apply", "IPAddressPool", None, "medai-site"),
                        ("list", "longhorn"), ("upgrade", "longhorn", 900), ("list", "vault"), ("upgrade", "vault", 300, "no-wait")]
 
 

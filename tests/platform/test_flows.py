@@ -1,11 +1,12 @@
 """Install, upgrade, rollback and reset of the platform releases through the one applier, at the one API seam.
 
-A recording adapter (Cluster below) stands where HelmCli and KubeApi stand (installer.deploy.platform_step.adapters):
-it answers `helm list`, `helm history` and `helm get values` as Helm does (revisions, statuses, chart names, the
-user-supplied values of the current revision) and records every call. The flows are the real ones on signed
-fixture bundles of the real upstream charts (tests/support/fixture_bundles.py): the install's platform step
-(platform_step.apply, what `medai install` runs once K3s is up), `medai upgrade`'s make_plan and execute,
-`medai rollback --releases-only` (run_rollback) and the platform half of `medai reset` (uninstall_releases).
+A recording adapter (Cluster below, on tests/support/kube.py) stands where HelmCli and KubeApi stand
+(installer.deploy.platform_step.adapters): it answers `helm list`, `helm history` and `helm get values` as Helm
+does (revisions, statuses, chart names, the user-supplied values of the current revision) and records every call.
+The flows are the real ones on signed fixture bundles of the real upstream charts
+(tests/support/fixture_bundles.py): the install's platform step (platform_step.apply, what `medai install` runs
+once K3s is up), `medai upgrade`'s make_plan and execute, `medai rollback --releases-only` (run_rollback) and the
+platform half of `medai reset` (uninstall_releases).
 
 Not executed here: Helm against a live K3s, the Vault/Keycloak/Harbor hooks' API calls (recorded as hook calls;
 their own tests replay recorded API responses), and the playbooks of install and reset (the lab tests run those).
@@ -34,6 +35,7 @@ from installer.upgrade.rollback import run_rollback
 from installer.upgrade.run import UpgradeOptions, execute, make_plan
 from tests.support.fixture_bundles import bumped_chart, fixture_manifest, make_fixture_bundle
 from tests.support.fixture_charts import PLATFORM, ROOT, needs_fixtures
+from tests.support.kube import RecordedKube
 
 INVENTORY = ROOT / "inventories" / "example" / "site.yml"
 # every upstream chart of bundles/platform.yaml (medai-inference is the project's own: tests/inference renders it)
@@ -43,13 +45,13 @@ EXTRA_IMAGES = ("docker.io/adorsys/keycloak-config-cli:6.5.1-26.0.5", "ghcr.io/c
                 "ghcr.io/aquasecurity/trivy-db:2", "ghcr.io/aquasecurity/trivy-java-db:1")
 
 
-class Cluster:
-    """Helm and the Kubernetes API as a cluster answers them; every call recorded as (verb, release, namespace, …)."""
+class Cluster(RecordedKube):
+    """Helm and the Kubernetes API (tests/support/kube.py) as a cluster answers them; every call recorded as
+    (verb, release, namespace, …)."""
 
     def __init__(self):
+        super().__init__()
         self.releases: dict[tuple[str, str], list[dict]] = {}  # (release, namespace) -> history, oldest first
-        self.objects: dict[tuple[str, str, str], dict] = {}  # (kind, namespace, name) -> object the API returns
-        self.calls: list[tuple] = []
 
     # --- helm
     def listed(self, release, namespace):
@@ -93,25 +95,6 @@ class Cluster:
     def uninstall(self, release, namespace, timeout_s):
         self.calls.append(("uninstall", release, namespace))
         del self.releases[(release, namespace)]
-
-    # --- kubernetes
-    def pods(self, namespace):
-        return []
-
-    def events(self, namespace):
-        return []
-
-    def apply(self, obj):
-        key = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
-        self.calls.append(("apply", *key))
-        if obj["kind"] == "Service" and key in self.objects:  # a selector patch, as server-side apply merges it
-            self.objects[key]["spec"]["selector"] = dict(obj["spec"]["selector"])
-
-    def get(self, api_version, kind, name, namespace):
-        return copy.deepcopy(self.objects.get((kind, namespace, name)))
-
-    def delete(self, api_version, kind, name, namespace):
-        self.calls.append(("delete", kind, namespace, name))
 
 
 def _hook(cluster):
@@ -306,11 +289,12 @@ def test_a_new_model_version_is_served_only_once_its_pods_are_ready(cluster, tmp
     rendered = {"models": [{"version": "v1"}, {"version": "v2"}], "activeVersion": "v2"}
     cluster.releases[(name, ns)] = [{"revision": 1, "status": "deployed", "chart": f"medai-inference-{version}",
                                      "values": v1, "description": "Install complete"}]
-    cluster.objects[("Service", ns, name)] = {"metadata": {"name": name}, "spec": {"selector": {VERSION_LABEL: "v1"}}}
-    cluster.objects[("Deployment", ns, f"{name}-v2")] = {
-        "metadata": {"name": f"{name}-v2", "generation": 1}, "spec": {"replicas": 1},
+    cluster.lists[("v1", "Service")] = [{"metadata": {"name": name, "namespace": ns},
+                                         "spec": {"selector": {VERSION_LABEL: "v1"}}}]
+    cluster.lists[("apps/v1", "Deployment")] = [{
+        "metadata": {"name": f"{name}-v2", "namespace": ns, "generation": 1}, "spec": {"replicas": 1},
         "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
-                   "availableReplicas": 1}}
+                   "availableReplicas": 1}}]
     chart = Chart(name="medai-inference", version=version, repo="oci://local", namespace=ns)
     site = SiteRender([Release(name, chart, archive, ns, rendered, [], [])], ImagePlan(), None, None, {})
     opts = ApplyOptions()
@@ -319,5 +303,5 @@ def test_a_new_model_version_is_served_only_once_its_pods_are_ready(cluster, tmp
     steps = [(c[0], c[4]["activeVersion"]) if c[0] == "upgrade_install" else c[:2] for c in cluster.calls
              if c[0] in ("upgrade_install", "apply")]
     assert steps == [("upgrade_install", "v1"), ("apply", "Service"), ("upgrade_install", "v2")]
-    assert cluster.objects[("Service", ns, name)]["spec"]["selector"][VERSION_LABEL] == "v2"
+    assert cluster.get("v1", "Service", name, ns)["spec"]["selector"][VERSION_LABEL] == "v2"
     assert cluster.releases[(name, ns)][-1]["values"] == rendered  # Helm's record is the render

@@ -1,6 +1,6 @@
 """A site for the status tests: a state directory (run records, the installed bundle's copy with a small OCI
 layout), an inventory, and the cluster as recorded Kubernetes and Helm API responses (fixtures/healthy.json)
-behind the platform's adapter seam (installer.deploy.platform_step.adapters)."""
+behind the platform's adapter seam (installer.deploy.platform_step.adapters, tests/support/kube.py)."""
 from __future__ import annotations
 
 import base64
@@ -19,31 +19,24 @@ from installer.oci.media_types import OCI_MANIFEST
 from tests.certs.certmaker import openssl_cert
 from tests.support.fixture_bundles import fixture_manifest
 from tests.support.gpg_keys import operator_key
+from tests.support.kube import RecordedKube
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IMAGES = ["quay.io/metallb/controller:v0.15.3", "docker.io/longhornio/longhorn-manager:v1.9.1",
           "docker.io/hashicorp/vault:1.20.4"]
 
 
-class Recorded:
-    """Kube and Helm at the seam, answering from recorded responses (one dict, mutable per test)."""
+class Recorded(RecordedKube):
+    """Kube (tests/support/kube.py) and Helm at the seam, answering from recorded responses (one dict, mutable
+    per test: the items are the dict's own)."""
 
     def __init__(self, doc: dict, secrets: dict[tuple[str, str], dict]):
-        self.doc, self.secrets = copy.deepcopy(doc), secrets
-
-    def list(self, api_version, kind, namespace=None):
-        if kind == "Node":
-            return self.doc["nodes"]["items"]
-        if kind == "Volume":
-            return self.doc["volumes"]["items"]
-        raise AssertionError(f"status listed {api_version} {kind}")
-
-    def pods(self, namespace):
-        return (self.doc["pods"].get(namespace) or {"items": []})["items"]
-
-    def get(self, api_version, kind, name, namespace):
-        assert kind == "Secret", kind
-        return self.secrets.get((namespace, name))
+        self.doc = copy.deepcopy(doc)
+        tls = [{**s, "metadata": {"namespace": ns, "name": name}} for (ns, name), s in secrets.items()]
+        super().__init__({("v1", "Node"): self.doc["nodes"]["items"],
+                          ("longhorn.io/v1beta2", "Volume"): self.doc["volumes"]["items"],
+                          ("v1", "Pod"): [p for pods in self.doc["pods"].values() for p in pods["items"]],
+                          ("v1", "Secret"): tls})
 
     def listed(self, release, namespace):
         entry = self.doc["helm"].get(release)

@@ -14,9 +14,9 @@ import pytest
 
 from installer.bundle.layout import BundleLayout
 from installer.deploy.state import kubeconfig_path
+from installer.platform.apply import KubeApi
 from installer.trust.keys import generate_keypair, load_private_key
 from installer.trust.signing import sign_index
-from installer.upgrade.cluster_api import ClusterAPI
 from installer.upgrade.skew import node_versions
 from tests.deploy.test_e2e_k3s import _bundle_from
 from tests.support.lab import LAB_VARS
@@ -53,7 +53,7 @@ def test_rolling_upgrade_then_rollback_by_snapshot(lab_nodes, tmp_path):
     os.environ["MEDAI_HOME"] = str(home)
 
     def versions() -> set:
-        return {v for _n, (_r, v) in node_versions(ClusterAPI(kubeconfig_path("e2e-upgrade", home)).get("/api/v1/nodes")).items()}
+        return {v for _n, (_r, v) in node_versions({"items": KubeApi(kubeconfig_path("e2e-upgrade", home)).list("v1", "Node")}).items()}
 
     try:
         r = medai(home, "install", "--inventory", str(inv), "--key", str(pub), "--yes", timeout=1800)

@@ -16,12 +16,15 @@ from rich.console import Console
 from installer.bundle.artifacts import Artifact
 from installer.core.errors import InstallError
 from installer.core.hashing import sha256_bytes
+from installer.deploy import platform_step
 from installer.deploy.state import new_run
 from installer.trust.keys import generate_keypair, load_private_key
 from installer.upgrade.changes import change_list, k3s_version
+from installer.upgrade.cluster_state import cluster_state
 from installer.upgrade.journal import Journal, resumable_run
 from installer.upgrade.run import UpgradeOptions, execute, make_plan
 from tests.deploy.test_install_refusals import inventory, no_run_started
+from tests.support.kube import RecordedKube
 from tests.support.signed_bundle import make_signed_bundle
 from tests.upgrade.test_decisions import load
 
@@ -154,20 +157,32 @@ def test_differential_on_the_wrong_base_is_refused_before_any_host_naming_both_d
     assert plan.index_sha256 == hashlib.sha256(diff.index.read_bytes()).hexdigest()
 
 
-def _state(nodes: str = "nodes-ready.json") -> dict:
-    return {
-        "nodes": load(nodes),
-        "pods": load("pods.json"),
-        "pdbs": load("pdbs.json"),
-        "readyzEtcd": load("readyz-etcd-ok.txt"),
-        "longhorn": load("longhorn-volumes.json"),
-    }
+def _recorded_cluster(monkeypatch, nodes: str = "nodes-ready.json", longhorn: bool = True) -> RecordedKube:
+    """The recorded API responses behind the platform's adapter seam: the upgrade reads them as it reads a cluster."""
+    lists = {("v1", "Node"): load(nodes)["items"], ("v1", "Pod"): load("pods.json")["items"],
+             ("policy/v1", "PodDisruptionBudget"): load("pdbs.json")["items"]}
+    if longhorn:
+        lists[("longhorn.io/v1beta2", "Volume")] = load("longhorn-volumes.json")["items"]
+    kube = RecordedKube(lists, {"/readyz/etcd": load("readyz-etcd-ok.txt")})
+    monkeypatch.setattr(platform_step, "adapters", lambda kubeconfig, bundle: (None, kube))
+    return kube
 
 
-def test_plan_from_recorded_cluster_state_and_preflight_stops_before_a_run(site):
+def test_cluster_state_is_read_through_the_one_kubernetes_adapter(monkeypatch):
+    _recorded_cluster(monkeypatch)
+    state = cluster_state("site1")
+    assert state == {"nodes": {"items": load("nodes-ready.json")["items"]}, "pods": {"items": load("pods.json")["items"]},
+                     "pdbs": {"items": load("pdbs.json")["items"]}, "readyzEtcd": load("readyz-etcd-ok.txt"),
+                     "longhorn": {"items": load("longhorn-volumes.json")["items"]}}
+    _recorded_cluster(monkeypatch, longhorn=False)
+    assert cluster_state("site1")["longhorn"] is None  # Longhorn's CRD not installed: no volume to check
+
+
+def test_plan_from_recorded_cluster_state_and_preflight_stops_before_a_run(site, monkeypatch):
     tmp, _, pub, home, v1, v2, inv = site
+    _recorded_cluster(monkeypatch)
     opts = UpgradeOptions(inv, v2.root, pub, current=v1.root, plan_only=True, batch=2)
-    plan = make_plan(opts, Console(file=open(os.devnull, "w")), cluster_state=_state())
+    plan = make_plan(opts, Console(file=open(os.devnull, "w")))
     assert plan.steps() == [
         "snapshot",
         "server:srv-1",
@@ -186,14 +201,18 @@ def test_plan_from_recorded_cluster_state_and_preflight_stops_before_a_run(site)
     assert no_run_started(home)
 
 
-def test_skew_refusal_reaches_the_operator(site):
+def test_skew_refusal_reaches_the_operator(site, monkeypatch):
     tmp, _, pub, home, v1, v2, inv = site
+    _recorded_cluster(monkeypatch, "nodes-agent-behind.json")
     with pytest.raises(InstallError, match="skips minor"):
-        make_plan(
-            UpgradeOptions(inv, v2.root, pub, current=v1.root, plan_only=True),
-            Console(file=open(os.devnull, "w")),
-            cluster_state=_state("nodes-agent-behind.json"),
-        )
+        make_plan(UpgradeOptions(inv, v2.root, pub, current=v1.root, plan_only=True), Console(file=open(os.devnull, "w")))
+
+
+def test_a_plan_without_a_cluster_names_the_missing_kubeconfig(site):
+    tmp, _, pub, home, v1, v2, inv = site
+    plan = make_plan(UpgradeOptions(inv, v2.root, pub, current=v1.root, plan_only=True), Console(file=open(os.devnull, "w")))
+    assert plan.rollout is None
+    assert plan.cluster_note.endswith(": no admin kubeconfig (written by a successful medai install)"), plan.cluster_note
 
 
 def test_journal_resumes_at_the_first_step_not_done(site, tmp_path):
