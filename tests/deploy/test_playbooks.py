@@ -337,18 +337,24 @@ def _hardening_tasks() -> list[tuple[str, set[str]]]:
 def test_hardening_one_toggle_one_tag_one_level_per_control_and_names_carry_the_rule():
     defaults = _yaml(HARDENING / "defaults/main.yml")
     rules: set[str] = set()
+    level: dict[str, str] = {}
+    shared = []
     for name, tags in _hardening_tasks():
         ids = sorted(t.removeprefix("rule_") for t in tags if t.startswith("rule_"))
         if "always" in tags:
             assert not ids, f"{name}: a task that always runs belongs to no rule"
             continue
         assert ids, f"{name}: tagged with no rule_<id>"
-        assert len(tags & LEVELS) == 1, f"{name}: one level tag of {sorted(LEVELS)} wanted, has {sorted(tags & LEVELS)}"
         if len(ids) == 1:
             assert name.startswith(f"Hardening | Rule {ids[0]}: "), f"{name}: the name does not carry rule {ids[0]}"
-        else:  # a write several rules share (one sysctl.d file, the PAM stack): every one of their tags
+            assert len(tags & LEVELS) == 1, f"{name}: one level tag of {sorted(LEVELS)} wanted, has {sorted(tags & LEVELS)}"
+            assert level.setdefault(ids[0], next(iter(tags & LEVELS))) in tags, f"{name}: rule {ids[0]} in two levels"
+        else:  # a write several rules share (the managed-files call, the PAM stack): every one of their tags
             assert name.startswith("Hardening | Rules "), f"{name}: shared by {ids}, named as one rule"
+            shared.append((name, ids, tags & LEVELS))
         rules.update(ids)
+    for name, ids, levels in shared:  # at least one level, and the level of each rule it serves
+        assert levels >= {level[i] for i in ids if i in level} and levels, f"{name}: levels {sorted(levels)}"
     assert len(rules) == 32
     for rule in rules:
         assert isinstance(defaults.get(f"medai_hardening_{rule}"), bool), f"rule {rule}: no toggle medai_hardening_{rule}"
@@ -357,8 +363,8 @@ def test_hardening_one_toggle_one_tag_one_level_per_control_and_names_carry_the_
 @pytest.mark.parametrize("rule", ["accounts_password_pam_minlen", "sysctl_kernel_sysrq", "sudo_add_umask",
                                   "accounts_passwords_pam_faillock_deny"])
 def test_tags_rule_id_runs_that_control_alone_in_the_real_playbook(rule, tmp_path):
-    """`ansible-playbook --tags rule_<id> playbooks/site.yml` lists the tasks that always run (argument checks, the
-    one read) and, of the rest, exactly the tasks of that control."""
+    """`ansible-playbook --tags rule_<id> playbooks/site.yml` lists the tasks that always run (argument checks) and,
+    of the rest, exactly the tasks of that control."""
     env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
     r = subprocess.run(["ansible-playbook", "--list-tasks", "--tags", f"rule_{rule}", "-i",
                         str(ROOT / "inventories/example/site.yml"), str(ROOT / "playbooks/site.yml")],
