@@ -223,6 +223,6 @@ def test_parents_of_a_directory_created_only_when_asked(tmp_path):
     r = run_module(tmp_path, [entry], check=True)
     assert r["changed_paths"] == [str(tmp_path / "a"), str(tmp_path / "a/b"), str(deep)] and not (tmp_path / "a").exists()
     assert run_module(tmp_path, [entry])["changed_paths"] == r["changed_paths"]
-    assert attrs(tmp_path / "a/b") == (0, 0, 0o755) and attrs(deep) == (0, 0, 0o700)
-    (tmp_path / "a").chmod(0o700)  # a parent is created, never compared
+    assert attrs(tmp_path / "a/b") == (0, 0, 0o700) and attrs(deep) == (0, 0, 0o700)  # as ansible.builtin.file does
+    (tmp_path / "a").chmod(0o755)  # a parent is created, never compared
     assert run_module(tmp_path, [entry])["changed"] is False

@@ -70,8 +70,9 @@ options:
         required: true
       parents:
         description:
-          - For a directory, its missing parents are created first (root:root 0755, as ansible.builtin.file creates
-            them; created only, never compared afterwards), each listed in C(changed_paths).
+          - For a directory, its missing parents are created first with the entry's owner, group and mode (as
+            ansible.builtin.file creates them; created only, never compared afterwards), each listed in
+            C(changed_paths).
         type: bool
         default: false
       secret:
@@ -232,7 +233,7 @@ class HostState:
             raise HostStateError(f"{path}: something other than a directory is there (refused)")
         if fd is None:
             if entry["parents"]:
-                self._make_parents(os.path.dirname(path))
+                self._make_parents(os.path.dirname(path), uid, gid, mode)
             self._parent_exists(path)
             self._record(entry, None, uid, gid, mode)
             if not self.check:
@@ -251,19 +252,19 @@ class HostState:
         finally:
             os.close(fd)
 
-    def _make_parents(self, parent):
-        """mkdir -p of a directory entry's missing parents (root:root 0755, as ansible.builtin.file makes them;
-        only created, never compared)."""
+    def _make_parents(self, parent, uid, gid, mode):
+        """mkdir -p of a directory entry's missing parents, each with the entry's owner, group and mode (as
+        ansible.builtin.file makes them); only created, never compared."""
         if parent in self.created_dirs or os.path.isdir(parent):
             return
-        self._make_parents(os.path.dirname(parent))
+        self._make_parents(os.path.dirname(parent), uid, gid, mode)
         if os.path.lexists(parent):
             raise HostStateError(f"{parent}: something other than a directory is there (refused)")
         self.changed_paths.append(parent)
         if not self.check:
-            os.mkdir(parent, 0o755)
+            os.mkdir(parent, 0o700)
             fd = _open_nofollow(parent, os.O_RDONLY | os.O_DIRECTORY)
-            self._set_attrs(fd, parent, 0, 0, 0o755)
+            self._set_attrs(fd, parent, uid, gid, mode)
             os.close(fd)
         self.created_dirs.add(parent)
 
