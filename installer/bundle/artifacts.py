@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from installer.core.errors import RegistryError
-from installer.oci.refs import parse_ref
+from installer.oci.refs import DIGEST, ImageRef, parse_ref
 
 
 @dataclass
@@ -63,6 +63,22 @@ class Artifact:
         except RegistryError:
             return ""
 
+    @property
+    def platform_digests(self) -> dict[str, str]:
+        """An image's {platform: platform manifest digest}, as the build recorded them (meta.platformDigests: the
+        manifests of a multi-arch index the bundle carries, or a single-platform image's own digest); {} for an
+        index written before they were recorded."""
+        found = self.meta.get("platformDigests")
+        if not isinstance(found, Mapping):
+            return {}
+        return {str(p): d for p, d in found.items() if isinstance(d, str) and DIGEST.match(d)}
+
+    def pinned_digest(self, platform: str | None) -> str | None:
+        """The digest that serves PLATFORM from a registry `bundle push` fills: its platform manifest's; the image's
+        own digest where no platform manifest digest is recorded for it (an older index, a bundle of several
+        platforms: the render's image gate refuses that digest when it names an index the bundle reduced)."""
+        return self.platform_digests.get(platform or "") or self.digest
+
 
 class BundleIndex(Mapping[str, Any]):
     """A parsed index.json: typed artifacts, with the document itself readable as a read-only mapping."""
@@ -88,6 +104,17 @@ class BundleIndex(Mapping[str, Any]):
         return dict(self._doc)
 
     @property
+    def platforms(self) -> list[str]:
+        """The platforms the bundle was built for (index.json's "platforms")."""
+        return [str(p) for p in self._doc.get("platforms") or []]
+
+    @property
+    def site_platform(self) -> str | None:
+        """The one platform every node of the site runs (None for a bundle of several: no single platform manifest
+        serves them all)."""
+        return self.platforms[0] if len(self.platforms) == 1 else None
+
+    @property
     def files(self) -> list[dict]:
         return list(self._doc.get("files") or [])
 
@@ -111,10 +138,12 @@ class BundleIndex(Mapping[str, Any]):
             return []
         return [a for a in self.artifacts("image") if a.repository == wanted]
 
-    def pinned_image(self, repository: str) -> str | None:
-        """REGISTRY/REPOSITORY:TAG@DIGEST of the first carried image of that repository with a digest, else None."""
+    def pinned_image(self, repository: str, platform: str | None = None) -> str | None:
+        """REGISTRY/REPOSITORY[:TAG]@DIGEST of the first carried image of that repository with a digest, pinned to
+        the manifest of PLATFORM (default: the bundle's one platform; see Artifact.pinned_digest), else None."""
         for a in self.images(repository):
-            if a.digest:
+            digest = a.pinned_digest(platform or self.site_platform)
+            if digest:
                 ref = parse_ref(a.ref or a.name)
-                return f"{ref.with_tag(ref.tag).name}@{a.digest}" if ref.tag else f"{ref.repo_name}@{a.digest}"
+                return ImageRef(ref.registry, ref.repository, ref.tag, digest).name
         return None

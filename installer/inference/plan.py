@@ -1,8 +1,9 @@
 """What `medai install` hands the gpu and inference roles and the medai-inference release, from the verified
 bundle index (:func:`install_extravars`):
 
-The vLLM image digest comes from the index's image artifact (the digest the bundle lock pinned and the build
-copied), the weight lists from the index's model artifacts (installer/inference/weights.py).
+The vLLM image digest comes from the index's image artifact (the platform manifest the build carries for the site's
+platform, which the site registry serves: docs/bundle.md), the weight lists from the index's model artifacts
+(installer/inference/weights.py).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ DEFAULT_MODELS = [{"version": "v1", "bundleName": "mistral-7b-instruct-v0.3",
 
 
 def vllm_digest(index: dict, repository: str = VLLM_REPOSITORY) -> str:
-    found = sorted({a.digest for a in BundleIndex.of(index).images(repository) if a.digest})
+    idx = BundleIndex.of(index)
+    found = sorted({a.pinned_digest(idx.site_platform) for a in idx.images(repository) if a.digest})
     if len(found) != 1:
         raise BundleError(f"index.json: {'no' if not found else 'more than one'} {repository} image "
                           f"({', '.join(found) or 'none'}): the inference tier needs exactly one")

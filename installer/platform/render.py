@@ -21,7 +21,7 @@ from installer.platform.flows import KUBE_SYSTEM, policies
 from installer.platform.order import ordered
 from installer.platform.site_flows import declared
 from installer.platform.values import chart_enabled, release_values, role_vars, site_objects
-from installer.render.gate import ImagePlan, bundle_image_digests, check_bundle_images, plan_images
+from installer.render.gate import ImagePlan, carried_images, check_bundle_images, plan_images
 from installer.render.helm import k3s_kube_version, render_chart
 from installer.render.podsecurity import LEVELS, least_level, pod_template
 from installer.render.validate import crd_schemas, schema_version, validate_release
@@ -151,8 +151,8 @@ def render_site(inv, bundle: str | Path, check_images: bool = True) -> SiteRende
     counts = {r.name: validate_release(r.name, r.objects + r.site_objects, version, crds) for r in releases}
     plan = plan_images(manifest.spec, {r.chart.name: r.objects + r.site_objects for r in releases})
     if check_images:
-        carried = bundle_image_digests(layout.oci) if (layout.oci / "index.json").is_file() else {}
-        check_bundle_images(plan, carried, harbor_prefixes(manifest, inv))
+        carried = carried_images(layout.oci) if (layout.oci / "index.json").is_file() else {}
+        check_bundle_images(plan, carried, harbor_prefixes(manifest, inv), {r.chart.name: r.name for r in releases})
     return SiteRender(releases, plan, kube, schema_version(version), counts)
 
 

@@ -4,6 +4,7 @@ manifest's, and into the objects medai applies after the release.
 
 Computed when left null:
   medai_cilium_operator_replicas  min(2, number of servers)
+  medai_cilium_image_digests      the platform manifest the bundle carries for each of Cilium's images
   medai_vault_replicas            3 with >= 3 nodes (GPU agents aside), else 1 (an odd number no larger than that)
   medai_longhorn_replicas         min(3, storage nodes); storage nodes are all hosts but those with the host var
                                   medai_longhorn_storage: false; more than that is refused
@@ -20,7 +21,7 @@ from typing import Any
 from installer.bundle.artifacts import BundleIndex
 from installer.core.errors import InventoryError
 from installer.inference.plan import inference_extravars
-from installer.platform.components import BY_CHART, BY_NAME, backup_schedules, harbor, keycloak, longhorn, metallb, postgres
+from installer.platform.components import BY_CHART, BY_NAME, backup_schedules, cilium, harbor, keycloak, longhorn, metallb, postgres
 
 # Left out of a site with no host in group gpu (docs/inference.md: why no CPU fallback).
 GPU_CHARTS = ("nvidia-device-plugin", "medai-inference")
@@ -68,6 +69,11 @@ def role_vars(component: str, inv, index: dict | None = None) -> dict[str, Any]:
             _positive(inv, out, var)
         if not isinstance(out["medai_cilium_kube_proxy_replacement"], bool):
             raise _bad(inv, "medai_cilium_kube_proxy_replacement", "must be true or false")
+        if index is not None:
+            out["medai_cilium_image_digests"] = cilium.image_digests(BundleIndex.of(index))
+        unknown = sorted(set(out["medai_cilium_image_digests"]) - set(cilium.IMAGES))
+        if unknown:
+            raise _bad(inv, f"medai_cilium_image_digests.{unknown[0]}", f"not one of the chart's images ({', '.join(cilium.IMAGES)})")
     elif component == "longhorn":
         _longhorn(inv, out)
     elif component == "vault":

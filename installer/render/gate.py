@@ -7,15 +7,18 @@ pull, and :func:`check_bundle_images` proves each one is in the bundle's OCI lay
 Rules: every reference discovery finds counts (see discover.py); ``latest`` and untagged references are refused
 (K3s's embedded registry mirror serves only what the bundle pins); a chart's ``extraImages`` lists images no
 rendered object names at all (listing one that discovery finds is refused, so hand lists do not go stale), and
-``ignoreImages`` waives a false positive with a reason (a waiver that matches nothing is refused).
+``ignoreImages`` waives a false positive with a reason (a waiver that matches nothing is refused). A digest-pinned
+reference must name a digest the site registry serves once `medai bundle push` filled it: a platform manifest the
+bundle carries, not the index of a multi-arch image the build reduced to the site's platforms (docs/bundle.md).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from installer.core.errors import RegistryError
+from installer.oci.images import list_image_refs, platform_manifests, present_platform_manifests
 from installer.oci.layout import OCILayout
-from installer.oci.refs import parse_ref
+from installer.oci.refs import ImageRef, parse_ref
 from installer.render.discover import Finding, find_images
 from installer.render.errors import ImageGateError
 
@@ -95,7 +98,7 @@ def plan_images(spec, rendered: dict[str, list[dict]]) -> ImagePlan:
     return plan
 
 
-def _seeded(ref: str, prefix: str, carried: dict[str, str]) -> str | None:
+def _seeded(ref: str, prefix: str, carried: dict[str, CarriedImage]) -> str | None:
     """PREFIX/PATH:TAG (the site's Harbor project, seeded from the bundle by `medai bundle push`) -> the one carried
     REGISTRY/PATH:TAG it was seeded from."""
     rest = ref[len(prefix):]
@@ -103,10 +106,54 @@ def _seeded(ref: str, prefix: str, carried: dict[str, str]) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def check_bundle_images(plan: ImagePlan, carried: dict[str, str], seeded_prefixes: tuple[str, ...] = ()) -> None:
-    """carried: {normalised ref: manifest digest} of the bundle's OCI layout. Every needed image must be there,
-    and a digest-pinned reference must be carried at exactly that digest. seeded_prefixes: HOST/PROJECT/ of the
-    site's Harbor, whose contents are the bundle's images under their upstream paths."""
+@dataclass(frozen=True)
+class CarriedImage:
+    """An image the bundle's OCI layout names, as a registry filled by `medai bundle push` (and K3s's embedded mirror)
+    serves it: each platform manifest carried by its digest, the top manifest by its digest unless it is an index the
+    build reduced to the site's platforms (distribution-2.x registries, Harbor 2 among them, refuse to store that)."""
+
+    digest: str  # the top manifest: a multi-arch index or one image
+    platforms: dict[str, str] = field(default_factory=dict)  # platform -> manifest digest of each platform image carried
+    reduced: bool = False  # an index some of whose platform manifests the bundle does not carry
+
+    def serves(self, digest: str) -> bool:
+        return digest in self.platforms.values() or (digest == self.digest and not self.reduced)
+
+
+def _candidates(pinned: ImageRef, carried: dict[str, CarriedImage]) -> list[tuple[str, CarriedImage]]:
+    """The carried images a digest-pinned reference can mean: the same repository, and the same tag where both
+    name one (containerd fetches TAG@DIGEST by the digest alone)."""
+    out = []
+    for name, c in carried.items():
+        have = parse_ref(name)
+        if have.repo_name == pinned.repo_name and (not have.tag or not pinned.tag or have.tag == pinned.tag):
+            out.append((name, c))
+    return out
+
+
+def _place(plan: ImagePlan, ref: str, releases: dict[str, str]) -> str:
+    """Where the reference is first named: release, object and field (spec.images where no object names it)."""
+    found = plan.why(ref)
+    if not found:
+        return plan.sources.get(ref, "?")
+    f = found[0]
+    return f"release {releases.get(f.chart, f.chart)}, {f.kind} {f.name}, {f.path}"
+
+
+def _index_refused(plan: ImagePlan, ref: str, image: CarriedImage, releases: dict[str, str]) -> ImageGateError:
+    kept = ", ".join(f"{p} {d}" for p, d in sorted(image.platforms.items())) or "none"
+    return ImageGateError(
+        f"{_place(plan, ref, releases)}: image {ref} pins the digest of a multi-arch index the bundle carries reduced "
+        f"to the site's platforms, which the site registry cannot serve: pin the platform manifest ({kept}); "
+        "a bundle whose index.json records no platformDigests for the image predates them and must be rebuilt")
+
+
+def check_bundle_images(plan: ImagePlan, carried: dict[str, CarriedImage], seeded_prefixes: tuple[str, ...] = (),
+                        releases: dict[str, str] | None = None) -> None:
+    """carried: the bundle's OCI layout (carried_images). Every needed image must be there, and a digest-pinned
+    reference must name a digest the site registry serves (CarriedImage.serves): a platform manifest the bundle
+    carries, or a top manifest that is not a reduced index. seeded_prefixes: HOST/PROJECT/ of the site's Harbor,
+    whose contents are the bundle's images under their upstream paths. releases: chart -> release, for the errors."""
     for ref in plan.needed:
         where = plan.sources.get(ref, "?")
         prefix = next((p for p in seeded_prefixes if ref.startswith(p)), None)
@@ -115,19 +162,32 @@ def check_bundle_images(plan: ImagePlan, carried: dict[str, str], seeded_prefixe
                 raise ImageGateError(f"image {ref} (from the site's Harbor) was seeded from no image the bundle "
                                      f"carries (needed by {where})")
             continue
-        # NAME:TAG@DIGEST from a site object (a CNPG Cluster's imageName, from the index) matches the image the
-        # bundle carries as NAME:TAG when that is exactly the pinned digest
         pinned = parse_ref(ref)
-        if ref not in carried and pinned.digest and pinned.tag and carried.get(pinned.with_tag(pinned.tag).name) == pinned.digest:
+        if not pinned.digest:
+            if ref not in carried:
+                raise ImageGateError(f"image {ref} is not in the bundle (needed by {where})")
             continue
-        if ref not in carried:
-            raise ImageGateError(f"image {ref} is not in the bundle (needed by {where})")
-        if pinned.digest and pinned.digest != carried[ref]:
-            raise ImageGateError(f"image {ref}: the bundle carries digest {carried[ref]}, not the pinned one "
+        same = _candidates(pinned, carried)
+        if any(c.serves(pinned.digest) for _, c in same):
+            continue
+        index = next((c for _, c in same if c.digest == pinned.digest), None)
+        if index is not None:
+            raise _index_refused(plan, ref, index, releases or {})
+        if same:
+            raise ImageGateError(f"image {ref}: the bundle carries digest {same[0][1].digest}, not the pinned one "
                                  f"(needed by {where})")
+        raise ImageGateError(f"image {ref} is not in the bundle (needed by {where})")
 
 
-def bundle_image_digests(oci_dir) -> dict[str, str]:
-    """{ref name: manifest digest} of a bundle's OCI layout (oci/index.json)."""
-
-    return {name: entry.digest for name, entry in OCILayout(oci_dir).refs().items()}
+def carried_images(oci_dir) -> dict[str, CarriedImage]:
+    """{ref name: CarriedImage} of every image a bundle's OCI layout names (signature manifests left out)."""
+    layout = OCILayout(oci_dir)
+    out = {}
+    for name, entry in list_image_refs(layout).items():
+        platforms: dict[str, str] = {}
+        for platform, digest, _ in platform_manifests(layout, entry.digest):
+            platforms.setdefault(platform, digest)
+        children = layout.read_manifest(entry.digest)[0].get("manifests") or []
+        out[name] = CarriedImage(entry.digest, platforms,
+                                 reduced=len(present_platform_manifests(layout, entry.digest)) < len(children))
+    return out

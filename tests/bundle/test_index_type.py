@@ -54,3 +54,22 @@ def test_typed_access_by_kind_name_and_repository():
     m = index.named("model", "m")
     assert m.paths == ["models/m/a", "models/m/b"] and m.meta == {} and m.label == "model m"
     assert index["kind"] == "BundleIndex" and dict(index) == index.to_json()
+
+
+def test_an_image_is_pinned_to_the_platform_manifest_of_the_site():
+    idx, amd64, arm64 = ("sha256:" + c * 64 for c in "abc")
+    image = {"kind": "image", "name": "pg", "ref": "ghcr.io/cloudnative-pg/postgresql:17.5", "digest": idx,
+             "meta": {"mediaType": "application/vnd.oci.image.index.v1+json",
+                      "platformDigests": {"linux/amd64": amd64, "linux/arm64": arm64}}}
+    one = BundleIndex({"platforms": ["linux/amd64"], "artifacts": [image]})
+    assert one.site_platform == "linux/amd64"
+    assert one.pinned_image("ghcr.io/cloudnative-pg/postgresql") == f"ghcr.io/cloudnative-pg/postgresql:17.5@{amd64}"
+    assert one.pinned_image("ghcr.io/cloudnative-pg/postgresql", "linux/arm64").endswith(f":17.5@{arm64}")
+    # several platforms: no one platform manifest serves every node, the index digest stands (the gate judges it)
+    both = BundleIndex({"platforms": ["linux/amd64", "linux/arm64"], "artifacts": [image]})
+    assert both.site_platform is None and both.pinned_image("ghcr.io/cloudnative-pg/postgresql").endswith(f"@{idx}")
+    # an index written before platform digests were recorded: the image's own digest, as before
+    old = BundleIndex({"platforms": ["linux/amd64"], "artifacts": [{**image, "meta": {}}]})
+    assert old.images()[0].platform_digests == {} and old.pinned_image("ghcr.io/cloudnative-pg/postgresql").endswith(f"@{idx}")
+    bad = BundleIndex({"artifacts": [{**image, "meta": {"platformDigests": {"linux/amd64": "sha256:short"}}}]})
+    assert bad.images()[0].platform_digests == {}

@@ -76,6 +76,11 @@ def test_bundle_holds_every_artifact(built, seeded_registry, extra_image):
     assert images[extra_image]["neededBy"] == ["demo"]
     assert images[s.tool]["neededBy"] == []
     assert images[s.multi]["digest"] == s.multi_index_digest  # the index users pull by, unchanged
+    # the platform manifest kept under it, which the site render pins (a site registry cannot serve the reduced index)
+    [(platform, amd64)] = images[s.multi]["meta"]["platformDigests"].items()
+    assert platform == "linux/amd64" and amd64 != s.multi_index_digest
+    assert f"oci/blobs/sha256/{amd64.removeprefix('sha256:')}" in images[s.multi]["paths"]
+    assert images[s.base]["meta"]["platformDigests"] == {"linux/amd64": images[s.base]["digest"]}
     chart = next(a for a in index["artifacts"] if a["kind"] == "chart")
     assert chart["meta"]["images"] == sorted([s.base, s.app, s.multi, extra_image])
     model = next(a for a in index["artifacts"] if a["kind"] == "model")

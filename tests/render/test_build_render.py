@@ -59,8 +59,8 @@ def built(registry, file_server, tmp_path_factory):
 
 def test_the_build_carries_every_discovered_image_under_its_upstream_name(built):
     out, summary, needed = built
-    from installer.render.gate import bundle_image_digests
-    carried = bundle_image_digests(out / "oci")
+    from installer.render.gate import carried_images
+    carried = carried_images(out / "oci")
     assert set(needed) <= set(carried)
     assert "docker.io/longhornio/support-bundle-kit:v0.0.61" in carried
     assert not [r for r in carried if "mirror/" in r]  # the mirror's names never reach the bundle

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from installer.bundle.manifest import Chart, Spec
-from installer.oci.refs import normalize_ref
+from installer.oci.refs import normalize_ref, parse_ref
 from installer.render.errors import ImageGateError
-from installer.render.gate import check_bundle_images, plan_images
+from installer.render.gate import CarriedImage, check_bundle_images, plan_images
 from tests.support.fixture_charts import FIXTURES, needs_fixtures, platform, rendered
 
 pytestmark = needs_fixtures
@@ -46,7 +46,7 @@ def test_longhorn_every_image_the_chart_can_start():
 
 def test_longhorn_bundle_lacking_support_bundle_kit_is_refused_naming_it():
     plan = plan_images(_spec(platform().spec.charts[2]), {"longhorn": list(rendered("longhorn"))})
-    carried = dict.fromkeys(plan.needed, "sha256:" + "0" * 64)
+    carried = dict.fromkeys(plan.needed, CarriedImage("sha256:" + "0" * 64))
     check_bundle_images(plan, carried)
     del carried["docker.io/longhornio/support-bundle-kit:v0.0.61"]
     with pytest.raises(ImageGateError, match=r"image docker.io/longhornio/support-bundle-kit:v0.0.61 is not in the "
@@ -63,9 +63,9 @@ def test_cilium_digest_pinned_references_are_kept_with_their_digest():
         assert "@sha256:" in ref
     assert any(r.startswith("quay.io/cilium/cilium-envoy:") and "@sha256:" in r for r in plan.needed)
     ref = names["quay.io/cilium/cilium:v1.18.0"]
-    carried = {r: r.split("@")[1] for r in plan.needed}
+    carried = {r: CarriedImage(parse_ref(r).digest) for r in plan.needed}
     check_bundle_images(plan, carried)
-    carried[ref] = "sha256:" + "1" * 64
+    carried[ref] = CarriedImage("sha256:" + "1" * 64)
     with pytest.raises(ImageGateError, match="carries digest sha256:1111.*not the pinned one"):
         check_bundle_images(plan, carried)
 
@@ -116,7 +116,7 @@ def test_image_only_in_an_env_value_must_be_in_the_bundle():
     plan = plan_images(_spec(_chart()), {"c": [pod]})
     with pytest.raises(ImageGateError, match=r"quay.io/a/helper:2 is not in the bundle \(needed by chart c, "
                                              r"Deployment web, spec.template.spec.containers\[0\].env\[0\].value\)"):
-        check_bundle_images(plan, {"quay.io/a/main:1": "sha256:" + "a" * 64})
+        check_bundle_images(plan, {"quay.io/a/main:1": CarriedImage("sha256:" + "a" * 64)})
 
 
 def test_image_only_in_a_configmap_must_be_in_the_bundle():
@@ -166,3 +166,33 @@ def test_extra_images_are_added_and_may_not_repeat_what_discovery_finds():
     assert plan.needed == {"quay.io/a/b:1": ["c"], "quay.io/a/runtime:1": ["c"]}
     with pytest.raises(ImageGateError, match=r"spec.charts\[0\].extraImages\[0\]: quay.io/a/b:1 is already found"):
         plan_images(_spec(_chart(extraImages=["quay.io/a/b:1"])), {"c": [_pod("quay.io/a/b:1")]})
+
+
+# ------------------------------------------------------------------------------------- multi-arch images reduced
+
+INDEX, AMD64 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+def _reduced(complete: bool = False) -> dict[str, CarriedImage]:
+    return {"quay.io/a/b:1": CarriedImage(INDEX, {"linux/amd64": AMD64}, reduced=not complete)}
+
+
+def test_a_reference_to_a_carried_platform_manifest_passes_by_digest_and_tag_and_digest():
+    for ref in (f"quay.io/a/b:1@{AMD64}", f"quay.io/a/b@{AMD64}"):
+        check_bundle_images(plan_images(_spec(_chart()), {"c": [_pod(ref)]}), _reduced())
+
+
+def test_a_reference_to_a_reduced_index_is_refused_naming_release_object_and_reference():
+    plan = plan_images(_spec(_chart()), {"c": [_pod(f"quay.io/a/b:1@{INDEX}")]})
+    with pytest.raises(ImageGateError) as e:
+        check_bundle_images(plan, _reduced(), (), {"c": "rel"})
+    assert str(e.value).startswith(f"release rel, Deployment web, spec.template.spec.containers[0].image: image "
+                                   f"quay.io/a/b:1@{INDEX} pins the digest of a multi-arch index")
+    assert f"(linux/amd64 {AMD64})" in str(e.value) and "\n" not in str(e.value)
+    check_bundle_images(plan, _reduced(complete=True))  # an index carrying every platform is pushed as it is
+
+
+def test_a_platform_manifest_of_another_tag_is_not_that_image():
+    plan = plan_images(_spec(_chart()), {"c": [_pod(f"quay.io/a/b:2@{AMD64}")]})
+    with pytest.raises(ImageGateError, match=r"image quay.io/a/b:2@sha256:2+ is not in the bundle"):
+        check_bundle_images(plan, _reduced())

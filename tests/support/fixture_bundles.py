@@ -2,10 +2,13 @@
 entry), charts/*.tgz byte for byte, index.json, and an OCI layout naming every image the gate asks for, each a
 small real OCI image (one layer holding its own name) standing in for the upstream layers, which cannot be
 downloaded here. Cilium's digest pins are switched off in these values: a stand-in cannot have the upstream
-digest (that a pinned reference with another digest is refused is tested in test_gate)."""
+digest (that a pinned reference with another digest is refused is tested in test_gate). With multi_arch every image
+is, as the real ones are, a two-platform index reduced to linux/amd64, recorded in index.json as the build records
+it (its platform manifest digest in meta.platformDigests): the site render then pins references to that manifest."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import shutil
@@ -17,9 +20,9 @@ from installer.bundle.artifacts import Artifact
 from installer.bundle.index import write_index
 from installer.bundle.layout import BundleLayout
 from installer.bundle.manifest import parse_manifest
-from installer.core.hashing import sha256_file
+from installer.core.hashing import digest_hex, sha256_file
 from installer.oci.layout import OCILayout
-from installer.oci.media_types import OCI_MANIFEST
+from installer.oci.media_types import OCI_INDEX, OCI_MANIFEST
 from installer.render.gate import plan_images
 from installer.render.helm import k3s_kube_version, render_chart
 from tests.support.fixture_charts import FIXTURES, PLATFORM
@@ -58,15 +61,46 @@ def _stand_in(oci: OCILayout, ref: str) -> tuple[str, int]:
     return oci.write_blob(manifest), len(manifest)
 
 
+def _reduced_index(oci: OCILayout, ref: str) -> tuple[str, int, str, list[str]]:
+    """A two-platform index of the stand-in whose linux/arm64 manifest is left out, as the build reduces one to the
+    bundle's platform: (index digest, its size, the linux/amd64 manifest digest, every blob digest carried)."""
+    amd64, size = _stand_in(oci, ref)
+    doc = json.loads(oci.read_blob(amd64))
+    arm64 = json.dumps({**doc, "annotations": {"left-out": "linux/arm64"}}, sort_keys=True).encode()
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": amd64, "size": size, "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": OCI_MANIFEST, "digest": "sha256:" + hashlib.sha256(arm64).hexdigest(), "size": len(arm64),
+         "platform": {"os": "linux", "architecture": "arm64"}}]}, sort_keys=True).encode()
+    digest = oci.write_blob(index)
+    return digest, len(index), amd64, [digest, amd64, doc["config"]["digest"], *(layer["digest"] for layer in doc["layers"])]
+
+
+def _carry(oci: OCILayout, ref: str, multi_arch: bool) -> Artifact:
+    """REF's stand-in named in the OCI layout, and its image artifact (with its platform digest when multi_arch)."""
+    if multi_arch:
+        digest, size, amd64, blobs = _reduced_index(oci, ref)
+        oci.set_ref(ref, digest, OCI_INDEX, size)
+        meta = {"platforms": ["linux/amd64"], "mediaType": OCI_INDEX, "platformDigests": {"linux/amd64": amd64}}
+    else:
+        digest, size = _stand_in(oci, ref)
+        oci.set_ref(ref, digest, OCI_MANIFEST, size)
+        blobs, meta = [digest], {}
+    return Artifact(kind="image", name=ref, ref=ref, digest=digest, path=f"oci/blobs/sha256/{digest_hex(digest)}",
+                    size=size, sha256=digest_hex(digest), paths=[f"oci/blobs/sha256/{digest_hex(d)}" for d in blobs],
+                    meta=meta)
+
+
 def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ...] = (),
                         images: tuple[str, ...] = (), archives: dict[str, Path] | None = None,
                         version: str = "0.0.1", sign_key=None, created: str = "2026-01-01T00:00:00Z",
-                        files: dict[str, bytes] | None = None) -> Path:
+                        files: dict[str, bytes] | None = None, multi_arch: bool = False) -> Path:
     """images: refs carried besides what the charts name, recorded as image artifacts with their digest in
     index.json (as the build records spec.images), e.g. the PostgreSQL image the CNPG Clusters name.
     archives: NAME-VERSION.tgz -> a chart archive to carry instead of the fixture of that name (bumped_chart).
     sign_key: the images artifacts signed with it (cosign format, in the OCI layout) before index.json is written.
-    files: NAME -> content carried as files/NAME file artifacts for every host (e.g. "k3s": the install starts K3s)."""
+    files: NAME -> content carried as files/NAME file artifacts for every host (e.g. "k3s": the install starts K3s).
+    multi_arch: every image a reduced two-platform index (module doc), the charts' images recorded as image artifacts
+    too, as the build records them."""
     doc = copy.deepcopy(doc or fixture_manifest())
     layout = BundleLayout.at(root)
     layout.root.mkdir(parents=True, exist_ok=True)
@@ -94,13 +128,11 @@ def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ..
     for ref in plan_images(manifest.spec, rendered).needed:
         if ref in omit:
             continue
-        digest, size = _stand_in(oci, ref)
-        oci.set_ref(ref, digest, OCI_MANIFEST, size)
+        carried = _carry(oci, ref, multi_arch)
+        if multi_arch:
+            artifacts.append(carried)
     for ref in images:
-        digest, size = _stand_in(oci, ref)
-        oci.set_ref(ref, digest, OCI_MANIFEST, size)
-        artifacts.append(Artifact(kind="image", name=ref, ref=ref, digest=digest,
-                                  path=f"oci/blobs/sha256/{digest.split(':')[1]}", size=size, sha256=digest.split(":")[1]))
+        artifacts.append(_carry(oci, ref, multi_arch))
     if sign_key is not None:
         from installer.trust.signing import sign_build
 

@@ -54,10 +54,11 @@ def _platform_charts(names: set[str]) -> tuple[str, ...]:
 
 
 def bundle(charts: Path, work: Path) -> Path:
-    """A fixture bundle (tests.support.fixture_bundles) of every platform chart CHARTS holds."""
+    """A fixture bundle (tests.support.fixture_bundles) of every platform chart CHARTS holds, each image a multi-arch
+    index reduced to linux/amd64 as the real ones are."""
     archives = {p.name: p for p in charts.glob("*.tgz")}
     return make_fixture_bundle(work, fixture_manifest(_platform_charts(set(archives))), images=EXTRA_IMAGES,
-                               archives=archives)
+                               archives=archives, multi_arch=True)
 
 
 def render(inventory: Path | str, root: Path) -> Rendered:
