@@ -61,7 +61,7 @@ def run_verify(
     verified_index = None
     if key is not None:
         # the datastreams are read from the checked private copy; the report's signature line comes from it too
-        vb = verified_working_copy(root, key, False, state_dir())
+        vb = verified_working_copy(root, key)
         root, verified_index = vb.root, vb.index
     bundle_info = bundle_status(root, key)
     content_dir = root / "files"

@@ -26,11 +26,11 @@ from installer.deploy.egress import ledger_record, report_after_platform
 from installer.deploy.idp_step import check_job_images
 from installer.deploy.inventory import Inventory
 from installer.deploy.plan import build_plan
-from installer.deploy.preinstall import bundle_path, verify_and_copy
+from installer.deploy.preinstall import bundle_path
 from installer.deploy.runner import Summary, run_playbook
 from installer.deploy.state import RunRecord, cluster_token, installed_copy, kubeconfig_path, new_run, write_private
 from installer.deploy.vault.install_step import vault_secret_vars
-from installer.deploy.working_copy import NOT_CHECKED_BANNER
+from installer.deploy.working_copy import NOT_CHECKED_BANNER, verified_working_copy
 from installer.inference.plan import install_extravars
 from installer.platform.render import render_site
 from installer.platform.values import role_vars
@@ -44,7 +44,7 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
     is contacted; it raises to stop."""
     console.print(f"[green]ok[/] inventory {inv.path}: {len(inv.servers)} server(s), {len(inv.agents)} agent(s)", highlight=False)
     root = bundle_path(inv, bundle)
-    vb = verify_and_copy(root, key, skip_signature)
+    vb = verified_working_copy(root, key, skip_signature)
     if vb.signature == "verified":
         console.print(f"[green]ok[/] bundle {safe_text(root)}: signature ({vb.key_fingerprint}) and {len(vb.index['files'])} files "
                       f"verified into {vb.root}", highlight=False)

@@ -5,9 +5,7 @@ from pathlib import Path
 
 from installer.bundle.layout import BundleLayout
 from installer.core.errors import BundleError
-from installer.core.resources import state_dir
 from installer.deploy.inventory import Inventory
-from installer.deploy.working_copy import VerifiedBundle, verified_working_copy
 from installer.media.manifest import is_media, volume_root
 
 
@@ -21,14 +19,3 @@ def bundle_path(inv: Inventory, bundle: Path | None) -> Path:
     layout = BundleLayout.at(chosen)
     layout.require_index()  # one-line errors for a missing directory or index; nothing unsigned is parsed here
     return layout.root
-
-
-def verify_and_copy(bundle: Path, key: Path | None, skip_signature: bool = False, state: Path | None = None,
-                  progress=None) -> VerifiedBundle:
-    """Check the bundle once and copy it, checked, into the private working copy everything after reads.
-
-    The one index-signature check (installer.trust.index_signature) runs over the exact bytes the copy and the
-    plan use; see installer.deploy.working_copy.
-    """
-
-    return verified_working_copy(bundle, key, skip_signature, state or state_dir(), progress=progress)

@@ -10,8 +10,7 @@ import os
 from pathlib import Path
 
 from installer.core.errors import BundleError, RegistryError
-from installer.core.resources import state_dir
-from installer.deploy.working_copy import verified_working_copy
+from installer.deploy.working_copy import VerifiedBundle, verified_working_copy
 from installer.oci.images import PushResult, present_platform_manifests, push_image
 from installer.oci.layout import OCILayout
 from installer.oci.refs import parse_ref
@@ -39,7 +38,14 @@ def push_bundle(bundle: str | os.PathLike, registry: str, ca_file: str | os.Path
     one the signed index digest names.
     """
 
-    vb = verified_working_copy(Path(bundle), Path(key) if key else None, skip_signature, state or state_dir())
+    vb = verified_working_copy(Path(bundle), Path(key) if key else None, skip_signature, state)
+    return push_verified(vb, registry, ca_file, insecure, progress, platform_manifest)
+
+
+def push_verified(vb: VerifiedBundle, registry: str, ca_file: str | os.PathLike | None = None, insecure: bool = False,
+                  progress=None, platform_manifest: bool = False) -> list[PushResult]:
+    """push_bundle's push, from a bundle already opened (installer.deploy.working_copy): exactly the image
+    digests its signed index lists, from its private copy."""
     images = vb.index.images()
     if not images:
         raise RegistryError(f"{vb.source}: the bundle has no images to push")

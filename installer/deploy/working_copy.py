@@ -30,7 +30,7 @@ from installer.core import statelock
 from installer.core.atomic import atomic_write_bytes
 from installer.core.errors import BundleError, TrustError
 from installer.core.hashing import is_sha256_hex
-from installer.core.resources import check_state_dir
+from installer.core.resources import check_state_dir, state_dir
 from installer.core.safe_read import read_regular_file
 from installer.media.manifest import is_media, volume_root
 from installer.media.reader import bundle_source
@@ -96,11 +96,13 @@ def _private_root(path: Path) -> Path:
     return path
 
 
-def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, state: Path,
+def verified_working_copy(source: Path, key: Path | None, skip_signature: bool = False, state: Path | None = None,
                           progress: Callable[[int], None] | None = None,
                           volumes: list[Path] | None = None) -> VerifiedBundle:
-    """Steps 1-4 of the module doc. Raises a one-line MedaiError naming the file on any doubt. ``volumes``: the
-    further volumes' mount points when ``source`` is media spanning several sticks."""
+    """Steps 1-4 of the module doc: the one way every control-host flow (install, upgrade, rollback, verify, push,
+    Harbor seeding) opens a bundle. Raises a one-line MedaiError naming the file on any doubt. ``state``: the
+    state directory (default: medai's); ``volumes``: the further volumes' mount points when ``source`` is media
+    spanning several sticks."""
 
     source = Path(source).absolute()
     media = is_media(source)
@@ -132,6 +134,7 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool, 
 
     digest = hashlib.sha256(data).hexdigest()
 
+    state = state or state_dir()
     check_state_dir(state, source)  # never on the stick, never someone else's
     statelock.hold(state)  # one writer of the working copies at a time
     try:

@@ -21,9 +21,9 @@ from installer.deploy import platform_step
 from installer.deploy.install import render_platform
 from installer.deploy.inventory import load_inventory
 from installer.deploy.plan import build_plan
-from installer.deploy.preinstall import verify_and_copy
 from installer.deploy.runner import run_playbook
 from installer.deploy.state import cluster_token, new_run
+from installer.deploy.working_copy import verified_working_copy
 
 
 def newest_snapshot(cluster: str) -> Path:
@@ -38,7 +38,7 @@ def newest_snapshot(cluster: str) -> Path:
 def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None, releases_only: bool,
                  console: Console) -> Path:
     inv = load_inventory(inventory)
-    vb = verify_and_copy(BundleLayout.at(bundle).root, key)  # checked into a private copy; the stick is not read again
+    vb = verified_working_copy(BundleLayout.at(bundle).root, key)  # checked into a private copy; the stick is not read again
     root = vb.root
     console.print(f"[green]ok[/] previous bundle {bundle}: signature ({vb.key_fingerprint}) and files verified into {root}",
                   highlight=False)

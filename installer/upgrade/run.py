@@ -27,9 +27,9 @@ from installer.deploy.base_check import installed_index, refuse_wrong_base
 from installer.deploy.coherence_step import refuse_incoherent
 from installer.deploy.inventory import load_inventory
 from installer.deploy.plan import build_plan
-from installer.deploy.preinstall import verify_and_copy
 from installer.deploy.runner import run_playbook
 from installer.deploy.state import RunRecord, cluster_token, installed_copy, new_run
+from installer.deploy.working_copy import verified_working_copy
 from installer.media.manifest import is_media
 from installer.media.reader import import_media, read_verified_index
 from installer.platform.apply import refuse_moved
@@ -134,7 +134,7 @@ def make_plan(opts: UpgradeOptions, console: Console) -> UpgradePlan:
     source = _media_or_dir(opts, console)
     # The index signature first, then every listed file hashed into the private copy; nothing after reads the
     # stick, and nothing unsigned is parsed (a differential's files list holds what it carries, so it copies too).
-    vb = verify_and_copy(source, opts.key)
+    vb = verified_working_copy(source, opts.key)
     root, index = vb.root, vb.index
     layout = BundleLayout.at(root)
     base = refuse_wrong_base(index, source, inv.path)  # before any host is touched

@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from installer.core.atomic import atomic_write_text
-from installer.core.errors import TrustError
-from installer.deploy.push import push_bundle
+from installer.core.errors import MedaiError, TrustError
+from installer.deploy.push import push_verified
+from installer.deploy.working_copy import verified_working_copy
 from installer.oci.media_types import OCI_MANIFEST
 from installer.oci.refs import parse_ref
 from installer.oci.registry import RegistryClient, sha256_digest
 from installer.trust.cosign import verify_registry_image
 from installer.trust.keys import fingerprint, load_public_key
-from installer.trust.verify import verify_bundle
 
 PLATFORM_PROJECT = "platform"
 HARBOR_COSIGN_CAVEAT = ("Harbor's cosign enforcement only checks that some cosign signature exists, not whose: "
@@ -47,17 +47,18 @@ def seed_harbor(bundle: str | os.PathLike, harbor: str, key: str | os.PathLike, 
 
     evidence_dir = Path(evidence_dir)
     evidence_dir.mkdir(parents=True, exist_ok=True)
-    check = verify_bundle(bundle, key=key, report=evidence_dir / "bundle-verify-before-seed.json")
-    if not check.ok or not check.signatures_checked:
-        first = check.problems[0] if check.problems else "signatures were not checked"
-        raise TrustError(f"{bundle}: not pushed to {harbor}: the bundle does not verify with the site key {key} ({first})")
+    try:
+        vb = verified_working_copy(Path(bundle), Path(key))  # the one opener: signature, every file, every image
+    except MedaiError as e:
+        raise TrustError(f"{bundle}: not pushed to {harbor}: the bundle does not verify with the site key {key} "
+                         f"({str(e).splitlines()[0]})") from None
     pub = load_public_key(key)
     host = harbor.removeprefix("https://").split("/", 1)[0]
-    results = push_bundle(bundle, f"{harbor.removeprefix('https://').rstrip('/')}/{project}", ca_file=ca_file,
-                          platform_manifest=True, key=key)
+    results = push_verified(vb, f"{harbor.removeprefix('https://').rstrip('/')}/{project}", ca_file=ca_file,
+                            platform_manifest=True)
     pushed: list[dict] = []
     with RegistryClient(https=[host], ca_file=Path(ca_file) if ca_file else None) as client:
-        sboms = attach_sboms(client, bundle, results)
+        sboms = attach_sboms(client, vb.root, results)
         for r in results:
             sig, _ = verify_registry_image(client, r.dest, r.digest, pub)
             pushed.append({"dest": r.dest, "digest": r.digest, "platformManifest": r.fallback or None,
@@ -68,7 +69,7 @@ def seed_harbor(bundle: str | os.PathLike, harbor: str, key: str | os.PathLike, 
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "harbor": harbor, "project": project,
         "siteKey": {"path": str(key), "fingerprint": fingerprint(pub)},
-        "bundleVerifiedBeforePush": {"ok": check.ok, "report": str(check.report_path), "images": len(check.images)},
+        "bundleVerifiedBeforePush": {"ok": True, **vb.record(), "images": len(vb.index.images())},
         "harborCosignCaveat": HARBOR_COSIGN_CAVEAT,
         "images": pushed,
     }
