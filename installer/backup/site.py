@@ -8,11 +8,10 @@ from installer.backup.cluster import LiveCluster
 from installer.backup.create import COMPONENTS, CreateOptions, create
 from installer.backup.crypto import parse_recipients
 from installer.backup.restore import RestoreOptions, restore
-from installer.core.errors import MedaiError
 from installer.core.progress import Progress
 from installer.core.resources import state_dir
 from installer.deploy.inventory import load_inventory
-from installer.deploy.state import new_run
+from installer.deploy.state import recorded
 from installer.media import parity
 from installer.platform.values import role_vars
 from installer.trust.keys import SigningKey
@@ -30,17 +29,13 @@ def create_for_site(inventory: Path, targets: list[Path], key: SigningKey, conso
     inv = load_inventory(inventory)
     recipients = list(inv.site.model_dump().get("medai_backup_recipients") or [])
     parsed = parse_recipients(recipients)
-    record = new_run("backup-create", inventory)
-    try:
+    with recorded("backup-create", inventory) as record:
         out = create(CreateOptions(inventory=inv.path, cluster=inv.cluster, home=state_dir(), targets=targets, key=key,
                                    recipients=recipients, parsed_recipients=parsed,
                                    source=_live(inv, record, console, target_mount, vault_token),
                                    components=components, max_file_size=max_file_size, volume_size=volume_size,
                                    parity=percent, progress=progress or Progress()))
-    except (MedaiError, KeyboardInterrupt) as e:
-        record.finish("failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
-        raise
-    record.finish("successful", {"set": out["set"], "components": sorted(out["components"])})
+        record.data["summary"] = {"set": out["set"], "components": sorted(out["components"])}
     return out
 
 
@@ -48,14 +43,10 @@ def restore_for_site(inventory: Path, mounts: list[Path], pub, identities, compo
                      out: Path | None = None, target_mount: Path | None = None, vault_token: str = "",
                      force: bool = False, allow_other_cluster: bool = False, allow_older: bool = False) -> dict:
     inv = load_inventory(inventory)
-    record = new_run(f"backup-restore-{component}", inventory)
-    try:
+    with recorded(f"backup-restore-{component}", inventory) as record:
         res = restore(RestoreOptions(mounts=mounts, pub=pub, identities=identities, component=component,
                                      cluster=inv.cluster, home=state_dir(), out=out,
                                      source=_live(inv, record, console, target_mount, vault_token), force=force,
                                      allow_other_cluster=allow_other_cluster, allow_older=allow_older))
-    except (MedaiError, KeyboardInterrupt) as e:
-        record.finish("failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
-        raise
-    record.finish("successful", {"set": res["set"], "component": component})
+        record.data["summary"] = {"set": res["set"], "component": component}
     return res

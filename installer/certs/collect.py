@@ -13,7 +13,7 @@ from installer.certs.secrets import secret_certs
 from installer.certs.vault import vault_certs
 from installer.deploy import platform_step
 from installer.deploy.inventory import load_inventory
-from installer.deploy.state import kubeconfig_path, new_run
+from installer.deploy.state import kubeconfig_path, recorded
 from installer.deploy.vault.client import endpoints
 from installer.deploy.vault.settings import vault_settings
 
@@ -98,13 +98,9 @@ def site_certs(inventory, *, token: str | None, read_nodes: bool, console) -> tu
     th = thresholds(inv)
     if not read_nodes:
         return gather(inv, token=token), th
-    record = new_run("certs", inv.path)
-    try:
+    with recorded("certs", inv.path, ok="ok") as record:
         certs = gather(inv, token=token, nodes=lambda: read_node_certs(inv, record, console))
-    except BaseException as e:
-        record.finish("failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
-        raise
-    now = dt.datetime.now(dt.UTC)
-    record.finish("ok", summary={"certificates": [c.as_dict(now, th) for c in certs], "warnDays": th.warn_days,
-                                 "critDays": th.crit_days})
+        now = dt.datetime.now(dt.UTC)
+        record.data["summary"] = {"certificates": [c.as_dict(now, th) for c in certs], "warnDays": th.warn_days,
+                                  "critDays": th.crit_days}
     return certs, th

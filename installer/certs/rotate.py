@@ -24,7 +24,7 @@ from installer.deploy import platform_step
 from installer.deploy.inventory import load_inventory
 from installer.deploy.node_conditions import not_ready
 from installer.deploy.runner import run_playbook
-from installer.deploy.state import kubeconfig_path, new_run
+from installer.deploy.state import kubeconfig_path, recorded
 from installer.deploy.vault.catalogue import TLS_SERVICES, Catalogue, for_inventory, secret_objects
 from installer.deploy.vault.client import endpoints, service_endpoint, vault_call
 from installer.deploy.vault.pki import ROOT_CERT, ROOT_KEY, root_ca, sign_intermediate
@@ -200,14 +200,23 @@ def _kube_if_installed(inv):
     return platform_step.adapters(kc, None)[1] if kc.is_file() else None
 
 
+WHAT_CHANGES = {
+    "k3s": "K3s's certificates are renewed and K3s restarts on each node in turn.",
+    "vault": "The services' certificates are re-issued, their Secrets replaced and their pods restarted (rolling).",
+    "intermediate": "Vault's intermediate CA is replaced (a new key and CSR, or the signed certificate set).",
+}
+
+
 def rotate_group(inventory: Path, group: str, *, services: list[str], stdin: bool, signed: Path | None,
-                 csr_out: Path, console) -> Rotation:
-    """`medai certs rotate --group GROUP`: one group, under a run record."""
+                 csr_out: Path, console, confirm: Callable[[str], None] | None = None) -> Rotation:
+    """`medai certs rotate --group GROUP`: one group, under a run record. ``confirm`` (the operator's yes) is asked
+    once the inventory is read, before anything is touched."""
     if group not in ROTATABLE:
         raise MedaiError(f"--group {group!r}: one of {', '.join(ROTATABLE)}", field="--group")
     inv = load_inventory(inventory)
-    record = new_run(f"certs-rotate-{group}", inv.path)
-    try:
+    if confirm is not None:
+        confirm(f"Rotate the {group} certificates of cluster {inv.cluster}? {WHAT_CHANGES[group]}")
+    with recorded(f"certs-rotate-{group}", inv.path, ok="ok") as record:
         if group == "k3s":
             kube = _kube_if_installed(inv)
             if kube is None:
@@ -219,8 +228,5 @@ def rotate_group(inventory: Path, group: str, *, services: list[str], stdin: boo
             rot = set_signed_intermediate(inv, share_reader(stdin), signed)
         else:
             rot = intermediate_csr(inv, share_reader(stdin), csr_out)
-    except BaseException as e:
-        record.finish("failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
-        raise
-    record.finish("ok", summary={"group": group, "done": rot.done, "carry": rot.carry})
+        record.data["summary"] = {"group": group, "done": rot.done, "carry": rot.carry}
     return rot

@@ -10,11 +10,15 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from installer.cli.output import confirmer
 from installer.core.sizes import human
 
 app = typer.Typer(no_args_is_help=True, help="Encrypted backups of the site's state onto removable media.")
 out = Console()
 err = Console(stderr=True)
+# the components whose restore replaces what the cluster holds (the others are unpacked under --out)
+RESTORE_REPLACES = {"etcd": "K3s's datastore is replaced by the snapshot.",
+                    "vault": "Vault's data is replaced by the snapshot."}
 COMPONENT_HELP = "etcd, vault, postgresql, longhorn or site (repeat; default: all)"
 
 
@@ -112,12 +116,17 @@ def restore(
     allow_other_cluster: bool = typer.Option(False, "--allow-other-cluster", help="restore a set of another cluster"),
     allow_older: bool = typer.Option(False, "--allow-older", help="restore a set older than the newest made"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
 ) -> None:
     """Restore one component of a verified set (decrypted and checked first); see docs/backup.md's runbook."""
     from installer.backup.crypto import load_identity
     from installer.backup.site import restore_for_site
     from installer.trust.keys import load_public_key
 
+    ask = confirmer(yes)
+    if ask is not None and component in RESTORE_REPLACES:
+        ask(f"Restore {component} from the backup set on {mount} into the cluster of {inventory}? "
+            + RESTORE_REPLACES[component])
     res = restore_for_site(inventory, [mount, *(volume or [])], load_public_key(key), load_identity(identity),
                            component, err, out=out_dir, vault_token=_vault_token([component]), force=force,
                            allow_other_cluster=allow_other_cluster, allow_older=allow_older)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from installer.cli.output import confirmer
 from installer.core.errors import InventoryError
 
 app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
@@ -62,13 +63,14 @@ def rotate_cmd(
     stdin: bool = typer.Option(False, "--stdin", help="Read unseal shares one per line from stdin (automation)."),
     signed: Path = typer.Option(None, "--signed", help="intermediate group: the certificate the offline root signed."),
     csr_out: Path = typer.Option(Path("intermediate.csr"), "--csr-out", help="intermediate group: where the CSR goes."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation (needed with --stdin)"),
 ) -> None:
     """Renew one group before it expires: K3s one server at a time, Vault-issued certificates with their Secrets
     and a rolling restart, or the intermediate (a CSR for the offline root; then --signed)."""
     from installer.certs.rotate import rotate_group
 
     rot = rotate_group(inventory, group, services=service, stdin=stdin, signed=signed, csr_out=csr_out,
-                       console=Console(stderr=True))
+                       console=Console(stderr=True), confirm=confirmer(yes, stdin))
     for line in rot.done:
         typer.echo(f"{rot.group}: {line}")
     for line in rot.carry:

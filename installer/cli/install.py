@@ -8,12 +8,9 @@ import typer
 from rich.console import Console
 
 from installer.cli.inventory import load_or_exit
+from installer.cli.output import confirmer
 
 console = Console()
-
-
-def _confirm(question: str) -> None:
-    typer.confirm(question, abort=True)
 
 
 def install(
@@ -32,7 +29,7 @@ def install(
 
     inv = load_or_exit(inventory)
     run_install(inv, bundle, key, console=console, skip_signature=skip_signature, check=check, tags=tags, limit=limit,
-                confirm=None if yes else _confirm)
+                confirm=confirmer(yes))
 
 
 def reset(
@@ -43,7 +40,7 @@ def reset(
     """Uninstall the platform releases (reverse order), then remove K3s and everything medai placed on the hosts."""
     from installer.deploy.install import reset as run_reset
 
-    run_reset(load_or_exit(inventory), console=console, limit=limit, confirm=None if yes else _confirm)
+    run_reset(load_or_exit(inventory), console=console, limit=limit, confirm=confirmer(yes))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from installer.cli.output import confirmer
+
 console = Console()
 
 
@@ -38,8 +40,8 @@ def upgrade(
         console.print(f"  {line}", highlight=False)
     if plan:
         raise typer.Exit(0 if p.preflight is None or p.preflight.ok else 1)
-    if not yes:
-        typer.confirm(f"Upgrade with {len(p.steps())} step(s)?", abort=True)
+    if (ask := confirmer(yes)) is not None:
+        ask(f"Upgrade with {len(p.steps())} step(s)?")
     run_dir = execute(opts, p, console)
     console.print(f"[bold green]upgrade complete[/]: record {run_dir}", highlight=False)
 
@@ -55,8 +57,8 @@ def rollback(
     """Back to the previous bundle: releases to its chart versions; K3s by restoring the pre-upgrade snapshot."""
     from installer.upgrade.rollback import run_rollback
 
-    if not yes:
-        typer.confirm("Roll the cluster back? K3s restore stops every server.", abort=True)
+    if (ask := confirmer(yes)) is not None:
+        ask("Roll the cluster back? K3s restore stops every server.")
     run_dir = run_rollback(inventory, bundle, key, snapshot, releases_only, console)
     console.print(f"[bold green]rollback complete[/]: record {run_dir}", highlight=False)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from installer.cli.output import confirmer
 from installer.core.errors import VaultError
 from installer.deploy.vault.share_prompt import share_reader
 
@@ -113,17 +114,12 @@ def setup_cmd(
 
     Admin work runs on a root token generated from the shares entered here, revoked at the end together with
     every other root token (the initial one included)."""
-    from installer.deploy.state import new_run
+    from installer.deploy.state import recorded
     from installer.deploy.vault.setup import run_setup
 
     s = _settings(inventory)
-    rec = new_run("vault-setup", s.inventory.path)
-    try:
-        report = run_setup(s, share_reader(stdin), echo=typer.echo)
-    except BaseException as e:
-        rec.finish("failed", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
-        raise
-    rec.finish("ok", summary=report)
+    with recorded("vault-setup", s.inventory.path, ok="ok") as rec:
+        rec.data["summary"] = run_setup(s, share_reader(stdin), echo=typer.echo)
 
 
 @app.command("rotate-cert")
@@ -131,6 +127,7 @@ def rotate_cmd(
     service: str = typer.Argument(..., help="vault, keycloak, harbor or inference"),
     inventory: Path = INVENTORY,
     stdin: bool = typer.Option(False, "--stdin", help="Read shares one per line from stdin (automation)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation (needed with --stdin)"),
 ) -> None:
     """One service's certificate re-issued: `medai certs rotate --group vault --service SERVICE` (KV <service>/tls,
     its Secret and a rolling restart of what mounts it on an installed site)."""
@@ -139,6 +136,6 @@ def rotate_cmd(
     from installer.certs.rotate import rotate_group
 
     rot = rotate_group(inventory, "vault", services=[service], stdin=stdin, signed=None, csr_out=Path("unused"),
-                       console=Console(stderr=True))
+                       console=Console(stderr=True), confirm=confirmer(yes, stdin))
     for line in rot.done + [f"operator: {c}" for c in rot.carry]:
         typer.echo(line)

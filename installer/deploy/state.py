@@ -16,6 +16,8 @@ import os
 import secrets
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +129,29 @@ def new_run(command: str, inventory: Path, bundle_index: Path | None = None, hom
     }, holds_lock=True)
     rec.save()
     return rec
+
+
+def error_line(e: BaseException) -> str:
+    """What a run record keeps of the error that stopped it: its first line, else its type."""
+    text = str(e)
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+@contextmanager
+def recorded(command: str, inventory: Path, bundle_index: Path | None = None, ok: str = "successful",
+             home: Path | None = None) -> Iterator[RunRecord]:
+    """The one skeleton of a recorded command: new_run (the state lock taken), the body, then the record finished
+    once: ``failed`` with error_line when the body raises (an interrupt included), else ``ok`` with whatever
+    ``record.data["summary"]`` the body left, unless the body finished it itself. The lock is let go either way."""
+    record = new_run(command, inventory, bundle_index, home)
+    try:
+        yield record
+    except BaseException as e:
+        if record.data.get("result") == "running":
+            record.finish("failed", error=error_line(e))
+        raise
+    if record.data.get("result") == "running":
+        record.finish(ok)
 
 
 INSTALLING_COMMANDS = ("install", "upgrade", "rollback")

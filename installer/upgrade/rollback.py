@@ -15,14 +15,14 @@ from pathlib import Path
 from rich.console import Console
 
 from installer.bundle.layout import BundleLayout
-from installer.core.errors import InstallError, MedaiError
+from installer.core.errors import InstallError
 from installer.core.resources import state_dir
 from installer.deploy import platform_step
 from installer.deploy.install import render_platform
 from installer.deploy.inventory import load_inventory
 from installer.deploy.plan import build_plan
 from installer.deploy.runner import run_playbook
-from installer.deploy.state import cluster_token, new_run
+from installer.deploy.state import cluster_token, recorded
 from installer.deploy.working_copy import verified_working_copy
 
 
@@ -43,8 +43,7 @@ def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None
     console.print(f"[green]ok[/] previous bundle {bundle}: signature ({vb.key_fingerprint}) and files verified into {root}",
                   highlight=False)
     snap = None if releases_only else (snapshot or newest_snapshot(inv.cluster))
-    record = new_run("rollback", inv.path, root / "index.json")
-    try:
+    with recorded("rollback", inv.path, root / "index.json") as record:
         if snap is not None:
             stage = build_plan(vb.index, root, state_dir() / "cache", vb.index_sha256)
             s = run_playbook(record, "rollback.yml", inv.path,
@@ -58,8 +57,4 @@ def run_rollback(inventory: Path, bundle: Path, key: Path, snapshot: Path | None
             if site is None or not site.releases:
                 raise InstallError(f"{root}: the previous bundle carries no charts: no release to roll back")
             platform_step.roll_back(inv, site, record, root, console)
-    except MedaiError as e:
-        record.finish("failed", error=str(e))
-        raise
-    record.finish("successful")
     return record.dir

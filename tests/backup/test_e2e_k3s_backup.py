@@ -49,7 +49,7 @@ def test_backup_create_verify_and_etcd_restore_on_k3s(lab_nodes, tmp_path, opera
     r = subprocess.run([*medai, "backup", "verify", str(stick), "--key", str(pub), "--identity",
                         str(operators[0].file), "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0 and json.loads(r.stdout)["set"] == made["set"], r.stderr
-    r = subprocess.run([*medai, "backup", "restore", str(stick), "--component", "etcd", "--inventory", str(inv),
+    r = subprocess.run([*medai, "backup", "restore", str(stick), "--yes", "--component", "etcd", "--inventory", str(inv),
                         "--key", str(pub), "--identity", str(operators[1].file)],
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert r.returncode == 0, r.stderr

@@ -52,7 +52,7 @@ def test_k3s_certificates_rotate_one_server_at_a_time_and_status_reads_the_clust
     assert len(nodes) == 2 and all("K3s v" in ln["fact"] for ln in nodes), nodes
     ready = all(ln["level"] == "ok" for ln in nodes)
 
-    rot = _medai(env, "certs", "rotate", "--inventory", str(inv), "--group", "k3s")
+    rot = _medai(env, "certs", "rotate", "--yes", "--inventory", str(inv), "--group", "k3s")
     if not ready:  # flannel-backend none: no node turns Ready before Cilium; the rotation must refuse, naming them
         assert rot.returncode == 2 and "node(s) not Ready" in rot.stderr, rot.stderr
         pytest.skip("nodes registered but not Ready (no CNI in this K3s-only install): rotation refused as it must; "

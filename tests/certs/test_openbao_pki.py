@@ -95,7 +95,7 @@ def test_short_lived_certificates_are_crit_warn_and_expired(site):
 
 
 def test_rotate_vault_group_reissues_every_service_certificate(site):
-    p = site.medai("certs", "rotate", "--group", "vault", "--stdin", stdin=site.shares())
+    p = site.medai("certs", "rotate", "--yes", "--group", "vault", "--stdin", stdin=site.shares())
     assert p.returncode == 0, p.stderr
     for svc in ("vault", "keycloak", "harbor", "inference"):
         assert f"vault: {svc}: new certificate serial" in p.stdout
@@ -107,7 +107,7 @@ def test_rotate_vault_group_reissues_every_service_certificate(site):
 
 def test_the_intermediate_is_re_signed_offline_and_new_certificates_come_from_it(site, tmp_path):
     csr = tmp_path / "inter.csr"
-    p = site.medai("certs", "rotate", "--group", "intermediate", "--stdin", "--csr-out", str(csr), stdin=site.shares())
+    p = site.medai("certs", "rotate", "--yes", "--group", "intermediate", "--stdin", "--csr-out", str(csr), stdin=site.shares())
     assert p.returncode == 0, p.stderr
     assert f"operator: carry {csr}" in p.stdout and "BEGIN CERTIFICATE REQUEST" in csr.read_text()
     signed = tmp_path / "signed.pem"
@@ -115,10 +115,10 @@ def test_the_intermediate_is_re_signed_offline_and_new_certificates_come_from_it
                         str(site.cluster.root_ca_dir), "--out", str(signed)], capture_output=True, text=True, timeout=60)
     assert s.returncode == 0, s.stderr
     new_inter = x509.load_pem_x509_certificate(signed.read_bytes())
-    p = site.medai("certs", "rotate", "--group", "intermediate", "--stdin", "--signed", str(signed), stdin=site.shares())
+    p = site.medai("certs", "rotate", "--yes", "--group", "intermediate", "--stdin", "--signed", str(signed), stdin=site.shares())
     assert p.returncode == 0, p.stderr
     assert "new default issuer" in p.stdout
-    assert site.medai("certs", "rotate", "--group", "vault", "--service", "keycloak", "--stdin",
+    assert site.medai("certs", "rotate", "--yes", "--group", "vault", "--service", "keycloak", "--stdin",
                       stdin=site.shares()).returncode == 0
     _, certs = site.certs()
     kc_serial = certs["keycloak.test.internal"]["serial"]

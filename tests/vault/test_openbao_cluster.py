@@ -226,7 +226,7 @@ def test_issued_certificate_chains_to_the_offline_root_and_rotates(run, tmp_path
     assert no_inter.returncode != 0  # the root signs the intermediate, not the service certificate
     assert not (run.cluster.root_ca_dir / "root-ca.key").stat().st_mode & 0o077
 
-    p = run.medai("vault", "rotate-cert", "keycloak", "--stdin", stdin="\n".join(run.shares()[:THRESHOLD]) + "\n")
+    p = run.medai("vault", "rotate-cert", "keycloak", "--stdin", "--yes", stdin="\n".join(run.shares()[:THRESHOLD]) + "\n")
     assert p.returncode == 0, p.stderr.decode()
     with root_session(ep, run.shares()[:THRESHOLD]) as root:
         new = root.secrets.kv.v2.read_secret_version(path="keycloak/tls", mount_point="medai", raise_on_deleted_version=True)["data"]
@@ -240,7 +240,7 @@ def test_configuration_through_the_service_address_reaches_the_leader_from_a_fol
     inv = write_inventory(tmp_path / "site.yml", run.cluster, run.ops, medai_vault_addr=follower.addr)
     e = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
     p = subprocess.run(
-        [MEDAI, "vault", "rotate-cert", "harbor", "--stdin", "--inventory", str(inv)],
+        [MEDAI, "vault", "rotate-cert", "harbor", "--stdin", "--yes", "--inventory", str(inv)],
         input="\n".join(run.shares()[:THRESHOLD]) + "\n",
         capture_output=True,
         text=True,
