@@ -3,16 +3,13 @@ from __future__ import annotations
 
 import json
 import sys
-import tarfile
 from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 from rich.console import Console
 
 from installer.cli.inventory import load_or_exit
-from installer.render.errors import RenderError
 
 console = Console(soft_wrap=True)
 charts_app = typer.Typer(no_args_is_help=True)
@@ -54,15 +51,6 @@ def render(
                   "declared flow is allowed and no other", highlight=False)
 
 
-def _chart_meta(archive: Path) -> dict:
-    try:
-        with tarfile.open(archive) as t:
-            member = next(m for m in t.getmembers() if m.name.count("/") == 1 and m.name.endswith("/Chart.yaml"))
-            return yaml.safe_load(t.extractfile(member).read())
-    except (OSError, tarfile.TarError, StopIteration, yaml.YAMLError) as e:
-        raise RenderError(f"{archive}: not a Helm chart archive ({type(e).__name__})") from None
-
-
 @charts_app.command("images")
 def images(
     archive: Path = typer.Argument(..., help="chart archive (.tgz)"),
@@ -73,26 +61,10 @@ def images(
     as_json: bool = typer.Option(False, "--json", help="findings as JSON"),
 ) -> None:
     """What image discovery finds in one chart, and where (chart, kind, object, field path)."""
-    from installer.render.discover import find_images
-    from installer.render.helm import render_chart
+    from installer.render.chart_images import chart_images
 
-    if not archive.is_file():
-        raise RenderError(f"{archive}: chart archive not found")
-    meta = _chart_meta(archive)
-    vals = {}
-    if values is not None:
-        from installer.core.yamldoc import read_yaml
-        vals = read_yaml(values, RenderError, "values file") or {}
-        if not isinstance(vals, dict):
-            raise RenderError(f"{values}: values must be a YAML mapping")
-    name = str(meta.get("name", archive.stem))
-    docs = render_chart(name, str(meta.get("version", "?")), archive, vals, namespace, kube_version)
-    findings = find_images({name: docs})
-    if why:
-        from installer.render.gate import ImagePlan
-        findings = ImagePlan(findings=findings).why(why)
-        if not findings:
-            raise RenderError(f"{why}: not found in chart {name}'s rendered output")
+    res = chart_images(archive, values, namespace, kube_version, why)
+    name, findings = res.name, res.findings
     if as_json:
         sys.stdout.write(json.dumps([{"ref": f.ref.name, "raw": f.ref.raw, "kind": f.kind, "name": f.name,
                                       "path": f.path, "how": f.how, "tagged": f.ref.tagged} for f in findings],
@@ -111,7 +83,7 @@ def images(
         first = fs[0]
         more = f" (+{len(fs) - 1} more)" if len(fs) > 1 else ""
         console.print(f"    {first.kind} {first.name}  {first.path}{more}", highlight=False)
-    console.print(f"{len(by_ref)} images in chart {name} {meta.get('version')}", highlight=False)
+    console.print(f"{len(by_ref)} images in chart {name} {res.version}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
