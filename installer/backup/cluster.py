@@ -59,7 +59,7 @@ class LiveCluster:
                                limit=self.inv.first_server.name, tags=tags,
                                host_key_checking=self.inv.site.medai_ssh_host_key_checking)
         if not summary.succeeded:
-            raise BackupError(f"etcd on {self.name}: playbooks/backup.yml ({tags}) failed: {summary.first_failure()}")
+            raise BackupError(f"etcd on {self.name}: playbooks/backup.yml ({tags}) failed: {summary.first_failure}")
 
     def etcd_snapshot(self, dest: Path) -> dict:
         fetch = dest.parent / "etcd-fetch"

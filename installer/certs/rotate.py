@@ -172,9 +172,8 @@ def rotate_k3s(inv, kube, record, console) -> Rotation:
     refuse_unless_ready(kube, "k3s")
     summary = run_playbook(record, "certs.yml", inv.path, {}, {}, console=console, tags="rotate",
                            host_key_checking=inv.site.medai_ssh_host_key_checking)
-    if summary.status != "successful" or summary.failed or summary.unreachable:
-        first = summary.failures[0] if summary.failures else summary.status
-        raise InstallError(f"certs rotate --group k3s: {first}; the servers after it were not touched "
+    if not summary.succeeded:
+        raise InstallError(f"certs rotate --group k3s: {summary.first_failure}; the servers after it were not touched "
                            f"(run record {record.dir})")
     return Rotation("k3s", done=[f"k3s certificate rotate on {', '.join(inv.servers)} (one at a time); "
                                  f"k3s-agent restarted on {', '.join(inv.agents) or 'no agents'}"])

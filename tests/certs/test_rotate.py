@@ -2,6 +2,8 @@
 applied and only the workloads that mount one restarted (rolling, by a pod-template annotation)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -53,3 +55,20 @@ def test_secrets_are_applied_and_only_the_workloads_mounting_them_restart(tmp_pa
     restarts = [o for o in kube.applied if o["kind"] != "Secret"]
     assert len(restarts) == 2 and all(
         o["spec"]["template"]["metadata"]["annotations"] == {RESTART_ANNOTATION: "2026-12-07T19:00:00+00:00"} for o in restarts)
+
+
+def test_a_failed_k3s_rotation_names_the_playbook_failure(monkeypatch, tmp_path):
+    from installer.certs import rotate
+    from installer.deploy.runner import Summary
+
+    inv = load_inventory(Path(__file__).resolve().parents[2] / "inventories" / "example" / "site.yml")
+    failed = Summary(hosts=3, failed=1, status="failed", rc=2, failures=["srv-2: k3s certificate rotate: exit 1"])
+    monkeypatch.setattr(rotate, "run_playbook", lambda *a, **kw: failed)
+    kube = _kube([_node(n, True) for n in inv.servers + inv.agents])
+
+    class Record:
+        dir = tmp_path
+
+    with pytest.raises(InstallError, match=r"^certs rotate --group k3s: srv-2: k3s certificate rotate: exit 1; the "
+                                           r"servers after it were not touched"):
+        rotate.rotate_k3s(inv, kube, Record(), None)
