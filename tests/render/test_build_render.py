@@ -1,9 +1,11 @@
 """The whole path on real inputs: `bundle build` of the fixture charts (served by a loopback Helm repository) with
 their images fetched under their upstream names through `spec.mirrors` from a loopback registry (a small test
 image standing in for each upstream image, whose layers cannot be downloaded here; Cilium's digest pins switched
-off in these values), then `medai render` on inventories/example against the built bundle."""
+off in these values, its images a two-platform index the build reduces to linux/amd64), then `medai render` on
+inventories/example against the built bundle: Cilium's images pinned to the platform manifest the bundle carries."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import sys
 import pytest
 import yaml
 
+from installer.bundle.artifacts import BundleIndex
 from installer.bundle.manifest import parse_manifest
 from installer.collect.build import BuildOptions, build_bundle
 from installer.oci.mirrors import mirrored_name
@@ -49,7 +52,8 @@ def built(registry, file_server, tmp_path_factory):
     build_seed_layout(seed)
     needed = plan_images(manifest.spec, rendered).needed
     for ref in needed:
-        skopeo_push(seed, "app", mirrored_name(ref, mirrors))
+        multi = ref.startswith("quay.io/cilium/")
+        skopeo_push(seed, "multi" if multi else "app", mirrored_name(ref, mirrors), all_platforms=multi)
     path = work / "platform.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     out = work / "bundle"
@@ -74,3 +78,8 @@ def test_medai_render_on_the_built_bundle(built, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"{len(needed)} images, all in the bundle; Kubernetes 1.34.2" in r.stdout
     assert (tmp_path / "r" / "03-longhorn.yaml").is_file()
+    [agent] = BundleIndex.of(json.loads((out / "index.json").read_text())).images("quay.io/cilium/cilium")
+    amd64 = agent.platform_digests["linux/amd64"]
+    assert amd64 != agent.digest
+    cilium = (tmp_path / "r" / "01-cilium.yaml").read_text()
+    assert f"image: quay.io/cilium/cilium:v1.18.0@{amd64}" in cilium and agent.digest not in cilium
