@@ -39,6 +39,21 @@ class ImagePlan:
         return [f for f in self.findings if f.ref.name == name or f.ref.raw == ref]
 
 
+@dataclass(frozen=True)
+class CarriedImage:
+    """An image the bundle's OCI layout names, and the digests the site serves it by once `medai bundle push` or
+    `medai harbor seed` filled its registry: each platform manifest carried, and the top manifest unless it is an index
+    the build reduced to the site's platforms (distribution-2.x registries, Harbor 2 among them, refuse to store that;
+    only K3s's embedded mirror would serve it)."""
+
+    digest: str  # the top manifest: a multi-arch index or one image
+    platforms: dict[str, str] = field(default_factory=dict)  # platform -> manifest digest of each platform image carried
+    reduced: bool = False  # an index some of whose platform manifests the bundle does not carry
+
+    def serves(self, digest: str) -> bool:
+        return digest in self.platforms.values() or (digest == self.digest and not self.reduced)
+
+
 def _pinned(raw: str, where: str) -> str:
     try:
         ref = parse_ref(raw)
@@ -104,20 +119,6 @@ def _seeded(ref: str, prefix: str, carried: dict[str, CarriedImage]) -> str | No
     rest = ref[len(prefix):]
     found = [c for c in carried if parse_ref(c).path == rest]
     return found[0] if len(found) == 1 else None
-
-
-@dataclass(frozen=True)
-class CarriedImage:
-    """An image the bundle's OCI layout names, as a registry filled by `medai bundle push` (and K3s's embedded mirror)
-    serves it: each platform manifest carried by its digest, the top manifest by its digest unless it is an index the
-    build reduced to the site's platforms (distribution-2.x registries, Harbor 2 among them, refuse to store that)."""
-
-    digest: str  # the top manifest: a multi-arch index or one image
-    platforms: dict[str, str] = field(default_factory=dict)  # platform -> manifest digest of each platform image carried
-    reduced: bool = False  # an index some of whose platform manifests the bundle does not carry
-
-    def serves(self, digest: str) -> bool:
-        return digest in self.platforms.values() or (digest == self.digest and not self.reduced)
 
 
 def _candidates(pinned: ImageRef, carried: dict[str, CarriedImage]) -> list[tuple[str, CarriedImage]]:
