@@ -28,6 +28,7 @@ from installer.platform.apply import ApplyOptions, apply_platform
 from tests.platform_idp.harbor_contract import FakeHarbor, SwaggerContract
 from tests.platform_idp.site import SITE_VARS
 from tests.support.fixture_charts import ROOT
+from tests.support.kube import RecordedKube
 
 INDEX = {"artifacts": [{"kind": "image", "ref": f"{CONFIG_CLI_IMAGE}:6.5.1-26.0.5", "digest": "sha256:" + "cd" * 32}]}
 _BOOTSTRAP = "keycloak-bootstrap-admin"
@@ -60,37 +61,30 @@ def _held(created=()) -> HeldSecrets:
     return h
 
 
-class Kube:
-    """KubeApi's get/apply/delete over a dict; Jobs complete (or fail) as the test says."""
+class Kube(RecordedKube):
+    """The recording stand-in at the API seam (tests/support/kube.py); Jobs complete (or fail) as the test says."""
 
     def __init__(self, job_condition="Complete"):
-        self.objects: dict[tuple, dict] = {}
-        self.log: list[tuple[str, str, str]] = []
+        super().__init__()
         self.job_condition = job_condition
 
     def apply(self, obj):
-        md = obj["metadata"]
-        o = copy.deepcopy(obj)
         if obj["kind"] == "Job":
             failed = self.job_condition == "Failed"
-            o["status"] = {"conditions": [{
+            obj = {**obj, "status": {"conditions": [{
                 "type": self.job_condition, "status": "True", "reason": "BackoffLimitExceeded" if failed else None,
-                "message": "Job has reached the specified backoff limit" if failed else ""}]}
-        self.objects[(obj["kind"], md.get("namespace"), md["name"])] = o
-        self.log.append(("apply", obj["kind"], md["name"]))
+                "message": "Job has reached the specified backoff limit" if failed else ""}]}}
+        super().apply(obj)
 
-    def get(self, api_version, kind, name, namespace):
-        return copy.deepcopy(self.objects.get((kind, namespace, name)))
+    @property
+    def objects(self) -> dict[tuple, dict]:
+        """(kind, namespace, name) -> the object as the API holds it now."""
+        return {(kind, (o["metadata"]).get("namespace"), o["metadata"]["name"]): o
+                for (_, kind), items in self.lists.items() for o in items}
 
-    def delete(self, api_version, kind, name, namespace):
-        self.objects.pop((kind, namespace, name), None)
-        self.log.append(("delete", kind, name))
-
-    def pods(self, namespace):
-        return []
-
-    def events(self, namespace):
-        return []
+    @property
+    def log(self) -> list[tuple[str, str, str]]:
+        return [(verb, kind, name) for verb, kind, _ns, name in self.calls]
 
 
 class Helm:
@@ -231,7 +225,7 @@ def test_platform_apply_uses_the_values_without_bootstrap_once_removed_so_a_reru
     site = type("S", (), {"releases": [Release()]})()
     assert [o.action for o in apply_platform(site, helm, kube, opts)] == ["unchanged"]
     assert helm.calls == []
-    del kube.objects[("ConfigMap", "keycloak", STATE_CONFIGMAP)]  # without the record: the rendered values
+    kube.delete("v1", "ConfigMap", STATE_CONFIGMAP, "keycloak")  # without the record: the rendered values
     assert [o.action for o in apply_platform(site, helm, kube, opts)] == ["upgrade"]
 
 
