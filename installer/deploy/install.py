@@ -28,7 +28,7 @@ from installer.deploy.inventory import Inventory
 from installer.deploy.plan import build_plan
 from installer.deploy.preinstall import bundle_path
 from installer.deploy.runner import Summary, run_playbook
-from installer.deploy.state import RunRecord, cluster_token, installed_copy, kubeconfig_path, new_run, write_private
+from installer.deploy.state import RunRecord, cluster_token, installed_copy, kubeconfig_path, new_run, recorded, write_private
 from installer.deploy.vault.install_step import vault_secret_vars
 from installer.deploy.working_copy import NOT_CHECKED_BANNER, verified_working_copy
 from installer.inference.plan import install_extravars
@@ -124,16 +124,12 @@ def reset(inv: Inventory, *, console: Console, limit: str | None = None,
     if confirm is not None:
         confirm(f"Remove K3s, its data and all medai files from {len(inv.hosts)} host(s) of cluster {inv.cluster}?"
                 " This destroys the cluster.")
-    record = new_run("reset", inv.path)
-    if not limit:
-        uninstall_releases(inv, record, console)
-    try:
+    with recorded("reset", inv.path) as record:
+        if not limit:
+            uninstall_releases(inv, record, console)
         summary = run_playbook(record, "reset.yml", inv.path, {}, {}, console=console, limit=limit,
                                host_key_checking=inv.site.medai_ssh_host_key_checking)
-    except MedaiError as e:
-        record.finish("failed", error=str(e))
-        raise
-    finish_run(console, record, summary, "reset")
+        finish_run(console, record, summary, "reset")
     kc = kubeconfig_path(inv.cluster)
     if kc.exists() and not limit:
         kc.unlink()
@@ -154,8 +150,7 @@ def uninstall_releases(inv: Inventory, record: RunRecord, console: Console) -> N
     except MedaiError as e:
         console.print(f"[yellow]warning[/] platform releases not uninstalled: {safe_text(str(e))}; the node reset "
                       "removes the cluster and its data", highlight=False)
-        record.data["result"] = "running"
-        record.save()
+        record.reopen()
 
 
 def print_summary(console: Console, title: str, s: Summary, record: RunRecord) -> None:

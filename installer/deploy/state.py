@@ -71,6 +71,16 @@ class RunRecord:
     def save(self) -> None:
         atomic_write_text(self.dir / "run.json", json.dumps(self.data, indent=1, sort_keys=True) + "\n", mode=0o600)
 
+    def reopen(self, **data) -> None:
+        """Running again (an interrupted upgrade resumed, a reset going on after its platform step failed): the
+        state lock taken again, ``data`` merged into the record."""
+        if not self.holds_lock:
+            statelock.hold(self.dir.parent.parent, self.data.get("command"))
+            self.holds_lock = True
+        self.data.update(data, result="running")
+        self.data.pop("finished", None)
+        self.save()
+
     def finish(self, result: str, summary: dict | None = None, error: str | None = None) -> None:
         self.data["finished"] = _now()
         self.data["result"] = result

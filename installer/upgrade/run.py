@@ -235,8 +235,8 @@ def _open_run(opts: UpgradeOptions, plan: UpgradePlan, inv, console: Console) ->
     run_dir = resumable_run(inv.path) if opts.resume else None
     if run_dir is not None:
         data = json.loads((run_dir / "run.json").read_text())
-        record = RunRecord(run_dir, {**data, "result": "running", "resumed": data.get("resumed", 0) + 1})
-        record.save()
+        record = RunRecord(run_dir, data)
+        record.reopen(resumed=data.get("resumed", 0) + 1)
         journal = Journal.load(run_dir)
         if journal.data["facts"].get("indexSha256") != plan.index_sha256:
             raise InstallError(
