@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from installer.core.childenv import HELM, allow_listed_executable, child_env
-from installer.core.errors import InstallError
+from installer.core.errors import InstallError, MedaiError
 from installer.core.helm import helm_command
 from installer.platform.history import after_upgrade, rollback_target
 from installer.platform.order import NO_WAIT, ordered
@@ -187,7 +188,8 @@ class HelmCli:
 class KubeApi:
     """The one Kubernetes client of the control host: the kubernetes client on the kubeconfig `medai install`
     fetched, answering raw JSON (the shapes the decisions read). Every flow, `medai status`, `medai certs` and the
-    upgrade's preflight read and write the cluster through it (installer.deploy.platform_step.adapters)."""
+    upgrade's preflight read and write the cluster through it (installer.deploy.platform_step.adapters). A call
+    that fails is one InstallError line naming the call and the API's answer (or why the cluster did not answer)."""
 
     REQUEST_TIMEOUT_S = 30
 
@@ -201,70 +203,95 @@ class KubeApi:
         self._dyn = dynamic.DynamicClient(self._api)
 
     def pods(self, namespace: str) -> list[dict]:
-        r = self._core.list_namespaced_pod(namespace, _preload_content=False)
-        return json.loads(r.data)["items"]
+        with _one_line(f"list pods in namespace {namespace}"):
+            r = self._core.list_namespaced_pod(namespace, _preload_content=False, _request_timeout=self.REQUEST_TIMEOUT_S)
+            return json.loads(r.data)["items"]
 
     def events(self, namespace: str) -> list[dict]:
-        r = self._core.list_namespaced_event(namespace, _preload_content=False)
-        return json.loads(r.data)["items"]
+        with _one_line(f"list events in namespace {namespace}"):
+            r = self._core.list_namespaced_event(namespace, _preload_content=False,
+                                                 _request_timeout=self.REQUEST_TIMEOUT_S)
+            return json.loads(r.data)["items"]
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
         from kubernetes.dynamic.exceptions import NotFoundError
 
-        res = self._dyn.resources.get(api_version=api_version, kind=kind)
-        try:
-            return res.get(name=name, namespace=namespace).to_dict()
-        except NotFoundError:
-            return None
+        with _one_line(f"get {kind} {_where(namespace, name)}"):
+            res = self._dyn.resources.get(api_version=api_version, kind=kind)
+            try:
+                return res.get(name=name, namespace=namespace, _request_timeout=self.REQUEST_TIMEOUT_S).to_dict()
+            except NotFoundError:
+                return None
 
     def list(self, api_version: str, kind: str, namespace: str | None = None, optional: bool = False) -> list[dict] | None:
         """Every object of a kind (cluster-wide when namespace is None): the items, as the API returns them.
         optional: None when the API does not serve the kind (a CRD not installed) rather than an error."""
         from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
-        where = f"{api_version} {kind}" + (f" in namespace {namespace}" if namespace else "")
-        try:
-            res = self._dyn.resources.get(api_version=api_version, kind=kind)
-            return res.get(namespace=namespace, _request_timeout=self.REQUEST_TIMEOUT_S).to_dict().get("items") or []
-        except (ResourceNotFoundError, NotFoundError):
-            if optional:
-                return None
-            raise InstallError(f"list {where}: the API does not serve it") from None
-        except Exception as e:  # noqa: BLE001 urllib3 and the client's own errors: one line naming the read
-            raise InstallError(f"list {where}: {_api_error(e)}") from None
+        where = f"list {api_version} {kind}" + (f" in namespace {namespace}" if namespace else "")
+        with _one_line(where):
+            try:
+                res = self._dyn.resources.get(api_version=api_version, kind=kind)
+                return res.get(namespace=namespace, _request_timeout=self.REQUEST_TIMEOUT_S).to_dict().get("items") or []
+            except (ResourceNotFoundError, NotFoundError):
+                if optional:
+                    return None
+                raise InstallError(f"{where}: the API does not serve it") from None
 
     def read(self, path: str) -> str:
         """The body of GET ``path`` (a health endpoint such as /readyz/etcd) whatever its status: a failing check
         answers 500 with its reasons, which the caller reads."""
-        try:
+        with _one_line(f"GET {path}"):
             req = self._api.param_serialize("GET", path, auth_settings=["BearerToken"])
             resp = self._api.call_api(*req, _request_timeout=self.REQUEST_TIMEOUT_S)
             resp.read()
-        except Exception as e:  # noqa: BLE001 as list
-            raise InstallError(f"GET {path}: {_api_error(e)}") from None
-        return resp.data.decode(errors="replace")
+            return resp.data.decode(errors="replace")
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None) -> None:
         from kubernetes.dynamic.exceptions import NotFoundError
 
-        res = self._dyn.resources.get(api_version=api_version, kind=kind)
-        try:
-            res.delete(name=name, namespace=namespace)
-        except NotFoundError:
-            pass
+        with _one_line(f"delete {kind} {_where(namespace, name)}"):
+            res = self._dyn.resources.get(api_version=api_version, kind=kind)
+            try:
+                res.delete(name=name, namespace=namespace, _request_timeout=self.REQUEST_TIMEOUT_S)
+            except NotFoundError:
+                pass
 
     def apply(self, obj: dict) -> None:
-        res = self._dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-        self._dyn.server_side_apply(res, body=obj, name=obj["metadata"]["name"],
-                                    namespace=obj["metadata"].get("namespace"), field_manager="medai",
-                                    force_conflicts=True)
+        md = obj["metadata"]
+        with _one_line(f"apply {obj['kind']} {_where(md.get('namespace'), md['name'])}"):
+            res = self._dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            self._dyn.server_side_apply(res, body=obj, name=md["name"], namespace=md.get("namespace"),
+                                        field_manager="medai", force_conflicts=True,
+                                        _request_timeout=self.REQUEST_TIMEOUT_S)
+
+
+def _where(namespace: str | None, name: str) -> str:
+    return f"{namespace}/{name}" if namespace else name
+
+
+@contextmanager
+def _one_line(call: str) -> Iterator[None]:
+    """A failed API call as one InstallError line: the call, then the HTTP status, reason and the API's message,
+    else why the cluster did not answer. medai's own errors pass as they are."""
+    try:
+        yield
+    except MedaiError:
+        raise
+    except Exception as e:  # noqa: BLE001 urllib3's and the client's exceptions vary: one line for all
+        raise InstallError(f"{call}: {_api_error(e)}") from None
 
 
 def _api_error(e: Exception) -> str:
-    """One line for a failed API call: the HTTP status and reason, else why the cluster did not answer."""
     status = getattr(e, "status", None)
     if isinstance(status, int):
-        return f"HTTP {status} {getattr(e, 'reason', '') or ''}".rstrip()
+        message = ""
+        try:
+            message = str(json.loads(getattr(e, "body", None) or "{}").get("message") or "")
+        except (ValueError, TypeError, AttributeError):
+            pass
+        line = f"HTTP {status} {getattr(e, 'reason', '') or ''}".rstrip()
+        return f"{line}: {message.splitlines()[0][:300]}" if message.strip() else line
     first = (str(e).splitlines() or [""])[0][:200]
     return f"cluster unreachable ({type(e).__name__}: {first})"
 

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.loopback
 
 FIX = Path(__file__).resolve().parents[1] / "upgrade" / "fixtures"
 ETCD_FAILED = "[-]etcd failed: reason withheld\nreadyz check failed\n"
+REFUSED = 'Pod "p" is invalid: spec.containers: Required value'
 
 
 def _fixture(name: str) -> dict:
@@ -48,6 +49,7 @@ def _routes(longhorn: bool) -> dict[str, tuple[int, str]]:
         "/apis/policy/v1": _resources("policy/v1", ("poddisruptionbudgets", "PodDisruptionBudget", True)),
         "/apis/longhorn.io/v1beta2": _resources("longhorn.io/v1beta2", ("volumes", "Volume", True)),
         "/api/v1/nodes": _fixture("nodes-ready.json"),
+        "/api/v1/nodes/srv-1": _fixture("nodes-ready.json")["items"][0],
         "/api/v1/pods": _fixture("pods.json"),
         "/apis/policy/v1/poddisruptionbudgets": _fixture("pdbs.json"),
         "/apis/longhorn.io/v1beta2/namespaces/longhorn-system/volumes": _fixture("longhorn-volumes.json"),
@@ -76,6 +78,16 @@ def api(tmp_path, monkeypatch):
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json" if body.startswith("{") else "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_PATCH(self):  # noqa: N802 server-side apply, refused as admission refuses it
+                asked.append(("PATCH", self.path.split("?")[0]))
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                data = json.dumps({"kind": "Status", "code": 422, "reason": "Invalid", "message": REFUSED}).encode()
+                self.send_response(422, "Unprocessable Entity")
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -126,3 +138,15 @@ def test_api_errors_are_one_line(api, tmp_path):
         KubeApi(start(forbidden=True)).list("v1", "Node")
     with pytest.raises(InstallError, match=r"kubeconfig-none: no admin kubeconfig \(written by a successful medai install\)"):
         KubeApi(tmp_path / "kubeconfig-none")
+
+
+def test_get_apply_and_their_errors_are_one_line(api):
+    start, asked = api
+    kube = KubeApi(start())
+    assert kube.get("v1", "Node", "srv-1", None) == _fixture("nodes-ready.json")["items"][0]
+    assert kube.get("v1", "Node", "gone", None) is None  # 404: absent, not an error
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "medai"}, "spec": {}}
+    with pytest.raises(InstallError) as e:
+        kube.apply(pod)
+    assert str(e.value) == f"apply Pod medai/p: HTTP 422 Unprocessable Entity: {REFUSED}"
+    assert ("PATCH", "/api/v1/namespaces/medai/pods/p") in asked
