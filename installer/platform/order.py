@@ -3,7 +3,7 @@
 CNI first (nodes stay NotReady without it), then the load balancer and storage (they need running pods), then
 Vault (Raft on Longhorn volumes; it holds every platform secret, the database credentials included), the
 PostgreSQL operator and its Clusters (on Longhorn, owner passwords from Vault), what keeps its data there
-(Keycloak, then Harbor, whose login goes through Keycloak), and last the GPU tier (the device plugin before the
+(Keycloak, then Harbor's Redis and Harbor, whose login goes through Keycloak), and last the GPU tier (the device plugin before the
 vLLM pods ask for GPUs). Install and upgrade walk it forward; rollback and uninstall walk it backward.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "vault": ("longhorn",),
     "cloudnative-pg": ("longhorn", "vault"),
     "keycloakx": ("cloudnative-pg", "vault", "metallb"),
-    "harbor": ("cloudnative-pg", "vault", "longhorn", "metallb", "keycloakx"),
+    "medai-harbor-redis": ("vault", "longhorn"),
+    "harbor": ("cloudnative-pg", "vault", "longhorn", "metallb", "keycloakx", "medai-harbor-redis"),
     "nvidia-device-plugin": ("cilium",),
     "medai-inference": ("nvidia-device-plugin", "vault", "longhorn"),
 }

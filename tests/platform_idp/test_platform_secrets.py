@@ -112,7 +112,7 @@ def test_every_secret_reference_is_produced_by_the_catalogue_sync_and_nothing_in
     index = {"artifacts": [{"kind": "image", "ref": "docker.io/adorsys/keycloak-config-cli:6.5.1-26.0.5",
                             "digest": "sha256:" + "cd" * 32}]}
     objs: list[dict] = []
-    for name in ("keycloakx", "harbor"):
+    for name in ("keycloakx", "medai-harbor-redis", "harbor"):
         c = chart(name)
         values = release_values(c, inv)
         variants = [values] + ([without_bootstrap_env(values)] if name == "keycloakx" else [])

@@ -43,9 +43,9 @@ def _docs(path):
 
 def test_every_fixture_chart_renders_validates_and_is_gated_in_platform_order(all_charts):
     bundle, out, stdout = all_charts
-    order = [n for n in PLATFORM_ORDER if n in UPSTREAM]
-    assert order == ["cilium", "metallb", "longhorn", "vault", "cloudnative-pg", "keycloakx", "harbor",
-                     "nvidia-device-plugin"]
+    order = [n for n in PLATFORM_ORDER if n in UPSTREAM + ("medai-harbor-redis",)]
+    assert order == ["cilium", "metallb", "longhorn", "vault", "cloudnative-pg", "keycloakx", "medai-harbor-redis",
+                     "harbor", "nvidia-device-plugin"]
     stems = sorted(p.name.removesuffix(".yaml") for p in out.glob("*.yaml")
                    if not p.name.endswith((".values.yaml", ".site.yaml")))
     assert stems == [f"{i:02d}-{n}" for i, n in enumerate(order, 1)]
@@ -56,7 +56,7 @@ def test_every_fixture_chart_renders_validates_and_is_gated_in_platform_order(al
 
 def test_site_values_come_from_the_roles(all_charts):
     _, out, _ = all_charts
-    harbor = yaml.safe_load((out / "07-harbor.values.yaml").read_text())
+    harbor = yaml.safe_load((out / "08-harbor.values.yaml").read_text())
     assert harbor["externalURL"] == "https://harbor.radiology.hospital.internal"
     assert harbor["trivy"]["initContainers"][0]["args"][0].count("harbor.radiology.hospital.internal/platform/") == 2
     assert harbor["database"]["external"]["host"] == "harbor-db-rw"
@@ -64,7 +64,7 @@ def test_site_values_come_from_the_roles(all_charts):
     assert cnpg["crds"]["create"] is True and cnpg["config"]["clusterWide"] is True
     keycloak = yaml.safe_load((out / "06-keycloakx.values.yaml").read_text())
     assert keycloak["replicas"] == 2  # min(servers, 2), the role's Ansible expression evaluated
-    plugin = yaml.safe_load((out / "08-nvidia-device-plugin.values.yaml").read_text())
+    plugin = yaml.safe_load((out / "09-nvidia-device-plugin.values.yaml").read_text())
     assert plugin["tolerations"][0] == {"key": "gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 
 
@@ -93,7 +93,7 @@ def test_cpu_only_site_leaves_the_gpu_charts_out(all_charts, tmp_path):
     r = _render(bundle, tmp_path / "o", inv)
     assert r.returncode == 0, r.stdout + r.stderr
     assert not list((tmp_path / "o").glob("*nvidia-device-plugin*"))
-    assert (tmp_path / "o" / "07-harbor.yaml").is_file()
+    assert (tmp_path / "o" / "08-harbor.yaml").is_file()
 
 
 def test_a_bundle_without_the_postgres_image_is_refused_naming_it(tmp_path):

@@ -25,16 +25,21 @@ from installer.oci.layout import OCILayout
 from installer.oci.media_types import OCI_INDEX, OCI_MANIFEST
 from installer.render.gate import plan_images
 from installer.render.helm import k3s_kube_version, render_chart
-from tests.support.fixture_charts import FIXTURES, PLATFORM
+from tests.support.fixture_charts import FIXTURES, PLATFORM, archive
 
 NO_DIGESTS = {"image": {"useDigest": False}, "operator": {"image": {"useDigest": False}},
               "hubble": {"relay": {"image": {"useDigest": False}}}, "envoy": {"image": {"useDigest": False}},
               "certgen": {"image": {"useDigest": False}}}
 
 
+# charts a fixture chart needs beside it, as platform.yaml carries them: Harbor runs with the project's Redis chart
+COMPANIONS = {"harbor": ("medai-harbor-redis",)}
+
+
 def fixture_manifest(charts=("cilium", "metallb", "longhorn")) -> dict:
     from installer.platform.values import merge
 
+    charts = tuple(charts) + tuple(c for name in charts for c in COMPANIONS.get(name, ()))
     doc = yaml.safe_load(PLATFORM.read_text())
     spec = doc["spec"]
     spec["images"] = []
@@ -111,7 +116,7 @@ def make_fixture_bundle(root: Path, doc: dict | None = None, omit: tuple[str, ..
     kube = k3s_kube_version(manifest.spec)
     for c in manifest.spec.charts:
         dest = layout.charts / f"{c.name}-{c.version}.tgz"
-        shutil.copyfile((archives or {}).get(dest.name) or FIXTURES / dest.name, dest)
+        shutil.copyfile((archives or {}).get(dest.name) or (archive(c.name) if c.path else FIXTURES / dest.name), dest)
         sha = sha256_file(dest)
         known[layout.rel(dest)] = sha
         artifacts.append(Artifact(kind="chart", name=c.name, path=layout.rel(dest), size=dest.stat().st_size, sha256=sha,

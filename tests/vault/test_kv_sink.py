@@ -4,6 +4,7 @@ entries land in KV once, reruns keep them, each component's policy reads what it
 everything else, the install's Secret sync resolves, and no value is left in clear on the control host."""
 from __future__ import annotations
 
+import base64
 import copy
 import os
 import secrets
@@ -127,7 +128,7 @@ def _pki_made(client, cat, mount: str) -> None:
 
 
 def test_generated_platform_secrets_land_in_kv_and_nothing_in_clear_stays(bao, tmp_path, monkeypatch):
-    from installer.deploy.vault.catalogue import ensure, for_inventory
+    from installer.deploy.vault.catalogue import ensure, for_inventory, secret_objects
 
     client, bao_home = bao
     home = tmp_path / "medai-home"
@@ -158,6 +159,13 @@ def test_generated_platform_secrets_land_in_kv_and_nothing_in_clear_stays(bao, t
     # Harbor's admin password exists once: one entry, one field, one value
     harbor_pw = stored["harbor/admin"]["password"]
     assert [(p, k) for p, d in stored.items() for k, v in d.items() if v == harbor_pw] == [("harbor/admin", "password")]
+    # Harbor's Redis password: Redis's own `requirepass` line holds the same value; both reach the cluster only
+    # as the Secret the install syncs (charts/medai-harbor-redis mounts one key, Harbor's clients read the other)
+    redis = stored["harbor/redis"]
+    assert redis["requirepass.conf"] == f"requirepass {redis['password']}\n" and len(redis["password"]) == 32
+    only = type(cat)(cat.kv_mount, cat.components, cat.entries, [cat.secret("medai-harbor-redis", "harbor")])
+    (synced,) = secret_objects(only, sink.read_secret)
+    assert {k: base64.b64decode(v).decode() for k, v in synced["data"].items()} == redis
 
     # reruns keep every value (no new version anywhere)
     assert ensure(cat, sink) == ([], created)

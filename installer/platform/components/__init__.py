@@ -9,6 +9,7 @@ the network flows it needs from ``flows(v, namespaces)`` (installer/platform/flo
 from installer.platform.components import (
     cilium,
     harbor,
+    harbor_redis,
     inference,
     keycloak,
     longhorn,
@@ -20,6 +21,7 @@ from installer.platform.components import (
 
 # chart name -> the component module holding its site values
 BY_CHART = {"cilium": cilium, "metallb": metallb, "longhorn": longhorn, "vault": vault, "cloudnative-pg": postgres,
-            "keycloakx": keycloak, "harbor": harbor, "nvidia-device-plugin": nvidia, "medai-inference": inference}
-# component (variable prefix medai_<name>_) -> module
-BY_NAME = {m.NAME: m for m in BY_CHART.values()}
+            "keycloakx": keycloak, harbor_redis.CHART: harbor_redis, "harbor": harbor, "nvidia-device-plugin": nvidia,
+            "medai-inference": inference}
+# component (variable prefix medai_<name>_) -> module (Harbor's Redis shares Harbor's variables: Harbor's module)
+BY_NAME = {m.NAME: m for m in BY_CHART.values() if m is not harbor_redis}

@@ -32,6 +32,7 @@ DEFAULTS = {
         "secret_key": "medai-harbor-secret-key", "core": "medai-harbor-core", "core_token": "medai-harbor-core-token",
         "jobservice": "medai-harbor-jobservice", "registry": "medai-harbor-registry",
         "registry_credentials": "medai-harbor-registry-credentials", "trivy_db_pull": "medai-harbor-trivy-db-pull",
+        "redis": "medai-harbor-redis",
     },
     "medai_harbor_resources": {  # requests (and memory limits) per Harbor component
         "core": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
@@ -54,6 +55,52 @@ def computed(v: dict) -> dict:
     if v["medai_harbor_trivy_java_db_repository"] is None:
         v["medai_harbor_trivy_java_db_repository"] = f"{host}/platform/aquasecurity/trivy-java-db:1"
     return v
+
+
+# Harbor's Redis: the project's chart charts/medai-harbor-redis, released as REDIS_RELEASE in Harbor's namespace
+# before Harbor. Harbor's chart runs with `redis.type: external` and no password in its values (its ConfigMaps
+# carry password-free URLs); every client container gets the password from the Secret synced from Vault
+# (harbor/redis) by secretKeyRef, and its Redis URLs as env entries naming it, which Kubernetes expands when it
+# starts the container ($(VAR) of an earlier entry) and which override the ConfigMaps' keys (envFrom).
+REDIS_CHART = REDIS_RELEASE = "medai-harbor-redis"
+REDIS_PORT = 6379
+REDIS_PASSWORD_ENV = "MEDAI_REDIS_PASSWORD"
+REDIS_INDEXES = {"coreDatabaseIndex": "0", "jobserviceDatabaseIndex": "1", "registryDatabaseIndex": "2",
+                 "trivyAdapterIndex": "5"}
+# client container -> {variable: database index, None for a bare password}: what each reads its Redis from
+# (harbor 1.17.0's core and jobservice ConfigMaps, the jobservice config.yml's redis_url that
+# JOB_SERVICE_POOL_REDIS_URL overrides, the registry's config.yml password that REGISTRY_REDIS_PASSWORD overrides,
+# the Trivy adapter's SCANNER_*_REDIS_URL)
+REDIS_CLIENTS = {
+    "core": {"_REDIS_URL_CORE": "coreDatabaseIndex", "_REDIS_URL_REG": "registryDatabaseIndex"},
+    "jobservice": {"_REDIS_URL_CORE": "coreDatabaseIndex", "JOB_SERVICE_POOL_REDIS_URL": "jobserviceDatabaseIndex"},
+    "registry": {"REGISTRY_REDIS_PASSWORD": None},
+    "registryctl": {"REGISTRY_REDIS_PASSWORD": None},
+    "trivy": {"SCANNER_REDIS_URL": "trivyAdapterIndex", "SCANNER_STORE_REDIS_URL": "trivyAdapterIndex",
+              "SCANNER_JOB_QUEUE_REDIS_URL": "trivyAdapterIndex"},
+}
+# the chart adds ?idle_timeout_seconds=30 to every URL but the job queue's
+NO_IDLE_TIMEOUT = ("JOB_SERVICE_POOL_REDIS_URL",)
+
+
+def redis_env(v: dict, client: str) -> list[dict]:
+    """The env entries of one Redis client container: the password by secretKeyRef, then the URLs naming it."""
+    ref = {"secretKeyRef": {"name": v["medai_harbor_secret_names"]["redis"], "key": "password"}}
+    urls = {k: i for k, i in REDIS_CLIENTS[client].items() if i is not None}
+    out = [{"name": k, "valueFrom": ref} for k, i in REDIS_CLIENTS[client].items() if i is None]
+    if urls:
+        out.append({"name": REDIS_PASSWORD_ENV, "valueFrom": ref})
+    for name, index in urls.items():
+        query = "" if name in NO_IDLE_TIMEOUT else "?idle_timeout_seconds=30"
+        out.append({"name": name, "value": f"redis://:$({REDIS_PASSWORD_ENV})@{REDIS_RELEASE}:{REDIS_PORT}/"
+                                          f"{REDIS_INDEXES[index]}{query}"})
+    return out
+
+
+def redis_values(v: dict) -> dict:
+    """charts/medai-harbor-redis's site values: the Secret, Harbor's storage class and the Redis resources."""
+    return {"passwordSecret": v["medai_harbor_secret_names"]["redis"], "resources": v["medai_harbor_resources"]["redis"],
+            "persistence": {"storageClass": v["medai_harbor_storage_class"], "size": "1Gi"}}
 
 
 def _trivy_init(v: dict) -> dict:
@@ -82,7 +129,7 @@ def _trivy(v: dict, resources: dict) -> dict:
     return {"enabled": True, "replicas": 1 if v["medai_harbor_trivy"] else 0, "resources": resources,
             "skipUpdate": True, "skipJavaDBUpdate": True, "offlineScan": True,
             # fill the cache volume Trivy reads from Harbor's copy of the bundle's databases
-            "initContainers": [_trivy_init(v)]}
+            "initContainers": [_trivy_init(v)], "extraEnvVars": redis_env(v, "trivy")}
 
 
 def values(v: dict) -> dict:
@@ -102,19 +149,20 @@ def values(v: dict) -> dict:
         "persistence": {"enabled": True, "resourcePolicy": "keep", "persistentVolumeClaim": {
             "registry": {"storageClass": sc, "size": v["medai_harbor_registry_size"]},
             "jobservice": {"jobLog": {"storageClass": sc, "size": "1Gi"}},
-            "redis": {"storageClass": sc, "size": "1Gi"},
             "trivy": {"storageClass": sc, "size": "5Gi"}}},
         "database": {"type": "external", "external": {
             "host": v["medai_harbor_db_host"], "port": "5432", "username": v["medai_harbor_db_user"],
             "coreDatabase": v["medai_harbor_db_name"], "existingSecret": v["medai_harbor_db_secret"], "sslmode": "require"}},
         "nginx": {"resources": res["nginx"]},
         "portal": {"resources": res["portal"]},
-        "redis": {"internal": {"resources": res["redis"]}},
+        "redis": {"type": "external", "external": {"addr": f"{REDIS_RELEASE}:{REDIS_PORT}", **REDIS_INDEXES}},
         "core": {"resources": res["core"], "existingSecret": s["core"], "existingXsrfSecret": s["core"],
                  "existingXsrfSecretKey": "CSRF_KEY",
-                 "secretName": s["core_token"]},
-        "jobservice": {"resources": res["jobservice"], "existingSecret": s["jobservice"], "existingSecretKey": "JOBSERVICE_SECRET"},
-        "registry": {"registry": {"resources": res["registry"]}, "controller": {"resources": res["registryctl"]},
+                 "secretName": s["core_token"], "extraEnvVars": redis_env(v, "core")},
+        "jobservice": {"resources": res["jobservice"], "existingSecret": s["jobservice"], "existingSecretKey": "JOBSERVICE_SECRET",
+                       "extraEnvVars": redis_env(v, "jobservice")},
+        "registry": {"registry": {"resources": res["registry"], "extraEnvVars": redis_env(v, "registry")},
+                     "controller": {"resources": res["registryctl"], "extraEnvVars": redis_env(v, "registryctl")},
                      "existingSecret": s["registry"], "existingSecretKey": "REGISTRY_HTTP_SECRET",
                      "credentials": {"username": "harbor_registry_user", "existingSecret": s["registry_credentials"]}},
         "trivy": _trivy(v, res["trivy"]),
