@@ -127,6 +127,9 @@ def test_every_redis_client_container_gets_the_password_from_the_vault_secret(si
     r, secrets, password = site
     settings = _redis_settings(r, secrets)
     assert set(settings) == CLIENTS, sorted(settings)
+    names = [rel.name for rel in r.site.releases]
+    assert names.index(REDIS) < names.index("harbor")  # Redis is up before Harbor's pods wait for it
+    assert not any(o["metadata"]["name"].endswith("-exporter") for _, o in _objects(r))  # metrics off: no other client
     for client, found in settings.items():
         for name, (value, from_secret) in found.items():
             assert from_secret, (client, name)
