@@ -185,7 +185,7 @@ def test_loaded_through_a_role_dependency_with_check_and_diff(tmp_path):
     (role / "meta/main.yml").write_text("dependencies: [{role: host_state}]\n")
     (role / "tasks/main.yml").write_text(
         "- name: Demo | managed files\n"
-        "  ansible.legacy.medai_host_state:\n"
+        "  medai_host_state:\n"
         "    files:\n"
         f"      - {{path: '{tmp_path}/conf', content: \"v = 1\\n\", mode: '0640'}}\n"
         f"      - {{path: '{tmp_path}/tok', content: '{SECRET}', mode: '0600', secret: true}}\n"
