@@ -69,6 +69,12 @@ def harbor_makers() -> list[tuple[str, str, Maker]]:
         pw = random_text(32)
         return {"REGISTRY_PASSWD": pw, "REGISTRY_HTPASSWD": _htpasswd(REGISTRY_USER, pw)}
 
+    def redis():
+        """Harbor's Redis: the password its clients send (letters and digits: it sits in redis:// URLs as is) and
+        the line charts/medai-harbor-redis's redis.conf includes from the Secret's file."""
+        pw = random_text(32)
+        return {"password": pw, "requirepass.conf": f"requirepass {pw}\n"}
+
     return [
         ("admin", "admin", Maker(("username", "password"), lambda: {"username": "admin", "password": random_text(32)})),
         # Harbor's encryption key: exactly 16 characters
@@ -79,4 +85,5 @@ def harbor_makers() -> list[tuple[str, str, Maker]]:
         ("registry", "registry", Maker(("REGISTRY_HTTP_SECRET",), lambda: {"REGISTRY_HTTP_SECRET": random_text(16)})),
         ("registry-credentials", "registry_credentials",
          Maker(("REGISTRY_PASSWD", "REGISTRY_HTPASSWD"), registry_credentials)),
+        ("redis", "redis", Maker(("password", "requirepass.conf"), redis)),
     ]

@@ -26,6 +26,8 @@ def test_harbor_values_have_the_shapes_harbor_needs():
     user, _, hashed = made["registry-credentials"]["REGISTRY_HTPASSWD"].partition(":")
     assert user == REGISTRY_USER and bcrypt.checkpw(made["registry-credentials"]["REGISTRY_PASSWD"].encode(), hashed.encode())
     assert made["core-token"]["tls.crt"].startswith("-----BEGIN CERTIFICATE-----")
+    redis = made["redis"]  # Harbor's Redis: the clients' password, and Redis's own line with the same value
+    assert redis["password"].isalnum() and redis["requirepass.conf"] == f"requirepass {redis['password']}\n"
 
 
 def test_each_secret_is_generated_once_and_reruns_keep_it():

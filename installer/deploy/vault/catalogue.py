@@ -226,24 +226,10 @@ def _harbor(parts: _Parts, hv: dict) -> None:
                                    lambda robot=robot: {"username": f"robot${robot}", "password": ps.random_text(32)},
                                    "medai (sets it on the robot through Harbor's API)"
                                    + ("; the site's CI (an operator hands it over; not synced)" if robot == "site-ci" else "")))
-    _harbor_redis(parts, names.get("redis", "medai-harbor-redis"), ns)
     pull = "harbor/robots/cluster-pull"
     parts.secrets.append(KubeSecret(names.get("trivy_db_pull", "medai-harbor-trivy-db-pull"), ns, HARBOR,
                                     {"username": (pull, "username"), "password": (pull, "password")}))
     parts.tls(HARBOR, names.get("tls", "medai-harbor-tls"), names.get("ca", "medai-harbor-site-ca"))
-
-
-def redis_password() -> dict[str, str]:
-    """harbor/redis: the password Harbor's clients send, and the line charts/medai-harbor-redis's redis.conf
-    includes from the Secret's file (letters and digits: it sits in redis:// URLs without escaping)."""
-    pw = ps.random_text(32)
-    return {"password": pw, "requirepass.conf": f"requirepass {pw}\n"}
-
-
-def _harbor_redis(parts: _Parts, secret: str, ns: str) -> None:
-    fields = ("password", "requirepass.conf")
-    parts.entries.append(Entry(HARBOR, "redis", fields, MEDAI, redis_password))
-    parts.secrets.append(KubeSecret(secret, ns, HARBOR, {f: (f"{HARBOR}/redis", f) for f in fields}))
 
 
 def _inference(parts: _Parts, iv: dict | None) -> None:
