@@ -30,7 +30,7 @@ from installer.deploy.preinstall import bundle_path
 from installer.deploy.runner import Summary, run_playbook
 from installer.deploy.state import RunRecord, cluster_token, installed_copy, kubeconfig_path, new_run, recorded, write_private
 from installer.deploy.vault.install_step import vault_secret_vars
-from installer.deploy.working_copy import NOT_CHECKED_BANNER, verified_working_copy
+from installer.deploy.working_copy import NOT_CHECKED_BANNER, print_media_notes, verified_working_copy
 from installer.inference.plan import install_extravars
 from installer.platform.render import render_site
 from installer.platform.values import role_vars
@@ -45,6 +45,7 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
     console.print(f"[green]ok[/] inventory {inv.path}: {len(inv.servers)} server(s), {len(inv.agents)} agent(s)", highlight=False)
     root = bundle_path(inv, bundle)
     vb = verified_working_copy(root, key, skip_signature)
+    print_media_notes(console, vb)
     if vb.signature == "verified":
         console.print(f"[green]ok[/] bundle {safe_text(root)}: signature ({vb.key_fingerprint}) and {len(vb.index['files'])} files "
                       f"verified into {vb.root}", highlight=False)
@@ -66,7 +67,6 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
         confirm(f"Install cluster {inv.cluster} on {len(inv.hosts)} host(s)?")
     token = cluster_token(inv.cluster)
     # Vault's first TLS certificate for roles/vault (secret vars, no_log), only when K3s will run
-
     secret_vars = {"medai_k3s_token": token, **vault_secret_vars(inv, site, plan.k3s_present and not check)}
     record = new_run("install" if not check else "install-check", inv.path, vb.root / "index.json")
     record.data["bundle"] = vb.record()
@@ -85,7 +85,6 @@ def install(inv: Inventory, bundle: Path | None, key: Path | None, *, console: C
     if later:
         extravars["medai_egress_report_later"] = True
     # the GPU tier: driver only when the bundle carries it; vLLM digest and weight lists from the verified index
-
     extravars.update(install_extravars(vb.index, inv))
     try:
         summary = run_playbook(

@@ -8,7 +8,7 @@
     4. image signatures are checked on the copy, and the plan is built from the verified bytes.
 
 The source is a bundle directory or USB media written by `medai bundle export` (one or more volumes): on media
-the files come through installer.media.reader.bundle_source, each split file streamed part after part
+the files come through installer.media.reader.MediaSource, each split file streamed part after part
 (every part checked against the signed media manifest) into the one hash of step 3, so a file exists once, on
 local disk, and the stick is only read. Media need the site key: no part is trusted without it.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer.bundle.artifacts import BundleIndex
@@ -33,7 +33,7 @@ from installer.core.hashing import is_sha256_hex
 from installer.core.resources import check_state_dir, state_dir
 from installer.core.safe_read import read_regular_file
 from installer.media.manifest import is_media, volume_root
-from installer.media.reader import bundle_source
+from installer.media.reader import MediaSource
 from installer.trust.index_signature import index_signature_problem
 from installer.trust.keys import fingerprint, load_public_key
 from installer.trust.verify import image_signature_problems
@@ -53,6 +53,8 @@ class VerifiedBundle:
     key: str | None = None
     key_fingerprint: str | None = None
     copy: CopyResult | None = None
+    repaired: list[str] = field(default_factory=list)           # media: parts rebuilt from the recovery data
+    recovery_not_used: list[str] = field(default_factory=list)  # media: recovery files set aside, with why
 
     @property
     def index_sha256(self) -> str:
@@ -141,25 +143,35 @@ def verified_working_copy(source: Path, key: Path | None, skip_signature: bool =
         root = _private_root(_private_root(state / "bundles") / digest[:32])
         # exactly the files the signed index lists: anything else already there (planted, or left over) goes first
         remove_unlisted(root, [e["path"] for e in index["files"]], keep=(INDEX, INDEX_SIG))
+        # on media a damaged part is rebuilt from the stick's recovery data here, in the state directory (0700)
+        media_src = MediaSource([source, *(volumes or [])], data, pub, scratch=state / "repair") if media else None
         try:
-            if media:
-                # a damaged part is rebuilt from the stick's recovery data here, in the state directory (0700)
-                opener = bundle_source(source, data, pub, volumes, scratch=state / "repair")
-            else:
-                opener = directory_opener(source)
-            result = copy_verified(opener, index["files"], root, progress=progress)
+            result = copy_verified(media_src.open if media_src else directory_opener(source), index["files"], root,
+                                   progress=progress)
         except BundleError as e:
             raise BundleError(f"{source}: bundle refused: {e}") from None
+        finally:
+            if media_src is not None:
+                media_src.cleanup()
         atomic_write_bytes(root / INDEX, data, mode=0o600)
         if sig_file is not None:
             atomic_write_bytes(root / INDEX_SIG, sig_file, mode=0o600)
     finally:
         statelock.release(state)
     vb = VerifiedBundle(source, root, data, index, "verified" if key is not None else "NOT CHECKED",
-                        str(key) if key is not None else None, fpr, result)
+                        str(key) if key is not None else None, fpr, result,
+                        media_src.repaired_names() if media_src else [], media_src.recovery_not_used() if media_src else [])
     if key is not None:
         problems = image_signature_problems(root, index, pub)
         if problems:
             shown = "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
             raise TrustError(f"{source}: bundle refused: {shown}")
     return vb
+
+
+def print_media_notes(console, vb: VerifiedBundle) -> None:
+    """What reading media took: the parts rebuilt from the recovery data, the recovery files set aside."""
+    for part in vb.repaired:
+        console.print(f"[yellow]repaired[/] {part}: rebuilt from the stick's recovery data, sha256 checked", highlight=False)
+    for note in vb.recovery_not_used:
+        console.print(f"[yellow]not used[/] recovery file {note}", highlight=False)

@@ -334,6 +334,10 @@ class MediaSource:
     def repaired_names(self) -> list[str]:
         return sorted(f"volume {v.number}: {p}" for v in self.volumes.values() for p in v.repaired)
 
+    def recovery_not_used(self) -> list[str]:
+        """The recovery files set aside (missing, or not what the signed media manifest says), with why."""
+        return [f"volume {v.number}: {n}: {why}" for v in self.volumes.values() for n, why in sorted(v.bad_recovery.items())]
+
 
 def _read_full(f, n: int) -> bytes:
     out = bytearray()
@@ -538,8 +542,7 @@ def import_media(mounts: list, dest: str | os.PathLike, pub, ask: AskVolume | No
     finally:
         src.cleanup()
     total.repaired = src.repaired_names()
-    total.recovery_not_used = [f"volume {v.number}: {n}: {why}" for v in src.volumes.values()
-                               for n, why in sorted(v.bad_recovery.items())]
+    total.recovery_not_used = src.recovery_not_used()
     for name in ("index.json.sig", "index.sigstore.json", "index.json"):
         if name in control:
             atomic_write_bytes(dest / name, control[name])

@@ -29,14 +29,11 @@ from installer.deploy.inventory import load_inventory
 from installer.deploy.plan import build_plan
 from installer.deploy.runner import run_playbook
 from installer.deploy.state import RunRecord, cluster_token, installed_copy, new_run
-from installer.deploy.working_copy import verified_working_copy
-from installer.media.manifest import is_media
-from installer.media.reader import import_media, read_verified_index
+from installer.deploy.working_copy import print_media_notes, verified_working_copy
 from installer.platform.apply import refuse_moved
 from installer.platform.render import render_site
 from installer.trust.differential import assemble_union, verify_union
 from installer.trust.downgrade import refuse_downgrade, signed_installed_index
-from installer.trust.keys import load_public_key
 from installer.upgrade.changes import ChangeList, change_list, k3s_version
 from installer.upgrade.cluster_checks import Preflight, drain_decision, preflight
 from installer.upgrade.cluster_state import cluster_state as read_cluster
@@ -100,24 +97,6 @@ class UpgradePlan:
         return out
 
 
-def _media_or_dir(opts: UpgradeOptions, console: Console) -> Path:
-    """A bundle directory as is; media imported into the control host's private copy first (parts checked)."""
-
-    if not is_media(opts.bundle):
-        return BundleLayout.at(opts.bundle).root
-
-    pub = load_public_key(opts.key)
-    index_bytes, _ = read_verified_index(opts.bundle, pub)
-    dest = state_dir() / "bundles" / hashlib.sha256(index_bytes).hexdigest()
-    res = import_media([opts.bundle, *opts.volumes], dest, pub)
-    console.print(f"[green]ok[/] media imported into {dest}: {res.copied} copied, {res.skipped} already there", highlight=False)
-    for part in res.repaired:
-        console.print(f"[yellow]repaired[/] {part}: rebuilt from the stick's recovery data, sha256 checked", highlight=False)
-    for note in res.recovery_not_used:
-        console.print(f"[yellow]not used[/] recovery file {note}", highlight=False)
-    return dest
-
-
 def gate_bundle(inv, root: Path, check_images: bool = True):
     """installer/render's render_site on the bundle the upgrade will apply (the verified copy, or a differential
     assembled with its base), as `medai install` runs it: every release rendered from the bundle's archives with
@@ -131,11 +110,12 @@ def gate_bundle(inv, root: Path, check_images: bool = True):
 
 def make_plan(opts: UpgradeOptions, console: Console) -> UpgradePlan:
     inv = load_inventory(opts.inventory)
-    source = _media_or_dir(opts, console)
-    # The index signature first, then every listed file hashed into the private copy; nothing after reads the
-    # stick, and nothing unsigned is parsed (a differential's files list holds what it carries, so it copies too).
-    vb = verified_working_copy(source, opts.key)
-    root, index = vb.root, vb.index
+    # The index signature first, then every listed file hashed into the private copy (from a directory, or from
+    # media part by part, a damaged part rebuilt from the recovery data); nothing after reads the stick, and nothing
+    # unsigned is parsed (a differential's files list holds what it carries, so it copies too).
+    vb = verified_working_copy(opts.bundle, opts.key, volumes=opts.volumes)
+    source, root, index = vb.source, vb.root, vb.index
+    print_media_notes(console, vb)
     layout = BundleLayout.at(root)
     base = refuse_wrong_base(index, source, inv.path)  # before any host is touched
     console.print(

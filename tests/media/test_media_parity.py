@@ -142,6 +142,7 @@ def test_install_working_copy_repairs_from_the_read_only_stick(tmp_path, bundle,
     vb = _read_only(img, mnt, lambda m: verified_working_copy(m, keys[2], False, tmp_path / "state"))
     _check_copy(vb.root)
     assert vb.copy.copied == 4 and not list(vb.root.rglob("*.par2"))
+    assert vb.repaired == sorted([f"volume 1: {PART.format(0)}", "volume 1: files/k3s.part0001"]) and not vb.recovery_not_used
 
 
 def test_two_damaged_parts_on_one_stick_of_a_spanned_set(tmp_path, bundle, keys):
