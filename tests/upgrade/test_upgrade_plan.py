@@ -234,3 +234,23 @@ def test_install_refuses_a_differential_before_any_host(site):
     diff = version_bundle(tmp / "v2diff", key, "v1.34.2+k3s1", "1.10.0", b"weights-1", True, base=v1.root)
     r = medai("install", "--inventory", str(inv), "--bundle", str(diff.root), "--key", str(pub), "--yes", home=home)
     assert r.returncode == 2 and "no successful install" in r.stderr and no_run_started(home)
+
+
+def test_a_plan_from_media_reads_the_stick_once_into_the_one_private_copy(site, monkeypatch):
+    """`medai upgrade --bundle /media/usb`: the stick (a real FAT32 image, read-only) is opened as install opens it,
+    part by part into the verified private copy; no second, imported copy."""
+    from installer.media.export import ExportOptions, export_bundle
+    from tests.support.fat32 import make_image, mounted
+
+    tmp, key, pub, home, v1, v2, inv = site
+    _recorded_cluster(monkeypatch)
+    stick, mnt = make_image(tmp / "stick.img", "64M"), tmp / "mnt"
+    with mounted(stick, mnt):
+        export_bundle(ExportOptions(bundle=v2.root, targets=[mnt], sign_key=key, max_file_size=64 * 1024, parity=0))
+    with mounted(stick, mnt, read_only=True):
+        plan = make_plan(UpgradeOptions(inv, mnt, pub, current=v1.root, plan_only=True, batch=2),
+                         Console(file=open(os.devnull, "w")))
+    assert plan.index_sha256 == hashlib.sha256(v2.index.read_bytes()).hexdigest()
+    assert plan.bundle == home / "bundles" / plan.index_sha256[:32]
+    assert sorted(p.name for p in (home / "bundles").iterdir()) == [plan.index_sha256[:32]]
+    assert plan.steps()[0] == "snapshot"
