@@ -34,8 +34,8 @@ def _operators(inv) -> list[Cert]:
 
 def _served(inv) -> list[Cert]:
     """The TLS Secrets the platform serves from, on an installed site (a kubeconfig exists), at the API seam."""
-    kc = kubeconfig_path(inv.cluster)
-    return secret_certs(platform_step.adapters(kc, None)[1], inv) if kc.is_file() else []
+    kube = platform_step.installed_kube(inv.cluster)
+    return secret_certs(kube, inv) if kube is not None else []
 
 
 def _kubeconfig(inv) -> list[Cert]:

@@ -24,7 +24,7 @@ from installer.deploy import platform_step
 from installer.deploy.inventory import load_inventory
 from installer.deploy.node_conditions import not_ready
 from installer.deploy.runner import run_playbook
-from installer.deploy.state import kubeconfig_path, recorded
+from installer.deploy.state import recorded
 from installer.deploy.vault.catalogue import TLS_SERVICES, Catalogue, for_inventory, secret_objects
 from installer.deploy.vault.client import endpoints, service_endpoint, vault_call
 from installer.deploy.vault.pki import ROOT_CERT, ROOT_KEY, root_ca, sign_intermediate
@@ -193,12 +193,6 @@ def sign_offline(csr: Path, root_ca_dir: Path, out: Path) -> Rotation:
                     carry=[f"carry {out} (public) back and run: medai certs rotate --group intermediate --signed {out}"])
 
 
-def _kube_if_installed(inv):
-    """The cluster's adapter when medai fetched its kubeconfig (an installed site), else None."""
-    kc = kubeconfig_path(inv.cluster)
-    return platform_step.adapters(kc, None)[1] if kc.is_file() else None
-
-
 WHAT_CHANGES = {
     "k3s": "K3s's certificates are renewed and K3s restarts on each node in turn.",
     "vault": "The services' certificates are re-issued, their Secrets replaced and their pods restarted (rolling).",
@@ -217,12 +211,12 @@ def rotate_group(inventory: Path, group: str, *, services: list[str], stdin: boo
         confirm(f"Rotate the {group} certificates of cluster {inv.cluster}? {WHAT_CHANGES[group]}")
     with recorded(f"certs-rotate-{group}", inv.path, ok="ok") as record:
         if group == "k3s":
-            kube = _kube_if_installed(inv)
+            kube = platform_step.installed_kube(inv.cluster)
             if kube is None:
                 raise InstallError(f"certs rotate --group k3s: no kubeconfig for {inv.cluster} (install first)")
             rot = rotate_k3s(inv, kube, record, console)
         elif group == "vault":
-            rot = rotate_vault(inv, share_reader(stdin), services, _kube_if_installed(inv))
+            rot = rotate_vault(inv, share_reader(stdin), services, platform_step.installed_kube(inv.cluster))
         elif signed is not None:
             rot = set_signed_intermediate(inv, share_reader(stdin), signed)
         else:

@@ -43,6 +43,12 @@ def adapters(kubeconfig: Path, bundle: Path | None):
     return HelmCli(kubeconfig, bundle), kube
 
 
+def installed_kube(cluster: str):
+    """The Kubernetes adapter of an installed site (medai fetched its kubeconfig), else None."""
+    kc = kubeconfig_path(cluster)
+    return adapters(kc, None)[1] if kc.is_file() else None
+
+
 def _options(inv, console: Console) -> ApplyOptions:
     return ApplyOptions(timeouts=release_timeouts(inv),
                         log=lambda line: console.print(f"[cyan]platform[/] {line}", highlight=False))
