@@ -24,6 +24,7 @@ from installer.deploy.secret_sink import SecretSink
 from installer.deploy.vault.kv_sink import VaultKvSink
 from tests.platform_idp.harbor_contract import FakeHarbor, SwaggerContract
 from tests.platform_idp.site import SITE_VARS
+from tests.support.kube import RecordedKube
 from tests.vault.conftest import _free_ports, bao_binary
 
 pytestmark = [pytest.mark.loopback, pytest.mark.timeout(120)]
@@ -244,14 +245,6 @@ def test_each_components_policy_reads_what_its_secrets_reference_and_nothing_els
         assert len(secret_objects(sub, mine.read_secret)) == len(own)
 
 
-class RecordingKube:
-    def __init__(self):
-        self.applied: list[dict] = []
-
-    def apply(self, obj):
-        self.applied.append(obj)
-
-
 def test_install_step_generates_into_vault_and_syncs_the_kubernetes_secrets(bao, tmp_path):
     import base64
 
@@ -263,7 +256,7 @@ def test_install_step_generates_into_vault_and_syncs_the_kubernetes_secrets(bao,
     inv = _site_inventory(tmp_path, "sync-test")
     cat = for_inventory(inv)
     _pki_made(client, cat, mount)
-    sink, kube, held = VaultKvSink(client, mount), RecordingKube(), HeldSecrets()
+    sink, kube, held = VaultKvSink(client, mount), RecordedKube(), HeldSecrets()
     first = platform_secrets_into_vault(inv, sink, kube, held)
     assert len(first["created"]) == len(cat.generated())
     assert [o["metadata"]["name"] for o in kube.applied if o["kind"] == "Namespace"] == ["keycloak", "harbor",
@@ -283,7 +276,7 @@ def test_install_step_generates_into_vault_and_syncs_the_kubernetes_secrets(bao,
     assert base64.b64decode(env["data"]["KC_CLIENT_SECRET_HARBOR"]).decode() == held.get("keycloak/clients/harbor", "secret")
     key = by_name[("medai-inference", "medai-inference-api-key")]
     assert base64.b64decode(key["data"]["api-key"]).decode() == sink.read_secret("inference/api-key")["api-key"]
-    again = platform_secrets_into_vault(inv, sink, RecordingKube())
+    again = platform_secrets_into_vault(inv, sink, RecordedKube())
     assert again["created"] == [] and again["synced"] == first["synced"]  # a rerun keeps every value
-    without = platform_secrets_into_vault(inv, sink, RecordingKube(), bootstrap=False)
+    without = platform_secrets_into_vault(inv, sink, RecordedKube(), bootstrap=False)
     assert set(first["synced"]) - set(without["synced"]) == {"keycloak/keycloak-bootstrap-admin"}
