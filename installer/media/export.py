@@ -30,7 +30,7 @@ from installer.core.progress import Progress
 from installer.media import parity
 from installer.media.fs import Mount, free_space, max_file_size, mount_of
 from installer.media.manifest import CONTROL_FILES, INDEX_FILES, MEDIA, MEDIA_SIG, VOLUME_DIR, layout_sha256, sign_manifest, volume_root
-from installer.media.reader import MediaSource, import_media, media_opener, verify_media  # noqa: F401
+from installer.media.reader import MediaSource, import_media, verify_media  # noqa: F401
 from installer.trust.keys import SigningKey, verify_signature
 
 FAT_BAD_CHARS = set('"*:<>?\\|')

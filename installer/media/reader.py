@@ -1,6 +1,6 @@
 """Read a bundle straight from USB media (one or more volumes), never writing to them, never reassembling a file.
 
-``media_opener(mounts, verified_index_bytes, pubkey)`` returns an opener with the signature copy_verified takes
+``MediaSource(mounts, verified_index_bytes, pubkey).open`` is an opener with the signature copy_verified takes
 (rel -> binary stream). Each volume's media.json must verify with the site key and name the sha256 of the
 verified index; its listing must match the volume exactly (a stray or missing part is refused by name); a split
 file is streamed part after part, each part checked against its own signed sha256 as its last byte is read.
@@ -463,13 +463,6 @@ class _PartsStream(io.RawIOBase):
         super().close()
 
 
-def media_opener(mounts: list, verified_index_bytes: bytes, pubkey, ask: AskVolume | None = None,
-                 scratch: str | os.PathLike | None = None) -> Callable[[str], BinaryIO]:
-    """An opener for copy_verified over media volumes (see module doc). A damaged part is rebuilt from its volume's
-    recovery data in ``scratch`` (default: a fresh directory in $TMPDIR, removed when the opener is dropped)."""
-    return MediaSource(mounts, verified_index_bytes, pubkey, ask, scratch=scratch).open
-
-
 # ---------------------------------------------------------------------------------------- index from media
 
 
@@ -613,13 +606,3 @@ def verify_media(mounts: list, pub, ask: AskVolume | None = None, progress: Call
                                "parts": sorted(vol.damaged), "recoveryNotUsed": [f"{n}: {w}" for n, w in
                                                                                  sorted(vol.bad_recovery.items())]})
     return res
-
-
-def bundle_source(path, verified_index_bytes: bytes, pubkey, volumes: list | None = None,
-                  ask: AskVolume | None = None, scratch: str | os.PathLike | None = None) -> Callable[[str], BinaryIO]:
-    """The opener for copy_verified over whatever ``path`` is: exported media (their volume 1, or any volume, and
-    ``volumes``) or a plain bundle directory. ``verified_index_bytes``: index.json after its signature was checked
-    (on media it lies in volume_root(path), beside media.json)."""
-    if (volume_root(path) / MEDIA).is_file():
-        return media_opener([path, *(volumes or [])], verified_index_bytes, pubkey, ask, scratch)
-    return directory_opener(path)

@@ -85,10 +85,10 @@ def test_export_splits_on_fat32_and_reads_back_from_a_read_only_mount(tmp_path, 
         assert import_media([mnt], dest, pub).skipped == 5  # resumable
         # the opener install's private copy takes (copy_verified), straight from the read-only stick
         from installer.bundle.private_copy import copy_verified
-        from installer.media.reader import bundle_source, read_verified_index
+        from installer.media.reader import MediaSource, read_verified_index
         index_bytes, _ = read_verified_index(mnt, pub)
         entries = json.loads(index_bytes)["files"]
-        assert copy_verified(bundle_source(mnt, index_bytes, pub), entries, tmp_path / "private").copied == 5
+        assert copy_verified(MediaSource([mnt], index_bytes, pub).open, entries, tmp_path / "private").copied == 5
         assert (tmp_path / "private/models/m/model-00001.safetensors").read_bytes() == BIG
     from installer.trust.verify import verify_bundle
     assert verify_bundle(dest, key=pub_path, write_report=False).ok
