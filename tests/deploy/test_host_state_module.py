@@ -94,6 +94,10 @@ def test_secret_content_never_in_the_result(tmp_path):
     results.append(run_module(tmp_path, files, check=True, diff=True))
     results.append(run_module(tmp_path, files + [{"path": str(tmp_path / "nodir/t"), "content": SECRET,
                                                   "mode": "0600", "secret": True}]))
+    # refused by the argument check (an unknown option): that report already masks the secret
+    results.append(run_module(tmp_path, [{"path": str(tmp_path / "t"), "content": SECRET, "mode": "0600",
+                                          "secret": "yes", "bogus": 1}]))
+    assert results[3]["failed"] and "bogus" in results[3]["msg"]
     assert results[1]["changed_paths"] == [str(tmp_path / "etc/token")]
     assert results[2]["failed"]
     for r in results:

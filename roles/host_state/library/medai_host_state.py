@@ -11,7 +11,8 @@ import pwd
 import re
 import stat
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, _load_params
+from ansible.module_utils.parsing.convert_bool import boolean
 
 DOCUMENTATION = r"""
 ---
@@ -139,7 +140,23 @@ class HostStateError(Exception):
     """One line naming the path (or kernel parameter) at fault."""
 
 
+def _raw_secrets():
+    """Contents of the `secret` entries as passed, read before the arguments are validated: a validation failure
+    (say, a misspelt option) reports the arguments, and must already mask them."""
+    files = _load_params().get("files")
+    return {e["content"] for e in files if isinstance(e, dict) and isinstance(e.get("content"), str) and e["content"]
+            and boolean(e.get("secret", False), strict=False)} if isinstance(files, list) else set()
+
+
 class _Module(AnsibleModule):
+    def __init__(self, **kwargs):
+        self._secrets = _raw_secrets()
+        super().__init__(**kwargs)
+
+    def _return_formatted(self, kwargs):
+        self.no_log_values.update(self._secrets)
+        super()._return_formatted(kwargs)
+
     def _log_invocation(self):
         # the host's journal gets the paths only: file contents (secrets among them) are never logged
         paths = [f.get("path") for f in self.params.get("files") or []]
@@ -496,7 +513,7 @@ def main():
                            sysctl=dict(type="dict", default={})),
         supports_check_mode=True,
     )
-    module.no_log_values.update(e["content"] for e in module.params["files"] if e["secret"] and e.get("content"))
+    module.no_log_values.update(module._secrets)
     state = HostState(module)
     try:
         result = run(module, state)
