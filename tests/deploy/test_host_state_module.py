@@ -230,3 +230,16 @@ def test_parents_of_a_directory_created_only_when_asked(tmp_path):
     assert attrs(tmp_path / "a/b") == (0, 0, 0o700) and attrs(deep) == (0, 0, 0o700)  # as ansible.builtin.file does
     (tmp_path / "a").chmod(0o755)  # a parent is created, never compared
     assert run_module(tmp_path, [entry])["changed"] is False
+
+
+def test_validate_runs_on_the_temporary_file_and_a_failure_leaves_the_file_as_it_was(tmp_path):
+    conf = tmp_path / "sudoers-like"
+    good = {"path": str(conf), "content": "Defaults ignore_dot\n", "mode": "0440",
+            "validate": "grep -qx 'Defaults ignore_dot' %s"}
+    assert run_module(tmp_path, [good])["changed_paths"] == [str(conf)] and conf.read_text() == "Defaults ignore_dot\n"
+    bad = dict(good, content="Defaults umask=bogus\n")
+    r = run_module(tmp_path, [bad])
+    assert r.get("failed") and r["msg"].startswith(f"{conf}: validate (grep -qx 'Defaults ignore_dot' %s) failed with exit 1")
+    assert conf.read_text() == "Defaults ignore_dot\n" and [p.name for p in tmp_path.iterdir()] == ["sudoers-like"]
+    assert run_module(tmp_path, [bad], check=True)["changed_paths"] == [str(conf)]  # check mode: not run, reported
+    assert "validate needs %s" in run_module(tmp_path, [dict(good, validate="true")])["msg"]

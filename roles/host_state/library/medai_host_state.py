@@ -80,6 +80,12 @@ options:
         description: The content (and its hash) never appears in the result, the diff or any message.
         type: bool
         default: false
+      validate:
+        description:
+          - A command run on the written temporary file before it replaces I(path), C(%s) standing for that file
+            (such as C(/usr/sbin/visudo -cf %s)); a non-zero exit fails the module naming the path, and the file is
+            left as it was. Not run in check mode.
+        type: str
   sysctl:
     description: Running kernel parameters, C(name) (dotted or slashed) to value.
     type: dict
@@ -199,6 +205,9 @@ def _check_entry(entry):
         raise HostStateError(f"{path}: a file needs exactly one of content, src, sha256 (got {', '.join(sources) or 'none'})")
     if entry.get("sha256") is not None and not re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]):
         raise HostStateError(f"{path}: sha256 is not 64 lowercase hex digits")
+    if entry.get("validate") is not None and ("%s" not in entry["validate"] or entry.get("sha256") is not None
+                                              or entry["state"] != "file"):
+        raise HostStateError(f"{path}: validate needs %s and a file the module writes (content or src)")
 
 
 def _hash_fd(fd):
@@ -363,6 +372,7 @@ class HostState:
             os.fsync(fd)
             os.close(fd)
             fd = None
+            self._validate(entry, tmp)
             self._selinux_default(tmp, path)
             os.rename(tmp, path)
         except BaseException:
@@ -375,6 +385,14 @@ class HostState:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+    def _validate(self, entry, tmp):
+        if entry.get("validate") is None:
+            return
+        rc, out, err = self.m.run_command(entry["validate"] % tmp)
+        if rc != 0:
+            said = "" if entry["secret"] else ": " + " ".join((err or out).split())[:300]
+            raise HostStateError(f"{entry['path']}: validate ({entry['validate']}) failed with exit {rc}{said}")
 
     def _selinux_default(self, tmp, path):
         if self.m.selinux_enabled():
@@ -506,6 +524,7 @@ def main():
         group=dict(type="str", default="root"),
         mode=dict(type="raw", required=True),
         secret=dict(type="bool", default=False),
+        validate=dict(type="str"),
         parents=dict(type="bool", default=False),
     )
     module = _Module(
