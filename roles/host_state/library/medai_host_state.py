@@ -169,20 +169,13 @@ class _Module(AnsibleModule):
         self.log(f"Invoked with paths={paths} sysctl={sorted(self.params.get('sysctl') or {})}")
 
 
-def _uid(entry):
-    name = entry["owner"]
+def _ident(entry, field, lookup):
+    """The numeric uid or gid an entry's owner or group names (pwd.getpwnam or grp.getgrnam as LOOKUP)."""
+    name = entry[field]
     try:
-        return int(name) if name.isdigit() else pwd.getpwnam(name).pw_uid
+        return int(name) if name.isdigit() else lookup(name)[2]
     except KeyError:
-        raise HostStateError(f"{entry['path']}: owner {name} does not exist on the host") from None
-
-
-def _gid(entry):
-    name = entry["group"]
-    try:
-        return int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
-    except KeyError:
-        raise HostStateError(f"{entry['path']}: group {name} does not exist on the host") from None
+        raise HostStateError(f"{entry['path']}: {field} {name} does not exist on the host") from None
 
 
 def _mode(entry):
@@ -263,10 +256,7 @@ class HostState:
             self._parent_exists(path)
             self._record(entry, None, uid, gid, mode)
             if not self.check:
-                os.mkdir(path, 0o700)
-                fd = _open_nofollow(path, os.O_RDONLY | os.O_DIRECTORY)
-                self._set_attrs(fd, path, uid, gid, mode)
-                os.close(fd)
+                self._mkdir(path, uid, gid, mode)
             self.created_dirs.add(path)
             return
         try:
@@ -288,11 +278,17 @@ class HostState:
             raise HostStateError(f"{parent}: something other than a directory is there (refused)")
         self.changed_paths.append(parent)
         if not self.check:
-            os.mkdir(parent, 0o700)
-            fd = _open_nofollow(parent, os.O_RDONLY | os.O_DIRECTORY)
-            self._set_attrs(fd, parent, uid, gid, mode)
-            os.close(fd)
+            self._mkdir(parent, uid, gid, mode)
         self.created_dirs.add(parent)
+
+    def _mkdir(self, path, uid, gid, mode):
+        """A new directory, private until its owner, group and mode are set on it through its own fd."""
+        os.mkdir(path, 0o700)
+        fd = _open_nofollow(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            self._set_attrs(fd, path, uid, gid, mode)
+        finally:
+            os.close(fd)
 
     def _parent_exists(self, path):
         parent = os.path.dirname(path)
@@ -499,7 +495,7 @@ def _write_all(fd, data):
 def run(module, state):
     for entry in module.params["files"]:
         _check_entry(entry)
-        uid, gid, mode = _uid(entry), _gid(entry), _mode(entry)
+        uid, gid, mode = _ident(entry, "owner", pwd.getpwnam), _ident(entry, "group", grp.getgrnam), _mode(entry)
         if entry["state"] == "directory":
             state.directory(entry, uid, gid, mode)
         else:
