@@ -441,6 +441,15 @@ def platform_manifests(layout: OCILayout, digest: str) -> list[tuple[str, str, d
     return [(platform_string({k: cfg.get(k) for k in ("os", "architecture", "variant") if cfg.get(k)}) or "unknown", digest, doc)]
 
 
+def platform_digests(layout: OCILayout, digest: str) -> dict[str, str]:
+    """{platform: manifest digest} of the platform images stored under ``digest`` (the first for a platform that
+    appears twice): what a registry `bundle push` filled serves each platform by."""
+    out: dict[str, str] = {}
+    for platform, manifest_digest, _ in platform_manifests(layout, digest):
+        out.setdefault(platform, manifest_digest)
+    return out
+
+
 def _find_layout_ref(layout: OCILayout, ref: str) -> tuple[str, RefEntry]:
     refs = layout.refs()
     if ref in refs:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from installer.core.errors import RegistryError
-from installer.oci.images import list_image_refs, platform_manifests, present_platform_manifests
+from installer.oci.images import list_image_refs, platform_digests, present_platform_manifests
 from installer.oci.layout import OCILayout
 from installer.oci.refs import ImageRef, parse_ref
 from installer.render.discover import Finding, find_images
@@ -185,9 +185,7 @@ def carried_images(oci_dir) -> dict[str, CarriedImage]:
     layout = OCILayout(oci_dir)
     out = {}
     for name, entry in list_image_refs(layout).items():
-        platforms: dict[str, str] = {}
-        for platform, digest, _ in platform_manifests(layout, entry.digest):
-            platforms.setdefault(platform, digest)
+        platforms = platform_digests(layout, entry.digest)
         children = layout.read_manifest(entry.digest)[0].get("manifests") or []
         out[name] = CarriedImage(entry.digest, platforms,
                                  reduced=len(present_platform_manifests(layout, entry.digest)) < len(children))

@@ -8,7 +8,7 @@ from installer.bundle.artifacts import Artifact
 from installer.collect.context import BuildContext
 from installer.core.errors import LockDriftError, MedaiError
 from installer.core.hashing import digest_hex
-from installer.oci.images import CollectedImage, collect_images, platform_manifests
+from installer.oci.images import collect_images, platform_digests
 from installer.oci.layout import OCILayout
 from installer.oci.mirrors import MirroredClient
 from installer.oci.refs import normalize_ref
@@ -80,15 +80,6 @@ def artifacts(ctx: BuildContext) -> list[Artifact]:
                             paths=[f"oci/blobs/sha256/{digest_hex(d)}" for d in im.blobs],
                             neededBy=ctx.needed_by.get(im.ref, []),
                             meta={"platforms": im.platforms, "mediaType": im.media_type, "source": im.source,
-                                  **({"artifact": True} if im.artifact else {"platformDigests": _platform_digests(ctx, im)})}))
+                                  **({"artifact": True} if im.artifact else {"platformDigests": platform_digests(ctx.oci, im.digest)})}))
     return out
 
-
-def _platform_digests(ctx: BuildContext, im: CollectedImage) -> dict[str, str]:
-    """{platform: manifest digest} of the platform images the bundle carries for IM (for a multi-arch index, the
-    manifests it kept; for a single image, its own digest): the site render pins references to these, which the
-    site registry serves as `bundle push` fills it, where a reduced index's own digest is not (docs/bundle.md)."""
-    out: dict[str, str] = {}
-    for platform, digest, _ in platform_manifests(ctx.oci, im.digest):
-        out.setdefault(platform, digest)
-    return out
